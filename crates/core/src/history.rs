@@ -1,0 +1,77 @@
+//! What the journal remembers that the engine needs: recent cycles and the
+//! outcomes of recent actions. Built by the store, read by policies and guards.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{DecisionType, OutcomeResult};
+use crate::time::UnixMs;
+
+/// The numbers of one past cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleSummary {
+    /// When the cycle's snapshot was taken.
+    pub ts: UnixMs,
+    /// Pending work items.
+    pub work_queue_size: u64,
+    /// Claimed items.
+    pub in_flight: u64,
+    /// Completed records.
+    pub completed: u64,
+    /// Dead-lettered items.
+    pub failed: u64,
+    /// Active agents.
+    pub active_agents: u64,
+    /// The agent count the policy recommended (before guards), if it sized the fleet.
+    pub recommended_agents: Option<u32>,
+}
+
+/// The outcome of one past decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// When the outcome was recorded.
+    pub ts: UnixMs,
+    /// The decision's type.
+    pub kind: DecisionType,
+    /// What happened.
+    pub result: OutcomeResult,
+    /// For scale actions: agents before and after.
+    pub scale: Option<(u32, u32)>,
+}
+
+/// Recent history, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Recent cycles, oldest first.
+    pub cycles: Vec<CycleSummary>,
+    /// Recent decision outcomes, oldest first.
+    pub actions: Vec<ActionRecord>,
+}
+
+impl History {
+    /// The most recent executed scale action that added (`up`) or removed agents.
+    pub fn last_scale(&self, up: bool) -> Option<UnixMs> {
+        self.actions
+            .iter()
+            .rev()
+            .find(|a| a.result == OutcomeResult::Executed && a.scale.is_some_and(|(from, to)| if up { to > from } else { to < from }))
+            .map(|a| a.ts)
+    }
+
+    /// Consecutive failures of `kind` at the end of its record (skips don't
+    /// break the streak), and when the last one happened.
+    pub fn failure_streak(&self, kind: &DecisionType) -> (u32, Option<UnixMs>) {
+        let mut count = 0;
+        let mut last = None;
+        for a in self.actions.iter().rev().filter(|a| &a.kind == kind) {
+            match a.result {
+                OutcomeResult::Failed => {
+                    count += 1;
+                    last.get_or_insert(a.ts);
+                }
+                OutcomeResult::Executed => break,
+                OutcomeResult::Skipped => {}
+            }
+        }
+        (count, last)
+    }
+}

@@ -1,0 +1,267 @@
+//! The `adaptive` policy: size the fleet to the load, restart what stopped
+//! heart-beating, requeue stale claims; confidence from the data.
+//!
+//! Sizing follows queue-driven autoscalers. With a measured service rate μ
+//! per agent and arrival rate λ (from the journal's recent cycles), Little's
+//! law gives the agents needed to keep up at a target utilization ρ, plus
+//! enough to work off the backlog within `drain_time`:
+//!
+//! ```text
+//! desired = ceil((λ + backlog / drain_time) / (μ · ρ))
+//! ```
+//!
+//! Without a measured rate (too little history, or no completions yet) it
+//! falls back to KEDA's rule, `desired = ceil((queued + in_flight) / target_per_agent)`.
+//! Either way the result is bounded by `min_agents`/`max_agents` and by
+//! `scale_factor` per step, and a change within `tolerance` of the current
+//! count is no change, so noise causes no action.
+
+use super::{agents_u32, Plan, Policy};
+use crate::assess::{Assessment, RestartReason};
+use crate::config::EngineConfig;
+use crate::decision::{sort_by_priority, Action, DecisionType, Proposal};
+use crate::history::{CycleSummary, History};
+
+/// Load-proportional sizing with a tolerance band and bounds.
+pub struct Adaptive;
+
+/// Rates measured over the journal's recent cycles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Items arriving per second.
+    pub arrival_per_sec: f64,
+    /// Items finished (completed or dead-lettered) per second per active agent.
+    pub service_per_agent_sec: f64,
+    /// Past cycles the estimate rests on.
+    pub cycles: usize,
+    /// Seconds the estimate spans.
+    pub span_secs: f64,
+}
+
+/// Estimates arrival and per-agent service rates from the last `window`
+/// cycles and the current one. `None` when the data cannot support a rate:
+/// too short a span, counters that went backwards (records archived), or no
+/// completions by any agent.
+pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: usize) -> Option<Rates> {
+    let past: Vec<&CycleSummary> = history.iter().filter(|c| c.ts < current.ts).collect();
+    let start = past.len().saturating_sub(window);
+    let used = &past[start..];
+    let first = used.first()?;
+    let span_secs = (current.ts - first.ts) as f64 / 1000.0;
+    if span_secs < 1.0 {
+        return None;
+    }
+    let seen = |c: &CycleSummary| c.work_queue_size + c.in_flight + c.completed + c.failed;
+    let done = |c: &CycleSummary| c.completed + c.failed;
+    let arrivals = seen(current).checked_sub(seen(first))?;
+    let finished = done(current).checked_sub(done(first))?;
+    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents) as f64 / (used.len() + 1) as f64;
+    if finished == 0 || mean_agents <= 0.0 {
+        return None;
+    }
+    Some(Rates {
+        arrival_per_sec: arrivals as f64 / span_secs,
+        service_per_agent_sec: finished as f64 / span_secs / mean_agents,
+        cycles: used.len(),
+        span_secs,
+    })
+}
+
+/// The summary of the current cycle, as it will be journaled.
+pub fn current_summary(a: &Assessment) -> CycleSummary {
+    let m = &a.metrics;
+    CycleSummary {
+        ts: a.taken_at,
+        work_queue_size: m.work_queue_size,
+        in_flight: m.in_flight,
+        completed: m.completed,
+        failed: m.failed,
+        active_agents: m.active_agents,
+        recommended_agents: None,
+    }
+}
+
+/// Cycles of history that make a rate estimate fully trusted.
+const TRUSTED_CYCLES: f64 = 5.0;
+
+impl Policy for Adaptive {
+    fn name(&self) -> &'static str {
+        "adaptive"
+    }
+
+    fn plan(&self, a: &Assessment, history: &History, cfg: &EngineConfig) -> Plan {
+        let m = &a.metrics;
+        let mut out = Vec::new();
+        let penalty = data_penalty(a);
+
+        // Restarts: agents that report failure or went silent.
+        if !a.restart.is_empty() {
+            let ids: Vec<String> = a.restart.iter().map(|(id, _)| id.clone()).collect();
+            let explicit = a.restart.iter().all(|(_, r)| *r == RestartReason::ReportsFailed);
+            let why: Vec<String> = a
+                .restart
+                .iter()
+                .take(5)
+                .map(|(id, r)| match r {
+                    RestartReason::ReportsFailed => format!("{id} reports failed"),
+                    RestartReason::Silent(u64::MAX) => format!("{id} never reported a sign of life"),
+                    RestartReason::Silent(age) => format!("{id} silent for {age} s"),
+                })
+                .collect();
+            let more = if ids.len() > 5 { format!(" and {} more", ids.len() - 5) } else { String::new() };
+            out.push(
+                Proposal::new(
+                    DecisionType::Restart,
+                    9,
+                    (if explicit { 0.9 } else { 0.8 }) - penalty,
+                    Action::Restart { agents: ids.clone() },
+                    format!("Restart {} agent(s)", ids.len()),
+                    format!("{}{more} (agent_ttl {} s).", why.join("; "), cfg.liveness.agent_ttl.as_secs()),
+                )
+                .param("agents", ids),
+            );
+        }
+
+        // Stale claims go back to the queue (or to the dead letters).
+        if !a.stale.is_empty() {
+            let items: Vec<String> = a.stale.iter().map(|(id, _)| id.clone()).collect();
+            let oldest = a.stale.iter().map(|(_, age)| *age).filter(|&x| x != u64::MAX).max().unwrap_or(0);
+            out.push(
+                Proposal::new(
+                    DecisionType::CoordinationImprove,
+                    8,
+                    0.9 - penalty,
+                    Action::RequeueClaims { items: items.clone() },
+                    format!("Requeue {} stale claim(s)", items.len()),
+                    format!(
+                        "{} claim(s) are stale (claimant not active, or older than claim_ttl {} s; oldest {oldest} s).",
+                        items.len(),
+                        cfg.liveness.claim_ttl.as_secs()
+                    ),
+                )
+                .param("method", "requeue_stale")
+                .param("items", items),
+            );
+        }
+
+        if !a.leftover.is_empty() {
+            let items = a.leftover.clone();
+            out.push(
+                Proposal::new(
+                    DecisionType::CoordinationImprove,
+                    7,
+                    0.95 - penalty,
+                    Action::RemoveLeftoverClaims { items: items.clone() },
+                    format!("Remove {} leftover claim(s)", items.len()),
+                    format!("{} claimed item(s) also have a completed record, which is authoritative.", items.len()),
+                )
+                .param("method", "remove_leftover_claims")
+                .param("items", items),
+            );
+        }
+
+        let sizing = size_fleet(a, history, cfg);
+        let current = agents_u32(m.active_agents);
+        if let Some(p) = sizing.proposal(current, cfg, penalty) {
+            out.push(p);
+        }
+        sort_by_priority(&mut out);
+        Plan { proposals: out, recommended_agents: Some(sizing.desired) }
+    }
+}
+
+/// Lowers confidence when the data is incomplete: a missing target, or
+/// files that could not be read.
+fn data_penalty(a: &Assessment) -> f64 {
+    let mut p = 0.0;
+    if !a.target_exists {
+        p += 0.1;
+    }
+    if !a.warnings.is_empty() {
+        p += 0.1;
+    }
+    p
+}
+
+struct Sizing {
+    desired: u32,
+    raw: f64,
+    basis: String,
+    rates: Option<Rates>,
+}
+
+fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
+    let m = &a.metrics;
+    let ad = &cfg.adaptive;
+    let current = current_summary(a);
+    let rates = estimate_rates(&history.cycles, &current, ad.rate_window as usize);
+    let backlog = (m.work_queue_size + m.in_flight) as f64;
+    let (raw, basis) = match rates {
+        Some(r) => {
+            let drain = ad.drain_time.as_secs_f64();
+            let need = (r.arrival_per_sec + m.work_queue_size as f64 / drain) / (r.service_per_agent_sec * ad.target_utilization);
+            (
+                need,
+                format!(
+                    "arrivals {:.3}/s and {} queued to clear in {:.0} s, at {:.3}/s per agent and {:.0}% utilization, need {need:.2} agents",
+                    r.arrival_per_sec,
+                    m.work_queue_size,
+                    drain,
+                    r.service_per_agent_sec,
+                    ad.target_utilization * 100.0
+                ),
+            )
+        }
+        None => {
+            let need = backlog / ad.target_per_agent;
+            (need, format!("{backlog} items queued or in flight at {} per agent need {need:.2} agents (no service rate measured yet)", ad.target_per_agent))
+        }
+    };
+    // A hair below the integer still needs it; float noise above it does not.
+    let mut desired = if raw.is_finite() { (raw - 1e-9).ceil().max(0.0).min(f64::from(u32::MAX)) as u32 } else { cfg.auto.max_agents };
+    let active = agents_u32(m.active_agents);
+    if active > 0 {
+        let cap = (f64::from(active) * cfg.auto.scale_factor).ceil().min(f64::from(u32::MAX)) as u32;
+        desired = desired.min(cap);
+    }
+    desired = desired.clamp(cfg.auto.min_agents, cfg.auto.max_agents);
+    Sizing { desired, raw, basis, rates }
+}
+
+impl Sizing {
+    fn proposal(&self, current: u32, cfg: &EngineConfig, penalty: f64) -> Option<Proposal> {
+        let tol = cfg.adaptive.tolerance;
+        if self.desired == current {
+            return None;
+        }
+        let margin = if current == 0 {
+            1.0
+        } else {
+            let ratio = f64::from(self.desired) / f64::from(current);
+            let off = (ratio - 1.0).abs();
+            if off <= tol {
+                return None;
+            }
+            ((off - tol) / 0.5).clamp(0.0, 1.0)
+        };
+        let data = self.rates.map_or(0.0, |r| (r.cycles as f64 / TRUSTED_CYCLES).min(1.0));
+        let confidence = (0.55 + 0.25 * data + 0.15 * margin - penalty).clamp(0.0, 1.0);
+        let up = self.desired > current;
+        let basis = match self.rates {
+            Some(r) => format!("{} (rates from {} cycles over {:.0} s)", self.basis, r.cycles, r.span_secs),
+            None => self.basis.clone(),
+        };
+        let bounded = if (self.raw - f64::from(self.desired)).abs() >= 1.0 {
+            format!(", bounded to {} by min/max agents and scale_factor", self.desired)
+        } else {
+            String::new()
+        };
+        let rationale = format!("{basis}{bounded}; {current} active now.");
+        let (kind, priority) = if up { (DecisionType::ScaleUp, 6) } else { (DecisionType::ScaleDown, 3) };
+        let mut p = Proposal::scale(kind, priority, confidence, current, self.desired, rationale).param("desired_raw", (self.raw * 100.0).round() / 100.0);
+        if let Some(r) = self.rates {
+            p = p.param("arrival_per_sec", r.arrival_per_sec).param("service_per_agent_sec", r.service_per_agent_sec);
+        }
+        Some(p)
+    }
+}
