@@ -1,0 +1,246 @@
+//! The coordination-directory source (spec/coordination.md).
+//!
+//! One pass over the directory. Work, completed and failed items are
+//! counted by name only and never opened; agent and claim files are opened
+//! because their content (status, heartbeat, claimant) is what the metrics
+//! need. Reading overlaps the listing: names go in batches to reader
+//! threads while the listing goes on, and the lister joins the readers
+//! when it is done, so both cores work.
+//!
+//! Telemetry files are counted by name; for `error_rate` and
+//! `response_time_ms` only the most recent `telemetry_sample` files inside
+//! `telemetry_window` (by mtime) are read, so a cycle's cost does not grow
+//! with the history kept in the directory.
+
+mod config;
+mod read;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+
+use steward_core::snapshot::{Snapshot, SourceWarning};
+use steward_core::time::UnixMs;
+
+pub use config::CoordinationConfig;
+
+use crate::{Source, SourceError};
+
+/// The kinds of file the directory holds, by name prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `agent_*.json`
+    Agent,
+    /// `work_*.json`
+    Work,
+    /// `claimed_*.json`
+    Claimed,
+    /// `completed_*.json`
+    Completed,
+    /// `failed_*.json`
+    Failed,
+    /// `telemetry_*.json`
+    Telemetry,
+}
+
+const PREFIXES: [(&[u8], FileKind); 6] = [
+    (b"agent_", FileKind::Agent),
+    (b"work_", FileKind::Work),
+    (b"claimed_", FileKind::Claimed),
+    (b"completed_", FileKind::Completed),
+    (b"failed_", FileKind::Failed),
+    (b"telemetry_", FileKind::Telemetry),
+];
+
+/// Classifies a file name: `Some((kind, id))` when it matches exactly
+/// `<prefix>_<id>.json` (case-sensitive), else `None`.
+pub fn classify(name: &[u8]) -> Option<(FileKind, &[u8])> {
+    let stem = name.strip_suffix(b".json")?;
+    PREFIXES.iter().find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
+}
+
+/// Reads a coordination directory into snapshots.
+#[derive(Debug, Clone)]
+pub struct CoordinationSource {
+    cfg: CoordinationConfig,
+}
+
+impl CoordinationSource {
+    /// A source over `cfg.dir`.
+    pub fn new(cfg: CoordinationConfig) -> Self {
+        Self { cfg }
+    }
+
+    /// The directory this source reads.
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    fn threads(&self) -> usize {
+        match self.cfg.read_threads {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n as usize,
+        }
+    }
+}
+
+/// A batch of names for the readers.
+enum Job {
+    Agents(Vec<String>),
+    Claims(Vec<String>),
+    TelemetryTimes(Vec<String>),
+}
+
+const BATCH: usize = 64;
+
+/// What the listing pass counts by name.
+#[derive(Default)]
+struct Counts {
+    work: u64,
+    completed: u64,
+    failed: u64,
+    telemetry: u64,
+}
+
+impl Source for CoordinationSource {
+    fn snapshot(&self, now: UnixMs) -> Result<Snapshot, SourceError> {
+        let dir = &self.cfg.dir;
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Snapshot {
+                    taken_at: now,
+                    target_exists: false,
+                    warnings: vec![SourceWarning { file: dir.display().to_string(), reason: "the coordination directory does not exist".into() }],
+                    ..Snapshot::default()
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(SourceError::NotADirectory { path: dir.clone() }),
+            Err(source) => return Err(SourceError::ListDir { path: dir.clone(), source }),
+        };
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Mutex::new(rx);
+        let mut counts = Counts::default();
+        let mut listing_warnings = Vec::new();
+        let workers = self.threads().saturating_sub(1);
+
+        let mut parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx))).collect();
+            list(dir, entries, &tx, &mut counts, &mut listing_warnings);
+            drop(tx);
+            let mut parts = vec![read::drain(dir, &rx)];
+            for h in handles {
+                // A reader thread only panics on a bug; keep what the others read.
+                if let Ok(p) = h.join() {
+                    parts.push(p);
+                }
+            }
+            parts
+        });
+
+        let mut snapshot = Snapshot { taken_at: now, target_exists: true, ..Snapshot::default() };
+        snapshot.work_queue_size = counts.work;
+        snapshot.completed = counts.completed;
+        snapshot.failed = counts.failed;
+        snapshot.telemetry_volume = counts.telemetry;
+        snapshot.warnings = listing_warnings;
+        let mut telemetry_times = Vec::new();
+        for part in &mut parts {
+            snapshot.agents.append(&mut part.agents);
+            snapshot.claims.append(&mut part.claims);
+            snapshot.warnings.append(&mut part.warnings);
+            telemetry_times.append(&mut part.telemetry_times);
+        }
+        // Listing order is the filesystem's: sort so snapshots compare and diff.
+        snapshot.agents.sort_by(|a, b| a.file.cmp(&b.file));
+        snapshot.claims.sort_by(|a, b| a.id.cmp(&b.id));
+        snapshot.warnings.sort_by(|a, b| a.file.cmp(&b.file));
+        let window_ms = i64::try_from(self.cfg.telemetry_window.as_millis()).unwrap_or(i64::MAX);
+        snapshot.telemetry = read::telemetry_summary(dir, telemetry_times, now.saturating_sub(window_ms), self.cfg.telemetry_sample as usize, self.threads(), &mut snapshot.warnings);
+        Ok(snapshot)
+    }
+}
+
+/// The listing pass: counts by name, sends readable names to the readers.
+fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut Counts, warnings: &mut Vec<SourceWarning>) {
+    let mut agents = Vec::new();
+    let mut claims = Vec::new();
+    let mut telemetry = Vec::new();
+    let mut canonical_dir: Option<Option<PathBuf>> = None;
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(SourceWarning { file: dir.display().to_string(), reason: format!("listing failed part-way: {e}") });
+                continue;
+            }
+        };
+        let os_name = entry.file_name();
+        let Some(name) = os_name.to_str() else { continue };
+        let Some((kind, _id)) = classify(name.as_bytes()) else { continue };
+        // d_type from the listing: no stat for regular files.
+        let regular = match entry.file_type() {
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_symlink() => {
+                let canon = canonical_dir.get_or_insert_with(|| fs::canonicalize(dir).ok());
+                match symlink_inside(&entry.path(), canon.as_deref()) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        warnings.push(SourceWarning { file: name.to_owned(), reason });
+                        false
+                    }
+                }
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warnings.push(SourceWarning { file: name.to_owned(), reason: format!("cannot tell its file type: {e}") });
+                false
+            }
+        };
+        if !regular {
+            continue;
+        }
+        match kind {
+            FileKind::Work => counts.work += 1,
+            FileKind::Completed => counts.completed += 1,
+            FileKind::Failed => counts.failed += 1,
+            FileKind::Telemetry => {
+                counts.telemetry += 1;
+                push(tx, &mut telemetry, name, Job::TelemetryTimes);
+            }
+            FileKind::Agent => push(tx, &mut agents, name, Job::Agents),
+            FileKind::Claimed => push(tx, &mut claims, name, Job::Claims),
+        }
+    }
+    for (batch, job) in [(agents, Job::Agents as fn(Vec<String>) -> Job), (claims, Job::Claims), (telemetry, Job::TelemetryTimes)] {
+        if !batch.is_empty() {
+            // The receiver lives until every reader is done: send cannot fail.
+            let _ = tx.send(job(batch));
+        }
+    }
+}
+
+fn push(tx: &mpsc::Sender<Job>, batch: &mut Vec<String>, name: &str, job: fn(Vec<String>) -> Job) {
+    batch.push(name.to_owned());
+    if batch.len() >= BATCH {
+        let _ = tx.send(job(std::mem::take(batch)));
+    }
+}
+
+/// A symbolic link counts only if it resolves to a regular file inside the directory.
+fn symlink_inside(path: &Path, canonical_dir: Option<&Path>) -> Result<(), String> {
+    let target = fs::canonicalize(path).map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
+    let inside = canonical_dir.is_some_and(|d| target.parent() == Some(d));
+    if !inside {
+        return Err(format!("symbolic link leads out of the directory (to {}); ignored", target.display()));
+    }
+    match fs::metadata(&target) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err("symbolic link does not lead to a regular file; ignored".into()),
+        Err(e) => Err(format!("symbolic link target unreadable ({e}); ignored")),
+    }
+}

@@ -1,0 +1,279 @@
+//! Reading the files whose content a metric needs: agents, claims, and a
+//! bounded sample of recent telemetry.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::{mpsc, Mutex};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::Value;
+use steward_core::snapshot::{AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary};
+use steward_core::time::{parse_json_timestamp, UnixMs};
+
+use super::Job;
+
+/// Files larger than this are not agent, claim or telemetry records.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// What one reader thread produced.
+#[derive(Default)]
+pub(super) struct Part {
+    pub agents: Vec<AgentRecord>,
+    pub claims: Vec<ClaimRecord>,
+    pub telemetry_times: Vec<(UnixMs, String)>,
+    pub warnings: Vec<SourceWarning>,
+}
+
+/// Reads jobs until the channel closes.
+pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>) -> Part {
+    let mut part = Part::default();
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        // Poisoning needs a panic in another reader; take the lock anyway.
+        let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        let Ok(job) = job else { break };
+        match job {
+            Job::Agents(names) => {
+                for name in names {
+                    read_agent(dir, name, &mut buf, &mut part);
+                }
+            }
+            Job::Claims(names) => {
+                for name in names {
+                    read_claim(dir, name, &mut buf, &mut part);
+                }
+            }
+            Job::TelemetryTimes(names) => {
+                for name in names {
+                    match fs::symlink_metadata(dir.join(&name)).and_then(|m| m.modified()) {
+                        Ok(t) => part.telemetry_times.push((unix_ms(t), name)),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => part.warnings.push(SourceWarning { file: name, reason: format!("cannot stat: {e}") }),
+                    }
+                }
+            }
+        }
+    }
+    part
+}
+
+fn unix_ms(t: SystemTime) -> UnixMs {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Opens and reads a record; `Ok(None)` when it vanished since the listing
+/// (an agent deregistered, a claim completed): that is not a problem.
+fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<Option<UnixMs>, String> {
+    let mut file = match File::open(dir.join(name)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(format!("{} bytes is larger than a record can be ({MAX_RECORD_BYTES}); ignored", meta.len()));
+    }
+    buf.clear();
+    file.read_to_end(buf).map_err(|e| format!("cannot read: {e}"))?;
+    let mtime = meta.modified().map(unix_ms).map_err(|e| format!("no modification time: {e}"))?;
+    Ok(Some(mtime))
+}
+
+fn parse_error(e: &serde_json::Error) -> String {
+    if e.is_data() {
+        format!("not a JSON object ({e})")
+    } else {
+        format!("malformed JSON ({e})")
+    }
+}
+
+/// The fields of an agent record steward uses; the rest is kept on disk
+/// untouched and ignored here.
+#[derive(Deserialize)]
+struct AgentFile {
+    id: Option<Value>,
+    status: Option<Value>,
+    heartbeat: Option<Value>,
+    last_heartbeat: Option<Value>,
+    lifecycle: Option<Value>,
+    pid: Option<Value>,
+    capacity: Option<Value>,
+    started_at: Option<Value>,
+    created: Option<Value>,
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
+    let mtime = match read_record(dir, &name, buf) {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(reason) => return part.warnings.push(SourceWarning { file: name, reason }),
+    };
+    let rec: AgentFile = match serde_json::from_slice(buf) {
+        Ok(r) => r,
+        Err(e) => return part.warnings.push(SourceWarning { file: name, reason: parse_error(&e) }),
+    };
+    let stem = name.strip_suffix(".json").unwrap_or(&name);
+    let id = text(rec.id.as_ref()).unwrap_or_else(|| stem.to_owned());
+    let beat = rec.heartbeat.as_ref().or(rec.last_heartbeat.as_ref()).filter(|v| !v.is_null());
+    let (last_seen, liveness_from) = match beat {
+        None => (Some(mtime), LivenessSource::Mtime),
+        Some(v) => match parse_json_timestamp(v) {
+            Some(t) => (Some(t), LivenessSource::Heartbeat),
+            None => {
+                part.warnings.push(SourceWarning { file: name.clone(), reason: format!("heartbeat {v} is not a timestamp; using the file's modification time") });
+                (Some(mtime), LivenessSource::Mtime)
+            }
+        },
+    };
+    let lifecycle = match rec.lifecycle {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Object(o)) => o.get("phase").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    part.agents.push(AgentRecord {
+        id,
+        file: name,
+        status: text(rec.status.as_ref()).unwrap_or_else(|| "unknown".into()),
+        last_seen,
+        liveness_from,
+        lifecycle,
+        pid: rec.pid.as_ref().and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok()),
+        capacity: rec.capacity.as_ref().and_then(Value::as_u64).map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1)),
+        started_at: rec.started_at.as_ref().or(rec.created.as_ref()).and_then(parse_json_timestamp),
+    });
+}
+
+#[derive(Deserialize)]
+struct ClaimFile {
+    claimed_by: Option<Value>,
+    claimed_at: Option<Value>,
+    attempts: Option<Value>,
+    max_attempts: Option<Value>,
+}
+
+fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
+    let id = name.strip_prefix("claimed_").and_then(|s| s.strip_suffix(".json")).unwrap_or(&name).to_owned();
+    let completed_exists = fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok();
+    let (mtime, rec) = match read_record(dir, &name, buf) {
+        Ok(Some(t)) => match serde_json::from_slice::<ClaimFile>(buf) {
+            Ok(r) => (t, Some(r)),
+            Err(e) => {
+                part.warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
+                (t, None)
+            }
+        },
+        Ok(None) => return,
+        Err(reason) => {
+            // Unreadable, but still a claim: count it and let its age speak.
+            part.warnings.push(SourceWarning { file: name.clone(), reason });
+            return part.claims.push(ClaimRecord { id, completed_exists, ..ClaimRecord::default() });
+        }
+    };
+    let as_u32 = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let claim = match rec {
+        Some(r) => ClaimRecord {
+            id,
+            claimed_by: text(r.claimed_by.as_ref()),
+            claimed_at: Some(r.claimed_at.as_ref().and_then(parse_json_timestamp).unwrap_or(mtime)),
+            attempts: as_u32(r.attempts.as_ref()).unwrap_or(0),
+            max_attempts: as_u32(r.max_attempts.as_ref()),
+            completed_exists,
+        },
+        None => ClaimRecord { id, claimed_at: Some(mtime), completed_exists, ..ClaimRecord::default() },
+    };
+    part.claims.push(claim);
+}
+
+#[derive(Deserialize)]
+struct TelemetryFile {
+    metrics: Option<Value>,
+}
+
+#[derive(Default)]
+struct Means {
+    error_sum: f64,
+    error_n: u64,
+    rt_sum: f64,
+    rt_n: u64,
+    read: u64,
+}
+
+/// Means over the most recent `sample` telemetry files modified since `since`.
+pub(super) fn telemetry_summary(dir: &Path, mut times: Vec<(UnixMs, String)>, since: UnixMs, sample: usize, threads: usize, warnings: &mut Vec<SourceWarning>) -> TelemetrySummary {
+    times.retain(|(t, _)| *t >= since);
+    if times.len() > sample {
+        times.select_nth_unstable_by(sample, |a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        times.truncate(sample);
+    }
+    if times.is_empty() {
+        return TelemetrySummary::default();
+    }
+    let chunk = times.len().div_ceil(threads.max(1));
+    let results: Vec<(Means, Vec<SourceWarning>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = times.chunks(chunk).map(|names| scope.spawn(move || read_telemetry(dir, names))).collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut total = Means::default();
+    for (m, mut w) in results {
+        total.error_sum += m.error_sum;
+        total.error_n += m.error_n;
+        total.rt_sum += m.rt_sum;
+        total.rt_n += m.rt_n;
+        total.read += m.read;
+        warnings.append(&mut w);
+    }
+    TelemetrySummary {
+        sampled: total.read,
+        error_rate: (total.error_n > 0).then(|| total.error_sum / total.error_n as f64),
+        response_time_ms: (total.rt_n > 0).then(|| total.rt_sum / total.rt_n as f64),
+    }
+}
+
+fn read_telemetry(dir: &Path, names: &[(UnixMs, String)]) -> (Means, Vec<SourceWarning>) {
+    let mut m = Means::default();
+    let mut warnings = Vec::new();
+    let mut buf = Vec::with_capacity(1024);
+    for (_, name) in names {
+        match read_record(dir, name, &mut buf) {
+            Ok(Some(_)) => {}
+            Ok(None) => continue,
+            Err(reason) => {
+                warnings.push(SourceWarning { file: name.clone(), reason });
+                continue;
+            }
+        }
+        let rec: TelemetryFile = match serde_json::from_slice(&buf) {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
+                continue;
+            }
+        };
+        m.read += 1;
+        let Some(Value::Object(metrics)) = rec.metrics else { continue };
+        let num = |k: &str| metrics.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
+        // error_rate where reported, else the complement of success_rate.
+        if let Some(e) = num("error_rate").or_else(|| num("success_rate").map(|s| 1.0 - s)) {
+            m.error_sum += e;
+            m.error_n += 1;
+        }
+        if let Some(rt) = num("response_time_ms").or_else(|| num("response_time")) {
+            m.rt_sum += rt;
+            m.rt_n += 1;
+        }
+    }
+    (m, warnings)
+}
