@@ -1,1 +1,88 @@
-fn main(){}
+//! The `steward` binary: parses flags, loads the config, wires the layers
+//! and reports errors once, mapped to exit codes (0 ok, 1 failure, 2 bad
+//! usage or bad input).
+
+mod cli;
+mod commands;
+mod config;
+mod engine;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+/// An error in what the user asked for (bad flag, bad config): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level);
+    let json = cli.json || commands::wants_json(&cli.command);
+    let name = commands::name(&cli.command);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let usage = err
+                .chain()
+                .any(|e| e.is::<UsageError>() || e.is::<config::ConfigError>());
+            let message =
+                err.chain()
+                    .map(ToString::to_string)
+                    .fold(String::new(), |mut acc, part| {
+                        if !acc.contains(&part) {
+                            if !acc.is_empty() {
+                                acc.push_str(": ");
+                            }
+                            acc.push_str(&part);
+                        }
+                        acc
+                    });
+            if json {
+                output::print_json(&output::envelope(
+                    name,
+                    false,
+                    serde_json::Value::Null,
+                    vec![message.clone()],
+                    Vec::new(),
+                ));
+            }
+            eprintln!("error: {message}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}

@@ -77,19 +77,35 @@ impl CoordinationConfig {
     /// The first key whose value is out of range.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         if self.max_attempts == 0 {
-            return Err(InvalidValue { key: "coordination.max_attempts".into(), message: "must be at least 1".into() });
+            return Err(InvalidValue {
+                key: "coordination.max_attempts".into(),
+                message: "must be at least 1".into(),
+            });
         }
         if self.claim_ttl.is_zero() {
-            return Err(InvalidValue { key: "coordination.claim_ttl".into(), message: "must be above zero".into() });
+            return Err(InvalidValue {
+                key: "coordination.claim_ttl".into(),
+                message: "must be above zero".into(),
+            });
         }
         if self.read_threads > 64 {
-            return Err(InvalidValue { key: "coordination.read_threads".into(), message: format!("{} threads is more than makes sense (0 = one per core)", self.read_threads) });
+            return Err(InvalidValue {
+                key: "coordination.read_threads".into(),
+                message: format!(
+                    "{} threads is more than makes sense (0 = one per core)",
+                    self.read_threads
+                ),
+            });
         }
         Ok(())
     }
 
     /// The liveness part, as the core needs it.
     pub fn liveness(&self) -> LivenessConfig {
-        LivenessConfig { agent_ttl: self.agent_ttl, claim_ttl: self.claim_ttl, max_attempts: self.max_attempts }
+        LivenessConfig {
+            agent_ttl: self.agent_ttl,
+            claim_ttl: self.claim_ttl,
+            max_attempts: self.max_attempts,
+        }
     }
 }

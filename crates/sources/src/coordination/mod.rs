@@ -59,7 +59,9 @@ const PREFIXES: [(&[u8], FileKind); 6] = [
 /// `<prefix>_<id>.json` (case-sensitive), else `None`.
 pub fn classify(name: &[u8]) -> Option<(FileKind, &[u8])> {
     let stem = name.strip_suffix(b".json")?;
-    PREFIXES.iter().find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
+    PREFIXES
+        .iter()
+        .find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
 }
 
 /// Reads a coordination directory into snapshots.
@@ -114,12 +116,22 @@ impl Source for CoordinationSource {
                 return Ok(Snapshot {
                     taken_at: now,
                     target_exists: false,
-                    warnings: vec![SourceWarning { file: dir.display().to_string(), reason: "the coordination directory does not exist".into() }],
+                    warnings: vec![SourceWarning {
+                        file: dir.display().to_string(),
+                        reason: "the coordination directory does not exist".into(),
+                    }],
                     ..Snapshot::default()
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(SourceError::NotADirectory { path: dir.clone() }),
-            Err(source) => return Err(SourceError::ListDir { path: dir.clone(), source }),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(SourceError::NotADirectory { path: dir.clone() })
+            }
+            Err(source) => {
+                return Err(SourceError::ListDir {
+                    path: dir.clone(),
+                    source,
+                })
+            }
         };
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -129,7 +141,9 @@ impl Source for CoordinationSource {
         let workers = self.threads().saturating_sub(1);
 
         let mut parts = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx))).collect();
+            let handles: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| read::drain(dir, &rx)))
+                .collect();
             list(dir, entries, &tx, &mut counts, &mut listing_warnings);
             drop(tx);
             let mut parts = vec![read::drain(dir, &rx)];
@@ -142,7 +156,11 @@ impl Source for CoordinationSource {
             parts
         });
 
-        let mut snapshot = Snapshot { taken_at: now, target_exists: true, ..Snapshot::default() };
+        let mut snapshot = Snapshot {
+            taken_at: now,
+            target_exists: true,
+            ..Snapshot::default()
+        };
         snapshot.work_queue_size = counts.work;
         snapshot.completed = counts.completed;
         snapshot.failed = counts.failed;
@@ -160,13 +178,26 @@ impl Source for CoordinationSource {
         snapshot.claims.sort_by(|a, b| a.id.cmp(&b.id));
         snapshot.warnings.sort_by(|a, b| a.file.cmp(&b.file));
         let window_ms = i64::try_from(self.cfg.telemetry_window.as_millis()).unwrap_or(i64::MAX);
-        snapshot.telemetry = read::telemetry_summary(dir, telemetry_times, now.saturating_sub(window_ms), self.cfg.telemetry_sample as usize, self.threads(), &mut snapshot.warnings);
+        snapshot.telemetry = read::telemetry_summary(
+            dir,
+            telemetry_times,
+            now.saturating_sub(window_ms),
+            self.cfg.telemetry_sample as usize,
+            self.threads(),
+            &mut snapshot.warnings,
+        );
         Ok(snapshot)
     }
 }
 
 /// The listing pass: counts by name, sends readable names to the readers.
-fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut Counts, warnings: &mut Vec<SourceWarning>) {
+fn list(
+    dir: &Path,
+    entries: fs::ReadDir,
+    tx: &mpsc::Sender<Job>,
+    counts: &mut Counts,
+    warnings: &mut Vec<SourceWarning>,
+) {
     let mut agents = Vec::new();
     let mut claims = Vec::new();
     let mut telemetry = Vec::new();
@@ -175,13 +206,20 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                warnings.push(SourceWarning { file: dir.display().to_string(), reason: format!("listing failed part-way: {e}") });
+                warnings.push(SourceWarning {
+                    file: dir.display().to_string(),
+                    reason: format!("listing failed part-way: {e}"),
+                });
                 continue;
             }
         };
         let os_name = entry.file_name();
-        let Some(name) = os_name.to_str() else { continue };
-        let Some((kind, _id)) = classify(name.as_bytes()) else { continue };
+        let Some(name) = os_name.to_str() else {
+            continue;
+        };
+        let Some((kind, _id)) = classify(name.as_bytes()) else {
+            continue;
+        };
         // d_type from the listing: no stat for regular files.
         let regular = match entry.file_type() {
             Ok(t) if t.is_file() => true,
@@ -190,14 +228,20 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
                 match symlink_inside(&entry.path(), canon.as_deref()) {
                     Ok(()) => true,
                     Err(reason) => {
-                        warnings.push(SourceWarning { file: name.to_owned(), reason });
+                        warnings.push(SourceWarning {
+                            file: name.to_owned(),
+                            reason,
+                        });
                         false
                     }
                 }
             }
             Ok(_) => false,
             Err(e) => {
-                warnings.push(SourceWarning { file: name.to_owned(), reason: format!("cannot tell its file type: {e}") });
+                warnings.push(SourceWarning {
+                    file: name.to_owned(),
+                    reason: format!("cannot tell its file type: {e}"),
+                });
                 false
             }
         };
@@ -216,7 +260,11 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
             FileKind::Claimed => push(tx, &mut claims, name, Job::Claims),
         }
     }
-    for (batch, job) in [(agents, Job::Agents as fn(Vec<String>) -> Job), (claims, Job::Claims), (telemetry, Job::TelemetryTimes)] {
+    for (batch, job) in [
+        (agents, Job::Agents as fn(Vec<String>) -> Job),
+        (claims, Job::Claims),
+        (telemetry, Job::TelemetryTimes),
+    ] {
         if !batch.is_empty() {
             // The receiver lives until every reader is done: send cannot fail.
             let _ = tx.send(job(batch));
@@ -233,10 +281,14 @@ fn push(tx: &mpsc::Sender<Job>, batch: &mut Vec<String>, name: &str, job: fn(Vec
 
 /// A symbolic link counts only if it resolves to a regular file inside the directory.
 fn symlink_inside(path: &Path, canonical_dir: Option<&Path>) -> Result<(), String> {
-    let target = fs::canonicalize(path).map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
+    let target = fs::canonicalize(path)
+        .map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
     let inside = canonical_dir.is_some_and(|d| target.parent() == Some(d));
     if !inside {
-        return Err(format!("symbolic link leads out of the directory (to {}); ignored", target.display()));
+        return Err(format!(
+            "symbolic link leads out of the directory (to {}); ignored",
+            target.display()
+        ));
     }
     match fs::metadata(&target) {
         Ok(m) if m.is_file() => Ok(()),

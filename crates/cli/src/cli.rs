@@ -1,0 +1,135 @@
+//! The command line (spec/cli.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// steward: an autonomous operations engine.
+///
+/// It reads a coordination directory of agents and work, scores the
+/// system's health, decides what to do (scale, requeue, restart), does it
+/// under guards, and journals every step.
+///
+/// Start with `steward --coordination DIR analyze` to see what it would do,
+/// then `steward execute --dry-run`, then `steward execute` or `steward loop`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "steward",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The coordination directory [default: ./coordination; env: STEWARD_COORDINATION]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub coordination: Option<PathBuf>,
+
+    /// Config file [default: ./steward.yaml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// State directory: journal, lock, pidfile [default: <coordination>/../.steward]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Decision policy [default: from the config, else adaptive]
+    #[arg(long, global = true, value_enum)]
+    pub policy: Option<PolicyArg>,
+
+    /// Print one JSON document on stdout (logs go to stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub log_level: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A built-in policy.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    /// Size the fleet to the load; restart silent agents; requeue stale claims
+    Adaptive,
+    /// The compatibility rules table, decision for decision
+    Classic,
+}
+
+/// Output format of `analyze` and `execute`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table
+    #[default]
+    Table,
+    /// One JSON document
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Health score, state, agents, queue, daemon state and recent decisions
+    Status,
+    /// Assess the system and show the decisions it would make; executes nothing
+    Analyze {
+        /// Output format
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One cycle: analyze, decide, guard, act, journal
+    Execute(ExecuteArgs),
+    /// Run cycles until stopped (SIGINT/SIGTERM finish the current cycle; a second signal exits at once)
+    Loop {
+        /// Seconds between cycles [default: auto.interval, 30]
+        #[arg(long, value_name = "SECS")]
+        interval: Option<f64>,
+        /// Stop after N cycles (0 = run until stopped)
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        max_cycles: u64,
+        /// Decide and journal, touch nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Agents with lifecycle phase, status, heartbeat age and current work
+    Agents,
+    /// Show the effective config, or an example with every key
+    Config {
+        /// Print an example steward.yaml with every key, its default and meaning
+        #[arg(long)]
+        example: bool,
+    },
+}
+
+/// Flags of `execute`.
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Execute at most N decisions this cycle [default: auto.max_decisions, 3]
+    #[arg(long, value_name = "N")]
+    pub max: Option<u32>,
+    /// Skip decisions below this confidence [default: auto.min_confidence, 0.6]
+    #[arg(long, value_name = "X", value_parser = unit_interval)]
+    pub min_confidence: Option<f64>,
+    /// Treat every decision as having this confidence, for this run only
+    #[arg(long, value_name = "X", value_parser = unit_interval)]
+    pub force_confidence: Option<f64>,
+    /// Decide, guard and journal, but touch nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Include every decision in full in the output
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+fn unit_interval(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not between 0 and 1"))
+    }
+}

@@ -1,0 +1,531 @@
+//! The commands: each builds what it needs from the config and prints
+//! either a table or one JSON document.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use steward_core::assess::{age_secs, is_active};
+use steward_core::decision::Decision;
+use steward_core::time::format_rfc3339;
+use steward_store::Journal;
+
+use crate::cli::{Cli, Command, ExecuteArgs, Format, PolicyArg};
+use crate::config::{self, Config, FlagOverrides};
+use crate::engine::{CycleReport, Engine, LockBusy, RunOptions};
+use crate::output::{age, envelope, print_json, table};
+use crate::UsageError;
+
+/// The command's name, for the JSON envelope.
+pub fn name(c: &Command) -> &'static str {
+    match c {
+        Command::Status => "status",
+        Command::Analyze { .. } => "analyze",
+        Command::Execute(_) => "execute",
+        Command::Loop { .. } => "loop",
+        Command::Agents => "agents",
+        Command::Config { .. } => "config",
+    }
+}
+
+/// Whether the command was asked for JSON by its own `--format json`.
+pub fn wants_json(c: &Command) -> bool {
+    match c {
+        Command::Analyze { format } => *format == Format::Json,
+        Command::Execute(a) => a.format == Format::Json,
+        _ => false,
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("STEWARD_") || k.starts_with("DSLMODEL_AUTO_"))
+        .collect();
+    let flags = FlagOverrides {
+        coordination: cli.coordination.clone(),
+        state_dir: cli.state_dir.clone(),
+        policy: cli.policy.map(|p| match p {
+            PolicyArg::Adaptive => "adaptive".to_owned(),
+            PolicyArg::Classic => "classic".to_owned(),
+        }),
+    };
+    let (cfg, path) = config::load(cli.config.as_deref(), &env, &flags)?;
+    if let Some(p) = path {
+        tracing::debug!(file = %p.display(), "Config loaded.");
+    }
+    Ok(cfg)
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Anything the command could not do; `main` maps it to an exit code.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Config { example: true } = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = load_config(&cli)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Config { .. } => {
+            let value = serde_json::to_value(&cfg).context("encoding the config")?;
+            if json {
+                print_json(&envelope(
+                    "config",
+                    true,
+                    json!({"config": value, "state_dir": cfg.state_dir()}),
+                    vec![],
+                    vec![],
+                ));
+            } else {
+                print_json(&value);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => status(&Engine::new(cfg), json),
+        Command::Analyze { format } => analyze(&Engine::new(cfg), json || format == Format::Json),
+        Command::Execute(args) => execute(&Engine::new(cfg), &args, json),
+        Command::Loop {
+            interval,
+            max_cycles,
+            dry_run,
+        } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
+        Command::Agents => agents(&Engine::new(cfg), json),
+    }
+}
+
+fn decision_json(d: &Decision) -> Value {
+    serde_json::to_value(d).unwrap_or(Value::Null)
+}
+
+fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
+    let (snapshot, analysis) = engine.analyze()?;
+    let a = &analysis.assessment;
+    let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
+    if json {
+        print_json(&json!({
+            "timestamp": format_rfc3339(a.taken_at),
+            "coordination_dir": engine.coordination_dir(),
+            "policy": engine.config.auto.policy.to_string(),
+            "metrics": a.metrics,
+            "decisions": analysis.decisions.iter().map(decision_json).collect::<Vec<_>>(),
+            "warnings": warnings,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &a.metrics;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "steward analyze: {} (policy {})\n\n",
+        engine.coordination_dir().display(),
+        engine.config.auto.policy
+    ));
+    if !snapshot.target_exists {
+        out.push_str(
+            "The coordination directory does not exist: scoring it as an empty system.\n\n",
+        );
+    }
+    out.push_str(&metrics_block(m));
+    out.push('\n');
+    if analysis.decisions.is_empty() {
+        out.push_str("No decisions: nothing to do.\n");
+    } else {
+        let rows: Vec<Vec<String>> = analysis
+            .decisions
+            .iter()
+            .map(|d| {
+                vec![
+                    d.kind.to_string(),
+                    d.priority.to_string(),
+                    format!("{:.2}", d.confidence),
+                    d.description.clone(),
+                    d.rationale.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["DECISION", "PRIO", "CONF", "ACTION", "WHY"],
+            &rows,
+        ));
+    }
+    out.push_str(&warnings_block(&warnings));
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metrics_block(m: &steward_core::assess::Metrics) -> String {
+    let mut s = format!(
+        "health      {:.3} ({})\nagents      {} active of {}\nqueue       {} pending, {} in flight ({} stale)\ncompleted   {} (rate {:.3}), {} dead-lettered\ntelemetry   {} records",
+        m.health_score, m.health_state, m.active_agents, m.total_agents, m.work_queue_size, m.in_flight, m.stale_claims, m.completed, m.completion_rate, m.failed, m.telemetry_volume
+    );
+    if let Some(e) = m.error_rate {
+        s.push_str(&format!(", error rate {e:.3}"));
+    }
+    if let Some(rt) = m.response_time_ms {
+        s.push_str(&format!(", response time {rt:.0} ms"));
+    }
+    s.push('\n');
+    s
+}
+
+fn warnings_block(warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("\n{} warning(s):\n", warnings.len());
+    for w in warnings.iter().take(20) {
+        s.push_str(&format!("  {w}\n"));
+    }
+    if warnings.len() > 20 {
+        s.push_str(&format!(
+            "  ... and {} more (see --json)\n",
+            warnings.len() - 20
+        ));
+    }
+    s
+}
+
+fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> {
+    let opts = RunOptions {
+        dry_run: args.dry_run,
+        max_decisions: args.max,
+        min_confidence: args.min_confidence,
+        force_confidence: args.force_confidence,
+    };
+    let mut report = engine.execute(&opts)?;
+    if !args.verbose {
+        report.decisions = None;
+    }
+    let code = if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if json || args.format == Format::Json {
+        print_json(&report);
+    } else {
+        print!("{}", render_report(engine, &report));
+    }
+    Ok(code)
+}
+
+fn render_report(engine: &Engine, r: &CycleReport) -> String {
+    let mut out = format!(
+        "steward execute: {} (cycle {}, policy {}{})\n\n",
+        engine.coordination_dir().display(),
+        r.cycle_id,
+        r.policy,
+        if r.dry_run {
+            ", dry run: nothing touched"
+        } else {
+            ""
+        }
+    );
+    out.push_str(&metrics_block(&r.metrics));
+    out.push('\n');
+    let mut rows = Vec::new();
+    for e in &r.executed {
+        rows.push(vec![
+            e.decision_id.clone(),
+            e.kind.clone(),
+            "executed".into(),
+            format!("{} ({} ms)", e.result, e.duration_ms),
+        ]);
+    }
+    for f in &r.failed {
+        rows.push(vec![
+            f.decision_id.clone(),
+            f.kind.clone(),
+            "FAILED".into(),
+            f.error.clone(),
+        ]);
+    }
+    for s in &r.skipped {
+        rows.push(vec![
+            s.decision_id.clone(),
+            s.kind.clone(),
+            "skipped".into(),
+            s.reason.clone(),
+        ]);
+    }
+    if rows.is_empty() {
+        out.push_str("No decisions: nothing to do.\n");
+    } else {
+        out.push_str(&table(&["DECISION", "TYPE", "RESULT", "DETAIL"], &rows));
+    }
+    out.push_str(&warnings_block(&r.warnings));
+    out
+}
+
+fn run_loop(
+    engine: &Engine,
+    interval: Option<f64>,
+    max_cycles: u64,
+    dry_run: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let interval = match interval {
+        None => engine.config.auto.interval,
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
+        Some(s) => {
+            return Err(UsageError(format!(
+                "--interval {s} must be a positive number of seconds"
+            ))
+            .into())
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // First signal: set the flag and finish the cycle. Second: exit now.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let opts = RunOptions {
+        dry_run,
+        ..RunOptions::default()
+    };
+    let mut cycles = 0u64;
+    let mut failures = 0u32;
+    tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        match engine.execute(&opts) {
+            Ok(report) => {
+                failures = 0;
+                if json {
+                    // One JSON document per cycle, one per line.
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                } else {
+                    let m = &report.metrics;
+                    println!(
+                        "{} health {:.3} {:<8} agents {:>3} queue {:>5} in-flight {:>4} | executed {} failed {} skipped {}",
+                        report.timestamp,
+                        m.health_score,
+                        m.health_state.as_str(),
+                        m.active_agents,
+                        m.work_queue_size,
+                        m.in_flight,
+                        report.executed.len(),
+                        report.failed.len(),
+                        report.skipped.len()
+                    );
+                }
+            }
+            Err(e) if e.is::<LockBusy>() => tracing::warn!(error = %e, "Cycle skipped."),
+            Err(e) => {
+                failures += 1;
+                tracing::error!(error = %crate::error_chain(e.as_ref()), consecutive = failures, "Cycle failed.");
+            }
+        }
+        cycles += 1;
+        if max_cycles != 0 && cycles >= max_cycles {
+            break;
+        }
+        // Back off on repeated failures, up to 8 intervals; always requeue.
+        let wait = interval
+            .saturating_mul(1 << failures.min(3))
+            .saturating_sub(started.elapsed());
+        let until = Instant::now() + wait;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(
+                Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+    tracing::info!(cycles, "Loop stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a daemon runs for this state directory, from its pidfile.
+fn daemon_info(state_dir: &Path) -> Value {
+    let pidfile = state_dir.join("steward.pid");
+    let Ok(text) = std::fs::read_to_string(&pidfile) else {
+        return json!({"running": false, "pid": null, "uptime_seconds": null});
+    };
+    let pid = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+    if !alive {
+        return json!({"running": false, "pid": null, "uptime_seconds": null, "stale_pidfile": true});
+    }
+    let uptime = std::fs::metadata(&pidfile)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs());
+    json!({"running": true, "pid": pid, "uptime_seconds": uptime})
+}
+
+fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
+    let (_snapshot, analysis) = engine.analyze()?;
+    let a = &analysis.assessment;
+    let m = &a.metrics;
+    let recent =
+        match Journal::open_existing(&engine.journal_path()).context("opening the journal")? {
+            Some(j) => j.recent_decisions(10).context("reading recent decisions")?,
+            None => Vec::new(),
+        };
+    let daemon = daemon_info(&engine.config.state_dir());
+    let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
+    if json {
+        let data = json!({
+            "coordination_dir": engine.coordination_dir(),
+            "state_dir": engine.config.state_dir(),
+            "status": {
+                "health_score": m.health_score,
+                "health_state": m.health_state,
+                "active_agents": m.active_agents,
+                "work_queue_size": m.work_queue_size,
+                "completion_rate": m.completion_rate,
+                "telemetry_volume": m.telemetry_volume,
+                "in_flight": m.in_flight,
+                "stale_claims": m.stale_claims,
+                "completed": m.completed,
+                "failed": m.failed,
+                "last_updated": format_rfc3339(a.taken_at),
+            },
+            "daemon": daemon,
+            "recent_decisions": recent,
+        });
+        print_json(&envelope("status", true, data, vec![], warnings));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "steward status: {}\n\n",
+        engine.coordination_dir().display()
+    );
+    out.push_str(&metrics_block(m));
+    match (daemon["running"].as_bool(), daemon["pid"].as_u64()) {
+        (Some(true), Some(pid)) => out.push_str(&format!(
+            "daemon      running, pid {pid}, up {}\n",
+            age(daemon["uptime_seconds"].as_u64().unwrap_or(0))
+        )),
+        _ => out.push_str("daemon      not running\n"),
+    }
+    out.push('\n');
+    if recent.is_empty() {
+        out.push_str("No decisions journaled yet (run `steward execute`).\n");
+    } else {
+        let rows: Vec<Vec<String>> = recent
+            .iter()
+            .map(|e| {
+                let (result, why) = e
+                    .outcome
+                    .as_ref()
+                    .map_or(("pending".to_owned(), String::new()), |o| {
+                        (o.result.as_str().to_owned(), o.reason.clone())
+                    });
+                vec![
+                    e.timestamp.clone(),
+                    e.decision.kind.to_string(),
+                    result,
+                    e.decision.description.clone(),
+                    why,
+                ]
+            })
+            .collect();
+        out.push_str("Recent decisions:\n");
+        out.push_str(&table(
+            &["WHEN", "TYPE", "RESULT", "ACTION", "DETAIL"],
+            &rows,
+        ));
+    }
+    out.push_str(&warnings_block(&warnings));
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
+    let (snapshot, _) = engine.analyze()?;
+    let now = snapshot.taken_at;
+    let rows: Vec<Value> = snapshot
+        .agents
+        .iter()
+        .map(|a| {
+            let work: Vec<&str> = snapshot
+                .claims
+                .iter()
+                .filter(|c| c.claimed_by.as_deref() == Some(a.id.as_str()))
+                .map(|c| c.id.as_str())
+                .collect();
+            json!({
+                "id": a.id,
+                "file": a.file,
+                "status": a.status,
+                "lifecycle": a.lifecycle,
+                "active": is_active(a, &engine.engine, now),
+                "heartbeat_age_seconds": a.last_seen.map(|t| age_secs(now, t)),
+                "liveness_from": a.liveness_from,
+                "pid": a.pid,
+                "capacity": a.capacity,
+                "current_work": work,
+            })
+        })
+        .collect();
+    let warnings: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
+    if json {
+        print_json(&envelope(
+            "agents",
+            true,
+            json!({"coordination_dir": engine.coordination_dir(), "agents": rows}),
+            vec![],
+            warnings,
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("No agent files in {}.", engine.coordination_dir().display());
+    } else {
+        let table_rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                vec![
+                    s("id"),
+                    s("status"),
+                    s("lifecycle"),
+                    r["heartbeat_age_seconds"].as_u64().map_or("-".into(), age),
+                    if r["active"].as_bool() == Some(true) {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
+                    r["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
+                    r["current_work"].as_array().map_or(String::new(), |w| {
+                        w.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "AGENT",
+                    "STATUS",
+                    "PHASE",
+                    "HEARTBEAT",
+                    "ACTIVE",
+                    "PID",
+                    "WORK"
+                ],
+                &table_rows
+            )
+        );
+    }
+    print!("{}", warnings_block(&warnings));
+    Ok(ExitCode::SUCCESS)
+}

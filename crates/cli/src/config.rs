@@ -1,0 +1,507 @@
+//! `steward.yaml`, environment overrides and flags, in layers.
+//!
+//! Precedence: flag > env > config file > default. The raw layers are
+//! merged as a JSON tree, then deserialized into [`Config`] in one go, so
+//! an error names the dotted key and where its value came from (the file,
+//! or the environment variable).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue};
+use steward_sources::CoordinationConfig;
+
+/// The example config, with every key, its default and its meaning.
+pub const EXAMPLE: &str = include_str!("../steward.example.yaml");
+
+/// The default config file, read when present and no `--config` is given.
+pub const DEFAULT_FILE: &str = "steward.yaml";
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The coordination directory and how its files are judged.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
+    /// Where steward keeps its own state.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Health score weights and targets.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Policy and guards.
+    #[serde(default)]
+    pub auto: AutoConfig,
+    /// Adaptive policy sizing.
+    #[serde(default)]
+    pub adaptive: AdaptiveConfig,
+}
+
+/// The `state:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The state directory (journal, lock, pidfile). Default `<coordination>/../.steward`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The pure engine's part of the config.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            health: self.health.clone(),
+            liveness: self.coordination.liveness(),
+            auto: self.auto.clone(),
+            adaptive: self.adaptive.clone(),
+        }
+    }
+
+    /// The state directory: configured, or `.steward` next to the coordination directory.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state.dir {
+            return dir.clone();
+        }
+        match self.coordination.dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.join(".steward"),
+            _ => PathBuf::from(".steward"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidValue> {
+        self.coordination.validate()?;
+        self.health.validate()?;
+        self.auto.validate()?;
+        self.adaptive.validate()
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "in {}", p.display()),
+            Self::Env(v) => write!(f, "from environment variable {v}"),
+            Self::Flag(flag) => write!(f, "from flag {flag}"),
+        }
+    }
+}
+
+/// A config that cannot be used. Always a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("config file {path} is not valid YAML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The top level is not a mapping.
+    #[error("config file {path} must be a mapping of sections (coordination, state, health, auto, adaptive)")]
+    NotAMapping {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A key has a value of the wrong type, or is unknown.
+    #[error("bad config value for {key} {origin}: {message}")]
+    Value {
+        /// The dotted key.
+        key: String,
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Overrides that flags apply on top of everything else.
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    /// `--coordination DIR`
+    pub coordination: Option<PathBuf>,
+    /// `--state-dir DIR`
+    pub state_dir: Option<PathBuf>,
+    /// `--policy NAME`
+    pub policy: Option<String>,
+}
+
+/// Loads the config: `file` (or `./steward.yaml` if present), then the
+/// environment `env` (name, value pairs), then flags.
+///
+/// # Errors
+/// A file that cannot be read or parsed, or any value that is of the wrong
+/// type, unknown, or out of range; the error names the key and its origin.
+pub fn load(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    flags: &FlagOverrides,
+) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    let path = match file {
+        Some(p) => Some(p.to_owned()),
+        None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
+    };
+    let mut tree = Map::new();
+    let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+    if let Some(path) = &path {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+        };
+        match value {
+            Value::Null => {}
+            // A section with only comments under it reads as null: no keys.
+            Value::Object(map) => tree = map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+            _ => return Err(ConfigError::NotAMapping { path: path.clone() }),
+        }
+        for (section, body) in &tree {
+            origins.insert(section.clone(), Origin::File(path.clone()));
+            if let Value::Object(keys) = body {
+                for key in keys.keys() {
+                    origins.insert(format!("{section}.{key}"), Origin::File(path.clone()));
+                }
+            }
+        }
+    }
+    for (var, (section, key), raw) in env_overrides(env) {
+        let value = parse_scalar(&raw);
+        let entry = tree
+            .entry(section.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        if let Value::Object(m) = entry {
+            m.insert(key.clone(), value);
+        }
+        origins.insert(format!("{section}.{key}"), Origin::Env(var));
+    }
+    let mut set_flag = |section: &str, key: &str, value: Value, flag: &'static str| {
+        let entry = tree
+            .entry(section.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        if let Value::Object(m) = entry {
+            m.insert(key.to_owned(), value);
+        }
+        origins.insert(format!("{section}.{key}"), Origin::Flag(flag));
+    };
+    if let Some(dir) = &flags.coordination {
+        set_flag(
+            "coordination",
+            "dir",
+            Value::String(dir.display().to_string()),
+            "--coordination",
+        );
+    }
+    if let Some(dir) = &flags.state_dir {
+        set_flag(
+            "state",
+            "dir",
+            Value::String(dir.display().to_string()),
+            "--state-dir",
+        );
+    }
+    if let Some(p) = &flags.policy {
+        set_flag("auto", "policy", Value::String(p.clone()), "--policy");
+    }
+
+    let origin_of = |key: &str| -> String {
+        let mut k = key;
+        loop {
+            if let Some(o) = origins.get(k) {
+                return o.to_string();
+            }
+            match k.rfind('.') {
+                Some(i) => k = &k[..i],
+                None => {
+                    return path.as_ref().map_or_else(
+                        || "(defaults)".to_owned(),
+                        |p| Origin::File(p.clone()).to_string(),
+                    )
+                }
+            }
+        }
+    };
+    let config: Config = serde_path_to_error::deserialize(Value::Object(tree)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().to_string();
+        // Unknown keys are reported at their parent; name the key itself.
+        let key = match message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            Some(field) if key == "." => field.to_owned(),
+            Some(field) => format!("{key}.{field}"),
+            None => key,
+        };
+        ConfigError::Value {
+            origin: origin_of(&key),
+            key,
+            message,
+        }
+    })?;
+    config.validate().map_err(|e| ConfigError::Value {
+        origin: origin_of(&e.key),
+        key: e.key,
+        message: e.message,
+    })?;
+    Ok((config, path))
+}
+
+/// Parses an environment value as YAML would a scalar: numbers and
+/// booleans typed, anything else a string.
+fn parse_scalar(raw: &str) -> Value {
+    let t = raw.trim();
+    match t {
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Ok(i) = t.parse::<i64>() {
+        return Value::from(i);
+    }
+    if let Ok(f) = t.parse::<f64>() {
+        if f.is_finite() {
+            return Value::from(f);
+        }
+    }
+    Value::String(raw.to_owned())
+}
+
+/// Maps environment variables to (section, key): `STEWARD_<SECTION>_<KEY>`,
+/// and `DSLMODEL_AUTO_<KEY>` as an alias of `STEWARD_AUTO_<KEY>`, which
+/// wins when both are set. `STEWARD_COORDINATION` is the directory.
+/// Variables that name no known key are ignored (other tools share the prefix).
+fn env_overrides(env: &[(String, String)]) -> Vec<(String, (String, String), String)> {
+    let known = known_keys();
+    let mut aliases = Vec::new();
+    let mut primary = Vec::new();
+    for (var, value) in env {
+        if var == "STEWARD_COORDINATION" {
+            primary.push((
+                var.clone(),
+                ("coordination".to_owned(), "dir".to_owned()),
+                value.clone(),
+            ));
+            continue;
+        }
+        let (rest, alias) = if let Some(rest) = var.strip_prefix("STEWARD_") {
+            (rest.to_ascii_lowercase(), false)
+        } else if let Some(rest) = var.strip_prefix("DSLMODEL_AUTO_") {
+            (format!("auto_{}", rest.to_ascii_lowercase()), true)
+        } else {
+            continue;
+        };
+        let found = known.iter().find(|(section, key)| {
+            rest.strip_prefix(section.as_str())
+                .and_then(|r| r.strip_prefix('_'))
+                == Some(key.as_str())
+        });
+        if let Some((section, key)) = found {
+            let item = (var.clone(), (section.clone(), key.clone()), value.clone());
+            if alias {
+                aliases.push(item);
+            } else {
+                primary.push(item);
+            }
+        }
+    }
+    aliases.sort();
+    primary.sort();
+    aliases.into_iter().chain(primary).collect()
+}
+
+/// Every (section, key) of the config, from the defaults.
+pub fn known_keys() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Value::Object(sections)) = serde_json::to_value(Config::default()) {
+        for (section, body) in sections {
+            let keys: Vec<String> = match body {
+                Value::Object(m) => m.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            for key in keys {
+                out.push((section.clone(), key));
+            }
+        }
+    }
+    // `state.dir` defaults to null and still is a key.
+    if !out.iter().any(|(s, k)| s == "state" && k == "dir") {
+        out.push(("state".into(), "dir".into()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("steward.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_example_parses_and_holds_every_key_at_its_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(tmp.path(), EXAMPLE);
+        let (cfg, _) = load(Some(&p), &[], &FlagOverrides::default()).unwrap();
+        assert_eq!(
+            cfg,
+            Config {
+                state: StateConfig {
+                    dir: cfg.state.dir.clone()
+                },
+                ..Config::default()
+            }
+        );
+        let parsed: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
+        for (section, key) in known_keys() {
+            assert!(
+                parsed.get(&section).and_then(|s| s.get(&key)).is_some()
+                    || EXAMPLE.contains(&format!("# {key}:")),
+                "the example lacks {section}.{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(
+            tmp.path(),
+            "auto:\n  min_confidence: 0.7\n  max_agents: 20\n  policy: classic\n",
+        );
+        let e = env(&[
+            ("STEWARD_AUTO_MIN_CONFIDENCE", "0.8"),
+            ("DSLMODEL_AUTO_MIN_CONFIDENCE", "0.9"),
+            ("DSLMODEL_AUTO_MAX_AGENTS", "30"),
+            ("STEWARD_AUTO_DRY_RUN", "true"),
+        ]);
+        let flags = FlagOverrides {
+            policy: Some("adaptive".into()),
+            ..FlagOverrides::default()
+        };
+        let (cfg, _) = load(Some(&p), &e, &flags).unwrap();
+        assert_eq!(
+            cfg.auto.min_confidence, 0.8,
+            "STEWARD_ wins over its DSLMODEL_ alias"
+        );
+        assert_eq!(cfg.auto.max_agents, 30, "the alias wins over the file");
+        assert!(cfg.auto.dry_run);
+        assert_eq!(cfg.auto.policy.to_string(), "adaptive", "the flag wins");
+        assert_eq!(
+            cfg.auto.max_decisions, 3,
+            "untouched keys keep their default"
+        );
+    }
+
+    #[test]
+    fn durations_and_the_coordination_variable() {
+        let e = env(&[
+            ("STEWARD_COORDINATION_AGENT_TTL", "2m"),
+            ("STEWARD_COORDINATION", "/tmp/x/coord"),
+        ]);
+        let (cfg, _) = load(None, &e, &FlagOverrides::default()).unwrap();
+        assert_eq!(cfg.coordination.agent_ttl.as_secs(), 120);
+        assert_eq!(cfg.coordination.dir, PathBuf::from("/tmp/x/coord"));
+        assert_eq!(cfg.state_dir(), PathBuf::from("/tmp/x/.steward"));
+    }
+
+    fn err(text: &str, e: &[(&str, &str)]) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(tmp.path(), text);
+        load(Some(&p), &env(e), &FlagOverrides::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_where_it_came_from() {
+        let m = err("auto:\n  min_confidence: high\n", &[]);
+        assert!(
+            m.contains("auto.min_confidence") && m.contains("steward.yaml"),
+            "{m}"
+        );
+        let m = err("auto:\n  min_confidence: 1.5\n", &[]);
+        assert!(
+            m.contains("auto.min_confidence") && m.contains("between 0 and 1"),
+            "{m}"
+        );
+        let m = err("", &[("STEWARD_AUTO_MAX_AGENTS", "many")]);
+        assert!(
+            m.contains("auto.max_agents") && m.contains("STEWARD_AUTO_MAX_AGENTS"),
+            "{m}"
+        );
+        let m = err("auto:\n  max_agentz: 3\n", &[]);
+        assert!(
+            m.contains("auto.max_agentz") && m.contains("unknown field"),
+            "{m}"
+        );
+        let m = err("autoo: {}\n", &[]);
+        assert!(m.contains("autoo"), "{m}");
+        let m = err("coordination:\n  claim_ttl: 5 fortnights\n", &[]);
+        assert!(
+            m.contains("coordination.claim_ttl") && m.contains("unit"),
+            "{m}"
+        );
+        let m = err("auto: [1, 2\n", &[]);
+        assert!(m.contains("not valid YAML"), "{m}");
+        let m = err("- a\n- b\n", &[]);
+        assert!(m.contains("must be a mapping"), "{m}");
+        let m = err("auto:\n  min_agents: 9\n  max_agents: 2\n", &[]);
+        assert!(m.contains("auto.min_agents"), "{m}");
+    }
+
+    #[test]
+    fn a_missing_config_file_named_by_flag_is_an_error() {
+        let e = load(
+            Some(Path::new("/nonexistent/steward.yaml")),
+            &[],
+            &FlagOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+    }
+}

@@ -1,0 +1,448 @@
+//! The driver of one cycle: snapshot → analyze → guard → journal → act.
+//!
+//! This is where the layers meet. Everything above the actuators is the
+//! pure core; this module supplies the clock, the files and the journal,
+//! and keeps the order that makes the engine safe: every decision and its
+//! verdict is journaled before any action starts, and every outcome after.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use steward_actuators::{Actuator, CoordinationActuator};
+use steward_core::config::EngineConfig;
+use steward_core::decision::{Action, Decision, Outcome, OutcomeResult};
+use steward_core::guard::{self, GuardContext, Guarded, Verdict};
+use steward_core::history::History;
+use steward_core::policy::{self, Policy};
+use steward_core::snapshot::Snapshot;
+use steward_core::time::{format_rfc3339, UnixMs};
+use steward_core::Analysis;
+use steward_sources::{CoordinationSource, Source};
+use steward_store::{CycleStart, Journal, VerdictRecord, JOURNAL_FILE};
+
+use crate::config::Config;
+
+/// The lock file's name inside the coordination directory.
+pub const LOCK_FILE: &str = ".steward.lock";
+
+/// The clock, read here and nowhere below.
+pub fn now_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A cycle id: time-sortable and unique (`20261123T134400123Z-9f3a`).
+pub fn cycle_id(now: UnixMs) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let stamp: String = format_rfc3339(now)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    // RandomState is seeded per process: enough to tell apart two cycles in
+    // one millisecond (which the lock already prevents on one target).
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{stamp}-{:04x}", h.finish() & 0xffff)
+}
+
+/// Everything a cycle needs, built once from the config.
+pub struct Engine {
+    /// The loaded config.
+    pub config: Config,
+    /// Its pure part.
+    pub engine: EngineConfig,
+    source: CoordinationSource,
+    policy: Box<dyn Policy + Send + Sync>,
+}
+
+/// One-run overrides from `execute` flags.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--max N`.
+    pub max_decisions: Option<u32>,
+    /// `--min-confidence X`.
+    pub min_confidence: Option<f64>,
+    /// `--force-confidence X`.
+    pub force_confidence: Option<f64>,
+}
+
+/// What one cycle did (the `execute --format json` shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    /// The cycle's id.
+    pub cycle_id: String,
+    /// When it ran.
+    pub timestamp: String,
+    /// The policy that decided.
+    pub policy: &'static str,
+    /// Whether it touched nothing.
+    pub dry_run: bool,
+    /// The cycle's metrics.
+    pub metrics: steward_core::assess::Metrics,
+    /// How many decisions the policy made.
+    pub decisions_generated: usize,
+    /// Decisions whose action ran and succeeded.
+    pub executed: Vec<Executed>,
+    /// Decisions whose action ran and failed.
+    pub failed: Vec<Failed>,
+    /// Decisions a guard (or a missing actuator) kept from running.
+    pub skipped: Vec<Skipped>,
+    /// Source warnings.
+    pub warnings: Vec<String>,
+    /// Every decision in full (with `--verbose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Vec<Decision>>,
+}
+
+/// An executed decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Executed {
+    /// The decision.
+    pub decision_id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the actuator did.
+    pub result: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// A failed decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    /// The decision.
+    pub decision_id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// A skipped decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The decision.
+    pub decision_id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Why it did not run.
+    pub reason: String,
+}
+
+/// Another executor holds the lock on this target.
+#[derive(Debug, thiserror::Error)]
+#[error("another steward{holder} is already executing on {dir}; this one did nothing")]
+pub struct LockBusy {
+    /// Who holds it, as far as the lock file says.
+    pub holder: String,
+    /// The target.
+    pub dir: String,
+}
+
+/// An exclusive lock on a target; released when dropped.
+pub struct TargetLock {
+    _file: File,
+}
+
+impl Engine {
+    /// Builds the engine from a validated config.
+    pub fn new(config: Config) -> Self {
+        let engine = config.engine();
+        let source = CoordinationSource::new(config.coordination.clone());
+        let policy = policy::builtin(config.auto.policy);
+        Self {
+            config,
+            engine,
+            source,
+            policy,
+        }
+    }
+
+    /// The coordination directory.
+    pub fn coordination_dir(&self) -> &Path {
+        self.source.dir()
+    }
+
+    /// The journal's path.
+    pub fn journal_path(&self) -> PathBuf {
+        self.config.state_dir().join(JOURNAL_FILE)
+    }
+
+    /// History as the policy and guards need it.
+    fn history(&self, journal: Option<&Journal>, now: UnixMs) -> Result<History> {
+        let Some(j) = journal else {
+            return Ok(History::default());
+        };
+        let a = &self.engine.auto;
+        let window = a
+            .scale_down_window
+            .max(a.breaker_cooldown)
+            .max(a.scale_up_cooldown);
+        let cycles = (self.engine.adaptive.rate_window as usize + 1).max(64);
+        j.history(
+            now,
+            cycles,
+            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+        )
+        .context("reading the journal's history")
+    }
+
+    /// Snapshot and analysis, touching nothing. Reads the journal's history
+    /// if a journal exists; never creates one.
+    ///
+    /// # Errors
+    /// The directory cannot be listed, or the journal cannot be read.
+    pub fn analyze(&self) -> Result<(Snapshot, Analysis)> {
+        let now = now_ms();
+        let journal =
+            Journal::open_existing(&self.journal_path()).context("opening the journal")?;
+        let history = self.history(journal.as_ref(), now)?;
+        let snapshot = self.source.snapshot(now)?;
+        let analysis = steward_core::analyze(
+            &snapshot,
+            &history,
+            &self.engine,
+            self.policy.as_ref(),
+            &cycle_id(now),
+            now,
+        );
+        Ok((snapshot, analysis))
+    }
+
+    /// Takes the lock on the target: a file lock in the coordination
+    /// directory (or the state directory while the coordination directory
+    /// does not exist).
+    ///
+    /// # Errors
+    /// [`LockBusy`] when another process holds it; I/O errors otherwise.
+    pub fn lock(&self) -> Result<TargetLock> {
+        let dir = if self.coordination_dir().is_dir() {
+            self.coordination_dir().to_owned()
+        } else {
+            self.config.state_dir()
+        };
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut who = String::new();
+                let _ = file.read_to_string(&mut who);
+                let holder = who
+                    .split_whitespace()
+                    .next()
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                return Err(LockBusy {
+                    holder,
+                    dir: self.coordination_dir().display().to_string(),
+                }
+                .into());
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+        // Say who holds it, for the message the next one prints.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "{} {}", std::process::id(), format_rfc3339(now_ms()));
+        Ok(TargetLock { _file: file })
+    }
+
+    /// One cycle: analyze, guard, journal, act, journal. Takes the lock
+    /// unless dry-run (a dry run touches nothing, not even the lock file).
+    ///
+    /// # Errors
+    /// The lock is busy, the directory cannot be listed, or the journal
+    /// cannot be written (then nothing is executed).
+    pub fn execute(&self, opts: &RunOptions) -> Result<CycleReport> {
+        let dry_run = opts.dry_run || self.engine.auto.dry_run;
+        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let state_dir = self.config.state_dir();
+        fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+        let journal = Journal::open(&self.journal_path()).context("opening the journal")?;
+        let now = now_ms();
+        let history = self.history(Some(&journal), now)?;
+        let snapshot = self.source.snapshot(now)?;
+        let id = cycle_id(now);
+        let analysis = steward_core::analyze(
+            &snapshot,
+            &history,
+            &self.engine,
+            self.policy.as_ref(),
+            &id,
+            now,
+        );
+
+        let mut auto = self.engine.auto.clone();
+        auto.dry_run = dry_run;
+        if let Some(n) = opts.max_decisions {
+            auto.max_decisions = n;
+        }
+        if let Some(x) = opts.min_confidence {
+            auto.min_confidence = x;
+        }
+        let cx = GuardContext {
+            auto: &auto,
+            history: &history,
+            now,
+            recommended_agents: analysis.recommended_agents,
+            force_confidence: opts.force_confidence,
+        };
+        let guarded = guard::apply(analysis.decisions.clone(), &cx);
+
+        // Journal first: the cycle, then every decision with its verdict.
+        let m = &analysis.assessment.metrics;
+        journal
+            .record_cycle(&CycleStart {
+                id: &id,
+                ts: now,
+                policy: self.policy.name(),
+                dry_run,
+                metrics: m,
+                recommended_agents: analysis.recommended_agents,
+                warnings: snapshot.warnings.len(),
+            })
+            .context("journaling the cycle")?;
+        for g in &guarded {
+            let (verdict, guard, reason) = match &g.verdict {
+                Verdict::Execute => ("execute", None, None),
+                Verdict::Skip { guard, reason } => {
+                    ("skip", Some(guard.as_str()), Some(reason.as_str()))
+                }
+            };
+            journal
+                .record_decision(
+                    &id,
+                    now,
+                    &g.decision,
+                    &VerdictRecord {
+                        verdict,
+                        guard,
+                        reason,
+                        notes: &g.notes,
+                    },
+                )
+                .with_context(|| {
+                    format!(
+                        "journaling decision {}; nothing was executed",
+                        g.decision.id
+                    )
+                })?;
+        }
+
+        let mut report = CycleReport {
+            cycle_id: id.clone(),
+            timestamp: format_rfc3339(now),
+            policy: self.policy.name(),
+            dry_run,
+            metrics: m.clone(),
+            decisions_generated: guarded.len(),
+            executed: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            warnings: snapshot.warnings.iter().map(ToString::to_string).collect(),
+            decisions: None,
+        };
+        let mut coordination = CoordinationActuator::new(
+            self.coordination_dir(),
+            self.config.coordination.max_attempts,
+        );
+        for g in &guarded {
+            let outcome = self.act(g, &mut coordination);
+            journal
+                .record_outcome(&g.decision.id, now_ms(), &outcome)
+                .with_context(|| format!("journaling the outcome of {}", g.decision.id))?;
+            let (decision_id, kind) = (g.decision.id.clone(), g.decision.kind.to_string());
+            match outcome.result {
+                OutcomeResult::Executed => report.executed.push(Executed {
+                    decision_id,
+                    kind,
+                    result: outcome.reason,
+                    duration_ms: outcome.duration_ms,
+                }),
+                OutcomeResult::Failed => report.failed.push(Failed {
+                    decision_id,
+                    kind,
+                    error: outcome.reason,
+                }),
+                OutcomeResult::Skipped => report.skipped.push(Skipped {
+                    decision_id,
+                    kind,
+                    reason: outcome.reason,
+                }),
+            }
+        }
+        journal
+            .finish_cycle(&id, now_ms())
+            .context("journaling the end of the cycle")?;
+        report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
+        Ok(report)
+    }
+
+    fn act(&self, g: &Guarded, coordination: &mut CoordinationActuator) -> Outcome {
+        let skipped = |reason: String| Outcome {
+            result: OutcomeResult::Skipped,
+            reason,
+            duration_ms: 0,
+        };
+        if let Verdict::Skip { guard, reason } = &g.verdict {
+            return skipped(format!("{}: {reason}", guard.as_str()));
+        }
+        match &g.decision.action {
+            Action::Advisory { note } => skipped(format!(
+                "advisory: no actuator changes anything for {} ({note})",
+                g.decision.kind
+            )),
+            a if a.is_fleet() => skipped("no fleet actuator configured".into()),
+            action => {
+                let started = Instant::now();
+                let result = coordination.apply(action, now_ms());
+                let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                match result {
+                    Ok(what) => {
+                        tracing::info!(decision = %g.decision.id, kind = %g.decision.kind, %what, "Executed.");
+                        Outcome {
+                            result: OutcomeResult::Executed,
+                            reason: what,
+                            duration_ms,
+                        }
+                    }
+                    Err(e) => {
+                        let error = crate::error_chain(&e);
+                        tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
+                        Outcome {
+                            result: OutcomeResult::Failed,
+                            reason: error,
+                            duration_ms,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Rendering: the JSON envelope and readable tables.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::engine::now_ms;
+
+/// The `--json` envelope of spec/cli.md.
+pub fn envelope(
+    command: &str,
+    success: bool,
+    data: Value,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+) -> Value {
+    json!({
+        "command": command,
+        "success": success,
+        "timestamp": steward_core::time::format_rfc3339(now_ms()),
+        "data": data,
+        "errors": errors,
+        "warnings": warnings,
+    })
+}
+
+/// Prints one JSON document and a newline on stdout. A closed pipe
+/// (`| head`) is not an error worth a panic.
+pub fn print_json<T: Serialize>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+/// A plain text table: left-aligned columns, two spaces apart.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Seconds as a short age: `42s`, `5m`, `3h`, `2d`.
+pub fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
+    }
+
+    #[test]
+    fn ages_read_short() {
+        assert_eq!(
+            [age(5), age(300), age(7200), age(200_000)],
+            ["5s", "5m", "2h", "2d"]
+        );
+    }
+}
