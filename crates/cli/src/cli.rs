@@ -13,12 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Start with `steward --coordination DIR analyze` to see what it would do,
 /// then `steward execute --dry-run`, then `steward execute` or `steward loop`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "steward",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "steward", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The coordination directory [default: ./coordination; env: STEWARD_COORDINATION]
     #[arg(long, global = true, value_name = "DIR")]

@@ -76,13 +76,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config { .. } => {
             let value = serde_json::to_value(&cfg).context("encoding the config")?;
             if json {
-                print_json(&envelope(
-                    "config",
-                    true,
-                    json!({"config": value, "state_dir": cfg.state_dir()}),
-                    vec![],
-                    vec![],
-                ));
+                print_json(&envelope("config", true, json!({"config": value, "state_dir": cfg.state_dir()}), vec![], vec![]));
             } else {
                 print_json(&value);
             }
@@ -91,11 +85,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&Engine::new(cfg), json),
         Command::Analyze { format } => analyze(&Engine::new(cfg), json || format == Format::Json),
         Command::Execute(args) => execute(&Engine::new(cfg), &args, json),
-        Command::Loop {
-            interval,
-            max_cycles,
-            dry_run,
-        } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
+        Command::Loop { interval, max_cycles, dry_run } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
         Command::Agents => agents(&Engine::new(cfg), json),
     }
 }
@@ -121,15 +111,9 @@ fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
     }
     let m = &a.metrics;
     let mut out = String::new();
-    out.push_str(&format!(
-        "steward analyze: {} (policy {})\n\n",
-        engine.coordination_dir().display(),
-        engine.config.auto.policy
-    ));
+    out.push_str(&format!("steward analyze: {} (policy {})\n\n", engine.coordination_dir().display(), engine.config.auto.policy));
     if !snapshot.target_exists {
-        out.push_str(
-            "The coordination directory does not exist: scoring it as an empty system.\n\n",
-        );
+        out.push_str("The coordination directory does not exist: scoring it as an empty system.\n\n");
     }
     out.push_str(&metrics_block(m));
     out.push('\n');
@@ -140,19 +124,10 @@ fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
             .decisions
             .iter()
             .map(|d| {
-                vec![
-                    d.kind.to_string(),
-                    d.priority.to_string(),
-                    format!("{:.2}", d.confidence),
-                    d.description.clone(),
-                    d.rationale.clone(),
-                ]
+                vec![d.kind.to_string(), d.priority.to_string(), format!("{:.2}", d.confidence), d.description.clone(), d.rationale.clone()]
             })
             .collect();
-        out.push_str(&table(
-            &["DECISION", "PRIO", "CONF", "ACTION", "WHY"],
-            &rows,
-        ));
+        out.push_str(&table(&["DECISION", "PRIO", "CONF", "ACTION", "WHY"], &rows));
     }
     out.push_str(&warnings_block(&warnings));
     print!("{out}");
@@ -183,10 +158,7 @@ fn warnings_block(warnings: &[String]) -> String {
         s.push_str(&format!("  {w}\n"));
     }
     if warnings.len() > 20 {
-        s.push_str(&format!(
-            "  ... and {} more (see --json)\n",
-            warnings.len() - 20
-        ));
+        s.push_str(&format!("  ... and {} more (see --json)\n", warnings.len() - 20));
     }
     s
 }
@@ -202,11 +174,7 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
     if !args.verbose {
         report.decisions = None;
     }
-    let code = if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    };
+    let code = if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     if json || args.format == Format::Json {
         print_json(&report);
     } else {
@@ -221,38 +189,19 @@ fn render_report(engine: &Engine, r: &CycleReport) -> String {
         engine.coordination_dir().display(),
         r.cycle_id,
         r.policy,
-        if r.dry_run {
-            ", dry run: nothing touched"
-        } else {
-            ""
-        }
+        if r.dry_run { ", dry run: nothing touched" } else { "" }
     );
     out.push_str(&metrics_block(&r.metrics));
     out.push('\n');
     let mut rows = Vec::new();
     for e in &r.executed {
-        rows.push(vec![
-            e.decision_id.clone(),
-            e.kind.clone(),
-            "executed".into(),
-            format!("{} ({} ms)", e.result, e.duration_ms),
-        ]);
+        rows.push(vec![e.decision_id.clone(), e.kind.clone(), "executed".into(), format!("{} ({} ms)", e.result, e.duration_ms)]);
     }
     for f in &r.failed {
-        rows.push(vec![
-            f.decision_id.clone(),
-            f.kind.clone(),
-            "FAILED".into(),
-            f.error.clone(),
-        ]);
+        rows.push(vec![f.decision_id.clone(), f.kind.clone(), "FAILED".into(), f.error.clone()]);
     }
     for s in &r.skipped {
-        rows.push(vec![
-            s.decision_id.clone(),
-            s.kind.clone(),
-            "skipped".into(),
-            s.reason.clone(),
-        ]);
+        rows.push(vec![s.decision_id.clone(), s.kind.clone(), "skipped".into(), s.reason.clone()]);
     }
     if rows.is_empty() {
         out.push_str("No decisions: nothing to do.\n");
@@ -263,35 +212,19 @@ fn render_report(engine: &Engine, r: &CycleReport) -> String {
     out
 }
 
-fn run_loop(
-    engine: &Engine,
-    interval: Option<f64>,
-    max_cycles: u64,
-    dry_run: bool,
-    json: bool,
-) -> Result<ExitCode> {
+fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bool, json: bool) -> Result<ExitCode> {
     let interval = match interval {
         None => engine.config.auto.interval,
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
-        Some(s) => {
-            return Err(UsageError(format!(
-                "--interval {s} must be a positive number of seconds"
-            ))
-            .into())
-        }
+        Some(s) => return Err(UsageError(format!("--interval {s} must be a positive number of seconds")).into()),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // First signal: set the flag and finish the cycle. Second: exit now.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    let opts = RunOptions {
-        dry_run,
-        ..RunOptions::default()
-    };
+    let opts = RunOptions { dry_run, ..RunOptions::default() };
     let mut cycles = 0u64;
     let mut failures = 0u32;
     tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
@@ -330,14 +263,10 @@ fn run_loop(
             break;
         }
         // Back off on repeated failures, up to 8 intervals; always requeue.
-        let wait = interval
-            .saturating_mul(1 << failures.min(3))
-            .saturating_sub(started.elapsed());
+        let wait = interval.saturating_mul(1 << failures.min(3)).saturating_sub(started.elapsed());
         let until = Instant::now() + wait;
         while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-            std::thread::sleep(
-                Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
-            );
+            std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
         }
     }
     tracing::info!(cycles, "Loop stopped.");
@@ -350,19 +279,12 @@ fn daemon_info(state_dir: &Path) -> Value {
     let Ok(text) = std::fs::read_to_string(&pidfile) else {
         return json!({"running": false, "pid": null, "uptime_seconds": null});
     };
-    let pid = text
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse::<u32>().ok());
+    let pid = text.split_whitespace().next().and_then(|p| p.parse::<u32>().ok());
     let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
     if !alive {
         return json!({"running": false, "pid": null, "uptime_seconds": null, "stale_pidfile": true});
     }
-    let uptime = std::fs::metadata(&pidfile)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map(|d| d.as_secs());
+    let uptime = std::fs::metadata(&pidfile).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).map(|d| d.as_secs());
     json!({"running": true, "pid": pid, "uptime_seconds": uptime})
 }
 
@@ -370,11 +292,10 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
     let (_snapshot, analysis) = engine.analyze()?;
     let a = &analysis.assessment;
     let m = &a.metrics;
-    let recent =
-        match Journal::open_existing(&engine.journal_path()).context("opening the journal")? {
-            Some(j) => j.recent_decisions(10).context("reading recent decisions")?,
-            None => Vec::new(),
-        };
+    let recent = match Journal::open_existing(&engine.journal_path()).context("opening the journal")? {
+        Some(j) => j.recent_decisions(10).context("reading recent decisions")?,
+        None => Vec::new(),
+    };
     let daemon = daemon_info(&engine.config.state_dir());
     let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
     if json {
@@ -400,16 +321,12 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
         print_json(&envelope("status", true, data, vec![], warnings));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = format!(
-        "steward status: {}\n\n",
-        engine.coordination_dir().display()
-    );
+    let mut out = format!("steward status: {}\n\n", engine.coordination_dir().display());
     out.push_str(&metrics_block(m));
     match (daemon["running"].as_bool(), daemon["pid"].as_u64()) {
-        (Some(true), Some(pid)) => out.push_str(&format!(
-            "daemon      running, pid {pid}, up {}\n",
-            age(daemon["uptime_seconds"].as_u64().unwrap_or(0))
-        )),
+        (Some(true), Some(pid)) => {
+            out.push_str(&format!("daemon      running, pid {pid}, up {}\n", age(daemon["uptime_seconds"].as_u64().unwrap_or(0))))
+        }
         _ => out.push_str("daemon      not running\n"),
     }
     out.push('\n');
@@ -419,26 +336,13 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
         let rows: Vec<Vec<String>> = recent
             .iter()
             .map(|e| {
-                let (result, why) = e
-                    .outcome
-                    .as_ref()
-                    .map_or(("pending".to_owned(), String::new()), |o| {
-                        (o.result.as_str().to_owned(), o.reason.clone())
-                    });
-                vec![
-                    e.timestamp.clone(),
-                    e.decision.kind.to_string(),
-                    result,
-                    e.decision.description.clone(),
-                    why,
-                ]
+                let (result, why) =
+                    e.outcome.as_ref().map_or(("pending".to_owned(), String::new()), |o| (o.result.as_str().to_owned(), o.reason.clone()));
+                vec![e.timestamp.clone(), e.decision.kind.to_string(), result, e.decision.description.clone(), why]
             })
             .collect();
         out.push_str("Recent decisions:\n");
-        out.push_str(&table(
-            &["WHEN", "TYPE", "RESULT", "ACTION", "DETAIL"],
-            &rows,
-        ));
+        out.push_str(&table(&["WHEN", "TYPE", "RESULT", "ACTION", "DETAIL"], &rows));
     }
     out.push_str(&warnings_block(&warnings));
     print!("{out}");
@@ -452,12 +356,8 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
         .agents
         .iter()
         .map(|a| {
-            let work: Vec<&str> = snapshot
-                .claims
-                .iter()
-                .filter(|c| c.claimed_by.as_deref() == Some(a.id.as_str()))
-                .map(|c| c.id.as_str())
-                .collect();
+            let work: Vec<&str> =
+                snapshot.claims.iter().filter(|c| c.claimed_by.as_deref() == Some(a.id.as_str())).map(|c| c.id.as_str()).collect();
             json!({
                 "id": a.id,
                 "file": a.file,
@@ -474,13 +374,7 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
         .collect();
     let warnings: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
     if json {
-        print_json(&envelope(
-            "agents",
-            true,
-            json!({"coordination_dir": engine.coordination_dir(), "agents": rows}),
-            vec![],
-            warnings,
-        ));
+        print_json(&envelope("agents", true, json!({"coordination_dir": engine.coordination_dir(), "agents": rows}), vec![], warnings));
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
@@ -495,36 +389,15 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
                     s("status"),
                     s("lifecycle"),
                     r["heartbeat_age_seconds"].as_u64().map_or("-".into(), age),
-                    if r["active"].as_bool() == Some(true) {
-                        "yes".into()
-                    } else {
-                        "no".into()
-                    },
+                    if r["active"].as_bool() == Some(true) { "yes".into() } else { "no".into() },
                     r["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
-                    r["current_work"].as_array().map_or(String::new(), |w| {
-                        w.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    }),
+                    r["current_work"]
+                        .as_array()
+                        .map_or(String::new(), |w| w.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            table(
-                &[
-                    "AGENT",
-                    "STATUS",
-                    "PHASE",
-                    "HEARTBEAT",
-                    "ACTIVE",
-                    "PID",
-                    "WORK"
-                ],
-                &table_rows
-            )
-        );
+        print!("{}", table(&["AGENT", "STATUS", "PHASE", "HEARTBEAT", "ACTIVE", "PID", "WORK"], &table_rows));
     }
     print!("{}", warnings_block(&warnings));
     Ok(ExitCode::SUCCESS)

@@ -154,11 +154,7 @@ pub struct FlagOverrides {
 /// # Errors
 /// A file that cannot be read or parsed, or any value that is of the wrong
 /// type, unknown, or out of range; the error names the key and its origin.
-pub fn load(
-    file: Option<&Path>,
-    env: &[(String, String)],
-    flags: &FlagOverrides,
-) -> Result<(Config, Option<PathBuf>), ConfigError> {
+pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides) -> Result<(Config, Option<PathBuf>), ConfigError> {
     let path = match file {
         Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
@@ -166,17 +162,11 @@ pub fn load(
     let mut tree = Map::new();
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
     if let Some(path) = &path {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
+            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.clone(), message: e.to_string() })?
         };
         match value {
             Value::Null => {}
@@ -195,9 +185,7 @@ pub fn load(
     }
     for (var, (section, key), raw) in env_overrides(env) {
         let value = parse_scalar(&raw);
-        let entry = tree
-            .entry(section.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let entry = tree.entry(section.clone()).or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }
@@ -207,9 +195,7 @@ pub fn load(
         origins.insert(format!("{section}.{key}"), Origin::Env(var));
     }
     let mut set_flag = |section: &str, key: &str, value: Value, flag: &'static str| {
-        let entry = tree
-            .entry(section.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let entry = tree.entry(section.to_owned()).or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }
@@ -219,20 +205,10 @@ pub fn load(
         origins.insert(format!("{section}.{key}"), Origin::Flag(flag));
     };
     if let Some(dir) = &flags.coordination {
-        set_flag(
-            "coordination",
-            "dir",
-            Value::String(dir.display().to_string()),
-            "--coordination",
-        );
+        set_flag("coordination", "dir", Value::String(dir.display().to_string()), "--coordination");
     }
     if let Some(dir) = &flags.state_dir {
-        set_flag(
-            "state",
-            "dir",
-            Value::String(dir.display().to_string()),
-            "--state-dir",
-        );
+        set_flag("state", "dir", Value::String(dir.display().to_string()), "--state-dir");
     }
     if let Some(p) = &flags.policy {
         set_flag("auto", "policy", Value::String(p.clone()), "--policy");
@@ -246,12 +222,7 @@ pub fn load(
             }
             match k.rfind('.') {
                 Some(i) => k = &k[..i],
-                None => {
-                    return path.as_ref().map_or_else(
-                        || "(defaults)".to_owned(),
-                        |p| Origin::File(p.clone()).to_string(),
-                    )
-                }
+                None => return path.as_ref().map_or_else(|| "(defaults)".to_owned(), |p| Origin::File(p.clone()).to_string()),
             }
         }
     };
@@ -259,25 +230,14 @@ pub fn load(
         let key = e.path().to_string();
         let message = e.inner().to_string();
         // Unknown keys are reported at their parent; name the key itself.
-        let key = match message
-            .strip_prefix("unknown field `")
-            .and_then(|m| m.split('`').next())
-        {
+        let key = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
             Some(field) if key == "." => field.to_owned(),
             Some(field) => format!("{key}.{field}"),
             None => key,
         };
-        ConfigError::Value {
-            origin: origin_of(&key),
-            key,
-            message,
-        }
+        ConfigError::Value { origin: origin_of(&key), key, message }
     })?;
-    config.validate().map_err(|e| ConfigError::Value {
-        origin: origin_of(&e.key),
-        key: e.key,
-        message: e.message,
-    })?;
+    config.validate().map_err(|e| ConfigError::Value { origin: origin_of(&e.key), key: e.key, message: e.message })?;
     Ok((config, path))
 }
 
@@ -311,11 +271,7 @@ fn env_overrides(env: &[(String, String)]) -> Vec<(String, (String, String), Str
     let mut primary = Vec::new();
     for (var, value) in env {
         if var == "STEWARD_COORDINATION" {
-            primary.push((
-                var.clone(),
-                ("coordination".to_owned(), "dir".to_owned()),
-                value.clone(),
-            ));
+            primary.push((var.clone(), ("coordination".to_owned(), "dir".to_owned()), value.clone()));
             continue;
         }
         let (rest, alias) = if let Some(rest) = var.strip_prefix("STEWARD_") {
@@ -325,11 +281,8 @@ fn env_overrides(env: &[(String, String)]) -> Vec<(String, (String, String), Str
         } else {
             continue;
         };
-        let found = known.iter().find(|(section, key)| {
-            rest.strip_prefix(section.as_str())
-                .and_then(|r| r.strip_prefix('_'))
-                == Some(key.as_str())
-        });
+        let found =
+            known.iter().find(|(section, key)| rest.strip_prefix(section.as_str()).and_then(|r| r.strip_prefix('_')) == Some(key.as_str()));
         if let Some((section, key)) = found {
             let item = (var.clone(), (section.clone(), key.clone()), value.clone());
             if alias {
@@ -370,10 +323,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn write(dir: &Path, text: &str) -> PathBuf {
@@ -387,20 +337,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = write(tmp.path(), EXAMPLE);
         let (cfg, _) = load(Some(&p), &[], &FlagOverrides::default()).unwrap();
-        assert_eq!(
-            cfg,
-            Config {
-                state: StateConfig {
-                    dir: cfg.state.dir.clone()
-                },
-                ..Config::default()
-            }
-        );
+        assert_eq!(cfg, Config { state: StateConfig { dir: cfg.state.dir.clone() }, ..Config::default() });
         let parsed: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
         for (section, key) in known_keys() {
             assert!(
-                parsed.get(&section).and_then(|s| s.get(&key)).is_some()
-                    || EXAMPLE.contains(&format!("# {key}:")),
+                parsed.get(&section).and_then(|s| s.get(&key)).is_some() || EXAMPLE.contains(&format!("# {key}:")),
                 "the example lacks {section}.{key}"
             );
         }
@@ -409,40 +350,25 @@ mod tests {
     #[test]
     fn precedence_is_flag_env_file_default() {
         let tmp = tempfile::tempdir().unwrap();
-        let p = write(
-            tmp.path(),
-            "auto:\n  min_confidence: 0.7\n  max_agents: 20\n  policy: classic\n",
-        );
+        let p = write(tmp.path(), "auto:\n  min_confidence: 0.7\n  max_agents: 20\n  policy: classic\n");
         let e = env(&[
             ("STEWARD_AUTO_MIN_CONFIDENCE", "0.8"),
             ("DSLMODEL_AUTO_MIN_CONFIDENCE", "0.9"),
             ("DSLMODEL_AUTO_MAX_AGENTS", "30"),
             ("STEWARD_AUTO_DRY_RUN", "true"),
         ]);
-        let flags = FlagOverrides {
-            policy: Some("adaptive".into()),
-            ..FlagOverrides::default()
-        };
+        let flags = FlagOverrides { policy: Some("adaptive".into()), ..FlagOverrides::default() };
         let (cfg, _) = load(Some(&p), &e, &flags).unwrap();
-        assert_eq!(
-            cfg.auto.min_confidence, 0.8,
-            "STEWARD_ wins over its DSLMODEL_ alias"
-        );
+        assert_eq!(cfg.auto.min_confidence, 0.8, "STEWARD_ wins over its DSLMODEL_ alias");
         assert_eq!(cfg.auto.max_agents, 30, "the alias wins over the file");
         assert!(cfg.auto.dry_run);
         assert_eq!(cfg.auto.policy.to_string(), "adaptive", "the flag wins");
-        assert_eq!(
-            cfg.auto.max_decisions, 3,
-            "untouched keys keep their default"
-        );
+        assert_eq!(cfg.auto.max_decisions, 3, "untouched keys keep their default");
     }
 
     #[test]
     fn durations_and_the_coordination_variable() {
-        let e = env(&[
-            ("STEWARD_COORDINATION_AGENT_TTL", "2m"),
-            ("STEWARD_COORDINATION", "/tmp/x/coord"),
-        ]);
+        let e = env(&[("STEWARD_COORDINATION_AGENT_TTL", "2m"), ("STEWARD_COORDINATION", "/tmp/x/coord")]);
         let (cfg, _) = load(None, &e, &FlagOverrides::default()).unwrap();
         assert_eq!(cfg.coordination.agent_ttl.as_secs(), 120);
         assert_eq!(cfg.coordination.dir, PathBuf::from("/tmp/x/coord"));
@@ -452,40 +378,23 @@ mod tests {
     fn err(text: &str, e: &[(&str, &str)]) -> String {
         let tmp = tempfile::tempdir().unwrap();
         let p = write(tmp.path(), text);
-        load(Some(&p), &env(e), &FlagOverrides::default())
-            .unwrap_err()
-            .to_string()
+        load(Some(&p), &env(e), &FlagOverrides::default()).unwrap_err().to_string()
     }
 
     #[test]
     fn bad_values_name_the_key_and_where_it_came_from() {
         let m = err("auto:\n  min_confidence: high\n", &[]);
-        assert!(
-            m.contains("auto.min_confidence") && m.contains("steward.yaml"),
-            "{m}"
-        );
+        assert!(m.contains("auto.min_confidence") && m.contains("steward.yaml"), "{m}");
         let m = err("auto:\n  min_confidence: 1.5\n", &[]);
-        assert!(
-            m.contains("auto.min_confidence") && m.contains("between 0 and 1"),
-            "{m}"
-        );
+        assert!(m.contains("auto.min_confidence") && m.contains("between 0 and 1"), "{m}");
         let m = err("", &[("STEWARD_AUTO_MAX_AGENTS", "many")]);
-        assert!(
-            m.contains("auto.max_agents") && m.contains("STEWARD_AUTO_MAX_AGENTS"),
-            "{m}"
-        );
+        assert!(m.contains("auto.max_agents") && m.contains("STEWARD_AUTO_MAX_AGENTS"), "{m}");
         let m = err("auto:\n  max_agentz: 3\n", &[]);
-        assert!(
-            m.contains("auto.max_agentz") && m.contains("unknown field"),
-            "{m}"
-        );
+        assert!(m.contains("auto.max_agentz") && m.contains("unknown field"), "{m}");
         let m = err("autoo: {}\n", &[]);
         assert!(m.contains("autoo"), "{m}");
         let m = err("coordination:\n  claim_ttl: 5 fortnights\n", &[]);
-        assert!(
-            m.contains("coordination.claim_ttl") && m.contains("unit"),
-            "{m}"
-        );
+        assert!(m.contains("coordination.claim_ttl") && m.contains("unit"), "{m}");
         let m = err("auto: [1, 2\n", &[]);
         assert!(m.contains("not valid YAML"), "{m}");
         let m = err("- a\n- b\n", &[]);
@@ -496,12 +405,7 @@ mod tests {
 
     #[test]
     fn a_missing_config_file_named_by_flag_is_an_error() {
-        let e = load(
-            Some(Path::new("/nonexistent/steward.yaml")),
-            &[],
-            &FlagOverrides::default(),
-        )
-        .unwrap_err();
+        let e = load(Some(Path::new("/nonexistent/steward.yaml")), &[], &FlagOverrides::default()).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }));
     }
 }

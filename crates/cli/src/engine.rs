@@ -31,27 +31,18 @@ pub const LOCK_FILE: &str = ".steward.lock";
 
 /// The clock, read here and nowhere below.
 pub fn now_ms() -> UnixMs {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A cycle id: time-sortable and unique (`20261123T134400123Z-9f3a`).
 pub fn cycle_id(now: UnixMs) -> String {
     use std::hash::{BuildHasher, Hasher};
-    let stamp: String = format_rfc3339(now)
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let stamp: String = format_rfc3339(now).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     // RandomState is seeded per process: enough to tell apart two cycles in
     // one millisecond (which the lock already prevents on one target).
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     format!("{stamp}-{:04x}", h.finish() & 0xffff)
 }
 
@@ -165,12 +156,7 @@ impl Engine {
         let engine = config.engine();
         let source = CoordinationSource::new(config.coordination.clone());
         let policy = policy::builtin(config.auto.policy);
-        Self {
-            config,
-            engine,
-            source,
-            policy,
-        }
+        Self { config, engine, source, policy }
     }
 
     /// The coordination directory.
@@ -189,17 +175,9 @@ impl Engine {
             return Ok(History::default());
         };
         let a = &self.engine.auto;
-        let window = a
-            .scale_down_window
-            .max(a.breaker_cooldown)
-            .max(a.scale_up_cooldown);
+        let window = a.scale_down_window.max(a.breaker_cooldown).max(a.scale_up_cooldown);
         let cycles = (self.engine.adaptive.rate_window as usize + 1).max(64);
-        j.history(
-            now,
-            cycles,
-            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-        )
-        .context("reading the journal's history")
+        j.history(now, cycles, i64::try_from(window.as_millis()).unwrap_or(i64::MAX)).context("reading the journal's history")
     }
 
     /// Snapshot and analysis, touching nothing. Reads the journal's history
@@ -209,18 +187,10 @@ impl Engine {
     /// The directory cannot be listed, or the journal cannot be read.
     pub fn analyze(&self) -> Result<(Snapshot, Analysis)> {
         let now = now_ms();
-        let journal =
-            Journal::open_existing(&self.journal_path()).context("opening the journal")?;
+        let journal = Journal::open_existing(&self.journal_path()).context("opening the journal")?;
         let history = self.history(journal.as_ref(), now)?;
         let snapshot = self.source.snapshot(now)?;
-        let analysis = steward_core::analyze(
-            &snapshot,
-            &history,
-            &self.engine,
-            self.policy.as_ref(),
-            &cycle_id(now),
-            now,
-        );
+        let analysis = steward_core::analyze(&snapshot, &history, &self.engine, self.policy.as_ref(), &cycle_id(now), now);
         Ok((snapshot, analysis))
     }
 
@@ -231,11 +201,7 @@ impl Engine {
     /// # Errors
     /// [`LockBusy`] when another process holds it; I/O errors otherwise.
     pub fn lock(&self) -> Result<TargetLock> {
-        let dir = if self.coordination_dir().is_dir() {
-            self.coordination_dir().to_owned()
-        } else {
-            self.config.state_dir()
-        };
+        let dir = if self.coordination_dir().is_dir() { self.coordination_dir().to_owned() } else { self.config.state_dir() };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -250,20 +216,10 @@ impl Engine {
             Err(fs::TryLockError::WouldBlock) => {
                 let mut who = String::new();
                 let _ = file.read_to_string(&mut who);
-                let holder = who
-                    .split_whitespace()
-                    .next()
-                    .map(|pid| format!(" (pid {pid})"))
-                    .unwrap_or_default();
-                return Err(LockBusy {
-                    holder,
-                    dir: self.coordination_dir().display().to_string(),
-                }
-                .into());
+                let holder = who.split_whitespace().next().map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+                return Err(LockBusy { holder, dir: self.coordination_dir().display().to_string() }.into());
             }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking {}", path.display()))
-            }
+            Err(fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
         }
         // Say who holds it, for the message the next one prints.
         let _ = file.set_len(0);
@@ -282,21 +238,13 @@ impl Engine {
         let dry_run = opts.dry_run || self.engine.auto.dry_run;
         let _lock = if dry_run { None } else { Some(self.lock()?) };
         let state_dir = self.config.state_dir();
-        fs::create_dir_all(&state_dir)
-            .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+        fs::create_dir_all(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
         let journal = Journal::open(&self.journal_path()).context("opening the journal")?;
         let now = now_ms();
         let history = self.history(Some(&journal), now)?;
         let snapshot = self.source.snapshot(now)?;
         let id = cycle_id(now);
-        let analysis = steward_core::analyze(
-            &snapshot,
-            &history,
-            &self.engine,
-            self.policy.as_ref(),
-            &id,
-            now,
-        );
+        let analysis = steward_core::analyze(&snapshot, &history, &self.engine, self.policy.as_ref(), &id, now);
 
         let mut auto = self.engine.auto.clone();
         auto.dry_run = dry_run;
@@ -331,28 +279,11 @@ impl Engine {
         for g in &guarded {
             let (verdict, guard, reason) = match &g.verdict {
                 Verdict::Execute => ("execute", None, None),
-                Verdict::Skip { guard, reason } => {
-                    ("skip", Some(guard.as_str()), Some(reason.as_str()))
-                }
+                Verdict::Skip { guard, reason } => ("skip", Some(guard.as_str()), Some(reason.as_str())),
             };
             journal
-                .record_decision(
-                    &id,
-                    now,
-                    &g.decision,
-                    &VerdictRecord {
-                        verdict,
-                        guard,
-                        reason,
-                        notes: &g.notes,
-                    },
-                )
-                .with_context(|| {
-                    format!(
-                        "journaling decision {}; nothing was executed",
-                        g.decision.id
-                    )
-                })?;
+                .record_decision(&id, now, &g.decision, &VerdictRecord { verdict, guard, reason, notes: &g.notes })
+                .with_context(|| format!("journaling decision {}; nothing was executed", g.decision.id))?;
         }
 
         let mut report = CycleReport {
@@ -368,10 +299,7 @@ impl Engine {
             warnings: snapshot.warnings.iter().map(ToString::to_string).collect(),
             decisions: None,
         };
-        let mut coordination = CoordinationActuator::new(
-            self.coordination_dir(),
-            self.config.coordination.max_attempts,
-        );
+        let mut coordination = CoordinationActuator::new(self.coordination_dir(), self.config.coordination.max_attempts);
         for g in &guarded {
             let outcome = self.act(g, &mut coordination);
             journal
@@ -379,45 +307,25 @@ impl Engine {
                 .with_context(|| format!("journaling the outcome of {}", g.decision.id))?;
             let (decision_id, kind) = (g.decision.id.clone(), g.decision.kind.to_string());
             match outcome.result {
-                OutcomeResult::Executed => report.executed.push(Executed {
-                    decision_id,
-                    kind,
-                    result: outcome.reason,
-                    duration_ms: outcome.duration_ms,
-                }),
-                OutcomeResult::Failed => report.failed.push(Failed {
-                    decision_id,
-                    kind,
-                    error: outcome.reason,
-                }),
-                OutcomeResult::Skipped => report.skipped.push(Skipped {
-                    decision_id,
-                    kind,
-                    reason: outcome.reason,
-                }),
+                OutcomeResult::Executed => {
+                    report.executed.push(Executed { decision_id, kind, result: outcome.reason, duration_ms: outcome.duration_ms })
+                }
+                OutcomeResult::Failed => report.failed.push(Failed { decision_id, kind, error: outcome.reason }),
+                OutcomeResult::Skipped => report.skipped.push(Skipped { decision_id, kind, reason: outcome.reason }),
             }
         }
-        journal
-            .finish_cycle(&id, now_ms())
-            .context("journaling the end of the cycle")?;
+        journal.finish_cycle(&id, now_ms()).context("journaling the end of the cycle")?;
         report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
         Ok(report)
     }
 
     fn act(&self, g: &Guarded, coordination: &mut CoordinationActuator) -> Outcome {
-        let skipped = |reason: String| Outcome {
-            result: OutcomeResult::Skipped,
-            reason,
-            duration_ms: 0,
-        };
+        let skipped = |reason: String| Outcome { result: OutcomeResult::Skipped, reason, duration_ms: 0 };
         if let Verdict::Skip { guard, reason } = &g.verdict {
             return skipped(format!("{}: {reason}", guard.as_str()));
         }
         match &g.decision.action {
-            Action::Advisory { note } => skipped(format!(
-                "advisory: no actuator changes anything for {} ({note})",
-                g.decision.kind
-            )),
+            Action::Advisory { note } => skipped(format!("advisory: no actuator changes anything for {} ({note})", g.decision.kind)),
             a if a.is_fleet() => skipped("no fleet actuator configured".into()),
             action => {
                 let started = Instant::now();
@@ -426,20 +334,12 @@ impl Engine {
                 match result {
                     Ok(what) => {
                         tracing::info!(decision = %g.decision.id, kind = %g.decision.kind, %what, "Executed.");
-                        Outcome {
-                            result: OutcomeResult::Executed,
-                            reason: what,
-                            duration_ms,
-                        }
+                        Outcome { result: OutcomeResult::Executed, reason: what, duration_ms }
                     }
                     Err(e) => {
                         let error = crate::error_chain(&e);
                         tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
-                        Outcome {
-                            result: OutcomeResult::Failed,
-                            reason: error,
-                            duration_ms,
-                        }
+                        Outcome { result: OutcomeResult::Failed, reason: error, duration_ms }
                     }
                 }
             }

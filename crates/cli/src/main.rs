@@ -40,13 +40,8 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 fn main() -> ExitCode {
@@ -57,29 +52,18 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let usage = err
-                .chain()
-                .any(|e| e.is::<UsageError>() || e.is::<config::ConfigError>());
-            let message =
-                err.chain()
-                    .map(ToString::to_string)
-                    .fold(String::new(), |mut acc, part| {
-                        if !acc.contains(&part) {
-                            if !acc.is_empty() {
-                                acc.push_str(": ");
-                            }
-                            acc.push_str(&part);
-                        }
-                        acc
-                    });
+            let usage = err.chain().any(|e| e.is::<UsageError>() || e.is::<config::ConfigError>());
+            let message = err.chain().map(ToString::to_string).fold(String::new(), |mut acc, part| {
+                if !acc.contains(&part) {
+                    if !acc.is_empty() {
+                        acc.push_str(": ");
+                    }
+                    acc.push_str(&part);
+                }
+                acc
+            });
             if json {
-                output::print_json(&output::envelope(
-                    name,
-                    false,
-                    serde_json::Value::Null,
-                    vec![message.clone()],
-                    Vec::new(),
-                ));
+                output::print_json(&output::envelope(name, false, serde_json::Value::Null, vec![message.clone()], Vec::new()));
             }
             eprintln!("error: {message}");
             ExitCode::from(if usage { 2 } else { 1 })

@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 use crate::engine::now_ms;
 
 /// The `--json` envelope of spec/cli.md.
-pub fn envelope(
-    command: &str,
-    success: bool,
-    data: Value,
-    errors: Vec<String>,
-    warnings: Vec<String>,
-) -> Value {
+pub fn envelope(command: &str, success: bool, data: Value, errors: Vec<String>, warnings: Vec<String>) -> Value {
     json!({
         "command": command,
         "success": success,
@@ -77,21 +71,12 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(
-            &["A", "LONGER"],
-            &[
-                vec!["xyz".into(), "1".into()],
-                vec!["q".into(), "22".into()],
-            ],
-        );
+        let t = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
         assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
     }
 
     #[test]
     fn ages_read_short() {
-        assert_eq!(
-            [age(5), age(300), age(7200), age(200_000)],
-            ["5s", "5m", "2h", "2d"]
-        );
+        assert_eq!([age(5), age(300), age(7200), age(200_000)], ["5s", "5m", "2h", "2d"]);
     }
 }

@@ -92,12 +92,7 @@ pub fn age_secs(now: UnixMs, t: UnixMs) -> u64 {
     (now.saturating_sub(t).max(0) / 1000) as u64
 }
 
-fn claim_is_stale(
-    claim: &ClaimRecord,
-    agents: &[AgentRecord],
-    cfg: &EngineConfig,
-    now: UnixMs,
-) -> bool {
+fn claim_is_stale(claim: &ClaimRecord, agents: &[AgentRecord], cfg: &EngineConfig, now: UnixMs) -> bool {
     let age_ms = claim.claimed_at.map_or(i64::MAX, |t| now.saturating_sub(t));
     if age_ms >= cfg.liveness.claim_ttl.as_millis() as i64 {
         return true;
@@ -118,26 +113,15 @@ fn claim_is_stale(
 
 /// Assesses a snapshot at `now`.
 pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessment {
-    let active_agents = snapshot
-        .agents
-        .iter()
-        .filter(|a| is_active(a, cfg, now))
-        .count() as u64;
+    let active_agents = snapshot.agents.iter().filter(|a| is_active(a, cfg, now)).count() as u64;
     let cr = completion_rate(snapshot.work_queue_size, snapshot.completed);
-    let score = health_score(
-        &cfg.health,
-        cr,
-        active_agents,
-        snapshot.work_queue_size,
-        snapshot.telemetry_volume,
-    );
+    let score = health_score(&cfg.health, cr, active_agents, snapshot.work_queue_size, snapshot.telemetry_volume);
 
     let mut restart = Vec::new();
     for agent in &snapshot.agents {
         if agent.status == "failed" {
             restart.push((agent.id.clone(), RestartReason::ReportsFailed));
-        } else if !INACTIVE_STATUSES.contains(&agent.status.as_str()) && !is_alive(agent, cfg, now)
-        {
+        } else if !INACTIVE_STATUSES.contains(&agent.status.as_str()) && !is_alive(agent, cfg, now) {
             let age = agent.last_seen.map_or(u64::MAX, |t| age_secs(now, t));
             restart.push((agent.id.clone(), RestartReason::Silent(age)));
         }
@@ -149,10 +133,7 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
         if claim.completed_exists {
             leftover.push(claim.id.clone());
         } else if claim_is_stale(claim, &snapshot.agents, cfg, now) {
-            stale.push((
-                claim.id.clone(),
-                claim.claimed_at.map_or(u64::MAX, |t| age_secs(now, t)),
-            ));
+            stale.push((claim.id.clone(), claim.claimed_at.map_or(u64::MAX, |t| age_secs(now, t))));
         }
     }
 
@@ -216,23 +197,14 @@ mod tests {
         let a = assess(&snap, &cfg, NOW);
         assert_eq!(a.metrics.active_agents, 2);
         assert_eq!(a.metrics.total_agents, 5);
-        assert_eq!(
-            a.restart,
-            vec![
-                ("c".to_owned(), RestartReason::Silent(300)),
-                ("d".to_owned(), RestartReason::ReportsFailed)
-            ]
-        );
+        assert_eq!(a.restart, vec![("c".to_owned(), RestartReason::Silent(300)), ("d".to_owned(), RestartReason::ReportsFailed)]);
     }
 
     #[test]
     fn ttl_zero_counts_every_agent_file_like_name_counting_tools() {
         let mut cfg = EngineConfig::default();
         cfg.liveness.agent_ttl = Duration::ZERO;
-        let snap = Snapshot {
-            agents: vec![agent("a", "active", 10_000), agent("b", "idle", 1_000_000)],
-            ..Default::default()
-        };
+        let snap = Snapshot { agents: vec![agent("a", "active", 10_000), agent("b", "idle", 1_000_000)], ..Default::default() };
         assert_eq!(assess(&snap, &cfg, NOW).metrics.active_agents, 2);
     }
 

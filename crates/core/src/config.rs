@@ -20,10 +20,7 @@ pub struct InvalidValue {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> InvalidValue {
-    InvalidValue {
-        key: key.to_owned(),
-        message: message.into(),
-    }
+    InvalidValue { key: key.to_owned(), message: message.into() }
 }
 
 fn check_unit(key: &str, v: f64) -> Result<(), InvalidValue> {
@@ -135,11 +132,7 @@ pub struct LivenessConfig {
 
 impl Default for LivenessConfig {
     fn default() -> Self {
-        Self {
-            agent_ttl: Duration::from_secs(300),
-            claim_ttl: Duration::from_secs(600),
-            max_attempts: 3,
-        }
+        Self { agent_ttl: Duration::from_secs(300), claim_ttl: Duration::from_secs(600), max_attempts: 3 }
     }
 }
 
@@ -160,9 +153,7 @@ impl std::str::FromStr for PolicyName {
         match s {
             "adaptive" => Ok(Self::Adaptive),
             "classic" => Ok(Self::Classic),
-            other => Err(format!(
-                "unknown policy {other:?} (expected adaptive or classic)"
-            )),
+            other => Err(format!("unknown policy {other:?} (expected adaptive or classic)")),
         }
     }
 }
@@ -284,22 +275,13 @@ impl AutoConfig {
     pub fn validate(&self) -> Result<(), InvalidValue> {
         check_unit("auto.min_confidence", self.min_confidence)?;
         if self.min_agents > self.max_agents {
-            return Err(invalid(
-                "auto.min_agents",
-                format!(
-                    "min_agents ({}) is above max_agents ({})",
-                    self.min_agents, self.max_agents
-                ),
-            ));
+            return Err(invalid("auto.min_agents", format!("min_agents ({}) is above max_agents ({})", self.min_agents, self.max_agents)));
         }
         if self.max_step == 0 {
             return Err(invalid("auto.max_step", "must be at least 1"));
         }
         if !(self.scale_factor.is_finite() && self.scale_factor > 1.0) {
-            return Err(invalid(
-                "auto.scale_factor",
-                format!("must be above 1, got {}", self.scale_factor),
-            ));
+            return Err(invalid("auto.scale_factor", format!("must be above 1, got {}", self.scale_factor)));
         }
         if self.interval.is_zero() {
             return Err(invalid("auto.interval", "must be above zero"));
@@ -406,24 +388,16 @@ pub mod duration {
     /// A sentence saying what was expected.
     pub fn parse(text: &str) -> Result<Duration, String> {
         let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 2h)"))?;
+        let value: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 2h)"))?;
         let scale = match unit.trim() {
             "" | "s" | "sec" | "secs" => 1.0,
             "ms" => 0.001,
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "d" => 86_400.0,
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?} in {text:?} (use ms, s, m, h or d)"
-                ))
-            }
+            other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m, h or d)")),
         };
         from_secs(value * scale).ok_or_else(|| format!("{text:?} is out of range"))
     }
@@ -461,8 +435,7 @@ pub mod duration {
                 from_secs(v as f64).ok_or_else(|| E::custom(format!("{v} seconds is out of range")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                from_secs(v as f64)
-                    .ok_or_else(|| E::custom(format!("{v} is not a duration (negative)")))
+                from_secs(v as f64).ok_or_else(|| E::custom(format!("{v} is not a duration (negative)")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
                 from_secs(v).ok_or_else(|| E::custom(format!("{v} is not a valid duration")))
@@ -482,10 +455,7 @@ mod tests {
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(duration::parse("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(
-            duration::parse("500ms").unwrap(),
-            Duration::from_millis(500)
-        );
+        assert_eq!(duration::parse("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(duration::parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(duration::parse("1.5h").unwrap(), Duration::from_secs(5400));
         assert!(duration::parse("5 fortnights").is_err());
@@ -498,16 +468,9 @@ mod tests {
         assert!(AutoConfig::default().validate().is_ok());
         assert!(HealthConfig::default().validate().is_ok());
         assert!(AdaptiveConfig::default().validate().is_ok());
-        let auto = AutoConfig {
-            min_agents: 5,
-            max_agents: 2,
-            ..AutoConfig::default()
-        };
+        let auto = AutoConfig { min_agents: 5, max_agents: 2, ..AutoConfig::default() };
         assert_eq!(auto.validate().unwrap_err().key, "auto.min_agents");
-        let auto = AutoConfig {
-            min_confidence: 1.5,
-            ..AutoConfig::default()
-        };
+        let auto = AutoConfig { min_confidence: 1.5, ..AutoConfig::default() };
         assert_eq!(auto.validate().unwrap_err().key, "auto.min_confidence");
     }
 }

@@ -200,24 +200,10 @@ impl Proposal {
     }
 
     /// A scale proposal from `from` to `to` agents, with its inverse.
-    pub fn scale(
-        kind: DecisionType,
-        priority: i32,
-        confidence: f64,
-        from: u32,
-        to: u32,
-        rationale: impl Into<String>,
-    ) -> Self {
-        let mut p = Self::new(
-            kind,
-            priority,
-            confidence,
-            Action::Scale { from, to },
-            format!("Scale agents {from} → {to}"),
-            rationale,
-        )
-        .param("target_agents", to)
-        .param("current_agents", from);
+    pub fn scale(kind: DecisionType, priority: i32, confidence: f64, from: u32, to: u32, rationale: impl Into<String>) -> Self {
+        let mut p = Self::new(kind, priority, confidence, Action::Scale { from, to }, format!("Scale agents {from} → {to}"), rationale)
+            .param("target_agents", to)
+            .param("current_agents", from);
         p.inverse = Some(Action::Scale { from: to, to: from });
         p
     }
@@ -246,11 +232,7 @@ pub fn sort_by_priority(proposals: &mut [Proposal]) {
 /// Numbers proposals into decisions of one cycle: `<cycle_id>-<NN>`, so ids
 /// sort by cycle and then by rank.
 pub fn number(cycle_id: &str, proposals: Vec<Proposal>) -> Vec<Decision> {
-    proposals
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| p.into_decision(format!("{cycle_id}-{:02}", i + 1)))
-        .collect()
+    proposals.into_iter().enumerate().map(|(i, p)| p.into_decision(format!("{cycle_id}-{:02}", i + 1))).collect()
 }
 
 /// What happened to a decision.

@@ -107,30 +107,18 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
     for mut decision in decisions {
         let mut notes = Vec::new();
         if let Some(forced) = cx.force_confidence {
-            notes.push(format!(
-                "confidence forced from {:.3} to {forced:.3}",
-                decision.confidence
-            ));
+            notes.push(format!("confidence forced from {:.3} to {forced:.3}", decision.confidence));
             decision.confidence = forced;
         }
         let verdict = (|| {
             if decision.confidence < auto.min_confidence {
                 return skip(
                     GuardKind::MinConfidence,
-                    format!(
-                        "confidence {:.3} is below min_confidence {:.3}",
-                        decision.confidence, auto.min_confidence
-                    ),
+                    format!("confidence {:.3} is below min_confidence {:.3}", decision.confidence, auto.min_confidence),
                 );
             }
             if admitted >= auto.max_decisions {
-                return skip(
-                    GuardKind::MaxDecisions,
-                    format!(
-                        "max_decisions ({}) already admitted this cycle",
-                        auto.max_decisions
-                    ),
-                );
+                return skip(GuardKind::MaxDecisions, format!("max_decisions ({}) already admitted this cycle", auto.max_decisions));
             }
             admitted += 1;
             if let Action::Scale { from, to } = decision.action {
@@ -139,10 +127,7 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
                 }
                 if let Action::Scale { from, to } = decision.action {
                     if scaled_this_cycle {
-                        return skip(
-                            GuardKind::Conflict,
-                            "another scale decision already acts this cycle".into(),
-                        );
+                        return skip(GuardKind::Conflict, "another scale decision already acts this cycle".into());
                     }
                     if let Err(v) = stabilize(&mut decision, from, to, cx, &mut notes) {
                         return v;
@@ -173,64 +158,39 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
             }
             Verdict::Execute
         })();
-        out.push(Guarded {
-            decision,
-            verdict,
-            notes,
-        });
+        out.push(Guarded { decision, verdict, notes });
     }
     out
 }
 
 /// Clamps a scale target to max_step and to the bounds (bounds win). A decision whose
 /// direction would flip, or that is left with no change, is skipped.
-fn bound_scale(
-    decision: &mut Decision,
-    from: u32,
-    to: u32,
-    auto: &AutoConfig,
-    notes: &mut Vec<String>,
-) -> Result<(), Verdict> {
+fn bound_scale(decision: &mut Decision, from: u32, to: u32, auto: &AutoConfig, notes: &mut Vec<String>) -> Result<(), Verdict> {
     let mut target = to.clamp(auto.min_agents, auto.max_agents);
     if target != to {
-        let which = if to > auto.max_agents {
-            "max_agents"
-        } else {
-            "min_agents"
-        };
+        let which = if to > auto.max_agents { "max_agents" } else { "min_agents" };
         notes.push(format!("target {to} clamped to {which} {target}"));
     }
     let emergency = decision.kind == DecisionType::EmergencyScale;
     if !emergency {
-        let stepped = if target > from {
-            target.min(from.saturating_add(auto.max_step))
-        } else {
-            target.max(from.saturating_sub(auto.max_step))
-        };
+        let stepped =
+            if target > from { target.min(from.saturating_add(auto.max_step)) } else { target.max(from.saturating_sub(auto.max_step)) };
         if stepped != target {
-            notes.push(format!(
-                "target {target} limited by max_step {} to {stepped}",
-                auto.max_step
-            ));
+            notes.push(format!("target {target} limited by max_step {} to {stepped}", auto.max_step));
             target = stepped;
         }
         // Bounds are hard: a fleet outside them goes straight back inside,
         // even past max_step.
         let bounded = target.clamp(auto.min_agents, auto.max_agents);
         if bounded != target {
-            notes.push(format!(
-                "target {target} brought inside the bounds to {bounded}, past max_step"
-            ));
+            notes.push(format!("target {target} brought inside the bounds to {bounded}, past max_step"));
             target = bounded;
         }
     }
     if target == from || (to > from) != (target > from) {
         return Err(skip(
             GuardKind::Bounds,
-            format!(
-                "{from} → {to} leaves no change within min_agents {} and max_agents {}",
-                auto.min_agents, auto.max_agents
-            ),
+            format!("{from} → {to} leaves no change within min_agents {} and max_agents {}", auto.min_agents, auto.max_agents),
         ));
     }
     set_target(decision, from, target);
@@ -239,25 +199,14 @@ fn bound_scale(
 
 fn set_target(decision: &mut Decision, from: u32, target: u32) {
     decision.action = Action::Scale { from, to: target };
-    decision.inverse = Some(Action::Scale {
-        from: target,
-        to: from,
-    });
+    decision.inverse = Some(Action::Scale { from: target, to: from });
     decision.description = format!("Scale agents {from} → {target}");
-    decision
-        .parameters
-        .insert("target_agents".into(), target.into());
+    decision.parameters.insert("target_agents".into(), target.into());
 }
 
 /// Cooldown after any scale action, no reversal inside the window, and the
 /// HPA rule for scale-down: never below the highest recommendation in the window.
-fn stabilize(
-    decision: &mut Decision,
-    from: u32,
-    to: u32,
-    cx: &GuardContext<'_>,
-    notes: &mut Vec<String>,
-) -> Result<(), Verdict> {
+fn stabilize(decision: &mut Decision, from: u32, to: u32, cx: &GuardContext<'_>, notes: &mut Vec<String>) -> Result<(), Verdict> {
     let auto = cx.auto;
     let since = |t: Option<UnixMs>| t.map(|t| cx.now - t);
     if to > from {
@@ -267,11 +216,7 @@ fn stabilize(
                 if ago < cooldown {
                     return Err(skip(
                         GuardKind::Cooldown,
-                        format!(
-                            "last {what} was {} s ago, inside scale_up_cooldown {} s",
-                            ago / 1000,
-                            cooldown / 1000
-                        ),
+                        format!("last {what} was {} s ago, inside scale_up_cooldown {} s", ago / 1000, cooldown / 1000),
                     ));
                 }
             }
@@ -283,11 +228,7 @@ fn stabilize(
         if ago < window {
             return Err(skip(
                 GuardKind::Stabilization,
-                format!(
-                    "no reversal: a scale-up ran {} s ago, inside scale_down_window {} s",
-                    ago / 1000,
-                    window / 1000
-                ),
+                format!("no reversal: a scale-up ran {} s ago, inside scale_down_window {} s", ago / 1000, window / 1000),
             ));
         }
     }
@@ -307,9 +248,7 @@ fn stabilize(
         ));
     }
     if floor > to {
-        notes.push(format!(
-            "target {to} raised to {floor}, the highest recommendation within scale_down_window"
-        ));
+        notes.push(format!("target {to} raised to {floor}, the highest recommendation within scale_down_window"));
         set_target(decision, from, floor);
     }
     Ok(())

@@ -53,11 +53,7 @@ impl History {
         self.actions
             .iter()
             .rev()
-            .find(|a| {
-                a.result == OutcomeResult::Executed
-                    && a.scale
-                        .is_some_and(|(from, to)| if up { to > from } else { to < from })
-            })
+            .find(|a| a.result == OutcomeResult::Executed && a.scale.is_some_and(|(from, to)| if up { to > from } else { to < from }))
             .map(|a| a.ts)
     }
 

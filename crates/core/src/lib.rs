@@ -41,19 +41,8 @@ pub struct Analysis {
 
 /// Assesses a snapshot and plans decisions. Deterministic: the same inputs
 /// give the same decisions (ids come from `cycle_id`).
-pub fn analyze(
-    snapshot: &Snapshot,
-    history: &History,
-    cfg: &EngineConfig,
-    policy: &dyn Policy,
-    cycle_id: &str,
-    now: UnixMs,
-) -> Analysis {
+pub fn analyze(snapshot: &Snapshot, history: &History, cfg: &EngineConfig, policy: &dyn Policy, cycle_id: &str, now: UnixMs) -> Analysis {
     let assessment = assess::assess(snapshot, cfg, now);
     let plan = policy.plan(&assessment, history, cfg);
-    Analysis {
-        decisions: decision::number(cycle_id, plan.proposals),
-        recommended_agents: plan.recommended_agents,
-        assessment,
-    }
+    Analysis { decisions: decision::number(cycle_id, plan.proposals), recommended_agents: plan.recommended_agents, assessment }
 }

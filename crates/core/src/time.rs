@@ -125,9 +125,7 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
 pub fn parse_json_timestamp(value: &serde_json::Value) -> Option<UnixMs> {
     match value {
         serde_json::Value::Number(n) => n.as_f64().and_then(secs_to_ms),
-        serde_json::Value::String(s) => {
-            parse_rfc3339(s).or_else(|| s.trim().parse::<f64>().ok().and_then(secs_to_ms))
-        }
+        serde_json::Value::String(s) => parse_rfc3339(s).or_else(|| s.trim().parse::<f64>().ok().and_then(secs_to_ms)),
         _ => None,
     }
 }
@@ -163,16 +161,10 @@ mod tests {
 
     #[test]
     fn parses_the_shapes_agents_write() {
-        check(
-            "2025-06-27T15:41:04.944999",
-            Some("2025-06-27T15:41:04.944Z"),
-        );
+        check("2025-06-27T15:41:04.944999", Some("2025-06-27T15:41:04.944Z"));
         check("2025-06-27T15:41:04Z", Some("2025-06-27T15:41:04.000Z"));
         check("2025-06-27 15:41:04", Some("2025-06-27T15:41:04.000Z"));
-        check(
-            "2025-06-27T17:41:04+02:00",
-            Some("2025-06-27T15:41:04.000Z"),
-        );
+        check("2025-06-27T17:41:04+02:00", Some("2025-06-27T15:41:04.000Z"));
         check("2025-06-27T10:41:04-0500", Some("2025-06-27T15:41:04.000Z"));
         check("2025-06-27T15:41", Some("2025-06-27T15:41:00.000Z"));
         check("2024-02-29", Some("2024-02-29T00:00:00.000Z"));
@@ -181,30 +173,17 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_timestamp() {
-        for bad in [
-            "",
-            "yesterday",
-            "2025-13-01",
-            "2025-06-27T25:00:00",
-            "2025-06-27T15:41:04Zjunk",
-            "2025-06-27T15:41:04.",
-            "2025/06/27",
-        ] {
+        for bad in ["", "yesterday", "2025-13-01", "2025-06-27T25:00:00", "2025-06-27T15:41:04Zjunk", "2025-06-27T15:41:04.", "2025/06/27"]
+        {
             check(bad, None);
         }
     }
 
     #[test]
     fn json_numbers_are_unix_seconds() {
-        assert_eq!(
-            parse_json_timestamp(&serde_json::json!(1_700_000_000)),
-            Some(1_700_000_000_000)
-        );
+        assert_eq!(parse_json_timestamp(&serde_json::json!(1_700_000_000)), Some(1_700_000_000_000));
         assert_eq!(parse_json_timestamp(&serde_json::json!(1.5)), Some(1500));
-        assert_eq!(
-            parse_json_timestamp(&serde_json::json!("1700000000")),
-            Some(1_700_000_000_000)
-        );
+        assert_eq!(parse_json_timestamp(&serde_json::json!("1700000000")), Some(1_700_000_000_000));
         assert_eq!(parse_json_timestamp(&serde_json::json!(1e300)), None);
         assert_eq!(parse_json_timestamp(&serde_json::json!(true)), None);
     }

@@ -37,12 +37,7 @@ fn check_snapshot(snap: &Snapshot, score: f64, state: HealthState, expect: &[Exp
     let cfg = EngineConfig::default();
     let analysis = steward_core::analyze(snap, &History::default(), &cfg, &Classic, "c1", NOW);
     let m = &analysis.assessment.metrics;
-    assert_eq!(
-        m.health_score.to_bits(),
-        score.to_bits(),
-        "score {} != {score}",
-        m.health_score
-    );
+    assert_eq!(m.health_score.to_bits(), score.to_bits(), "score {} != {score}", m.health_score);
     assert_eq!(m.health_state, state);
     let got: Vec<Expect<'_>> = analysis
         .decisions
@@ -55,11 +50,7 @@ fn check_snapshot(snap: &Snapshot, score: f64, state: HealthState, expect: &[Exp
         .collect();
     assert_eq!(got, expect);
     for d in &analysis.decisions {
-        assert!(
-            !d.rationale.is_empty() && d.rationale.ends_with('.'),
-            "rationale is a sentence: {:?}",
-            d.rationale
-        );
+        assert!(!d.rationale.is_empty() && d.rationale.ends_with('.'), "rationale is a sentence: {:?}", d.rationale);
     }
 }
 
@@ -72,45 +63,16 @@ use HealthState::*;
 
 #[test]
 fn critical_few_agents_scales_up_to_two() {
-    check(
-        0,
-        0,
-        0,
-        0,
-        0.2,
-        Critical,
-        &[("scale_up", 10, 0.95, json!({"target_agents": 2}))],
-    );
+    check(0, 0, 0, 0, 0.2, Critical, &[("scale_up", 10, 0.95, json!({"target_agents": 2}))]);
     let mut s = 0.0 * 0.4;
     s += 1.0 / 5.0 * 0.3;
     s += (1.0 - 3.0 / 10.0) * 0.2;
-    check(
-        1,
-        3,
-        0,
-        0,
-        s,
-        Critical,
-        &[("scale_up", 10, 0.95, json!({"target_agents": 2}))],
-    );
+    check(1, 3, 0, 0, s, Critical, &[("scale_up", 10, 0.95, json!({"target_agents": 2}))]);
 }
 
 #[test]
 fn critical_long_queue_clears_old_work() {
-    check(
-        2,
-        20,
-        0,
-        0,
-        0.12,
-        Critical,
-        &[(
-            "coordination_improve",
-            9,
-            0.8,
-            json!({"method": "clear_old_work", "max_age_hours": 2}),
-        )],
-    );
+    check(2, 20, 0, 0, 0.12, Critical, &[("coordination_improve", 9, 0.8, json!({"method": "clear_old_work", "max_age_hours": 2}))]);
 }
 
 #[test]
@@ -124,12 +86,7 @@ fn critical_both_rules_sorted_by_priority() {
         Critical,
         &[
             ("scale_up", 10, 0.95, json!({"target_agents": 2})),
-            (
-                "coordination_improve",
-                9,
-                0.8,
-                json!({"method": "clear_old_work", "max_age_hours": 2}),
-            ),
+            ("coordination_improve", 9, 0.8, json!({"method": "clear_old_work", "max_age_hours": 2})),
         ],
     );
 }
@@ -137,34 +94,13 @@ fn critical_both_rules_sorted_by_priority() {
 #[test]
 fn degraded_low_completion_adds_one_agent() {
     let score = 2.0 / 6.0 * 0.4 + 3.0 / 5.0 * 0.3 + (1.0 - 4.0 / 10.0) * 0.2;
-    check(
-        3,
-        4,
-        2,
-        0,
-        score,
-        Degraded,
-        &[("scale_up", 7, 0.8, json!({"target_agents": 4}))],
-    );
+    check(3, 4, 2, 0, score, Degraded, &[("scale_up", 7, 0.8, json!({"target_agents": 4}))]);
 }
 
 #[test]
 fn degraded_queue_optimizes_distribution() {
     let score = 10.0 / 16.0 * 0.4 + 3.0 / 5.0 * 0.3 + (1.0 - 6.0 / 10.0) * 0.2;
-    check(
-        3,
-        6,
-        10,
-        0,
-        score,
-        Degraded,
-        &[(
-            "coordination_improve",
-            6,
-            0.8,
-            json!({"method": "optimize_distribution"}),
-        )],
-    );
+    check(3, 6, 10, 0, score, Degraded, &[("coordination_improve", 6, 0.8, json!({"method": "optimize_distribution"}))]);
 }
 
 #[test]
@@ -179,15 +115,7 @@ fn degraded_both_rules() {
         0,
         s,
         Degraded,
-        &[
-            ("scale_up", 7, 0.8, json!({"target_agents": 6})),
-            (
-                "coordination_improve",
-                6,
-                0.8,
-                json!({"method": "optimize_distribution"}),
-            ),
-        ],
+        &[("scale_up", 7, 0.8, json!({"target_agents": 6})), ("coordination_improve", 6, 0.8, json!({"method": "optimize_distribution"}))],
     );
 }
 
@@ -197,15 +125,7 @@ fn healthy_low_completion_optimizes() {
     s += 0.3;
     s += (1.0 - 2.0 / 10.0) * 0.2;
     s += 0.1;
-    check(
-        5,
-        2,
-        5,
-        20,
-        s,
-        Healthy,
-        &[("optimize", 4, 0.8, json!({"focus": "completion_rate"}))],
-    );
+    check(5, 2, 5, 20, s, Healthy, &[("optimize", 4, 0.8, json!({"focus": "completion_rate"}))]);
 }
 
 #[test]
@@ -222,15 +142,7 @@ fn optimal_many_agents_scale_down_by_one() {
     s += 0.3;
     s += (1.0 - 1.0 / 10.0) * 0.2;
     s += 0.1;
-    check(
-        9,
-        1,
-        20,
-        20,
-        s,
-        Optimal,
-        &[("scale_down", 2, 0.8, json!({"target_agents": 8}))],
-    );
+    check(9, 1, 20, 20, s, Optimal, &[("scale_down", 2, 0.8, json!({"target_agents": 8}))]);
 }
 
 #[test]
@@ -239,15 +151,7 @@ fn optimal_idle_agents_scale_down_by_one() {
     s += 4.0 / 5.0 * 0.3;
     s += 0.2;
     s += 0.1;
-    check(
-        4,
-        0,
-        10,
-        20,
-        s,
-        Optimal,
-        &[("scale_down", 2, 0.8, json!({"target_agents": 3}))],
-    );
+    check(4, 0, 10, 20, s, Optimal, &[("scale_down", 2, 0.8, json!({"target_agents": 3}))]);
 }
 
 #[test]
@@ -263,15 +167,7 @@ fn optimal_little_telemetry_enhances_it() {
         8,
         s,
         Optimal,
-        &[
-            ("scale_down", 2, 0.8, json!({"target_agents": 4})),
-            (
-                "telemetry_enhance",
-                1,
-                0.8,
-                json!({"action": "increase_sampling"}),
-            ),
-        ],
+        &[("scale_down", 2, 0.8, json!({"target_agents": 4})), ("telemetry_enhance", 1, 0.8, json!({"action": "increase_sampling"}))],
     );
 }
 
@@ -296,37 +192,15 @@ fn float_edge_point_six_is_degraded_not_healthy() {
 
 #[test]
 fn missing_directory_is_an_empty_critical_system() {
-    let snap = Snapshot {
-        taken_at: NOW,
-        target_exists: false,
-        ..Default::default()
-    };
-    check_snapshot(
-        &snap,
-        0.2,
-        Critical,
-        &[("scale_up", 10, 0.95, json!({"target_agents": 2}))],
-    );
+    let snap = Snapshot { taken_at: NOW, target_exists: false, ..Default::default() };
+    check_snapshot(&snap, 0.2, Critical, &[("scale_up", 10, 0.95, json!({"target_agents": 2}))]);
 }
 
 #[test]
 fn scale_decisions_carry_their_inverse() {
-    let analysis = steward_core::analyze(
-        &snapshot(4, 0, 10, 20),
-        &History::default(),
-        &EngineConfig::default(),
-        &Classic,
-        "c1",
-        NOW,
-    );
+    let analysis = steward_core::analyze(&snapshot(4, 0, 10, 20), &History::default(), &EngineConfig::default(), &Classic, "c1", NOW);
     let d = &analysis.decisions[0];
-    assert_eq!(
-        serde_json::to_value(&d.action).unwrap(),
-        json!({"kind": "scale", "from": 4, "to": 3})
-    );
-    assert_eq!(
-        serde_json::to_value(&d.inverse).unwrap(),
-        json!({"kind": "scale", "from": 3, "to": 4})
-    );
+    assert_eq!(serde_json::to_value(&d.action).unwrap(), json!({"kind": "scale", "from": 4, "to": 3}));
+    assert_eq!(serde_json::to_value(&d.inverse).unwrap(), json!({"kind": "scale", "from": 3, "to": 4}));
     assert_eq!(d.id, "c1-01");
 }

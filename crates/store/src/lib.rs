@@ -191,10 +191,7 @@ impl Journal {
     /// # Errors
     /// The file cannot be opened or created, or was written by a newer steward.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|source| JournalError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| JournalError::Open { path: path.to_owned(), source })?;
         let j = Self { conn };
         j.init(path)?;
         Ok(j)
@@ -210,28 +207,14 @@ impl Journal {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| JournalError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql("setting the busy timeout"))?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|source| JournalError::Open { path: path.to_owned(), source })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql("setting the busy timeout"))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|source| JournalError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(|source| JournalError::Open { path: path.to_owned(), source })?;
         if version > SCHEMA_VERSION {
-            return Err(JournalError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
         }
         if version == 0 {
             // Created but never initialised (a crash at the first open): nothing to read.
@@ -242,30 +225,18 @@ impl Journal {
 
     fn init(&self, path: &Path) -> Result<()> {
         let c = &self.conn;
-        c.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql("setting the busy timeout"))?;
-        c.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("enabling WAL"))?;
+        c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql("setting the busy timeout"))?;
+        c.pragma_update(None, "journal_mode", "WAL").map_err(sql("enabling WAL"))?;
         // FULL: a decision is on disk before its action starts.
-        c.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql("setting synchronous"))?;
-        c.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql("enabling foreign keys"))?;
-        let version: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(sql("reading the schema version"))?;
+        c.pragma_update(None, "synchronous", "FULL").map_err(sql("setting synchronous"))?;
+        c.pragma_update(None, "foreign_keys", "ON").map_err(sql("enabling foreign keys"))?;
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("reading the schema version"))?;
         if version > SCHEMA_VERSION {
-            return Err(JournalError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
         }
         if version < SCHEMA_VERSION {
-            c.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(sql("creating the schema"))?;
+            c.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                .map_err(sql("creating the schema"))?;
         }
         Ok(())
     }
@@ -276,10 +247,7 @@ impl Journal {
     /// The write failed.
     pub fn record_cycle(&self, c: &CycleStart<'_>) -> Result<()> {
         let m = c.metrics;
-        let metrics = serde_json::to_string(m).map_err(|e| JournalError::Corrupt {
-            id: c.id.into(),
-            message: e.to_string(),
-        })?;
+        let metrics = serde_json::to_string(m).map_err(|e| JournalError::Corrupt { id: c.id.into(), message: e.to_string() })?;
         self.conn
             .execute(
                 "INSERT INTO cycles (id, ts, policy, dry_run, health_score, health_state, work_queue_size, in_flight, completed, failed, active_agents, recommended_agents, warnings, metrics)
@@ -309,21 +277,9 @@ impl Journal {
     ///
     /// # Errors
     /// The write failed: the caller must not act.
-    pub fn record_decision(
-        &self,
-        cycle_id: &str,
-        ts: UnixMs,
-        d: &Decision,
-        v: &VerdictRecord<'_>,
-    ) -> Result<()> {
-        let body = serde_json::to_string(d).map_err(|e| JournalError::Corrupt {
-            id: d.id.clone(),
-            message: e.to_string(),
-        })?;
-        let notes = serde_json::to_string(v.notes).map_err(|e| JournalError::Corrupt {
-            id: d.id.clone(),
-            message: e.to_string(),
-        })?;
+    pub fn record_decision(&self, cycle_id: &str, ts: UnixMs, d: &Decision, v: &VerdictRecord<'_>) -> Result<()> {
+        let body = serde_json::to_string(d).map_err(|e| JournalError::Corrupt { id: d.id.clone(), message: e.to_string() })?;
+        let notes = serde_json::to_string(v.notes).map_err(|e| JournalError::Corrupt { id: d.id.clone(), message: e.to_string() })?;
         let (from, to) = match d.action {
             Action::Scale { from, to } => (Some(from), Some(to)),
             _ => (None, None),
@@ -357,12 +313,7 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn finish_cycle(&self, cycle_id: &str, ts: UnixMs) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE cycles SET finished_ts = ?2 WHERE id = ?1",
-                params![cycle_id, ts],
-            )
-            .map_err(sql("finishing a cycle"))?;
+        self.conn.execute("UPDATE cycles SET finished_ts = ?2 WHERE id = ?1", params![cycle_id, ts]).map_err(sql("finishing a cycle"))?;
         Ok(())
     }
 
@@ -389,9 +340,7 @@ impl Journal {
                     completed: r.get::<_, i64>(3)?.max(0) as u64,
                     failed: r.get::<_, i64>(4)?.max(0) as u64,
                     active_agents: r.get::<_, i64>(5)?.max(0) as u64,
-                    recommended_agents: r
-                        .get::<_, Option<i64>>(6)?
-                        .and_then(|v| u32::try_from(v).ok()),
+                    recommended_agents: r.get::<_, Option<i64>>(6)?.and_then(|v| u32::try_from(v).ok()),
                 })
             })
             .map_err(sql("reading history"))?
@@ -412,12 +361,7 @@ impl Journal {
                 let result: String = r.get(2)?;
                 let from: Option<i64> = r.get(3)?;
                 let to: Option<i64> = r.get(4)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    result,
-                    from.zip(to),
-                ))
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, result, from.zip(to)))
             })
             .map_err(sql("reading outcomes"))?
             .collect::<Result<Vec<_>, _>>()
@@ -428,8 +372,7 @@ impl Journal {
                     ts,
                     kind: DecisionType::from(kind),
                     result: result.parse().ok()?,
-                    scale: scale
-                        .and_then(|(f, t)| Some((u32::try_from(f).ok()?, u32::try_from(t).ok()?))),
+                    scale: scale.and_then(|(f, t)| Some((u32::try_from(f).ok()?, u32::try_from(t).ok()?))),
                 })
             })
             .collect();
@@ -441,10 +384,7 @@ impl Journal {
     /// # Errors
     /// A read failed or a stored decision is corrupt.
     pub fn recent_decisions(&self, limit: usize) -> Result<Vec<DecisionEntry>> {
-        self.query_entries(
-            "ORDER BY d.ts DESC, d.id DESC LIMIT ?1",
-            params![limit as i64],
-        )
+        self.query_entries("ORDER BY d.ts DESC, d.id DESC LIMIT ?1", params![limit as i64])
     }
 
     /// One decision with its outcome.
@@ -452,10 +392,7 @@ impl Journal {
     /// # Errors
     /// A read failed or the stored decision is corrupt.
     pub fn decision(&self, id: &str) -> Result<Option<DecisionEntry>> {
-        Ok(self
-            .query_entries("WHERE d.id = ?1", params![id])?
-            .into_iter()
-            .next())
+        Ok(self.query_entries("WHERE d.id = ?1", params![id])?.into_iter().next())
     }
 
     fn query_entries(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<DecisionEntry>> {
@@ -484,36 +421,21 @@ impl Journal {
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql("reading decisions"))?;
         rows.into_iter()
-            .map(
-                |(id, cycle_id, ts, verdict, guard, notes, body, result, reason, duration, ots)| {
-                    let corrupt = |message: String| JournalError::Corrupt {
-                        id: id.clone(),
-                        message,
-                    };
-                    let decision: Decision =
-                        serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-                    let notes: Vec<String> =
-                        serde_json::from_str(&notes).map_err(|e| corrupt(e.to_string()))?;
-                    let outcome = match (result, ots) {
-                        (Some(result), Some(ots)) => Some(OutcomeEntry {
-                            result: result.parse().map_err(corrupt)?,
-                            reason: reason.unwrap_or_default(),
-                            duration_ms: duration.unwrap_or(0).max(0) as u64,
-                            timestamp: format_rfc3339(ots),
-                        }),
-                        _ => None,
-                    };
-                    Ok(DecisionEntry {
-                        decision,
-                        cycle_id,
-                        timestamp: format_rfc3339(ts),
-                        verdict,
-                        guard,
-                        notes,
-                        outcome,
-                    })
-                },
-            )
+            .map(|(id, cycle_id, ts, verdict, guard, notes, body, result, reason, duration, ots)| {
+                let corrupt = |message: String| JournalError::Corrupt { id: id.clone(), message };
+                let decision: Decision = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+                let notes: Vec<String> = serde_json::from_str(&notes).map_err(|e| corrupt(e.to_string()))?;
+                let outcome = match (result, ots) {
+                    (Some(result), Some(ots)) => Some(OutcomeEntry {
+                        result: result.parse().map_err(corrupt)?,
+                        reason: reason.unwrap_or_default(),
+                        duration_ms: duration.unwrap_or(0).max(0) as u64,
+                        timestamp: format_rfc3339(ots),
+                    }),
+                    _ => None,
+                };
+                Ok(DecisionEntry { decision, cycle_id, timestamp: format_rfc3339(ts), verdict, guard, notes, outcome })
+            })
             .collect()
     }
 
@@ -523,23 +445,14 @@ impl Journal {
     /// The check failed or found problems (listed in the message).
     pub fn integrity_check(&self) -> Result<()> {
         let problems: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("PRAGMA integrity_check")
-                .map_err(sql("checking integrity"))?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(sql("checking integrity"))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(sql("checking integrity"))?
+            let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(sql("checking integrity"))?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql("checking integrity"))?;
+            rows.collect::<Result<_, _>>().map_err(sql("checking integrity"))?
         };
         if problems == ["ok"] {
             Ok(())
         } else {
-            Err(JournalError::Corrupt {
-                id: "journal".into(),
-                message: problems.join("; "),
-            })
+            Err(JournalError::Corrupt { id: "journal".into(), message: problems.join("; ") })
         }
     }
 
@@ -548,10 +461,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn cycle_count(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM cycles", [], |r| r.get(0))
-            .map_err(sql("counting cycles"))?;
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM cycles", [], |r| r.get(0)).map_err(sql("counting cycles"))?;
         Ok(n.max(0) as u64)
     }
 
@@ -561,11 +471,7 @@ impl Journal {
     /// A read failed.
     pub fn last_cycle_id(&self) -> Result<Option<String>> {
         self.conn
-            .query_row(
-                "SELECT id FROM cycles ORDER BY ts DESC, id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM cycles ORDER BY ts DESC, id DESC LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(sql("reading the last cycle"))
     }

@@ -22,16 +22,7 @@ fn metrics(queue: u64, completed: u64, agents: u64) -> Metrics {
 }
 
 fn cycle(j: &Journal, id: &str, ts: i64, m: &Metrics, rec: Option<u32>) {
-    j.record_cycle(&CycleStart {
-        id,
-        ts,
-        policy: "adaptive",
-        dry_run: false,
-        metrics: m,
-        recommended_agents: rec,
-        warnings: 0,
-    })
-    .unwrap();
+    j.record_cycle(&CycleStart { id, ts, policy: "adaptive", dry_run: false, metrics: m, recommended_agents: rec, warnings: 0 }).unwrap();
 }
 
 #[test]
@@ -39,63 +30,25 @@ fn decisions_outcomes_and_history_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let j = Journal::open(&tmp.path().join(JOURNAL_FILE)).unwrap();
     cycle(&j, "c1", 1000, &metrics(10, 0, 2), Some(4));
-    let d =
-        Proposal::scale(DecisionType::ScaleUp, 6, 0.8, 2, 4, "why.").into_decision("c1-01".into());
-    let exec = VerdictRecord {
-        verdict: "execute",
-        guard: None,
-        reason: None,
-        notes: &["target 5 clamped".to_owned()],
-    };
+    let d = Proposal::scale(DecisionType::ScaleUp, 6, 0.8, 2, 4, "why.").into_decision("c1-01".into());
+    let exec = VerdictRecord { verdict: "execute", guard: None, reason: None, notes: &["target 5 clamped".to_owned()] };
     j.record_decision("c1", 1000, &d, &exec).unwrap();
     // Decided but not yet acted on: no outcome.
     assert!(j.decision("c1-01").unwrap().unwrap().outcome.is_none());
-    j.record_outcome(
-        "c1-01",
-        1500,
-        &Outcome {
-            result: OutcomeResult::Executed,
-            reason: "ok".into(),
-            duration_ms: 3,
-        },
-    )
-    .unwrap();
+    j.record_outcome("c1-01", 1500, &Outcome { result: OutcomeResult::Executed, reason: "ok".into(), duration_ms: 3 }).unwrap();
     j.finish_cycle("c1", 1600).unwrap();
 
     cycle(&j, "c2", 61_000, &metrics(5, 8, 4), Some(4));
-    let d2 = Proposal::new(
-        DecisionType::Restart,
-        9,
-        0.9,
-        Action::Restart {
-            agents: vec!["a".into()],
-        },
-        "r",
-        "why.",
-    )
-    .into_decision("c2-01".into());
+    let d2 = Proposal::new(DecisionType::Restart, 9, 0.9, Action::Restart { agents: vec!["a".into()] }, "r", "why.")
+        .into_decision("c2-01".into());
     j.record_decision(
         "c2",
         61_000,
         &d2,
-        &VerdictRecord {
-            verdict: "skip",
-            guard: Some("min_confidence"),
-            reason: Some("low"),
-            notes: &[],
-        },
+        &VerdictRecord { verdict: "skip", guard: Some("min_confidence"), reason: Some("low"), notes: &[] },
     )
     .unwrap();
-    j.record_outcome(
-        "c2-01",
-        61_000,
-        &Outcome {
-            result: OutcomeResult::Failed,
-            reason: "boom".into(),
-            duration_ms: 0,
-        },
-    )
-    .unwrap();
+    j.record_outcome("c2-01", 61_000, &Outcome { result: OutcomeResult::Failed, reason: "boom".into(), duration_ms: 0 }).unwrap();
 
     let e = j.decision("c1-01").unwrap().unwrap();
     assert_eq!(e.decision, d);
@@ -103,20 +56,11 @@ fn decisions_outcomes_and_history_round_trip() {
     assert_eq!(e.outcome.as_ref().unwrap().result, OutcomeResult::Executed);
 
     let recent = j.recent_decisions(10).unwrap();
-    assert_eq!(
-        recent
-            .iter()
-            .map(|e| e.decision.id.as_str())
-            .collect::<Vec<_>>(),
-        ["c2-01", "c1-01"]
-    );
+    assert_eq!(recent.iter().map(|e| e.decision.id.as_str()).collect::<Vec<_>>(), ["c2-01", "c1-01"]);
     assert_eq!(recent[0].guard.as_deref(), Some("min_confidence"));
 
     let h = j.history(100_000, 10, 3_600_000).unwrap();
-    assert_eq!(
-        h.cycles.iter().map(|c| c.ts).collect::<Vec<_>>(),
-        [1000, 61_000]
-    );
+    assert_eq!(h.cycles.iter().map(|c| c.ts).collect::<Vec<_>>(), [1000, 61_000]);
     assert_eq!(h.cycles[1].completed, 8);
     assert_eq!(h.actions.len(), 2);
     assert_eq!(h.actions[0].scale, Some((2, 4)));
@@ -146,20 +90,15 @@ fn a_newer_schema_is_refused() {
         let c = Connection::open(&path).unwrap();
         c.execute_batch("PRAGMA user_version = 99;").unwrap();
     }
-    assert!(matches!(
-        Journal::open(&path),
-        Err(JournalError::TooNew { found: 99, .. })
-    ));
-    assert!(matches!(
-        Journal::open_existing(&path),
-        Err(JournalError::TooNew { .. })
-    ));
+    assert!(matches!(Journal::open(&path), Err(JournalError::TooNew { found: 99, .. })));
+    assert!(matches!(Journal::open_existing(&path), Err(JournalError::TooNew { .. })));
 }
 
 #[test]
 fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join(JOURNAL_FILE);
-    std::fs::write(&path, "this is not sqlite, just text long enough to have a header page ........................................").unwrap();
+    std::fs::write(&path, "this is not sqlite, just text long enough to have a header page ........................................")
+        .unwrap();
     assert!(Journal::open(&path).is_err());
 }

@@ -74,11 +74,7 @@ impl Tally {
 
     fn finish(self) -> Result<String, ActuatorError> {
         if let Some(first) = self.errors.first() {
-            return Err(ActuatorError::Partial {
-                failed: self.errors.len(),
-                total: self.total,
-                first: first.clone(),
-            });
+            return Err(ActuatorError::Partial { failed: self.errors.len(), total: self.total, first: first.clone() });
         }
         Ok(format!(
             "requeued {}, dead-lettered {}, leftover claims removed {}, already gone {}, kept {}",
@@ -99,11 +95,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ActuatorError + 'a {
-    move |source| ActuatorError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| ActuatorError::Io { op, path: path.to_owned(), source }
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -115,11 +107,7 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// # Errors
 /// Any step of the write failed; the temp file is removed.
 pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), ActuatorError> {
-    let tmp = dir.join(format!(
-        ".steward-tmp-{}-{}",
-        std::process::id(),
-        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(format!(".steward-tmp-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(bytes).map_err(io_err("write", &tmp))?;
@@ -135,10 +123,7 @@ pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Actuato
 impl CoordinationActuator {
     /// An actuator over `dir`; items without their own `max_attempts` use this one.
     pub fn new(dir: impl Into<PathBuf>, max_attempts: u32) -> Self {
-        Self {
-            dir: dir.into(),
-            max_attempts: max_attempts.max(1),
-        }
+        Self { dir: dir.into(), max_attempts: max_attempts.max(1) }
     }
 
     fn path(&self, prefix: &str, id: &str) -> PathBuf {
@@ -167,50 +152,26 @@ impl CoordinationActuator {
             // poison item: dead-letter it untouched, never delete it.
             let failed = self.path("failed", id);
             if failed.exists() {
-                return Ok(ItemOutcome::Kept(format!(
-                    "failed_{id}.json already exists"
-                )));
+                return Ok(ItemOutcome::Kept(format!("failed_{id}.json already exists")));
             }
             fs::rename(&claimed, &failed).map_err(io_err("rename", &claimed))?;
             return Ok(ItemOutcome::DeadLettered(0));
         };
-        let attempts = item
-            .get("attempts")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .saturating_add(1);
+        let attempts = item.get("attempts").and_then(Value::as_u64).unwrap_or(0).saturating_add(1);
         let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-        let max = item
-            .get("max_attempts")
-            .and_then(Value::as_u64)
-            .map_or(self.max_attempts, |m| {
-                u32::try_from(m).unwrap_or(u32::MAX).max(1)
-            });
+        let max =
+            item.get("max_attempts").and_then(Value::as_u64).map_or(self.max_attempts, |m| u32::try_from(m).unwrap_or(u32::MAX).max(1));
         let dead = attempts >= max;
-        let (dest, status) = if dead {
-            (self.path("failed", id), "failed")
-        } else {
-            (self.path("work", id), "pending")
-        };
+        let (dest, status) = if dead { (self.path("failed", id), "failed") } else { (self.path("work", id), "pending") };
         if dest.exists() {
-            let name = dest
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok(ItemOutcome::Kept(format!(
-                "{name} already exists; the claim stays"
-            )));
+            let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Ok(ItemOutcome::Kept(format!("{name} already exists; the claim stays")));
         }
         annotate(&mut item, attempts, status, why, dead, now);
-        let body = serde_json::to_vec(&Value::Object(item))
-            .map_err(|e| io_err("encode", &claimed)(io::Error::other(e)))?;
+        let body = serde_json::to_vec(&Value::Object(item)).map_err(|e| io_err("encode", &claimed)(io::Error::other(e)))?;
         write_atomic(&self.dir, &claimed, &body)?;
         fs::rename(&claimed, &dest).map_err(io_err("rename", &claimed))?;
-        Ok(if dead {
-            ItemOutcome::DeadLettered(attempts)
-        } else {
-            ItemOutcome::Requeued(attempts)
-        })
+        Ok(if dead { ItemOutcome::DeadLettered(attempts) } else { ItemOutcome::Requeued(attempts) })
     }
 
     /// Removes a claim whose completed record exists; keeps it otherwise.
@@ -222,9 +183,7 @@ impl CoordinationActuator {
             return Ok(ItemOutcome::Kept(format!("{id:?} is not a plain item id")));
         }
         if !self.path("completed", id).exists() {
-            return Ok(ItemOutcome::Kept(format!(
-                "completed_{id}.json does not exist; the claim stays"
-            )));
+            return Ok(ItemOutcome::Kept(format!("completed_{id}.json does not exist; the claim stays")));
         }
         let claimed = self.path("claimed", id);
         match fs::remove_file(&claimed) {
@@ -240,11 +199,7 @@ impl CoordinationActuator {
         for entry in fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
             let entry = entry.map_err(io_err("list", &self.dir))?;
             let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("claimed_"))
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("claimed_")).and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
             let path = entry.path();
@@ -255,9 +210,7 @@ impl CoordinationActuator {
             let at = match claimed_at {
                 Some(t) => t,
                 None => match entry.metadata().and_then(|m| m.modified()) {
-                    Ok(t) => t
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64),
+                    Ok(t) => t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
                     Err(_) => continue,
                 },
             };
@@ -277,14 +230,7 @@ impl CoordinationActuator {
     }
 }
 
-fn annotate(
-    item: &mut Map<String, Value>,
-    attempts: u32,
-    status: &str,
-    why: &str,
-    dead: bool,
-    now: UnixMs,
-) {
+fn annotate(item: &mut Map<String, Value>, attempts: u32, status: &str, why: &str, dead: bool, now: UnixMs) {
     let ts = format_rfc3339(now);
     if let Some(by) = item.remove("claimed_by") {
         item.insert("last_claimed_by".into(), by);
@@ -293,10 +239,7 @@ fn annotate(
     item.insert("attempts".into(), attempts.into());
     item.insert("status".into(), status.into());
     if dead {
-        item.insert(
-            "error".into(),
-            format!("{why}; attempts exhausted ({attempts})").into(),
-        );
+        item.insert("error".into(), format!("{why}; attempts exhausted ({attempts})").into());
         item.insert("dead_lettered_at".into(), ts.into());
     } else {
         item.insert("last_error".into(), why.into());
@@ -315,12 +258,7 @@ impl Actuator for CoordinationActuator {
     }
 
     fn handles(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::RequeueClaims { .. }
-                | Action::RemoveLeftoverClaims { .. }
-                | Action::ClearOldWork { .. }
-        )
+        matches!(action, Action::RequeueClaims { .. } | Action::RemoveLeftoverClaims { .. } | Action::ClearOldWork { .. })
     }
 
     fn apply(&mut self, action: &Action, now: UnixMs) -> Result<String, ActuatorError> {
@@ -343,12 +281,7 @@ impl Actuator for CoordinationActuator {
                     tally.add(&id, r);
                 }
             }
-            other => {
-                return Err(ActuatorError::Unsupported {
-                    actuator: "coordination",
-                    action: crate::action_kind(other),
-                })
-            }
+            other => return Err(ActuatorError::Unsupported { actuator: "coordination", action: crate::action_kind(other) }),
         }
         self.sync_dir();
         tally.finish()

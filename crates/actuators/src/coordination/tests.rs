@@ -5,10 +5,7 @@ use super::*;
 const NOW: UnixMs = 1_800_000_000_000;
 
 fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
+    fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
 }
 
 fn json(dir: &Path, name: &str) -> Value {
@@ -19,52 +16,20 @@ fn json(dir: &Path, name: &str) -> Value {
 fn stale_claims_go_back_with_one_more_attempt_then_to_the_dead_letters() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    fs::write(d.join("claimed_a.json"), r#"{"id":"a","claimed_by":"agent_1","claimed_at":"2020-01-01T00:00:00Z","payload":{"k":1}}"#).unwrap();
-    fs::write(
-        d.join("claimed_b.json"),
-        r#"{"id":"b","attempts":2,"claimed_by":"agent_1"}"#,
-    )
-    .unwrap();
-    fs::write(
-        d.join("claimed_c.json"),
-        r#"{"id":"c","attempts":2,"max_attempts":10}"#,
-    )
-    .unwrap();
-    let mut act = CoordinationActuator::new(d, 3);
-    let report = act
-        .apply(
-            &Action::RequeueClaims {
-                items: vec!["a".into(), "b".into(), "c".into(), "gone".into()],
-            },
-            NOW,
-        )
+    fs::write(d.join("claimed_a.json"), r#"{"id":"a","claimed_by":"agent_1","claimed_at":"2020-01-01T00:00:00Z","payload":{"k":1}}"#)
         .unwrap();
-    assert_eq!(
-        report,
-        "requeued 2, dead-lettered 1, leftover claims removed 0, already gone 1, kept 0"
-    );
-    assert_eq!(
-        names(d),
-        ["failed_b.json", "work_a.json", "work_c.json"]
-            .map(String::from)
-            .into()
-    );
+    fs::write(d.join("claimed_b.json"), r#"{"id":"b","attempts":2,"claimed_by":"agent_1"}"#).unwrap();
+    fs::write(d.join("claimed_c.json"), r#"{"id":"c","attempts":2,"max_attempts":10}"#).unwrap();
+    let mut act = CoordinationActuator::new(d, 3);
+    let report = act.apply(&Action::RequeueClaims { items: vec!["a".into(), "b".into(), "c".into(), "gone".into()] }, NOW).unwrap();
+    assert_eq!(report, "requeued 2, dead-lettered 1, leftover claims removed 0, already gone 1, kept 0");
+    assert_eq!(names(d), ["failed_b.json", "work_a.json", "work_c.json"].map(String::from).into());
     let a = json(d, "work_a.json");
-    assert_eq!(
-        (
-            a["attempts"].as_u64(),
-            a["status"].as_str(),
-            a["last_claimed_by"].as_str()
-        ),
-        (Some(1), Some("pending"), Some("agent_1"))
-    );
+    assert_eq!((a["attempts"].as_u64(), a["status"].as_str(), a["last_claimed_by"].as_str()), (Some(1), Some("pending"), Some("agent_1")));
     assert_eq!(a["payload"]["k"], 1, "unknown fields are kept");
     assert!(a.get("claimed_by").is_none() && a.get("claimed_at").is_none());
     let b = json(d, "failed_b.json");
-    assert_eq!(
-        (b["attempts"].as_u64(), b["status"].as_str()),
-        (Some(3), Some("failed"))
-    );
+    assert_eq!((b["attempts"].as_u64(), b["status"].as_str()), (Some(3), Some("failed")));
     assert!(b["error"].as_str().unwrap().contains("attempts exhausted"));
     assert_eq!(json(d, "work_c.json")["attempts"], 3);
 }
@@ -77,34 +42,12 @@ fn leftover_claims_are_removed_only_when_completed_exists() {
     fs::write(d.join("completed_x.json"), "{}").unwrap();
     fs::write(d.join("claimed_y.json"), "{}").unwrap();
     let mut act = CoordinationActuator::new(d, 3);
-    act.apply(
-        &Action::RemoveLeftoverClaims {
-            items: vec!["x".into(), "y".into()],
-        },
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(
-        names(d),
-        ["claimed_y.json", "completed_x.json"]
-            .map(String::from)
-            .into()
-    );
+    act.apply(&Action::RemoveLeftoverClaims { items: vec!["x".into(), "y".into()] }, NOW).unwrap();
+    assert_eq!(names(d), ["claimed_y.json", "completed_x.json"].map(String::from).into());
     // A requeue of a leftover removes it rather than running it again.
     fs::write(d.join("completed_y.json"), "{}").unwrap();
-    act.apply(
-        &Action::RequeueClaims {
-            items: vec!["y".into()],
-        },
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(
-        names(d),
-        ["completed_x.json", "completed_y.json"]
-            .map(String::from)
-            .into()
-    );
+    act.apply(&Action::RequeueClaims { items: vec!["y".into()] }, NOW).unwrap();
+    assert_eq!(names(d), ["completed_x.json", "completed_y.json"].map(String::from).into());
 }
 
 #[test]
@@ -112,31 +55,13 @@ fn nothing_is_ever_overwritten_or_deleted() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     fs::write(d.join("claimed_a.json"), r#"{"id":"a"}"#).unwrap();
-    fs::write(
-        d.join("work_a.json"),
-        r#"{"id":"a","other":"producer reused the id"}"#,
-    )
-    .unwrap();
+    fs::write(d.join("work_a.json"), r#"{"id":"a","other":"producer reused the id"}"#).unwrap();
     fs::write(d.join("claimed_p.json"), "not json at all").unwrap();
     let mut act = CoordinationActuator::new(d, 3);
-    act.apply(
-        &Action::RequeueClaims {
-            items: vec!["a".into(), "p".into(), "../etc".into()],
-        },
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(
-        names(d),
-        ["claimed_a.json", "failed_p.json", "work_a.json"]
-            .map(String::from)
-            .into()
-    );
+    act.apply(&Action::RequeueClaims { items: vec!["a".into(), "p".into(), "../etc".into()] }, NOW).unwrap();
+    assert_eq!(names(d), ["claimed_a.json", "failed_p.json", "work_a.json"].map(String::from).into());
     assert_eq!(json(d, "work_a.json")["other"], "producer reused the id");
-    assert_eq!(
-        fs::read_to_string(d.join("failed_p.json")).unwrap(),
-        "not json at all"
-    );
+    assert_eq!(fs::read_to_string(d.join("failed_p.json")).unwrap(), "not json at all");
 }
 
 #[test]
@@ -145,28 +70,13 @@ fn clear_old_work_takes_claims_by_age() {
     let d = tmp.path();
     let old = format_rfc3339(NOW - 3 * 3_600_000);
     let new = format_rfc3339(NOW - 600_000);
-    fs::write(
-        d.join("claimed_old.json"),
-        format!(r#"{{"id":"old","claimed_at":"{old}"}}"#),
-    )
-    .unwrap();
-    fs::write(
-        d.join("claimed_new.json"),
-        format!(r#"{{"id":"new","claimed_at":"{new}"}}"#),
-    )
-    .unwrap();
+    fs::write(d.join("claimed_old.json"), format!(r#"{{"id":"old","claimed_at":"{old}"}}"#)).unwrap();
+    fs::write(d.join("claimed_new.json"), format!(r#"{{"id":"new","claimed_at":"{new}"}}"#)).unwrap();
     fs::write(d.join("work_1.json"), "{}").unwrap();
     let mut act = CoordinationActuator::new(d, 3);
-    let report = act
-        .apply(&Action::ClearOldWork { max_age_hours: 2.0 }, NOW)
-        .unwrap();
+    let report = act.apply(&Action::ClearOldWork { max_age_hours: 2.0 }, NOW).unwrap();
     assert!(report.starts_with("requeued 1,"), "{report}");
-    assert_eq!(
-        names(d),
-        ["claimed_new.json", "work_1.json", "work_old.json"]
-            .map(String::from)
-            .into()
-    );
+    assert_eq!(names(d), ["claimed_new.json", "work_1.json", "work_old.json"].map(String::from).into());
 }
 
 #[test]
@@ -174,8 +84,5 @@ fn fleet_actions_are_not_ours() {
     let tmp = tempfile::tempdir().unwrap();
     let mut act = CoordinationActuator::new(tmp.path(), 3);
     assert!(!act.handles(&Action::Scale { from: 1, to: 2 }));
-    assert!(matches!(
-        act.apply(&Action::Scale { from: 1, to: 2 }, NOW),
-        Err(ActuatorError::Unsupported { .. })
-    ));
+    assert!(matches!(act.apply(&Action::Scale { from: 1, to: 2 }, NOW), Err(ActuatorError::Unsupported { .. })));
 }

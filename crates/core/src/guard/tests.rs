@@ -9,55 +9,21 @@ use crate::history::{ActionRecord, CycleSummary};
 const NOW: UnixMs = 1_800_000_000_000;
 
 fn scale(from: u32, to: u32, confidence: f64) -> Decision {
-    let kind = if to > from {
-        DecisionType::ScaleUp
-    } else {
-        DecisionType::ScaleDown
-    };
+    let kind = if to > from { DecisionType::ScaleUp } else { DecisionType::ScaleDown };
     Proposal::scale(kind, 5, confidence, from, to, "test.").into_decision(format!("d-{from}-{to}"))
 }
 
 fn advisory(kind: DecisionType, confidence: f64) -> Decision {
-    Proposal::new(
-        kind,
-        1,
-        confidence,
-        Action::Advisory {
-            note: String::new(),
-        },
-        "",
-        "test.",
-    )
-    .into_decision("d-adv".into())
+    Proposal::new(kind, 1, confidence, Action::Advisory { note: String::new() }, "", "test.").into_decision("d-adv".into())
 }
 
 fn executed_scale(ts: UnixMs, from: u32, to: u32) -> ActionRecord {
-    let kind = if to > from {
-        DecisionType::ScaleUp
-    } else {
-        DecisionType::ScaleDown
-    };
-    ActionRecord {
-        ts,
-        kind,
-        result: OutcomeResult::Executed,
-        scale: Some((from, to)),
-    }
+    let kind = if to > from { DecisionType::ScaleUp } else { DecisionType::ScaleDown };
+    ActionRecord { ts, kind, result: OutcomeResult::Executed, scale: Some((from, to)) }
 }
 
-fn run(
-    decisions: Vec<Decision>,
-    auto: &AutoConfig,
-    history: &History,
-    recommended: Option<u32>,
-) -> Vec<Guarded> {
-    let cx = GuardContext {
-        auto,
-        history,
-        now: NOW,
-        recommended_agents: recommended,
-        force_confidence: None,
-    };
+fn run(decisions: Vec<Decision>, auto: &AutoConfig, history: &History, recommended: Option<u32>) -> Vec<Guarded> {
+    let cx = GuardContext { auto, history, now: NOW, recommended_agents: recommended, force_confidence: None };
     apply(decisions, &cx)
 }
 
@@ -78,28 +44,11 @@ fn target(g: &Guarded) -> u32 {
 #[test]
 fn min_confidence_and_force_confidence() {
     let auto = AutoConfig::default();
-    let out = run(
-        vec![
-            advisory(DecisionType::Optimize, 0.59),
-            advisory(DecisionType::Optimize, 0.6),
-        ],
-        &auto,
-        &History::default(),
-        None,
-    );
-    assert_eq!(
-        out.iter().map(guard_of).collect::<Vec<_>>(),
-        [Some(GuardKind::MinConfidence), None]
-    );
+    let out = run(vec![advisory(DecisionType::Optimize, 0.59), advisory(DecisionType::Optimize, 0.6)], &auto, &History::default(), None);
+    assert_eq!(out.iter().map(guard_of).collect::<Vec<_>>(), [Some(GuardKind::MinConfidence), None]);
 
     let history = History::default();
-    let cx = GuardContext {
-        auto: &auto,
-        history: &history,
-        now: NOW,
-        recommended_agents: None,
-        force_confidence: Some(0.9),
-    };
+    let cx = GuardContext { auto: &auto, history: &history, now: NOW, recommended_agents: None, force_confidence: Some(0.9) };
     let out = apply(vec![advisory(DecisionType::Optimize, 0.1)], &cx);
     assert_eq!(guard_of(&out[0]), None);
     assert_eq!(out[0].decision.confidence, 0.9);
@@ -108,10 +57,7 @@ fn min_confidence_and_force_confidence() {
 
 #[test]
 fn max_decisions_counts_only_admitted() {
-    let auto = AutoConfig {
-        max_decisions: 2,
-        ..AutoConfig::default()
-    };
+    let auto = AutoConfig { max_decisions: 2, ..AutoConfig::default() };
     let ds = vec![
         advisory(DecisionType::Optimize, 0.1),
         advisory(DecisionType::Optimize, 0.9),
@@ -119,48 +65,23 @@ fn max_decisions_counts_only_admitted() {
         advisory(DecisionType::Optimize, 0.9),
     ];
     let out = run(ds, &auto, &History::default(), None);
-    assert_eq!(
-        out.iter().map(guard_of).collect::<Vec<_>>(),
-        [
-            Some(GuardKind::MinConfidence),
-            None,
-            None,
-            Some(GuardKind::MaxDecisions)
-        ]
-    );
+    assert_eq!(out.iter().map(guard_of).collect::<Vec<_>>(), [Some(GuardKind::MinConfidence), None, None, Some(GuardKind::MaxDecisions)]);
 }
 
 #[test]
 fn bounds_clamp_and_step() {
-    let auto = AutoConfig {
-        min_agents: 2,
-        max_agents: 10,
-        max_step: 3,
-        ..AutoConfig::default()
-    };
+    let auto = AutoConfig { min_agents: 2, max_agents: 10, max_step: 3, ..AutoConfig::default() };
     let h = History::default();
     let out = run(vec![scale(4, 20, 0.9)], &auto, &h, None);
     assert_eq!((guard_of(&out[0]), target(&out[0])), (None, 7));
-    assert_eq!(
-        out[0].decision.inverse,
-        Some(Action::Scale { from: 7, to: 4 })
-    );
+    assert_eq!(out[0].decision.inverse, Some(Action::Scale { from: 7, to: 4 }));
     assert_eq!(out[0].decision.parameters["target_agents"], 7);
     assert_eq!(out[0].notes.len(), 2, "{:?}", out[0].notes);
     // Already at the bound: nothing left to do.
-    assert_eq!(
-        guard_of(&run(vec![scale(10, 12, 0.9)], &auto, &h, None)[0]),
-        Some(GuardKind::Bounds)
-    );
+    assert_eq!(guard_of(&run(vec![scale(10, 12, 0.9)], &auto, &h, None)[0]), Some(GuardKind::Bounds));
     // Above the max, a scale-up must not turn into a scale-down.
-    assert_eq!(
-        guard_of(&run(vec![scale(12, 13, 0.9)], &auto, &h, None)[0]),
-        Some(GuardKind::Bounds)
-    );
-    assert_eq!(
-        guard_of(&run(vec![scale(2, 1, 0.9)], &auto, &h, None)[0]),
-        Some(GuardKind::Bounds)
-    );
+    assert_eq!(guard_of(&run(vec![scale(12, 13, 0.9)], &auto, &h, None)[0]), Some(GuardKind::Bounds));
+    assert_eq!(guard_of(&run(vec![scale(2, 1, 0.9)], &auto, &h, None)[0]), Some(GuardKind::Bounds));
     let out = run(vec![scale(9, 0, 0.9)], &auto, &h, None);
     assert_eq!(target(&out[0]), 6);
 }
@@ -168,38 +89,14 @@ fn bounds_clamp_and_step() {
 #[test]
 fn scale_up_cooldown_and_no_reversal() {
     let auto = AutoConfig::default();
-    let h = History {
-        actions: vec![executed_scale(NOW - 10_000, 2, 4)],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]),
-        Some(GuardKind::Cooldown)
-    );
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]),
-        Some(GuardKind::Stabilization)
-    );
-    let h = History {
-        actions: vec![executed_scale(NOW - 31_000, 2, 4)],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]),
-        None
-    );
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]),
-        Some(GuardKind::Stabilization)
-    );
-    let h = History {
-        actions: vec![executed_scale(NOW - 301_000, 2, 4)],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]),
-        None
-    );
+    let h = History { actions: vec![executed_scale(NOW - 10_000, 2, 4)], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]), Some(GuardKind::Cooldown));
+    assert_eq!(guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]), Some(GuardKind::Stabilization));
+    let h = History { actions: vec![executed_scale(NOW - 31_000, 2, 4)], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]), None);
+    assert_eq!(guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]), Some(GuardKind::Stabilization));
+    let h = History { actions: vec![executed_scale(NOW - 301_000, 2, 4)], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![scale(4, 3, 0.9)], &auto, &h, Some(3))[0]), None);
 }
 
 #[test]
@@ -214,110 +111,47 @@ fn scale_down_never_below_a_recent_recommendation() {
         active_agents: 8,
         recommended_agents: Some(rec),
     };
-    let h = History {
-        cycles: vec![cycle(400, 8), cycle(200, 5), cycle(100, 3)],
-        ..Default::default()
-    };
+    let h = History { cycles: vec![cycle(400, 8), cycle(200, 5), cycle(100, 3)], ..Default::default() };
     let out = run(vec![scale(8, 2, 0.9)], &auto, &h, Some(2));
     assert_eq!((guard_of(&out[0]), target(&out[0])), (None, 5));
-    let h = History {
-        cycles: vec![cycle(100, 8)],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![scale(8, 2, 0.9)], &auto, &h, Some(2))[0]),
-        Some(GuardKind::Stabilization)
-    );
+    let h = History { cycles: vec![cycle(100, 8)], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![scale(8, 2, 0.9)], &auto, &h, Some(2))[0]), Some(GuardKind::Stabilization));
 }
 
 #[test]
 fn one_scale_per_cycle() {
     let auto = AutoConfig::default();
-    let out = run(
-        vec![scale(2, 4, 0.9), scale(2, 5, 0.9)],
-        &auto,
-        &History::default(),
-        None,
-    );
-    assert_eq!(
-        out.iter().map(guard_of).collect::<Vec<_>>(),
-        [None, Some(GuardKind::Conflict)]
-    );
+    let out = run(vec![scale(2, 4, 0.9), scale(2, 5, 0.9)], &auto, &History::default(), None);
+    assert_eq!(out.iter().map(guard_of).collect::<Vec<_>>(), [None, Some(GuardKind::Conflict)]);
 }
 
 #[test]
 fn circuit_breaker_opens_after_consecutive_failures_and_half_opens() {
     let auto = AutoConfig::default();
-    let fail = |secs_ago: i64| ActionRecord {
-        ts: NOW - secs_ago * 1000,
-        kind: DecisionType::Restart,
-        result: OutcomeResult::Failed,
-        scale: None,
-    };
-    let skipped = ActionRecord {
-        ts: NOW - 5000,
-        kind: DecisionType::Restart,
-        result: OutcomeResult::Skipped,
-        scale: None,
-    };
+    let fail =
+        |secs_ago: i64| ActionRecord { ts: NOW - secs_ago * 1000, kind: DecisionType::Restart, result: OutcomeResult::Failed, scale: None };
+    let skipped = ActionRecord { ts: NOW - 5000, kind: DecisionType::Restart, result: OutcomeResult::Skipped, scale: None };
     let d = || advisory(DecisionType::Restart, 0.9);
-    let h = History {
-        actions: vec![fail(30), fail(20), fail(10), skipped.clone()],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![d()], &auto, &h, None)[0]),
-        Some(GuardKind::CircuitBreaker)
-    );
+    let h = History { actions: vec![fail(30), fail(20), fail(10), skipped.clone()], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![d()], &auto, &h, None)[0]), Some(GuardKind::CircuitBreaker));
     // Another type is not affected.
-    assert_eq!(
-        guard_of(&run(vec![advisory(DecisionType::Optimize, 0.9)], &auto, &h, None)[0]),
-        None
-    );
+    assert_eq!(guard_of(&run(vec![advisory(DecisionType::Optimize, 0.9)], &auto, &h, None)[0]), None);
     // Two failures do not open it; a success resets it.
-    let h = History {
-        actions: vec![fail(30), fail(20)],
-        ..Default::default()
-    };
+    let h = History { actions: vec![fail(30), fail(20)], ..Default::default() };
     assert_eq!(guard_of(&run(vec![d()], &auto, &h, None)[0]), None);
-    let ok = ActionRecord {
-        ts: NOW - 15_000,
-        kind: DecisionType::Restart,
-        result: OutcomeResult::Executed,
-        scale: None,
-    };
-    let h = History {
-        actions: vec![fail(30), fail(25), ok, fail(10), fail(5)],
-        ..Default::default()
-    };
+    let ok = ActionRecord { ts: NOW - 15_000, kind: DecisionType::Restart, result: OutcomeResult::Executed, scale: None };
+    let h = History { actions: vec![fail(30), fail(25), ok, fail(10), fail(5)], ..Default::default() };
     assert_eq!(guard_of(&run(vec![d()], &auto, &h, None)[0]), None);
     // After the cooldown one attempt goes through.
-    let h = History {
-        actions: vec![fail(330), fail(320), fail(310)],
-        ..Default::default()
-    };
+    let h = History { actions: vec![fail(330), fail(320), fail(310)], ..Default::default() };
     assert_eq!(guard_of(&run(vec![d()], &auto, &h, None)[0]), None);
 }
 
 #[test]
 fn dry_run_skips_what_would_run_and_reports_other_guards_first() {
-    let auto = AutoConfig {
-        dry_run: true,
-        ..AutoConfig::default()
-    };
-    let out = run(
-        vec![
-            advisory(DecisionType::Optimize, 0.9),
-            advisory(DecisionType::Optimize, 0.1),
-        ],
-        &auto,
-        &History::default(),
-        None,
-    );
-    assert_eq!(
-        out.iter().map(guard_of).collect::<Vec<_>>(),
-        [Some(GuardKind::DryRun), Some(GuardKind::MinConfidence)]
-    );
+    let auto = AutoConfig { dry_run: true, ..AutoConfig::default() };
+    let out = run(vec![advisory(DecisionType::Optimize, 0.9), advisory(DecisionType::Optimize, 0.1)], &auto, &History::default(), None);
+    assert_eq!(out.iter().map(guard_of).collect::<Vec<_>>(), [Some(GuardKind::DryRun), Some(GuardKind::MinConfidence)]);
 }
 
 fn arb_decision() -> impl Strategy<Value = Decision> {
@@ -394,16 +228,7 @@ proptest! {
 
 #[test]
 fn cooldown_durations_come_from_config() {
-    let auto = AutoConfig {
-        scale_up_cooldown: Duration::from_secs(5),
-        ..AutoConfig::default()
-    };
-    let h = History {
-        actions: vec![executed_scale(NOW - 10_000, 2, 4)],
-        ..Default::default()
-    };
-    assert_eq!(
-        guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]),
-        None
-    );
+    let auto = AutoConfig { scale_up_cooldown: Duration::from_secs(5), ..AutoConfig::default() };
+    let h = History { actions: vec![executed_scale(NOW - 10_000, 2, 4)], ..Default::default() };
+    assert_eq!(guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]), None);
 }

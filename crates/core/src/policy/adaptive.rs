@@ -42,11 +42,7 @@ pub struct Rates {
 /// cycles and the current one. `None` when the data cannot support a rate:
 /// too short a span, counters that went backwards (records archived), or no
 /// completions by any agent.
-pub fn estimate_rates(
-    history: &[CycleSummary],
-    current: &CycleSummary,
-    window: usize,
-) -> Option<Rates> {
+pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: usize) -> Option<Rates> {
     let past: Vec<&CycleSummary> = history.iter().filter(|c| c.ts < current.ts).collect();
     let start = past.len().saturating_sub(window);
     let used = &past[start..];
@@ -59,9 +55,7 @@ pub fn estimate_rates(
     let done = |c: &CycleSummary| c.completed + c.failed;
     let arrivals = seen(current).checked_sub(seen(first))?;
     let finished = done(current).checked_sub(done(first))?;
-    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents)
-        as f64
-        / (used.len() + 1) as f64;
+    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents) as f64 / (used.len() + 1) as f64;
     if finished == 0 || mean_agents <= 0.0 {
         return None;
     }
@@ -103,10 +97,7 @@ impl Policy for Adaptive {
         // Restarts: agents that report failure or went silent.
         if !a.restart.is_empty() {
             let ids: Vec<String> = a.restart.iter().map(|(id, _)| id.clone()).collect();
-            let explicit = a
-                .restart
-                .iter()
-                .all(|(_, r)| *r == RestartReason::ReportsFailed);
+            let explicit = a.restart.iter().all(|(_, r)| *r == RestartReason::ReportsFailed);
             let why: Vec<String> = a
                 .restart
                 .iter()
@@ -119,25 +110,15 @@ impl Policy for Adaptive {
                     RestartReason::Silent(age) => format!("{id} silent for {age} s"),
                 })
                 .collect();
-            let more = if ids.len() > 5 {
-                format!(" and {} more", ids.len() - 5)
-            } else {
-                String::new()
-            };
+            let more = if ids.len() > 5 { format!(" and {} more", ids.len() - 5) } else { String::new() };
             out.push(
                 Proposal::new(
                     DecisionType::Restart,
                     9,
                     (if explicit { 0.9 } else { 0.8 }) - penalty,
-                    Action::Restart {
-                        agents: ids.clone(),
-                    },
+                    Action::Restart { agents: ids.clone() },
                     format!("Restart {} agent(s)", ids.len()),
-                    format!(
-                        "{}{more} (agent_ttl {} s).",
-                        why.join("; "),
-                        cfg.liveness.agent_ttl.as_secs()
-                    ),
+                    format!("{}{more} (agent_ttl {} s).", why.join("; "), cfg.liveness.agent_ttl.as_secs()),
                 )
                 .param("agents", ids),
             );
@@ -146,13 +127,7 @@ impl Policy for Adaptive {
         // Stale claims go back to the queue (or to the dead letters).
         if !a.stale.is_empty() {
             let items: Vec<String> = a.stale.iter().map(|(id, _)| id.clone()).collect();
-            let oldest = a
-                .stale
-                .iter()
-                .map(|(_, age)| *age)
-                .filter(|&x| x != u64::MAX)
-                .max()
-                .unwrap_or(0);
+            let oldest = a.stale.iter().map(|(_, age)| *age).filter(|&x| x != u64::MAX).max().unwrap_or(0);
             out.push(
                 Proposal::new(
                     DecisionType::CoordinationImprove,
@@ -178,14 +153,9 @@ impl Policy for Adaptive {
                     DecisionType::CoordinationImprove,
                     7,
                     0.95 - penalty,
-                    Action::RemoveLeftoverClaims {
-                        items: items.clone(),
-                    },
+                    Action::RemoveLeftoverClaims { items: items.clone() },
                     format!("Remove {} leftover claim(s)", items.len()),
-                    format!(
-                        "{} claimed item(s) also have a completed record, which is authoritative.",
-                        items.len()
-                    ),
+                    format!("{} claimed item(s) also have a completed record, which is authoritative.", items.len()),
                 )
                 .param("method", "remove_leftover_claims")
                 .param("items", items),
@@ -198,10 +168,7 @@ impl Policy for Adaptive {
             out.push(p);
         }
         sort_by_priority(&mut out);
-        Plan {
-            proposals: out,
-            recommended_agents: Some(sizing.desired),
-        }
+        Plan { proposals: out, recommended_agents: Some(sizing.desired) }
     }
 }
 
@@ -234,8 +201,7 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     let (raw, basis) = match rates {
         Some(r) => {
             let drain = ad.drain_time.as_secs_f64();
-            let need = (r.arrival_per_sec + m.work_queue_size as f64 / drain)
-                / (r.service_per_agent_sec * ad.target_utilization);
+            let need = (r.arrival_per_sec + m.work_queue_size as f64 / drain) / (r.service_per_agent_sec * ad.target_utilization);
             (
                 need,
                 format!(
@@ -250,29 +216,24 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
         }
         None => {
             let need = backlog / ad.target_per_agent;
-            (need, format!("{backlog} items queued or in flight at {} per agent need {need:.2} agents (no service rate measured yet)", ad.target_per_agent))
+            (
+                need,
+                format!(
+                    "{backlog} items queued or in flight at {} per agent need {need:.2} agents (no service rate measured yet)",
+                    ad.target_per_agent
+                ),
+            )
         }
     };
     // A hair below the integer still needs it; float noise above it does not.
-    let mut desired = if raw.is_finite() {
-        (raw - 1e-9).ceil().max(0.0).min(f64::from(u32::MAX)) as u32
-    } else {
-        cfg.auto.max_agents
-    };
+    let mut desired = if raw.is_finite() { (raw - 1e-9).ceil().max(0.0).min(f64::from(u32::MAX)) as u32 } else { cfg.auto.max_agents };
     let active = agents_u32(m.active_agents);
     if active > 0 {
-        let cap = (f64::from(active) * cfg.auto.scale_factor)
-            .ceil()
-            .min(f64::from(u32::MAX)) as u32;
+        let cap = (f64::from(active) * cfg.auto.scale_factor).ceil().min(f64::from(u32::MAX)) as u32;
         desired = desired.min(cap);
     }
     desired = desired.clamp(cfg.auto.min_agents, cfg.auto.max_agents);
-    Sizing {
-        desired,
-        raw,
-        basis,
-        rates,
-    }
+    Sizing { desired, raw, basis, rates }
 }
 
 impl Sizing {
@@ -291,38 +252,24 @@ impl Sizing {
             }
             ((off - tol) / 0.5).clamp(0.0, 1.0)
         };
-        let data = self
-            .rates
-            .map_or(0.0, |r| (r.cycles as f64 / TRUSTED_CYCLES).min(1.0));
+        let data = self.rates.map_or(0.0, |r| (r.cycles as f64 / TRUSTED_CYCLES).min(1.0));
         let confidence = (0.55 + 0.25 * data + 0.15 * margin - penalty).clamp(0.0, 1.0);
         let up = self.desired > current;
         let basis = match self.rates {
-            Some(r) => format!(
-                "{} (rates from {} cycles over {:.0} s)",
-                self.basis, r.cycles, r.span_secs
-            ),
+            Some(r) => format!("{} (rates from {} cycles over {:.0} s)", self.basis, r.cycles, r.span_secs),
             None => self.basis.clone(),
         };
         let bounded = if (self.raw - f64::from(self.desired)).abs() >= 1.0 {
-            format!(
-                ", bounded to {} by min/max agents and scale_factor",
-                self.desired
-            )
+            format!(", bounded to {} by min/max agents and scale_factor", self.desired)
         } else {
             String::new()
         };
         let rationale = format!("{basis}{bounded}; {current} active now.");
-        let (kind, priority) = if up {
-            (DecisionType::ScaleUp, 6)
-        } else {
-            (DecisionType::ScaleDown, 3)
-        };
+        let (kind, priority) = if up { (DecisionType::ScaleUp, 6) } else { (DecisionType::ScaleDown, 3) };
         let mut p = Proposal::scale(kind, priority, confidence, current, self.desired, rationale)
             .param("desired_raw", (self.raw * 100.0).round() / 100.0);
         if let Some(r) = self.rates {
-            p = p
-                .param("arrival_per_sec", r.arrival_per_sec)
-                .param("service_per_agent_sec", r.service_per_agent_sec);
+            p = p.param("arrival_per_sec", r.arrival_per_sec).param("service_per_agent_sec", r.service_per_agent_sec);
         }
         Some(p)
     }

@@ -126,9 +126,6 @@ impl Policy for Classic {
             Action::Scale { to, .. } => Some(to),
             _ => None,
         });
-        Plan {
-            proposals: out,
-            recommended_agents: recommended_agents.or(Some(agents)),
-        }
+        Plan { proposals: out, recommended_agents: recommended_agents.or(Some(agents)) }
     }
 }

@@ -28,8 +28,9 @@ pub struct CoordinationConfig {
     /// `response_time_ms`. Default 15m.
     #[serde(default = "default_telemetry_window", with = "duration")]
     pub telemetry_window: Duration,
-    /// Most recent telemetry files read per cycle for those means, so a
-    /// cycle's cost does not grow with history. Default 1000.
+    /// Telemetry files read per cycle for those means: the ones with the
+    /// greatest names in natural order (the newest, for names by sequence or
+    /// time), so a cycle's cost does not grow with history. Default 256.
     #[serde(default = "default_telemetry_sample")]
     pub telemetry_sample: u32,
     /// Threads that read agent and claim files (0 = one per core). Default 0.
@@ -53,7 +54,7 @@ fn default_telemetry_window() -> Duration {
     Duration::from_secs(900)
 }
 fn default_telemetry_sample() -> u32 {
-    1000
+    256
 }
 
 impl Default for CoordinationConfig {
@@ -77,24 +78,15 @@ impl CoordinationConfig {
     /// The first key whose value is out of range.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         if self.max_attempts == 0 {
-            return Err(InvalidValue {
-                key: "coordination.max_attempts".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(InvalidValue { key: "coordination.max_attempts".into(), message: "must be at least 1".into() });
         }
         if self.claim_ttl.is_zero() {
-            return Err(InvalidValue {
-                key: "coordination.claim_ttl".into(),
-                message: "must be above zero".into(),
-            });
+            return Err(InvalidValue { key: "coordination.claim_ttl".into(), message: "must be above zero".into() });
         }
         if self.read_threads > 64 {
             return Err(InvalidValue {
                 key: "coordination.read_threads".into(),
-                message: format!(
-                    "{} threads is more than makes sense (0 = one per core)",
-                    self.read_threads
-                ),
+                message: format!("{} threads is more than makes sense (0 = one per core)", self.read_threads),
             });
         }
         Ok(())
@@ -102,10 +94,6 @@ impl CoordinationConfig {
 
     /// The liveness part, as the core needs it.
     pub fn liveness(&self) -> LivenessConfig {
-        LivenessConfig {
-            agent_ttl: self.agent_ttl,
-            claim_ttl: self.claim_ttl,
-            max_attempts: self.max_attempts,
-        }
+        LivenessConfig { agent_ttl: self.agent_ttl, claim_ttl: self.claim_ttl, max_attempts: self.max_attempts }
     }
 }

@@ -7,10 +7,12 @@
 //! threads while the listing goes on, and the lister joins the readers
 //! when it is done, so both cores work.
 //!
-//! Telemetry files are counted by name; for `error_rate` and
-//! `response_time_ms` only the most recent `telemetry_sample` files inside
-//! `telemetry_window` (by mtime) are read, so a cycle's cost does not grow
-//! with the history kept in the directory.
+//! Telemetry files are counted by name. For `error_rate` and
+//! `response_time_ms` only `telemetry_sample` of them are read: those with
+//! the greatest names in natural order (producers name records by sequence
+//! number or time, so these are the newest), keeping the ones modified
+//! inside `telemetry_window`. No file is stat'ed to choose them, so a
+//! cycle's cost does not grow with the history kept in the directory.
 
 mod config;
 mod read;
@@ -59,9 +61,7 @@ const PREFIXES: [(&[u8], FileKind); 6] = [
 /// `<prefix>_<id>.json` (case-sensitive), else `None`.
 pub fn classify(name: &[u8]) -> Option<(FileKind, &[u8])> {
     let stem = name.strip_suffix(b".json")?;
-    PREFIXES
-        .iter()
-        .find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
+    PREFIXES.iter().find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
 }
 
 /// Reads a coordination directory into snapshots.
@@ -93,7 +93,6 @@ impl CoordinationSource {
 enum Job {
     Agents(Vec<String>),
     Claims(Vec<String>),
-    TelemetryTimes(Vec<String>),
 }
 
 const BATCH: usize = 64;
@@ -123,15 +122,8 @@ impl Source for CoordinationSource {
                     ..Snapshot::default()
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                return Err(SourceError::NotADirectory { path: dir.clone() })
-            }
-            Err(source) => {
-                return Err(SourceError::ListDir {
-                    path: dir.clone(),
-                    source,
-                })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(SourceError::NotADirectory { path: dir.clone() }),
+            Err(source) => return Err(SourceError::ListDir { path: dir.clone(), source }),
         };
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -140,11 +132,9 @@ impl Source for CoordinationSource {
         let mut listing_warnings = Vec::new();
         let workers = self.threads().saturating_sub(1);
 
-        let mut parts = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| scope.spawn(|| read::drain(dir, &rx)))
-                .collect();
-            list(dir, entries, &tx, &mut counts, &mut listing_warnings);
+        let (mut parts, telemetry_names) = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx))).collect();
+            let names = list(dir, entries, &tx, &mut counts, &mut listing_warnings);
             drop(tx);
             let mut parts = vec![read::drain(dir, &rx)];
             for h in handles {
@@ -153,25 +143,19 @@ impl Source for CoordinationSource {
                     parts.push(p);
                 }
             }
-            parts
+            (parts, names)
         });
 
-        let mut snapshot = Snapshot {
-            taken_at: now,
-            target_exists: true,
-            ..Snapshot::default()
-        };
+        let mut snapshot = Snapshot { taken_at: now, target_exists: true, ..Snapshot::default() };
         snapshot.work_queue_size = counts.work;
         snapshot.completed = counts.completed;
         snapshot.failed = counts.failed;
         snapshot.telemetry_volume = counts.telemetry;
         snapshot.warnings = listing_warnings;
-        let mut telemetry_times = Vec::new();
         for part in &mut parts {
             snapshot.agents.append(&mut part.agents);
             snapshot.claims.append(&mut part.claims);
             snapshot.warnings.append(&mut part.warnings);
-            telemetry_times.append(&mut part.telemetry_times);
         }
         // Listing order is the filesystem's: sort so snapshots compare and diff.
         snapshot.agents.sort_by(|a, b| a.file.cmp(&b.file));
@@ -180,24 +164,19 @@ impl Source for CoordinationSource {
         let window_ms = i64::try_from(self.cfg.telemetry_window.as_millis()).unwrap_or(i64::MAX);
         snapshot.telemetry = read::telemetry_summary(
             dir,
-            telemetry_times,
+            telemetry_names,
             now.saturating_sub(window_ms),
             self.cfg.telemetry_sample as usize,
             self.threads(),
             &mut snapshot.warnings,
         );
+        snapshot.warnings.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(snapshot)
     }
 }
 
 /// The listing pass: counts by name, sends readable names to the readers.
-fn list(
-    dir: &Path,
-    entries: fs::ReadDir,
-    tx: &mpsc::Sender<Job>,
-    counts: &mut Counts,
-    warnings: &mut Vec<SourceWarning>,
-) {
+fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut Counts, warnings: &mut Vec<SourceWarning>) -> Vec<String> {
     let mut agents = Vec::new();
     let mut claims = Vec::new();
     let mut telemetry = Vec::new();
@@ -206,10 +185,7 @@ fn list(
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                warnings.push(SourceWarning {
-                    file: dir.display().to_string(),
-                    reason: format!("listing failed part-way: {e}"),
-                });
+                warnings.push(SourceWarning { file: dir.display().to_string(), reason: format!("listing failed part-way: {e}") });
                 continue;
             }
         };
@@ -228,20 +204,14 @@ fn list(
                 match symlink_inside(&entry.path(), canon.as_deref()) {
                     Ok(()) => true,
                     Err(reason) => {
-                        warnings.push(SourceWarning {
-                            file: name.to_owned(),
-                            reason,
-                        });
+                        warnings.push(SourceWarning { file: name.to_owned(), reason });
                         false
                     }
                 }
             }
             Ok(_) => false,
             Err(e) => {
-                warnings.push(SourceWarning {
-                    file: name.to_owned(),
-                    reason: format!("cannot tell its file type: {e}"),
-                });
+                warnings.push(SourceWarning { file: name.to_owned(), reason: format!("cannot tell its file type: {e}") });
                 false
             }
         };
@@ -254,20 +224,51 @@ fn list(
             FileKind::Failed => counts.failed += 1,
             FileKind::Telemetry => {
                 counts.telemetry += 1;
-                push(tx, &mut telemetry, name, Job::TelemetryTimes);
+                telemetry.push(name.to_owned());
             }
             FileKind::Agent => push(tx, &mut agents, name, Job::Agents),
             FileKind::Claimed => push(tx, &mut claims, name, Job::Claims),
         }
     }
-    for (batch, job) in [
-        (agents, Job::Agents as fn(Vec<String>) -> Job),
-        (claims, Job::Claims),
-        (telemetry, Job::TelemetryTimes),
-    ] {
+    for (batch, job) in [(agents, Job::Agents as fn(Vec<String>) -> Job), (claims, Job::Claims)] {
         if !batch.is_empty() {
             // The receiver lives until every reader is done: send cannot fail.
             let _ = tx.send(job(batch));
+        }
+    }
+    telemetry
+}
+
+/// Compares names as people read them: digit runs by value, so
+/// `telemetry_10` comes after `telemetry_9`.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (run(a), run(b));
+                let zeros = |s: &[u8]| s.iter().take_while(|&&c| c == b'0').count();
+                let (da, db) = (&a[zeros(&a[..na])..na], &b[zeros(&b[..nb])..nb]);
+                // More significant digits is larger; then digit by digit; then fewer leading zeros first.
+                let ord = da.len().cmp(&db.len()).then_with(|| da.cmp(db)).then_with(|| na.cmp(&nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
         }
     }
 }
@@ -281,14 +282,10 @@ fn push(tx: &mpsc::Sender<Job>, batch: &mut Vec<String>, name: &str, job: fn(Vec
 
 /// A symbolic link counts only if it resolves to a regular file inside the directory.
 fn symlink_inside(path: &Path, canonical_dir: Option<&Path>) -> Result<(), String> {
-    let target = fs::canonicalize(path)
-        .map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
+    let target = fs::canonicalize(path).map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
     let inside = canonical_dir.is_some_and(|d| target.parent() == Some(d));
     if !inside {
-        return Err(format!(
-            "symbolic link leads out of the directory (to {}); ignored",
-            target.display()
-        ));
+        return Err(format!("symbolic link leads out of the directory (to {}); ignored", target.display()));
     }
     match fs::metadata(&target) {
         Ok(m) if m.is_file() => Ok(()),

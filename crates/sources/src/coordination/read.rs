@@ -9,9 +9,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::Value;
-use steward_core::snapshot::{
-    AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary,
-};
+use steward_core::snapshot::{AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary};
 use steward_core::time::{parse_json_timestamp, UnixMs};
 
 use super::Job;
@@ -24,7 +22,6 @@ pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 pub(super) struct Part {
     pub agents: Vec<AgentRecord>,
     pub claims: Vec<ClaimRecord>,
-    pub telemetry_times: Vec<(UnixMs, String)>,
     pub warnings: Vec<SourceWarning>,
 }
 
@@ -34,10 +31,7 @@ pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>) -> Part {
     let mut buf = Vec::with_capacity(4096);
     loop {
         // Poisoning needs a panic in another reader; take the lock anyway.
-        let job = rx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recv();
+        let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
         let Ok(job) = job else { break };
         match job {
             Job::Agents(names) => {
@@ -48,18 +42,6 @@ pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>) -> Part {
             Job::Claims(names) => {
                 for name in names {
                     read_claim(dir, name, &mut buf, &mut part);
-                }
-            }
-            Job::TelemetryTimes(names) => {
-                for name in names {
-                    match fs::symlink_metadata(dir.join(&name)).and_then(|m| m.modified()) {
-                        Ok(t) => part.telemetry_times.push((unix_ms(t), name)),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => part.warnings.push(SourceWarning {
-                            file: name,
-                            reason: format!("cannot stat: {e}"),
-                        }),
-                    }
                 }
             }
         }
@@ -84,18 +66,25 @@ fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<Option<UnixM
     };
     let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
     if meta.len() > MAX_RECORD_BYTES {
-        return Err(format!(
-            "{} bytes is larger than a record can be ({MAX_RECORD_BYTES}); ignored",
-            meta.len()
-        ));
+        return Err(format!("{} bytes is larger than a record can be ({MAX_RECORD_BYTES}); ignored", meta.len()));
     }
+    // Read exactly the length fstat gave (records are replaced by rename,
+    // never grown in place), so no size probe and no read for EOF:
+    // open, fstat, read, close is all a record costs.
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     buf.clear();
-    file.read_to_end(buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let mtime = meta
-        .modified()
-        .map(unix_ms)
-        .map_err(|e| format!("no modification time: {e}"))?;
+    buf.resize(len, 0);
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read: {e}")),
+        }
+    }
+    buf.truncate(filled);
+    let mtime = meta.modified().map(unix_ms).map_err(|e| format!("no modification time: {e}"))?;
     Ok(Some(mtime))
 }
 
@@ -138,20 +127,11 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     };
     let rec: AgentFile = match serde_json::from_slice(buf) {
         Ok(r) => r,
-        Err(e) => {
-            return part.warnings.push(SourceWarning {
-                file: name,
-                reason: parse_error(&e),
-            })
-        }
+        Err(e) => return part.warnings.push(SourceWarning { file: name, reason: parse_error(&e) }),
     };
     let stem = name.strip_suffix(".json").unwrap_or(&name);
     let id = text(rec.id.as_ref()).unwrap_or_else(|| stem.to_owned());
-    let beat = rec
-        .heartbeat
-        .as_ref()
-        .or(rec.last_heartbeat.as_ref())
-        .filter(|v| !v.is_null());
+    let beat = rec.heartbeat.as_ref().or(rec.last_heartbeat.as_ref()).filter(|v| !v.is_null());
     let (last_seen, liveness_from) = match beat {
         None => (Some(mtime), LivenessSource::Mtime),
         Some(v) => match parse_json_timestamp(v) {
@@ -159,9 +139,7 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
             None => {
                 part.warnings.push(SourceWarning {
                     file: name.clone(),
-                    reason: format!(
-                        "heartbeat {v} is not a timestamp; using the file's modification time"
-                    ),
+                    reason: format!("heartbeat {v} is not a timestamp; using the file's modification time"),
                 });
                 (Some(mtime), LivenessSource::Mtime)
             }
@@ -179,21 +157,9 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
         last_seen,
         liveness_from,
         lifecycle,
-        pid: rec
-            .pid
-            .as_ref()
-            .and_then(Value::as_u64)
-            .and_then(|p| u32::try_from(p).ok()),
-        capacity: rec
-            .capacity
-            .as_ref()
-            .and_then(Value::as_u64)
-            .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1)),
-        started_at: rec
-            .started_at
-            .as_ref()
-            .or(rec.created.as_ref())
-            .and_then(parse_json_timestamp),
+        pid: rec.pid.as_ref().and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok()),
+        capacity: rec.capacity.as_ref().and_then(Value::as_u64).map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1)),
+        started_at: rec.started_at.as_ref().or(rec.created.as_ref()).and_then(parse_json_timestamp),
     });
 }
 
@@ -206,61 +172,34 @@ struct ClaimFile {
 }
 
 fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
-    let id = name
-        .strip_prefix("claimed_")
-        .and_then(|s| s.strip_suffix(".json"))
-        .unwrap_or(&name)
-        .to_owned();
+    let id = name.strip_prefix("claimed_").and_then(|s| s.strip_suffix(".json")).unwrap_or(&name).to_owned();
     let completed_exists = fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok();
     let (mtime, rec) = match read_record(dir, &name, buf) {
         Ok(Some(t)) => match serde_json::from_slice::<ClaimFile>(buf) {
             Ok(r) => (t, Some(r)),
             Err(e) => {
-                part.warnings.push(SourceWarning {
-                    file: name.clone(),
-                    reason: parse_error(&e),
-                });
+                part.warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
                 (t, None)
             }
         },
         Ok(None) => return,
         Err(reason) => {
             // Unreadable, but still a claim: count it and let its age speak.
-            part.warnings.push(SourceWarning {
-                file: name.clone(),
-                reason,
-            });
-            return part.claims.push(ClaimRecord {
-                id,
-                completed_exists,
-                ..ClaimRecord::default()
-            });
+            part.warnings.push(SourceWarning { file: name.clone(), reason });
+            return part.claims.push(ClaimRecord { id, completed_exists, ..ClaimRecord::default() });
         }
     };
-    let as_u32 = |v: Option<&Value>| {
-        v.and_then(Value::as_u64)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-    };
+    let as_u32 = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let claim = match rec {
         Some(r) => ClaimRecord {
             id,
             claimed_by: text(r.claimed_by.as_ref()),
-            claimed_at: Some(
-                r.claimed_at
-                    .as_ref()
-                    .and_then(parse_json_timestamp)
-                    .unwrap_or(mtime),
-            ),
+            claimed_at: Some(r.claimed_at.as_ref().and_then(parse_json_timestamp).unwrap_or(mtime)),
             attempts: as_u32(r.attempts.as_ref()).unwrap_or(0),
             max_attempts: as_u32(r.max_attempts.as_ref()),
             completed_exists,
         },
-        None => ClaimRecord {
-            id,
-            claimed_at: Some(mtime),
-            completed_exists,
-            ..ClaimRecord::default()
-        },
+        None => ClaimRecord { id, claimed_at: Some(mtime), completed_exists, ..ClaimRecord::default() },
     };
     part.claims.push(claim);
 }
@@ -279,29 +218,26 @@ struct Means {
     read: u64,
 }
 
-/// Means over the most recent `sample` telemetry files modified since `since`.
+/// Means over the `sample` telemetry files with the greatest names in
+/// natural order, counting only those modified since `since`.
 pub(super) fn telemetry_summary(
     dir: &Path,
-    mut times: Vec<(UnixMs, String)>,
+    mut names: Vec<String>,
     since: UnixMs,
     sample: usize,
     threads: usize,
     warnings: &mut Vec<SourceWarning>,
 ) -> TelemetrySummary {
-    times.retain(|(t, _)| *t >= since);
-    if times.len() > sample {
-        times.select_nth_unstable_by(sample, |a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        times.truncate(sample);
-    }
-    if times.is_empty() {
+    if sample == 0 || names.is_empty() {
         return TelemetrySummary::default();
     }
-    let chunk = times.len().div_ceil(threads.max(1));
+    if names.len() > sample {
+        names.select_nth_unstable_by(sample - 1, |a, b| super::natural_cmp(b, a));
+        names.truncate(sample);
+    }
+    let chunk = names.len().div_ceil(threads.max(1));
     let results: Vec<(Means, Vec<SourceWarning>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = times
-            .chunks(chunk)
-            .map(|names| scope.spawn(move || read_telemetry(dir, names)))
-            .collect();
+        let handles: Vec<_> = names.chunks(chunk).map(|names| scope.spawn(move || read_telemetry(dir, names, since))).collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let mut total = Means::default();
@@ -320,29 +256,24 @@ pub(super) fn telemetry_summary(
     }
 }
 
-fn read_telemetry(dir: &Path, names: &[(UnixMs, String)]) -> (Means, Vec<SourceWarning>) {
+fn read_telemetry(dir: &Path, names: &[String], since: UnixMs) -> (Means, Vec<SourceWarning>) {
     let mut m = Means::default();
     let mut warnings = Vec::new();
     let mut buf = Vec::with_capacity(1024);
-    for (_, name) in names {
+    for name in names {
         match read_record(dir, name, &mut buf) {
-            Ok(Some(_)) => {}
+            Ok(Some(mtime)) if mtime >= since => {}
+            Ok(Some(_)) => continue,
             Ok(None) => continue,
             Err(reason) => {
-                warnings.push(SourceWarning {
-                    file: name.clone(),
-                    reason,
-                });
+                warnings.push(SourceWarning { file: name.clone(), reason });
                 continue;
             }
         }
         let rec: TelemetryFile = match serde_json::from_slice(&buf) {
             Ok(r) => r,
             Err(e) => {
-                warnings.push(SourceWarning {
-                    file: name.clone(),
-                    reason: parse_error(&e),
-                });
+                warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
                 continue;
             }
         };
@@ -350,12 +281,7 @@ fn read_telemetry(dir: &Path, names: &[(UnixMs, String)]) -> (Means, Vec<SourceW
         let Some(Value::Object(metrics)) = rec.metrics else {
             continue;
         };
-        let num = |k: &str| {
-            metrics
-                .get(k)
-                .and_then(Value::as_f64)
-                .filter(|x| x.is_finite())
-        };
+        let num = |k: &str| metrics.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
         // error_rate where reported, else the complement of success_rate.
         if let Some(e) = num("error_rate").or_else(|| num("success_rate").map(|s| 1.0 - s)) {
             m.error_sum += e;
