@@ -178,9 +178,13 @@ fn oversized_records_are_refused_with_a_warning() {
 
 #[test]
 fn natural_order_reads_numbers_as_numbers() {
-    let mut names = vec!["telemetry_10.json", "telemetry_9.json", "telemetry_100.json", "telemetry_a.json", "telemetry_09.json", "telemetry_1.json"];
+    let mut names =
+        vec!["telemetry_10.json", "telemetry_9.json", "telemetry_100.json", "telemetry_a.json", "telemetry_09.json", "telemetry_1.json"];
     names.sort_by(|a, b| natural_cmp(a, b));
-    assert_eq!(names, ["telemetry_1.json", "telemetry_9.json", "telemetry_09.json", "telemetry_10.json", "telemetry_100.json", "telemetry_a.json"]);
+    assert_eq!(
+        names,
+        ["telemetry_1.json", "telemetry_9.json", "telemetry_09.json", "telemetry_10.json", "telemetry_100.json", "telemetry_a.json"]
+    );
 }
 
 #[test]

@@ -1,0 +1,405 @@
+//! The `steward` binary, run for real on temporary directories.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let f = Self { tmp: tempfile::tempdir().unwrap() };
+        fs::create_dir(f.dir()).unwrap();
+        f
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("coordination")
+    }
+
+    fn write(&self, name: &str, body: &str) {
+        fs::write(self.dir().join(name), body).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_steward"));
+        c.current_dir(self.tmp.path()).arg("--coordination").arg(self.dir()).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("STEWARD_") || k.starts_with("DSLMODEL_") || k == "RUST_LOG" {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Every file in the coordination directory with its bytes.
+    fn contents(&self) -> BTreeMap<String, Vec<u8>> {
+        fs::read_dir(self.dir())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap_or_default()))
+            .collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.contents().into_keys().collect()
+    }
+}
+
+fn rfc3339_ago(secs: u64) -> String {
+    let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() - secs;
+    // Unix seconds are accepted wherever a timestamp is.
+    t.to_string()
+}
+
+/// A small system: 3 agents (one silent), a queue, completions, telemetry,
+/// a stale claim (claimant silent) and a leftover claim.
+fn sample(f: &Fixture) {
+    f.write("agent_1.json", &format!(r#"{{"id":"agent_1","status":"active","heartbeat":{}}}"#, rfc3339_ago(5)));
+    f.write("agent_2.json", &format!(r#"{{"id":"agent_2","status":"busy","heartbeat":{},"lifecycle":"active"}}"#, rfc3339_ago(10)));
+    f.write("agent_3.json", &format!(r#"{{"id":"agent_3","status":"active","heartbeat":{}}}"#, rfc3339_ago(4000)));
+    for i in 0..12 {
+        f.write(&format!("work_{i}.json"), &format!(r#"{{"id":"{i}","status":"pending"}}"#));
+    }
+    for i in 0..6 {
+        f.write(&format!("completed_c{i}.json"), &format!(r#"{{"id":"c{i}","status":"completed"}}"#));
+    }
+    for i in 0..4 {
+        f.write(&format!("telemetry_{i}.json"), r#"{"id":"t","metrics":{"response_time":100,"error_rate":0.05}}"#);
+    }
+    f.write("claimed_s1.json", r#"{"id":"s1","claimed_by":"agent_3","attempts":0}"#);
+    f.write("claimed_c0.json", r#"{"id":"c0","claimed_by":"agent_1"}"#);
+}
+
+/// Replaces what changes from run to run (times, ids, paths, ages).
+fn normalize(v: &mut Value, dir: &str) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match k.as_str() {
+                    "timestamp" | "last_updated" | "cycle_id" if x.is_string() => *x = Value::String(format!("[{k}]")),
+                    "id" | "decision_id" if x.as_str().is_some_and(|s| s.contains('T') && s.contains('Z')) => {
+                        *x = Value::String("[decision id]".into())
+                    }
+                    "duration_ms" => *x = Value::from(0),
+                    "heartbeat_age_seconds" if x.is_number() => *x = Value::String("[age]".into()),
+                    _ => normalize(x, dir),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| normalize(x, dir)),
+        Value::String(s) if s.contains(dir) => *s = s.replace(dir, "[dir]"),
+        _ => {}
+    }
+}
+
+fn snapshot_json(f: &Fixture, args: &[&str]) -> String {
+    let mut v = f.json(args);
+    normalize(&mut v, &f.tmp.path().display().to_string());
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+#[test]
+fn json_shapes_of_analyze_execute_and_status() {
+    let f = Fixture::new();
+    sample(&f);
+    insta::assert_snapshot!("analyze", snapshot_json(&f, &["analyze", "--format", "json"]));
+    // The same document under the global flag.
+    let a = f.json(&["--json", "analyze"]);
+    assert!(a["decisions"].as_array().unwrap().iter().all(|d| d["confidence"].is_f64()));
+    insta::assert_snapshot!("execute", snapshot_json(&f, &["execute", "--format", "json"]));
+    insta::assert_snapshot!("status", snapshot_json(&f, &["--json", "status"]));
+    insta::assert_snapshot!("agents", snapshot_json(&f, &["--json", "agents"]));
+}
+
+#[test]
+fn the_spec_jq_paths_resolve() {
+    let f = Fixture::new();
+    sample(&f);
+    f.run(&["execute"]);
+    let status = f.json(&["--json", "status"]);
+    assert!(status["data"]["status"]["health_score"].is_f64());
+    assert!(status["data"]["recent_decisions"].as_array().is_some_and(|d| !d.is_empty()));
+    let d = &status["data"]["recent_decisions"][0];
+    for key in ["id", "type", "priority", "confidence", "rationale", "parameters", "action", "outcome"] {
+        assert!(d.get(key).is_some(), "recent decision lacks {key}: {d}");
+    }
+    let analyze = f.json(&["analyze", "--format", "json"]);
+    for d in analyze["decisions"].as_array().unwrap() {
+        for key in ["id", "type", "priority", "confidence", "rationale", "description", "parameters", "action", "inverse"] {
+            assert!(d.get(key).is_some(), "decision lacks {key}: {d}");
+        }
+    }
+}
+
+#[test]
+fn malformed_files_are_warnings_that_name_them_and_exit_zero() {
+    let f = Fixture::new();
+    f.write("agent_ok.json", r#"{"id":"ok","status":"active"}"#);
+    f.write("agent_broken.json", r#"{"id": "x", "status": "#);
+    f.write("agent_list.json", "[1, 2, 3]");
+    f.write("claimed_bad.json", "\u{0}\u{1}binary");
+    f.write("work_1.json", "never opened");
+    let out = f.run(&["--json", "analyze"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    for name in ["agent_broken.json", "agent_list.json", "claimed_bad.json"] {
+        assert!(warnings.iter().any(|w| w.starts_with(name)), "no warning names {name}: {warnings:?}");
+    }
+    assert_eq!(v["metrics"]["active_agents"], 1);
+    assert_eq!(v["metrics"]["work_queue_size"], 1);
+    assert_eq!(v["metrics"]["in_flight"], 1);
+    // The table says so too, on stdout, and still exits 0.
+    let out = f.run(&["analyze"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agent_broken.json: malformed JSON"));
+}
+
+#[test]
+fn missing_directory_scores_as_an_empty_critical_system() {
+    let f = Fixture::new();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_steward"));
+    let out = c.current_dir(f.tmp.path()).args(["--coordination", "nowhere", "--policy", "classic", "--json", "analyze"]).output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["metrics"]["health_score"], 0.2);
+    assert_eq!(v["metrics"]["health_state"], "critical");
+    assert!(v["warnings"][0].as_str().unwrap().contains("does not exist"));
+    assert_eq!(v["decisions"][0]["type"], "scale_up");
+    assert!(!f.tmp.path().join("nowhere").exists(), "analyze must not create the directory");
+    assert!(!f.tmp.path().join(".steward").exists(), "analyze must not create state");
+}
+
+#[test]
+fn dry_run_leaves_the_directory_byte_identical() {
+    let f = Fixture::new();
+    sample(&f);
+    let before = f.contents();
+    let out = f.json(&["execute", "--dry-run", "--format", "json"]);
+    assert!(out["dry_run"].as_bool().unwrap());
+    assert!(out["executed"].as_array().unwrap().is_empty());
+    assert!(out["skipped"].as_array().unwrap().iter().any(|s| s["reason"].as_str().unwrap().contains("dry-run")), "{out}");
+    assert_eq!(f.contents(), before);
+    // It was journaled all the same.
+    let status = f.json(&["--json", "status"]);
+    assert!(!status["data"]["recent_decisions"].as_array().unwrap().is_empty());
+    assert_eq!(f.contents(), before);
+}
+
+#[test]
+fn stale_claims_are_requeued_and_nothing_is_deleted() {
+    let f = Fixture::new();
+    sample(&f);
+    let ids = |f: &Fixture| -> Vec<String> {
+        let mut v: Vec<String> = f
+            .names()
+            .into_iter()
+            .filter_map(|n| {
+                ["work_", "claimed_", "failed_"].iter().find_map(|p| n.strip_prefix(p).map(|s| s.trim_end_matches(".json").to_owned()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ids(&f);
+    let report = f.json(&["execute", "--format", "json"]);
+    let executed: Vec<&str> = report["executed"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(executed.contains(&"coordination_improve"), "{report}");
+    let names = f.names();
+    assert!(names.contains(&"work_s1.json".to_owned()) && !names.contains(&"claimed_s1.json".to_owned()), "{names:?}");
+    let requeued: Value = serde_json::from_slice(&fs::read(f.dir().join("work_s1.json")).unwrap()).unwrap();
+    assert_eq!(requeued["attempts"], 1);
+    // The leftover claim went (its completion exists); every other item is still there.
+    assert!(!names.contains(&"claimed_c0.json".to_owned()));
+    let after = ids(&f);
+    let expected: Vec<String> = before.into_iter().filter(|i| i != "c0").collect();
+    assert_eq!(after, expected);
+    // Restart and scale have no fleet actuator yet: skipped, saying so.
+    assert!(report["skipped"].as_array().unwrap().iter().any(|s| s["reason"] == "no fleet actuator configured"), "{report}");
+}
+
+#[test]
+fn a_held_lock_makes_execute_refuse_clearly() {
+    let f = Fixture::new();
+    sample(&f);
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(f.dir().join(".steward.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = f.run(&["execute"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already executing"), "{err}");
+    assert!(f.names().contains(&"claimed_s1.json".to_owned()), "the refused executor touched nothing");
+    drop(lock);
+    assert!(f.run(&["execute"]).status.success());
+}
+
+#[test]
+fn two_executes_at_once_act_once() {
+    let f = Fixture::new();
+    f.write("agent_1.json", r#"{"id":"agent_1","status":"active"}"#);
+    // Enough stale claims that one execute takes a while.
+    for i in 0..1500 {
+        f.write(&format!("claimed_{i:04}.json"), r#"{"claimed_by":"gone","claimed_at":"2001-01-01T00:00:00Z"}"#);
+    }
+    let spawn = || f.cmd(&["execute", "--format", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert!(ok >= 1);
+    for o in &outs {
+        if !o.status.success() {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("already executing"), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    // Whatever the interleaving, every item was requeued exactly once.
+    let names = f.names();
+    assert_eq!(names.iter().filter(|n| n.starts_with("work_")).count(), 1500);
+    for i in [0, 777, 1499] {
+        let v: Value = serde_json::from_slice(&fs::read(f.dir().join(format!("work_{i:04}.json"))).unwrap()).unwrap();
+        assert_eq!(v["attempts"], 1);
+    }
+}
+
+#[test]
+fn bad_config_is_exit_two_naming_key_and_file() {
+    let f = Fixture::new();
+    fs::write(f.tmp.path().join("steward.yaml"), "auto:\n  max_agents: lots\n").unwrap();
+    let out = f.run(&["analyze"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auto.max_agents") && err.contains("steward.yaml"), "{err}");
+    let out = f.cmd(&["--config", "/nonexistent.yaml", "analyze"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // --json failures are JSON too.
+    let out = f.run(&["--json", "status"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], false);
+    assert!(v["errors"][0].as_str().unwrap().contains("auto.max_agents"));
+    fs::remove_file(f.tmp.path().join("steward.yaml")).unwrap();
+    let out = f.cmd(&["analyze"]).env("STEWARD_AUTO_MIN_CONFIDENCE", "2").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STEWARD_AUTO_MIN_CONFIDENCE"));
+}
+
+#[test]
+fn bad_flags_are_exit_two() {
+    let f = Fixture::new();
+    assert_eq!(f.run(&["execute", "--min-confidence", "7"]).status.code(), Some(2));
+    assert_eq!(f.run(&["loop", "--interval", "-1"]).status.code(), Some(2));
+    assert_eq!(f.run(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn env_and_flags_change_behaviour() {
+    let f = Fixture::new();
+    sample(&f);
+    // Nothing passes a confidence threshold of 1.
+    let out = f.cmd(&["execute", "--format", "json"]).env("DSLMODEL_AUTO_MIN_CONFIDENCE", "1").output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["executed"].as_array().unwrap().is_empty(), "{v}");
+    assert!(f.names().contains(&"claimed_s1.json".to_owned()));
+    // --max 0 admits nothing either.
+    let v = f.json(&["execute", "--max", "0", "--format", "json"]);
+    assert!(
+        v["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().starts_with("max_decisions")
+                || s["reason"].as_str().unwrap().starts_with("min_confidence")),
+        "{v}"
+    );
+}
+
+#[test]
+fn loop_runs_its_cycles_and_stops_gracefully_on_sigterm() {
+    let f = Fixture::new();
+    sample(&f);
+    let out = f.run(&["loop", "--interval", "0.05", "--max-cycles", "3", "--dry-run"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let db = f.tmp.path().join(".steward/journal.db");
+    let start = Instant::now();
+    while !db.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = child.id();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "loop did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn config_example_parses_as_a_config() {
+    let f = Fixture::new();
+    let out = f.run(&["config", "--example"]);
+    assert!(out.status.success());
+    fs::write(f.tmp.path().join("from-example.yaml"), &out.stdout).unwrap();
+    let out = f.run(&["--config", "from-example.yaml", "config"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The reference generator's own expected metrics (the Python engine's
+/// arithmetic) match ours to the bit.
+#[test]
+fn metrics_match_the_reference_generator() {
+    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/gen_coordination.py");
+    let f = Fixture::new();
+    for (i, counts) in [[2, 8, 3, 4], [5, 0, 1, 0], [2, 3, 7, 12], [7, 40, 13, 25], [0, 0, 0, 0]].iter().enumerate() {
+        let out_dir = f.tmp.path().join(format!("gen{i}"));
+        let out = Command::new("python3")
+            .arg(&gen)
+            .args([
+                "--agents",
+                &counts[0].to_string(),
+                "--work",
+                &counts[1].to_string(),
+                "--completed",
+                &counts[2].to_string(),
+                "--telemetry",
+                &counts[3].to_string(),
+            ])
+            .args(["--seed", "42", "--print-expected", "--out"])
+            .arg(&out_dir)
+            .output()
+            .expect("python3 runs the shared generator");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expected = &info["expected"];
+        let mut c = Command::new(env!("CARGO_BIN_EXE_steward"));
+        let out = c.current_dir(f.tmp.path()).arg("--coordination").arg(&out_dir).args(["--json", "analyze"]).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for key in ["completion_rate", "active_agents", "work_queue_size", "telemetry_volume", "health_score", "health_state"] {
+            assert_eq!(v["metrics"][key], expected[key], "{key} for {counts:?}");
+        }
+    }
+}
