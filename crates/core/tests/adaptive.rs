@@ -62,7 +62,7 @@ fn backlog_sizing_without_a_measured_rate() {
     let a = run(&snap(1, 12, 0), &History::default());
     let (kind, from, to, conf) = scale_of(&a).unwrap();
     assert_eq!((kind, from, to), (DecisionType::ScaleUp, 1, 2), "scale_factor 2 caps one step at double");
-    assert!(conf >= 0.6 && conf <= 0.75, "backlog-only estimates are modestly confident: {conf}");
+    assert!((0.6..=0.75).contains(&conf), "backlog-only estimates are modestly confident: {conf}");
     assert_eq!(a.recommended_agents, Some(2));
 }
 
