@@ -5,11 +5,14 @@
 //! idempotent: applying an action whose effect already holds is a no-op.
 
 pub mod coordination;
+pub mod process;
+pub mod supervisor;
 
 use steward_core::decision::Action;
 use steward_core::time::UnixMs;
 
 pub use coordination::CoordinationActuator;
+pub use supervisor::{Supervisor, SupervisorConfig, SupervisorContext};
 
 /// An action that could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum ActuatorError {
         /// The first failure, for the log.
         first: String,
     },
+    /// The actuator will not do it now, and says why.
+    #[error("{0}")]
+    Refused(String),
     /// This actuator does not handle the action.
     #[error("{actuator} does not handle {action} actions")]
     Unsupported {
@@ -56,6 +62,18 @@ pub trait Actuator: Send {
     /// # Errors
     /// The action failed, wholly or in part.
     fn apply(&mut self, action: &Action, now: UnixMs) -> Result<String, ActuatorError>;
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
 }
 
 /// The kind name of an action, for messages.

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Start with `steward --coordination DIR analyze` to see what it would do,
 /// then `steward execute --dry-run`, then `steward execute` or `steward loop`.
 #[derive(Debug, Parser)]
-#[command(name = "steward", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "steward", version, propagate_version = true, max_term_width = 100, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The coordination directory [default: ./coordination; env: STEWARD_COORDINATION]
     #[arg(long, global = true, value_name = "DIR")]
@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// State directory: journal, lock, pidfile [default: <coordination>/../.steward]
+    /// State directory: journal, fleet registry, pidfile [default: <coordination>/../.steward]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -42,6 +42,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const AFTER_HELP: &str = "\
+Examples:
+  steward --coordination ./coordination analyze
+  steward execute --dry-run --format json | jq '.skipped[].reason'
+  steward --json status | jq .data.status.health_score
+  STEWARD_AUTO_MAX_AGENTS=20 steward loop --interval 15
+
+Exit codes: 0 ok, 1 failure (an action failed, the target is locked), 2 bad usage or bad input.
+Config: ./steward.yaml or --config FILE; env STEWARD_<SECTION>_<KEY> overrides it; flags override both.
+Every key with its default: steward config --example";
 
 /// A built-in policy.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -74,6 +85,11 @@ pub enum Command {
         format: Format,
     },
     /// One cycle: analyze, decide, guard, act, journal
+    ///
+    /// Every decision and its guard verdict is journaled before any action
+    /// starts. A lock file (.steward.lock in the coordination directory)
+    /// keeps a second executor out; --dry-run takes no lock and touches
+    /// nothing. Exits 1 if an action failed or another steward holds the lock.
     Execute(ExecuteArgs),
     /// Run cycles until stopped (SIGINT/SIGTERM finish the current cycle; a second signal exits at once)
     Loop {
@@ -89,6 +105,9 @@ pub enum Command {
     },
     /// Agents with lifecycle phase, status, heartbeat age and current work
     Agents,
+    /// Forecasts, anomaly detection, failure prediction, tuning and cost.
+    #[command(flatten)]
+    Prediction(crate::predict::PredictionCommand),
     /// Show the effective config, or an example with every key
     Config {
         /// Print an example steward.yaml with every key, its default and meaning
@@ -106,7 +125,7 @@ pub struct ExecuteArgs {
     /// Skip decisions below this confidence [default: auto.min_confidence, 0.6]
     #[arg(long, value_name = "X", value_parser = unit_interval)]
     pub min_confidence: Option<f64>,
-    /// Treat every decision as having this confidence, for this run only
+    /// Give every decision this confidence for this run (1 forces all through min_confidence, 0 holds all back)
     #[arg(long, value_name = "X", value_parser = unit_interval)]
     pub force_confidence: Option<f64>,
     /// Decide, guard and journal, but touch nothing

@@ -29,6 +29,7 @@ pub fn name(c: &Command) -> &'static str {
         Command::Loop { .. } => "loop",
         Command::Agents => "agents",
         Command::Config { .. } => "config",
+        Command::Prediction(p) => p.name(),
     }
 }
 
@@ -37,6 +38,7 @@ pub fn wants_json(c: &Command) -> bool {
     match c {
         Command::Analyze { format } => *format == Format::Json,
         Command::Execute(a) => a.format == Format::Json,
+        Command::Prediction(p) => p.wants_json(),
         _ => false,
     }
 }
@@ -67,7 +69,11 @@ fn load_config(cli: &Cli) -> Result<Config> {
 /// Anything the command could not do; `main` maps it to an exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Config { example: true } = cli.command {
-        print!("{}", config::EXAMPLE);
+        if cli.json {
+            print_json(&envelope("config", true, json!({"example": config::EXAMPLE}), vec![], vec![]));
+        } else {
+            print!("{}", config::EXAMPLE);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = load_config(&cli)?;
@@ -78,7 +84,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&envelope("config", true, json!({"config": value, "state_dir": cfg.state_dir()}), vec![], vec![]));
             } else {
-                print_json(&value);
+                let mut lines = Vec::new();
+                flatten("", &value, &mut lines);
+                lines.push(format!("(state directory: {})", cfg.state_dir().display()));
+                println!("{}", lines.join("\n"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -87,6 +96,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Execute(args) => execute(&Engine::new(cfg), &args, json),
         Command::Loop { interval, max_cycles, dry_run } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
         Command::Agents => agents(&Engine::new(cfg), json),
+        Command::Prediction(p) => crate::predict::run(p, &Engine::new(cfg), json),
+    }
+}
+
+/// `section.key = value` lines, one per key.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, x, out);
+            }
+        }
+        other => out.push(format!("{prefix} = {other}")),
     }
 }
 
@@ -225,12 +248,19 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
     let opts = RunOptions { dry_run, ..RunOptions::default() };
+    // The loop holds the target for its whole life, so no other executor
+    // acts between its cycles (spec/engine.md: one executor per target).
+    let lock = if dry_run || engine.config.auto.dry_run { None } else { Some(engine.lock()?) };
     let mut cycles = 0u64;
     let mut failures = 0u32;
     tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        match engine.execute(&opts) {
+        let result = match &lock {
+            Some(lock) => engine.execute_locked(&opts, lock),
+            None => engine.execute(&opts),
+        };
+        match result {
             Ok(report) => {
                 failures = 0;
                 if json {

@@ -174,6 +174,18 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
             Value::Object(map) => tree = map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
             _ => return Err(ConfigError::NotAMapping { path: path.clone() }),
         }
+        // Paths in the file are relative to the file, as a reader expects,
+        // not to wherever steward happens to be started.
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+        if let Some(base) = base {
+            for section in ["coordination", "state"] {
+                if let Some(Value::String(dir)) = tree.get_mut(section).and_then(|s| s.get_mut("dir")) {
+                    if Path::new(dir.as_str()).is_relative() {
+                        *dir = base.join(dir.as_str()).display().to_string();
+                    }
+                }
+            }
+        }
         for (section, body) in &tree {
             origins.insert(section.clone(), Origin::File(path.clone()));
             if let Value::Object(keys) = body {
@@ -183,8 +195,14 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
             }
         }
     }
-    for (var, (section, key), raw) in env_overrides(env) {
-        let value = parse_scalar(&raw);
+    let (overrides, unknown) = env_overrides(env);
+    for var in unknown {
+        tracing::warn!(variable = %var, "Environment variable names no config key; ignored (see `steward config --example`).");
+    }
+    let bool_keys: Vec<(String, String)> = known_key_defaults().into_iter().filter(|(_, _, v)| v.is_boolean()).map(|(s, k, _)| (s, k)).collect();
+    for (var, (section, key), raw) in overrides {
+        let is_bool = bool_keys.iter().any(|(s, k)| *s == section && *k == key);
+        let value = if is_bool { parse_bool(&raw).map_or_else(|| Value::String(raw.clone()), Value::Bool) } else { parse_scalar(&raw) };
         let entry = tree.entry(section.clone()).or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
@@ -232,6 +250,7 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
         // Unknown keys are reported at their parent; name the key itself.
         let key = match message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
             Some(field) if key == "." => field.to_owned(),
+            Some(field) if key == field || key.ends_with(&format!(".{field}")) => key,
             Some(field) => format!("{key}.{field}"),
             None => key,
         };
@@ -239,6 +258,15 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
     })?;
     config.validate().map_err(|e| ConfigError::Value { origin: origin_of(&e.key), key: e.key, message: e.message })?;
     Ok((config, path))
+}
+
+/// Booleans as shells spell them: true/false, 1/0, yes/no, on/off.
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
 }
 
 /// Parses an environment value as YAML would a scalar: numbers and
@@ -265,8 +293,12 @@ fn parse_scalar(raw: &str) -> Value {
 /// and `DSLMODEL_AUTO_<KEY>` as an alias of `STEWARD_AUTO_<KEY>`, which
 /// wins when both are set. `STEWARD_COORDINATION` is the directory.
 /// Variables that name no known key are ignored (other tools share the prefix).
-fn env_overrides(env: &[(String, String)]) -> Vec<(String, (String, String), String)> {
+/// Also returns the variables that start like a section but name no key
+/// (typos worth a warning).
+#[allow(clippy::type_complexity)]
+fn env_overrides(env: &[(String, String)]) -> (Vec<(String, (String, String), String)>, Vec<String>) {
     let known = known_keys();
+    let mut unknown = Vec::new();
     let mut aliases = Vec::new();
     let mut primary = Vec::new();
     for (var, value) in env {
@@ -290,11 +322,29 @@ fn env_overrides(env: &[(String, String)]) -> Vec<(String, (String, String), Str
             } else {
                 primary.push(item);
             }
+        } else if known.iter().any(|(section, _)| rest.starts_with(&format!("{section}_"))) {
+            unknown.push(var.clone());
         }
     }
     aliases.sort();
     primary.sort();
-    aliases.into_iter().chain(primary).collect()
+    unknown.sort();
+    (aliases.into_iter().chain(primary).collect(), unknown)
+}
+
+/// Every (section, key, default value) of the config.
+fn known_key_defaults() -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    if let Ok(Value::Object(sections)) = serde_json::to_value(Config::default()) {
+        for (section, body) in sections {
+            if let Value::Object(m) = body {
+                for (key, v) in m {
+                    out.push((section.clone(), key, v));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every (section, key) of the config, from the defaults.
@@ -337,7 +387,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = write(tmp.path(), EXAMPLE);
         let (cfg, _) = load(Some(&p), &[], &FlagOverrides::default()).unwrap();
-        assert_eq!(cfg, Config { state: StateConfig { dir: cfg.state.dir.clone() }, ..Config::default() });
+        let mut expected = Config::default();
+        expected.coordination.dir = tmp.path().join("./coordination");
+        assert_eq!(cfg, expected);
         let parsed: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
         for (section, key) in known_keys() {
             assert!(
@@ -390,7 +442,7 @@ mod tests {
         let m = err("", &[("STEWARD_AUTO_MAX_AGENTS", "many")]);
         assert!(m.contains("auto.max_agents") && m.contains("STEWARD_AUTO_MAX_AGENTS"), "{m}");
         let m = err("auto:\n  max_agentz: 3\n", &[]);
-        assert!(m.contains("auto.max_agentz") && m.contains("unknown field"), "{m}");
+        assert!(m.contains("auto.max_agentz") && m.contains("unknown field") && !m.contains("max_agentz.max_agentz"), "{m}");
         let m = err("autoo: {}\n", &[]);
         assert!(m.contains("autoo"), "{m}");
         let m = err("coordination:\n  claim_ttl: 5 fortnights\n", &[]);
@@ -401,6 +453,31 @@ mod tests {
         assert!(m.contains("must be a mapping"), "{m}");
         let m = err("auto:\n  min_agents: 9\n  max_agents: 2\n", &[]);
         assert!(m.contains("auto.min_agents"), "{m}");
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_relative_to_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(tmp.path(), "coordination:\n  dir: coord\nstate:\n  dir: /var/lib/steward\n");
+        let (cfg, _) = load(Some(&p), &[], &FlagOverrides::default()).unwrap();
+        assert_eq!(cfg.coordination.dir, tmp.path().join("coord"));
+        assert_eq!(cfg.state_dir(), PathBuf::from("/var/lib/steward"));
+        // A flag is relative to where steward runs, as flags are.
+        let flags = FlagOverrides { coordination: Some("here".into()), ..FlagOverrides::default() };
+        assert_eq!(load(Some(&p), &[], &flags).unwrap().0.coordination.dir, PathBuf::from("here"));
+    }
+
+    #[test]
+    fn booleans_from_the_environment_read_as_shells_write_them() {
+        for (raw, want) in [("1", true), ("yes", true), ("ON", true), ("0", false), ("no", false), ("false", false)] {
+            let (cfg, _) = load(None, &env(&[("STEWARD_AUTO_DRY_RUN", raw)]), &FlagOverrides::default()).unwrap();
+            assert_eq!(cfg.auto.dry_run, want, "{raw}");
+        }
+        assert!(load(None, &env(&[("STEWARD_AUTO_DRY_RUN", "maybe")]), &FlagOverrides::default()).is_err());
+        // A typo is ignored with a warning, not applied to some other key.
+        let (cfg, _) = load(None, &env(&[("STEWARD_AUTO_MAX_AGNTS", "3")]), &FlagOverrides::default()).unwrap();
+        assert_eq!(cfg.auto.max_agents, 10);
+        assert_eq!(env_overrides(&env(&[("STEWARD_AUTO_MAX_AGNTS", "3"), ("STEWARD_AGENT_ID", "x")])).1, ["STEWARD_AUTO_MAX_AGNTS"]);
     }
 
     #[test]

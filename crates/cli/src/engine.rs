@@ -189,7 +189,16 @@ impl Engine {
         let now = now_ms();
         let journal = Journal::open_existing(&self.journal_path()).context("opening the journal")?;
         let history = self.history(journal.as_ref(), now)?;
+        let started = Instant::now();
         let snapshot = self.source.snapshot(now)?;
+        tracing::info!(
+            dir = %self.coordination_dir().display(),
+            agents = snapshot.agents.len(),
+            queue = snapshot.work_queue_size,
+            warnings = snapshot.warnings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Snapshot taken."
+        );
         let analysis = steward_core::analyze(&snapshot, &history, &self.engine, self.policy.as_ref(), &cycle_id(now), now);
         Ok((snapshot, analysis))
     }
@@ -201,6 +210,7 @@ impl Engine {
     /// # Errors
     /// [`LockBusy`] when another process holds it; I/O errors otherwise.
     pub fn lock(&self) -> Result<TargetLock> {
+        self.check_target()?;
         let dir = if self.coordination_dir().is_dir() { self.coordination_dir().to_owned() } else { self.config.state_dir() };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(LOCK_FILE);
@@ -235,14 +245,53 @@ impl Engine {
     /// The lock is busy, the directory cannot be listed, or the journal
     /// cannot be written (then nothing is executed).
     pub fn execute(&self, opts: &RunOptions) -> Result<CycleReport> {
+        self.check_target()?;
         let dry_run = opts.dry_run || self.engine.auto.dry_run;
-        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let lock = if dry_run { None } else { Some(self.lock()?) };
+        self.cycle(opts, lock.as_ref())
+    }
+
+    /// A path that exists but is not a directory is bad input, found before
+    /// anything (lock, state directory, journal) is created.
+    fn check_target(&self) -> Result<()> {
+        let dir = self.coordination_dir();
+        if dir.exists() && !dir.is_dir() {
+            return Err(steward_sources::SourceError::NotADirectory { path: dir.to_owned() }.into());
+        }
+        Ok(())
+    }
+
+    /// One cycle under a lock the caller holds for longer (`loop`, the
+    /// daemon): another executor cannot slip in between cycles.
+    ///
+    /// # Errors
+    /// As [`Engine::execute`], less the lock.
+    pub fn execute_locked(&self, opts: &RunOptions, lock: &TargetLock) -> Result<CycleReport> {
+        self.check_target()?;
+        self.cycle(opts, Some(lock))
+    }
+
+    fn cycle(&self, opts: &RunOptions, lock: Option<&TargetLock>) -> Result<CycleReport> {
+        let dry_run = opts.dry_run || self.engine.auto.dry_run;
+        if !dry_run && lock.is_none() {
+            anyhow::bail!("internal: a cycle that acts needs the target lock");
+        }
+        let started = Instant::now();
         let state_dir = self.config.state_dir();
         fs::create_dir_all(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
         let journal = Journal::open(&self.journal_path()).context("opening the journal")?;
         let now = now_ms();
         let history = self.history(Some(&journal), now)?;
         let snapshot = self.source.snapshot(now)?;
+        tracing::info!(
+            dir = %self.coordination_dir().display(),
+            agents = snapshot.agents.len(),
+            queue = snapshot.work_queue_size,
+            claims = snapshot.claims.len(),
+            warnings = snapshot.warnings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Snapshot taken."
+        );
         let id = cycle_id(now);
         let analysis = steward_core::analyze(&snapshot, &history, &self.engine, self.policy.as_ref(), &id, now);
 
@@ -315,6 +364,15 @@ impl Engine {
             }
         }
         journal.finish_cycle(&id, now_ms()).context("journaling the end of the cycle")?;
+        tracing::info!(
+            cycle = %id,
+            health = report.metrics.health_score,
+            executed = report.executed.len(),
+            failed = report.failed.len(),
+            skipped = report.skipped.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Cycle done."
+        );
         report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
         Ok(report)
     }

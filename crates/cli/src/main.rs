@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod engine;
 mod output;
+mod predict;
 
 use std::process::ExitCode;
 
@@ -45,14 +46,32 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            // --help and --version are not errors; a script that asked for
+            // JSON gets its usage error as JSON too.
+            if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+                && std::env::args().any(|a| a == "--json")
+            {
+                let message = e.kind().as_str().map_or_else(|| e.to_string(), |k| format!("{k}: {}", e.to_string().lines().next().unwrap_or_default()));
+                output::print_json(&output::envelope("", false, serde_json::Value::Null, vec![message], Vec::new()));
+            }
+            e.exit();
+        }
+    };
     init_logging(cli.log_level);
     let json = cli.json || commands::wants_json(&cli.command);
     let name = commands::name(&cli.command);
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let usage = err.chain().any(|e| e.is::<UsageError>() || e.is::<config::ConfigError>());
+            let usage = err.chain().any(|e| {
+                e.is::<UsageError>()
+                    || e.is::<config::ConfigError>()
+                    || matches!(e.downcast_ref::<steward_sources::SourceError>(), Some(steward_sources::SourceError::NotADirectory { .. }))
+            });
             let message = err.chain().map(ToString::to_string).fold(String::new(), |mut acc, part| {
                 if !acc.contains(&part) {
                     if !acc.is_empty() {

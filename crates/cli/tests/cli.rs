@@ -197,7 +197,7 @@ fn dry_run_leaves_the_directory_byte_identical() {
     let out = f.json(&["execute", "--dry-run", "--format", "json"]);
     assert!(out["dry_run"].as_bool().unwrap());
     assert!(out["executed"].as_array().unwrap().is_empty());
-    assert!(out["skipped"].as_array().unwrap().iter().any(|s| s["reason"].as_str().unwrap().contains("dry-run")), "{out}");
+    assert!(out["skipped"].as_array().unwrap().iter().any(|s| s["reason"].as_str().unwrap().starts_with("dry_run: would execute: ")), "{out}");
     assert_eq!(f.contents(), before);
     // It was journaled all the same.
     let status = f.json(&["--json", "status"]);
@@ -402,4 +402,46 @@ fn metrics_match_the_reference_generator() {
             assert_eq!(v["metrics"][key], expected[key], "{key} for {counts:?}");
         }
     }
+}
+
+/// Regression (review of issue 2): a running loop holds the target, so an
+/// `execute` in between its cycles refuses instead of acting.
+#[test]
+fn a_running_loop_keeps_other_executors_out() {
+    let f = Fixture::new();
+    sample(&f);
+    let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let db = f.tmp.path().join(".steward/journal.db");
+    let start = Instant::now();
+    while !db.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let out = f.run(&["execute"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already executing"));
+}
+
+#[test]
+fn a_file_named_as_the_directory_is_bad_input_and_creates_nothing() {
+    let f = Fixture::new();
+    fs::write(f.tmp.path().join("afile"), "").unwrap();
+    for args in [&["analyze"][..], &["execute"], &["status"], &["agents"]] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_steward"));
+        let out = c.current_dir(f.tmp.path()).args(["--coordination", "afile"]).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
+    }
+    assert!(!f.tmp.path().join(".steward").exists());
+}
+
+#[test]
+fn usage_errors_under_json_are_json() {
+    let f = Fixture::new();
+    let out = f.run(&["--json", "execute", "--max", "abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], false);
 }

@@ -76,10 +76,12 @@ const INACTIVE_STATUSES: [&str; 3] = ["failed", "stopped", "decommissioned"];
 
 /// Whether an agent counts as active at `now`.
 pub fn is_active(agent: &AgentRecord, cfg: &EngineConfig, now: UnixMs) -> bool {
-    if INACTIVE_STATUSES.contains(&agent.status.as_str()) {
-        return false;
-    }
-    is_alive(agent, cfg, now)
+    !is_inactive_status(&agent.status) && is_alive(agent, cfg, now)
+}
+
+/// `failed`, `stopped` or `decommissioned`, in any case.
+fn is_inactive_status(status: &str) -> bool {
+    INACTIVE_STATUSES.iter().any(|s| s.eq_ignore_ascii_case(status))
 }
 
 fn is_alive(agent: &AgentRecord, cfg: &EngineConfig, now: UnixMs) -> bool {
@@ -113,15 +115,21 @@ fn claim_is_stale(claim: &ClaimRecord, agents: &[AgentRecord], cfg: &EngineConfi
 
 /// Assesses a snapshot at `now`.
 pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessment {
-    let active_agents = snapshot.agents.iter().filter(|a| is_active(a, cfg, now)).count() as u64;
+    // agent_ttl = 0 reproduces tools that count agent files by name:
+    // every agent file counts, whatever its content.
+    let active_agents = if cfg.liveness.agent_ttl.is_zero() {
+        snapshot.agent_files.max(snapshot.agents.len() as u64)
+    } else {
+        snapshot.agents.iter().filter(|a| is_active(a, cfg, now)).count() as u64
+    };
     let cr = completion_rate(snapshot.work_queue_size, snapshot.completed);
     let score = health_score(&cfg.health, cr, active_agents, snapshot.work_queue_size, snapshot.telemetry_volume);
 
     let mut restart = Vec::new();
     for agent in &snapshot.agents {
-        if agent.status == "failed" {
+        if agent.status.eq_ignore_ascii_case("failed") {
             restart.push((agent.id.clone(), RestartReason::ReportsFailed));
-        } else if !INACTIVE_STATUSES.contains(&agent.status.as_str()) && !is_alive(agent, cfg, now) {
+        } else if !is_inactive_status(&agent.status) && !is_alive(agent, cfg, now) {
             let age = agent.last_seen.map_or(u64::MAX, |t| age_secs(now, t));
             restart.push((agent.id.clone(), RestartReason::Silent(age)));
         }
@@ -151,7 +159,7 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
             stale_claims: stale.len() as u64,
             completed: snapshot.completed,
             failed: snapshot.failed,
-            total_agents: snapshot.agents.len() as u64,
+            total_agents: snapshot.agent_files.max(snapshot.agents.len() as u64),
             error_rate: snapshot.telemetry.error_rate,
             response_time_ms: snapshot.telemetry.response_time_ms,
         },
@@ -204,8 +212,22 @@ mod tests {
     fn ttl_zero_counts_every_agent_file_like_name_counting_tools() {
         let mut cfg = EngineConfig::default();
         cfg.liveness.agent_ttl = Duration::ZERO;
-        let snap = Snapshot { agents: vec![agent("a", "active", 10_000), agent("b", "idle", 1_000_000)], ..Default::default() };
-        assert_eq!(assess(&snap, &cfg, NOW).metrics.active_agents, 2);
+        // Four agent files, one unreadable (so only three records), one failed, one stopped.
+        let snap = Snapshot {
+            agent_files: 4,
+            agents: vec![agent("a", "active", 10_000), agent("b", "failed", 1_000_000), agent("c", "stopped", 1)],
+            ..Default::default()
+        };
+        assert_eq!(assess(&snap, &cfg, NOW).metrics.active_agents, 4);
+    }
+
+    #[test]
+    fn statuses_compare_without_case() {
+        let cfg = EngineConfig::default();
+        let snap = Snapshot { agents: vec![agent("a", "FAILED", 1), agent("b", "Stopped", 1), agent("c", "Active", 1)], ..Default::default() };
+        let a = assess(&snap, &cfg, NOW);
+        assert_eq!(a.metrics.active_agents, 1);
+        assert_eq!(a.restart, vec![("a".to_owned(), RestartReason::ReportsFailed)]);
     }
 
     #[test]

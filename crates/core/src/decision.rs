@@ -183,7 +183,8 @@ impl Proposal {
         Self {
             kind,
             priority,
-            confidence: confidence.clamp(0.0, 1.0),
+            // Three decimals: what a human reads is what `jq 'select(.confidence > 0.7)'` compares.
+            confidence: (confidence.clamp(0.0, 1.0) * 1000.0).round() / 1000.0,
             rationale: rationale.into(),
             description: description.into(),
             parameters: BTreeMap::new(),

@@ -154,7 +154,7 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
                 scaled_this_cycle = true;
             }
             if auto.dry_run {
-                return skip(GuardKind::DryRun, "dry-run: would execute".into());
+                return skip(GuardKind::DryRun, format!("would execute: {}", decision.description));
             }
             Verdict::Execute
         })();

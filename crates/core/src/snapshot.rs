@@ -18,6 +18,9 @@ pub struct Snapshot {
     /// Whether the coordination directory (or other target) exists at all.
     /// A missing target scores as an empty system and says so in a warning.
     pub target_exists: bool,
+    /// Number of agent files (`agent_*.json`), readable or not: what
+    /// tools that count names report, and `agent_ttl = 0` reproduces.
+    pub agent_files: u64,
     /// Number of pending work items (`work_*.json`).
     pub work_queue_size: u64,
     /// Number of completed records (`completed_*.json`).

@@ -57,6 +57,7 @@ struct Tally {
     kept: usize,
     errors: Vec<String>,
     total: usize,
+    first_kept: Option<String>,
 }
 
 impl Tally {
@@ -67,8 +68,13 @@ impl Tally {
             Ok(ItemOutcome::DeadLettered(_)) => self.dead += 1,
             Ok(ItemOutcome::LeftoverRemoved) => self.removed += 1,
             Ok(ItemOutcome::Gone) => self.gone += 1,
-            Ok(ItemOutcome::Kept(_)) => self.kept += 1,
-            Err(e) => self.errors.push(format!("{id}: {}", error_chain(&e))),
+            Ok(ItemOutcome::Kept(why)) => {
+                self.kept += 1;
+                if self.first_kept.is_none() {
+                    self.first_kept = Some(format!("{id}: {why}"));
+                }
+            }
+            Err(e) => self.errors.push(format!("{id}: {}", crate::error_chain(&e))),
         }
     }
 
@@ -76,23 +82,18 @@ impl Tally {
         if let Some(first) = self.errors.first() {
             return Err(ActuatorError::Partial { failed: self.errors.len(), total: self.total, first: first.clone() });
         }
+        let kept = match &self.first_kept {
+            Some(first) if self.kept > 1 => format!(" (first: {first})"),
+            Some(first) => format!(" ({first})"),
+            None => String::new(),
+        };
         Ok(format!(
-            "requeued {}, dead-lettered {}, leftover claims removed {}, already gone {}, kept {}",
+            "requeued {}, dead-lettered {}, leftover claims removed {}, already gone {}, kept {}{kept}",
             self.requeued, self.dead, self.removed, self.gone, self.kept
         ))
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ActuatorError + 'a {
     move |source| ActuatorError::Io { op, path: path.to_owned(), source }
@@ -144,7 +145,7 @@ impl CoordinationActuator {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ItemOutcome::Gone),
             Err(e) => return Err(io_err("read", &claimed)(e)),
         };
-        if self.path("completed", id).exists() {
+        if completion_recorded(&self.dir, id) {
             return self.remove_leftover(id);
         }
         let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&bytes) else {
@@ -157,10 +158,8 @@ impl CoordinationActuator {
             fs::rename(&claimed, &failed).map_err(io_err("rename", &claimed))?;
             return Ok(ItemOutcome::DeadLettered(0));
         };
-        let attempts = item.get("attempts").and_then(Value::as_u64).unwrap_or(0).saturating_add(1);
-        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-        let max =
-            item.get("max_attempts").and_then(Value::as_u64).map_or(self.max_attempts, |m| u32::try_from(m).unwrap_or(u32::MAX).max(1));
+        let attempts = item.get("attempts").map_or(Some(0), count).unwrap_or(0).saturating_add(1);
+        let max = item.get("max_attempts").and_then(count).map_or(u64::from(self.max_attempts), |m| m.max(1));
         let dead = attempts >= max;
         let (dest, status) = if dead { (self.path("failed", id), "failed") } else { (self.path("work", id), "pending") };
         if dest.exists() {
@@ -171,6 +170,7 @@ impl CoordinationActuator {
         let body = serde_json::to_vec(&Value::Object(item)).map_err(|e| io_err("encode", &claimed)(io::Error::other(e)))?;
         write_atomic(&self.dir, &claimed, &body)?;
         fs::rename(&claimed, &dest).map_err(io_err("rename", &claimed))?;
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
         Ok(if dead { ItemOutcome::DeadLettered(attempts) } else { ItemOutcome::Requeued(attempts) })
     }
 
@@ -182,8 +182,8 @@ impl CoordinationActuator {
         if !valid_id(id) {
             return Ok(ItemOutcome::Kept(format!("{id:?} is not a plain item id")));
         }
-        if !self.path("completed", id).exists() {
-            return Ok(ItemOutcome::Kept(format!("completed_{id}.json does not exist; the claim stays")));
+        if !completion_recorded(&self.dir, id) {
+            return Ok(ItemOutcome::Kept(format!("completed_{id}.json is not a completed record (missing, empty, or not a regular file); the claim stays")));
         }
         let claimed = self.path("claimed", id);
         match fs::remove_file(&claimed) {
@@ -214,7 +214,7 @@ impl CoordinationActuator {
                     Err(_) => continue,
                 },
             };
-            if now - at >= max_age_ms || self.path("completed", id).exists() {
+            if now - at >= max_age_ms || completion_recorded(&self.dir, id) {
                 ids.push(id.to_owned());
             }
         }
@@ -230,7 +230,24 @@ impl CoordinationActuator {
     }
 }
 
-fn annotate(item: &mut Map<String, Value>, attempts: u32, status: &str, why: &str, dead: bool, now: UnixMs) {
+/// A count as producers write it: an integer, a float (rounded up, so a
+/// retry is never forgotten), or either as text. `None` for anything else.
+fn count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f.ceil().min(u64::MAX as f64) as u64)),
+        Value::String(s) => count(&serde_json::from_str(s.trim()).ok()?),
+        _ => None,
+    }
+}
+
+/// Whether a completed record for `id` exists: a non-empty regular file
+/// (not a directory, not a symbolic link), the only kind of completion
+/// that may justify removing a claim.
+pub fn completion_recorded(dir: &Path, id: &str) -> bool {
+    fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+fn annotate(item: &mut Map<String, Value>, attempts: u64, status: &str, why: &str, dead: bool, now: UnixMs) {
     let ts = format_rfc3339(now);
     if let Some(by) = item.remove("claimed_by") {
         item.insert("last_claimed_by".into(), by);

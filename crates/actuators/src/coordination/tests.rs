@@ -86,3 +86,53 @@ fn fleet_actions_are_not_ours() {
     assert!(!act.handles(&Action::Scale { from: 1, to: 2 }));
     assert!(matches!(act.apply(&Action::Scale { from: 1, to: 2 }, NOW), Err(ActuatorError::Unsupported { .. })));
 }
+
+/// Regression (review of issue 2): only a non-empty regular completed
+/// file justifies removing a claim; anything else and the claim is
+/// requeued, never deleted.
+#[test]
+fn only_a_real_completed_record_removes_a_claim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for id in ["dir", "dangling", "outside", "empty", "real"] {
+        fs::write(d.join(format!("claimed_{id}.json")), format!(r#"{{"id":"{id}"}}"#)).unwrap();
+    }
+    fs::create_dir(d.join("completed_dir.json")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("completed_dangling.json")).unwrap();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    fs::write(outside.path(), "{}").unwrap();
+    std::os::unix::fs::symlink(outside.path(), d.join("completed_outside.json")).unwrap();
+    fs::write(d.join("completed_empty.json"), "").unwrap();
+    fs::write(d.join("completed_real.json"), "{}").unwrap();
+    let mut act = CoordinationActuator::new(d, 3);
+    let items: Vec<String> = ["dir", "dangling", "outside", "empty", "real"].map(String::from).into();
+    act.apply(&Action::RemoveLeftoverClaims { items: items.clone() }, NOW).unwrap();
+    let left = names(d);
+    for id in ["dir", "dangling", "outside", "empty"] {
+        assert!(left.contains(&format!("claimed_{id}.json")), "claim {id} must stay: {left:?}");
+    }
+    assert!(!left.contains("claimed_real.json"));
+    act.apply(&Action::RequeueClaims { items }, NOW).unwrap();
+    let left = names(d);
+    for id in ["dir", "dangling", "outside", "empty"] {
+        assert!(left.contains(&format!("work_{id}.json")), "claim {id} goes back to the queue: {left:?}");
+    }
+}
+
+/// Regression (review of issue 2): attempts written as text or as a
+/// fraction are counted, not reset.
+#[test]
+fn attempts_in_any_numeric_form_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("claimed_s.json"), r#"{"attempts":"1"}"#).unwrap();
+    fs::write(d.join("claimed_f.json"), r#"{"attempts":0.5}"#).unwrap();
+    fs::write(d.join("claimed_big.json"), r#"{"attempts":18446744073709551615,"max_attempts":"100"}"#).unwrap();
+    fs::write(d.join("claimed_junk.json"), r#"{"attempts":{"no":1}}"#).unwrap();
+    let mut act = CoordinationActuator::new(d, 5);
+    act.apply(&Action::RequeueClaims { items: ["s", "f", "big", "junk"].map(String::from).into() }, NOW).unwrap();
+    assert_eq!(json(d, "work_s.json")["attempts"], 2);
+    assert_eq!(json(d, "work_f.json")["attempts"], 2);
+    assert_eq!(json(d, "failed_big.json")["attempts"], u64::MAX, "saturates, and is past any limit");
+    assert_eq!(json(d, "work_junk.json")["attempts"], 1);
+}

@@ -16,6 +16,8 @@
 
 mod config;
 mod read;
+
+pub use read::completion_recorded;
 #[cfg(test)]
 mod tests;
 
@@ -100,6 +102,7 @@ const BATCH: usize = 64;
 /// What the listing pass counts by name.
 #[derive(Default)]
 struct Counts {
+    agents: u64,
     work: u64,
     completed: u64,
     failed: u64,
@@ -133,10 +136,10 @@ impl Source for CoordinationSource {
         let workers = self.threads().saturating_sub(1);
 
         let (mut parts, telemetry_names) = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx))).collect();
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx, now))).collect();
             let names = list(dir, entries, &tx, &mut counts, &mut listing_warnings);
             drop(tx);
-            let mut parts = vec![read::drain(dir, &rx)];
+            let mut parts = vec![read::drain(dir, &rx, now)];
             for h in handles {
                 // A reader thread only panics on a bug; keep what the others read.
                 if let Ok(p) = h.join() {
@@ -147,6 +150,7 @@ impl Source for CoordinationSource {
         });
 
         let mut snapshot = Snapshot { taken_at: now, target_exists: true, ..Snapshot::default() };
+        snapshot.agent_files = counts.agents;
         snapshot.work_queue_size = counts.work;
         snapshot.completed = counts.completed;
         snapshot.failed = counts.failed;
@@ -226,7 +230,10 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
                 counts.telemetry += 1;
                 telemetry.push(name.to_owned());
             }
-            FileKind::Agent => push(tx, &mut agents, name, Job::Agents),
+            FileKind::Agent => {
+                counts.agents += 1;
+                push(tx, &mut agents, name, Job::Agents);
+            }
             FileKind::Claimed => push(tx, &mut claims, name, Job::Claims),
         }
     }

@@ -15,6 +15,9 @@ use steward_core::time::{parse_json_timestamp, UnixMs};
 
 use super::Job;
 
+/// Clock skew tolerated before a heartbeat counts as being in the future.
+const FUTURE_TOLERANCE_MS: i64 = 60_000;
+
 /// Files larger than this are not agent, claim or telemetry records.
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
@@ -27,7 +30,7 @@ pub(super) struct Part {
 }
 
 /// Reads jobs until the channel closes.
-pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>) -> Part {
+pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>, now: UnixMs) -> Part {
     let mut part = Part::default();
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -37,7 +40,7 @@ pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>) -> Part {
         match job {
             Job::Agents(names) => {
                 for name in names {
-                    read_agent(dir, name, &mut buf, &mut part);
+                    read_agent(dir, name, &mut buf, &mut part, now);
                 }
             }
             Job::Claims(names) => {
@@ -89,12 +92,28 @@ fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<Option<UnixM
     Ok(Some(mtime))
 }
 
-fn parse_error(e: &serde_json::Error) -> String {
-    if e.is_data() {
-        format!("not a JSON object ({e})")
+fn parse_error(e: &serde_json::Error, bytes: &[u8]) -> String {
+    let what = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return "empty file".into(),
+        Some(b'[') => "a JSON array",
+        Some(b'"') => "a JSON string",
+        Some(b'{') => "",
+        Some(_) => "a JSON scalar",
+    };
+    if e.is_data() && !what.is_empty() {
+        format!("not a JSON object ({what})")
+    } else if e.is_data() {
+        format!("a field has the wrong type ({e})")
     } else {
         format!("malformed JSON ({e})")
     }
+}
+
+/// Whether a completed record for `id` exists: a non-empty regular file
+/// (not a directory, not a symbolic link), the only kind of completion
+/// that may justify removing a claim.
+pub fn completion_recorded(dir: &Path, id: &str) -> bool {
+    fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// The fields of an agent record steward uses; the rest is kept on disk
@@ -151,7 +170,7 @@ fn timestamp(v: Option<&RawValue>) -> Option<UnixMs> {
     }
 }
 
-fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
+fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now: UnixMs) {
     let mtime = match read_record(dir, &name, buf) {
         Ok(Some(t)) => t,
         Ok(None) => return,
@@ -159,7 +178,7 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     };
     let rec: AgentFile<'_> = match serde_json::from_slice(buf) {
         Ok(r) => r,
-        Err(e) => return part.warnings.push(SourceWarning { file: name, reason: parse_error(&e) }),
+        Err(e) => return part.warnings.push(SourceWarning { file: name, reason: parse_error(&e, buf) }),
     };
     let stem = name.strip_suffix(".json").unwrap_or(&name);
     let id = text(rec.id).unwrap_or_else(|| stem.to_owned());
@@ -167,6 +186,16 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     let (last_seen, liveness_from) = match beat {
         None => (Some(mtime), LivenessSource::Mtime),
         Some(v) => match timestamp(Some(v)) {
+            // A heartbeat from the future (clock skew, or milliseconds
+            // written where seconds belong) would keep a dead agent alive
+            // forever: trust the mtime instead, and say so.
+            Some(t) if t > now.saturating_add(FUTURE_TOLERANCE_MS) => {
+                part.warnings.push(SourceWarning {
+                    file: name.clone(),
+                    reason: format!("heartbeat {} is {} s in the future; using the file's modification time", v.get(), (t - now) / 1000),
+                });
+                (Some(mtime), LivenessSource::Mtime)
+            }
             Some(t) => (Some(t), LivenessSource::Heartbeat),
             None => {
                 part.warnings.push(SourceWarning {
@@ -209,7 +238,7 @@ struct ClaimFile<'a> {
 
 fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     let id = name.strip_prefix("claimed_").and_then(|s| s.strip_suffix(".json")).unwrap_or(&name).to_owned();
-    let completed_exists = fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok();
+    let completed_exists = completion_recorded(dir, &id);
     let mtime = match read_record(dir, &name, buf) {
         Ok(Some(t)) => t,
         Ok(None) => return,
@@ -230,7 +259,7 @@ fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
             completed_exists,
         },
         Err(e) => {
-            part.warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
+            part.warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e, buf) });
             ClaimRecord { id, claimed_at: Some(mtime), completed_exists, ..ClaimRecord::default() }
         }
     };
@@ -238,7 +267,9 @@ fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
 }
 
 #[derive(Deserialize)]
-struct TelemetryFile {
+struct TelemetryFile<'a> {
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
     metrics: Option<Value>,
 }
 
@@ -294,29 +325,33 @@ fn read_telemetry(dir: &Path, names: &[String], since: UnixMs) -> (Means, Vec<So
     let mut warnings = Vec::new();
     let mut buf = Vec::with_capacity(1024);
     for name in names {
-        match read_record(dir, name, &mut buf) {
-            Ok(Some(mtime)) if mtime >= since => {}
-            Ok(Some(_)) => continue,
+        let mtime = match read_record(dir, name, &mut buf) {
+            Ok(Some(mtime)) => mtime,
             Ok(None) => continue,
             Err(reason) => {
                 warnings.push(SourceWarning { file: name.clone(), reason });
                 continue;
             }
-        }
-        let rec: TelemetryFile = match serde_json::from_slice(&buf) {
+        };
+        let rec: TelemetryFile<'_> = match serde_json::from_slice(&buf) {
             Ok(r) => r,
             Err(e) => {
-                warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e) });
+                warnings.push(SourceWarning { file: name.clone(), reason: parse_error(&e, &buf) });
                 continue;
             }
         };
+        // The record's own timestamp says when it happened; the file's
+        // mtime stands in only where it has none (spec/coordination.md).
+        if timestamp(rec.timestamp).unwrap_or(mtime) < since {
+            continue;
+        }
         m.read += 1;
         let Some(Value::Object(metrics)) = rec.metrics else {
             continue;
         };
         let num = |k: &str| metrics.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
-        // error_rate where reported, else the complement of success_rate.
-        if let Some(e) = num("error_rate").or_else(|| num("success_rate").map(|s| 1.0 - s)) {
+        // Only where reported: never derived or invented.
+        if let Some(e) = num("error_rate") {
             m.error_sum += e;
             m.error_n += 1;
         }

@@ -95,7 +95,9 @@ fn reads_a_directory_exactly() {
     assert_eq!((s.claims[1].id.as_str(), s.claims[1].completed_exists), ("w9", true));
 
     assert_eq!(s.telemetry.sampled, 3);
-    assert!((s.telemetry.error_rate.unwrap() - 0.2).abs() < 1e-12);
+    // error_rate only where reported (t1); success_rate is not turned into one.
+    assert_eq!(s.telemetry.error_rate, Some(0.1));
+    assert_eq!(s.agent_files, 6, "every agent file counts by name, readable or not");
     assert_eq!(s.telemetry.response_time_ms, Some(200.0));
 }
 
@@ -199,4 +201,36 @@ fn the_telemetry_sample_is_the_newest_by_name() {
     let cfg = CoordinationConfig { dir: d.to_owned(), telemetry_sample: 3, ..CoordinationConfig::default() };
     let s = CoordinationSource::new(cfg).snapshot(now_ms()).unwrap();
     assert_eq!((s.telemetry_volume, s.telemetry.sampled, s.telemetry.error_rate), (12, 3, Some(0.0)));
+}
+
+/// Regression (review of issue 2): a heartbeat from the future must not
+/// keep an agent alive forever.
+#[test]
+fn future_heartbeats_are_distrusted_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let now = now_ms();
+    write(d, "agent_ms.json", &format!(r#"{{"status":"active","heartbeat":{now}}}"#));
+    write(d, "agent_2099.json", r#"{"status":"active","heartbeat":"2099-01-01T00:00:00Z"}"#);
+    write(d, "agent_skew.json", &format!(r#"{{"status":"active","heartbeat":{}}}"#, now / 1000 + 30));
+    let s = source(d).snapshot(now).unwrap();
+    let from: Vec<_> = s.agents.iter().map(|a| (a.id.as_str(), a.liveness_from)).collect();
+    assert_eq!(from, [("agent_2099", LivenessSource::Mtime), ("agent_ms", LivenessSource::Mtime), ("agent_skew", LivenessSource::Heartbeat)]);
+    assert_eq!(s.warnings.len(), 2);
+    assert!(s.warnings.iter().all(|w| w.reason.contains("in the future")));
+}
+
+/// The record's own timestamp decides whether it is inside the window; the
+/// mtime stands in only where there is none.
+#[test]
+fn telemetry_window_follows_the_record_timestamp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let now = now_ms();
+    write(d, "telemetry_1.json", r#"{"timestamp":"2001-01-01T00:00:00Z","metrics":{"error_rate":0.9}}"#);
+    write(d, "telemetry_2.json", &format!(r#"{{"timestamp":{},"metrics":{{"error_rate":0.1}}}}"#, now / 1000));
+    write(d, "telemetry_3.json", r#"{"metrics":{"error_rate":0.3}}"#);
+    let s = source(d).snapshot(now).unwrap();
+    assert_eq!(s.telemetry.sampled, 2);
+    assert!((s.telemetry.error_rate.unwrap() - 0.2).abs() < 1e-12);
 }

@@ -1,0 +1,94 @@
+//! Processes by pid: signals, liveness, and identity across restarts.
+//!
+//! A pid alone does not identify a process (pids are reused), so a
+//! process is recorded as (pid, start time in clock ticks since boot, from
+//! `/proc/<pid>/stat`): a live pid whose start time differs is another
+//! process and is never signalled.
+
+use std::io;
+
+/// A signal steward sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Finish the current item, then exit.
+    Term,
+    /// Stop now.
+    Kill,
+}
+
+/// Sends `signal` to `pid`.
+///
+/// # Errors
+/// The process does not exist (`ESRCH`) or may not be signalled.
+pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
+    let sig = match signal {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if pid <= 0 {
+        // 0 and negatives address process groups: never what is meant here.
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What `/proc/<pid>/stat` says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// One-letter state (`R`, `S`, `D`, `Z` zombie, `X` dead, ...).
+    pub state: char,
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when there is no such process.
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces
+    // or parentheses: the fields after it start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 (index 0 here), starttime field 22 (index 19).
+    let state = fields.first()?.chars().next()?;
+    let start_ticks = fields.get(19)?.parse().ok()?;
+    Some(ProcStat { state, start_ticks })
+}
+
+/// Whether the process recorded as (pid, start_ticks) still runs.
+/// A zombie has finished: it only waits to be reaped.
+pub fn is_running(pid: u32, start_ticks: u64) -> bool {
+    stat(pid).is_some_and(|s| s.start_ticks == start_ticks && !matches!(s.state, 'Z' | 'X' | 'x'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_running_and_identified() {
+        let me = std::process::id();
+        let s = stat(me).unwrap();
+        assert!(is_running(me, s.start_ticks));
+        assert!(!is_running(me, s.start_ticks + 1), "another start time is another process");
+        assert!(stat(u32::MAX - 1).is_none());
+        assert!(kill(0, Signal::Term).is_err(), "never a process group");
+    }
+
+    #[test]
+    fn a_signalled_child_stops() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let s = stat(child.id()).unwrap();
+        assert!(is_running(child.id(), s.start_ticks));
+        kill(child.id(), Signal::Kill).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert!(!is_running(child.id(), s.start_ticks));
+    }
+}
