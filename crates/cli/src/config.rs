@@ -199,7 +199,8 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
     for var in unknown {
         tracing::warn!(variable = %var, "Environment variable names no config key; ignored (see `steward config --example`).");
     }
-    let bool_keys: Vec<(String, String)> = known_key_defaults().into_iter().filter(|(_, _, v)| v.is_boolean()).map(|(s, k, _)| (s, k)).collect();
+    let bool_keys: Vec<(String, String)> =
+        known_key_defaults().into_iter().filter(|(_, _, v)| v.is_boolean()).map(|(s, k, _)| (s, k)).collect();
     for (var, (section, key), raw) in overrides {
         let is_bool = bool_keys.iter().any(|(s, k)| *s == section && *k == key);
         let value = if is_bool { parse_bool(&raw).map_or_else(|| Value::String(raw.clone()), Value::Bool) } else { parse_scalar(&raw) };

@@ -55,7 +55,10 @@ fn main() -> ExitCode {
             if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
                 && std::env::args().any(|a| a == "--json")
             {
-                let message = e.kind().as_str().map_or_else(|| e.to_string(), |k| format!("{k}: {}", e.to_string().lines().next().unwrap_or_default()));
+                let message = e
+                    .kind()
+                    .as_str()
+                    .map_or_else(|| e.to_string(), |k| format!("{k}: {}", e.to_string().lines().next().unwrap_or_default()));
                 output::print_json(&output::envelope("", false, serde_json::Value::Null, vec![message], Vec::new()));
             }
             e.exit();

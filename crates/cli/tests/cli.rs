@@ -197,7 +197,10 @@ fn dry_run_leaves_the_directory_byte_identical() {
     let out = f.json(&["execute", "--dry-run", "--format", "json"]);
     assert!(out["dry_run"].as_bool().unwrap());
     assert!(out["executed"].as_array().unwrap().is_empty());
-    assert!(out["skipped"].as_array().unwrap().iter().any(|s| s["reason"].as_str().unwrap().starts_with("dry_run: would execute: ")), "{out}");
+    assert!(
+        out["skipped"].as_array().unwrap().iter().any(|s| s["reason"].as_str().unwrap().starts_with("dry_run: would execute: ")),
+        "{out}"
+    );
     assert_eq!(f.contents(), before);
     // It was journaled all the same.
     let status = f.json(&["--json", "status"]);

@@ -224,7 +224,8 @@ mod tests {
     #[test]
     fn statuses_compare_without_case() {
         let cfg = EngineConfig::default();
-        let snap = Snapshot { agents: vec![agent("a", "FAILED", 1), agent("b", "Stopped", 1), agent("c", "Active", 1)], ..Default::default() };
+        let snap =
+            Snapshot { agents: vec![agent("a", "FAILED", 1), agent("b", "Stopped", 1), agent("c", "Active", 1)], ..Default::default() };
         let a = assess(&snap, &cfg, NOW);
         assert_eq!(a.metrics.active_agents, 1);
         assert_eq!(a.restart, vec![("a".to_owned(), RestartReason::ReportsFailed)]);

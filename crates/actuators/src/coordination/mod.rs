@@ -94,7 +94,6 @@ impl Tally {
     }
 }
 
-
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ActuatorError + 'a {
     move |source| ActuatorError::Io { op, path: path.to_owned(), source }
 }
@@ -183,7 +182,9 @@ impl CoordinationActuator {
             return Ok(ItemOutcome::Kept(format!("{id:?} is not a plain item id")));
         }
         if !completion_recorded(&self.dir, id) {
-            return Ok(ItemOutcome::Kept(format!("completed_{id}.json is not a completed record (missing, empty, or not a regular file); the claim stays")));
+            return Ok(ItemOutcome::Kept(format!(
+                "completed_{id}.json is not a completed record (missing, empty, or not a regular file); the claim stays"
+            )));
         }
         let claimed = self.path("claimed", id);
         match fs::remove_file(&claimed) {
@@ -234,7 +235,9 @@ impl CoordinationActuator {
 /// retry is never forgotten), or either as text. `None` for anything else.
 fn count(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f.ceil().min(u64::MAX as f64) as u64)),
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f.ceil().min(u64::MAX as f64) as u64))
+        }
         Value::String(s) => count(&serde_json::from_str(s.trim()).ok()?),
         _ => None,
     }

@@ -113,10 +113,18 @@ impl Supervisor {
     /// # Errors
     /// The state directory cannot be created or the registry is unreadable.
     pub fn new(cfg: SupervisorConfig, cx: SupervisorContext, now: UnixMs) -> Result<Self, ActuatorError> {
-        fs::create_dir_all(cx.state_dir.join("workers")).map_err(|source| ActuatorError::Io { op: "create", path: cx.state_dir.join("workers"), source })?;
+        fs::create_dir_all(cx.state_dir.join("workers")).map_err(|source| ActuatorError::Io {
+            op: "create",
+            path: cx.state_dir.join("workers"),
+            source,
+        })?;
         let path = cx.state_dir.join("fleet.json");
         let registry: Registry = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ActuatorError::Io { op: "parse", path: path.clone(), source: std::io::Error::other(e) })?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ActuatorError::Io {
+                op: "parse",
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
             Err(source) => return Err(ActuatorError::Io { op: "read", path, source }),
         };
@@ -184,7 +192,11 @@ impl Supervisor {
             workers: self.workers.values().map(|w| w.rec.clone()).collect(),
             crashes: self.crashes.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&registry).map_err(|e| ActuatorError::Io { op: "encode", path: self.cx.state_dir.join("fleet.json"), source: std::io::Error::other(e) })?;
+        let bytes = serde_json::to_vec_pretty(&registry).map_err(|e| ActuatorError::Io {
+            op: "encode",
+            path: self.cx.state_dir.join("fleet.json"),
+            source: std::io::Error::other(e),
+        })?;
         write_atomic(&self.cx.state_dir, &self.cx.state_dir.join("fleet.json"), &bytes)
     }
 
@@ -216,7 +228,11 @@ impl Supervisor {
         self.next_id += 1;
         let argv = self.argv(&id);
         let log_path = self.cx.state_dir.join("workers").join(format!("{id}.log"));
-        let log = OpenOptions::new().create(true).append(true).open(&log_path).map_err(|source| ActuatorError::Io { op: "open", path: log_path.clone(), source })?;
+        let log = OpenOptions::new().create(true).append(true).open(&log_path).map_err(|source| ActuatorError::Io {
+            op: "open",
+            path: log_path.clone(),
+            source,
+        })?;
         let log2 = log.try_clone().map_err(|source| ActuatorError::Io { op: "open", path: log_path.clone(), source })?;
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -295,8 +311,12 @@ impl Supervisor {
         }
         // 2. Drains past their timeout are killed.
         let drain = ms(self.cfg.drain_timeout);
-        let overdue: Vec<String> =
-            self.workers.values().filter(|w| !w.rec.killed && w.rec.stop_requested_at.is_some_and(|t| now - t >= drain)).map(|w| w.rec.id.clone()).collect();
+        let overdue: Vec<String> = self
+            .workers
+            .values()
+            .filter(|w| !w.rec.killed && w.rec.stop_requested_at.is_some_and(|t| now - t >= drain))
+            .map(|w| w.rec.id.clone())
+            .collect();
         for id in overdue {
             if let Some(w) = self.workers.get_mut(&id) {
                 w.rec.killed = true;
@@ -453,7 +473,10 @@ fn claims_of(dir: &Path, agent: &str) -> Vec<String> {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(id) = name.to_str().and_then(|n| n.strip_prefix("claimed_")).and_then(|n| n.strip_suffix(".json")) else { continue };
-        let by = fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok()).and_then(|m| m.get("claimed_by").and_then(Value::as_str).map(str::to_owned));
+        let by = fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+            .and_then(|m| m.get("claimed_by").and_then(Value::as_str).map(str::to_owned));
         if by.as_deref() == Some(agent) {
             out.push(id.to_owned());
         }
@@ -493,7 +516,11 @@ impl Actuator for Supervisor {
                             Ok(id) => started.push(id),
                             Err(e) => {
                                 let _ = self.save();
-                                return Err(ActuatorError::Partial { failed: (to - running) as usize - started.len(), total: (to - running) as usize, first: crate::error_chain(&e) });
+                                return Err(ActuatorError::Partial {
+                                    failed: (to - running) as usize - started.len(),
+                                    total: (to - running) as usize,
+                                    first: crate::error_chain(&e),
+                                });
                             }
                         }
                     }

@@ -62,7 +62,10 @@ fn scales_up_and_down_with_real_processes() {
     for &&p in &gone {
         assert!(process::stat(p).is_none(), "pid {p} still exists");
     }
-    let agent_files = fs::read_dir(&f.cx.coordination_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("agent_")).count();
+    let agent_files = fs::read_dir(&f.cx.coordination_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("agent_"))
+        .count();
     assert_eq!(agent_files, 1);
     let kinds: Vec<&str> = sup.take_events().iter().map(|e| e.kind).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "started").count(), 3);

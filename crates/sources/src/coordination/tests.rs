@@ -215,7 +215,10 @@ fn future_heartbeats_are_distrusted_with_a_warning() {
     write(d, "agent_skew.json", &format!(r#"{{"status":"active","heartbeat":{}}}"#, now / 1000 + 30));
     let s = source(d).snapshot(now).unwrap();
     let from: Vec<_> = s.agents.iter().map(|a| (a.id.as_str(), a.liveness_from)).collect();
-    assert_eq!(from, [("agent_2099", LivenessSource::Mtime), ("agent_ms", LivenessSource::Mtime), ("agent_skew", LivenessSource::Heartbeat)]);
+    assert_eq!(
+        from,
+        [("agent_2099", LivenessSource::Mtime), ("agent_ms", LivenessSource::Mtime), ("agent_skew", LivenessSource::Heartbeat)]
+    );
     assert_eq!(s.warnings.len(), 2);
     assert!(s.warnings.iter().all(|w| w.reason.contains("in the future")));
 }
