@@ -4,15 +4,19 @@
 //! after guards and after the decision is journaled. An actuator is
 //! idempotent: applying an action whose effect already holds is a no-op.
 
+pub mod command;
 pub mod coordination;
 pub mod process;
 pub mod supervisor;
+pub mod webhook;
 
 use steward_core::decision::Action;
 use steward_core::time::UnixMs;
 
+pub use command::{CommandActuator, CommandConfig};
 pub use coordination::CoordinationActuator;
 pub use supervisor::{Supervisor, SupervisorConfig, SupervisorContext};
+pub use webhook::{WebhookActuator, WebhookConfig};
 
 /// An action that could not be applied.
 #[derive(Debug, thiserror::Error)]

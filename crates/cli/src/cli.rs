@@ -105,6 +105,18 @@ pub enum Command {
     },
     /// Agents with lifecycle phase, status, heartbeat age and current work
     Agents,
+    /// Apply a decision's recorded inverse (e.g. agents 5 → 2), journaled as its own decision
+    ///
+    /// Refuses when the decision has no inverse, was not executed, or the
+    /// fleet has changed since in a way that makes the inverse unsafe.
+    Rollback {
+        /// The decision to undo (from `steward status` or the journal)
+        decision_id: String,
+    },
+    /// The built-in worker: claims work_*.json items and completes them (the supervisor runs it)
+    Worker(crate::worker::WorkerArgs),
+    /// A self-contained run: a load burst, real workers scaled up and back down, a live view
+    Demo(crate::demo::DemoArgs),
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(crate::predict::PredictionCommand),

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -16,7 +16,8 @@ use steward_store::Journal;
 
 use crate::cli::{Cli, Command, ExecuteArgs, Format, PolicyArg};
 use crate::config::{self, Config, FlagOverrides};
-use crate::engine::{CycleReport, Engine, LockBusy, RunOptions};
+use crate::driver::{drive, DriveOptions, Next};
+use crate::engine::{CycleReport, Engine, RunOptions};
 use crate::output::{age, envelope, print_json, table};
 use crate::UsageError;
 
@@ -29,6 +30,9 @@ pub fn name(c: &Command) -> &'static str {
         Command::Loop { .. } => "loop",
         Command::Agents => "agents",
         Command::Config { .. } => "config",
+        Command::Worker(_) => "worker",
+        Command::Rollback { .. } => "rollback",
+        Command::Demo(_) => "demo",
         Command::Prediction(p) => p.name(),
     }
 }
@@ -96,6 +100,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Execute(args) => execute(&Engine::new(cfg), &args, json),
         Command::Loop { interval, max_cycles, dry_run } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
         Command::Agents => agents(&Engine::new(cfg), json),
+        Command::Worker(args) => crate::worker::run(&cfg.coordination.dir, args),
+        Command::Rollback { decision_id } => rollback(&Engine::new(cfg), &decision_id, json),
+        Command::Demo(args) => crate::demo::run(&cfg, args, json),
         Command::Prediction(p) => crate::predict::run(p, &Engine::new(cfg), json),
     }
 }
@@ -241,65 +248,57 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
         Some(s) => return Err(UsageError(format!("--interval {s} must be a positive number of seconds")).into()),
     };
+    let stop = install_stop_handlers()?;
+    tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
+    let opts = DriveOptions { interval, max_cycles, dry_run, tick_every: Duration::from_millis(200) };
+    let cycles = drive(engine, &opts, &stop, |result| {
+        if let Ok(report) = result {
+            if json {
+                // One JSON document per cycle, one per line.
+                println!("{}", serde_json::to_string(report).unwrap_or_default());
+            } else {
+                let m = &report.metrics;
+                println!(
+                    "{} health {:.3} {:<8} agents {:>3} queue {:>5} in-flight {:>4} | executed {} failed {} skipped {}",
+                    report.timestamp,
+                    m.health_score,
+                    m.health_state.as_str(),
+                    m.active_agents,
+                    m.work_queue_size,
+                    m.in_flight,
+                    report.executed.len(),
+                    report.failed.len(),
+                    report.skipped.len()
+                );
+            }
+        }
+        Next::Continue
+    });
+    // Whatever ended the loop, the fleet stops with it (unless detached).
+    engine.shutdown();
+    let cycles = cycles?;
+    tracing::info!(cycles, "Loop stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT/SIGTERM: the first sets the flag (finish the cycle, stop the
+/// fleet in order); a second exits at once.
+pub fn install_stop_handlers() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // First signal: set the flag and finish the cycle. Second: exit now.
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop)).context("installing signal handlers")?;
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    let opts = RunOptions { dry_run, ..RunOptions::default() };
-    // The loop holds the target for its whole life, so no other executor
-    // acts between its cycles (spec/engine.md: one executor per target).
-    let lock = if dry_run || engine.config.auto.dry_run { None } else { Some(engine.lock()?) };
-    let mut cycles = 0u64;
-    let mut failures = 0u32;
-    tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
-    while !stop.load(Ordering::SeqCst) {
-        let started = Instant::now();
-        let result = match &lock {
-            Some(lock) => engine.execute_locked(&opts, lock),
-            None => engine.execute(&opts),
-        };
-        match result {
-            Ok(report) => {
-                failures = 0;
-                if json {
-                    // One JSON document per cycle, one per line.
-                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
-                } else {
-                    let m = &report.metrics;
-                    println!(
-                        "{} health {:.3} {:<8} agents {:>3} queue {:>5} in-flight {:>4} | executed {} failed {} skipped {}",
-                        report.timestamp,
-                        m.health_score,
-                        m.health_state.as_str(),
-                        m.active_agents,
-                        m.work_queue_size,
-                        m.in_flight,
-                        report.executed.len(),
-                        report.failed.len(),
-                        report.skipped.len()
-                    );
-                }
-            }
-            Err(e) if e.is::<LockBusy>() => tracing::warn!(error = %e, "Cycle skipped."),
-            Err(e) => {
-                failures += 1;
-                tracing::error!(error = %crate::error_chain(e.as_ref()), consecutive = failures, "Cycle failed.");
-            }
-        }
-        cycles += 1;
-        if max_cycles != 0 && cycles >= max_cycles {
-            break;
-        }
-        // Back off on repeated failures, up to 8 intervals; always requeue.
-        let wait = interval.saturating_mul(1 << failures.min(3)).saturating_sub(started.elapsed());
-        let until = Instant::now() + wait;
-        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
-        }
+    Ok(stop)
+}
+
+fn rollback(engine: &Engine, decision_id: &str, json: bool) -> Result<ExitCode> {
+    let report = engine.rollback(decision_id)?;
+    if json {
+        print_json(&envelope("rollback", true, serde_json::to_value(&report).unwrap_or(Value::Null), vec![], vec![]));
+    } else {
+        println!("Rolled back {decision_id} as {}: {} ({})", report.decision.id, report.decision.description, report.result);
     }
-    tracing::info!(cycles, "Loop stopped.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use steward_actuators::{CommandConfig, SupervisorConfig, WebhookConfig};
 use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue};
 use steward_sources::CoordinationConfig;
 
@@ -38,6 +39,25 @@ pub struct Config {
     /// Adaptive policy sizing.
     #[serde(default)]
     pub adaptive: AdaptiveConfig,
+    /// What carries out scale and restart decisions.
+    #[serde(default)]
+    pub fleet: FleetConfig,
+}
+
+/// The `fleet:` section: the actuator for scale and restart decisions,
+/// chosen by `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetConfig {
+    /// None: scale and restart decisions are journaled as skipped.
+    #[default]
+    None,
+    /// Local worker processes run by steward's supervisor.
+    Supervisor(SupervisorConfig),
+    /// A command per action (e.g. kubectl scale).
+    Command(CommandConfig),
+    /// A JSON POST per action.
+    Webhook(WebhookConfig),
 }
 
 /// The `state:` section.
@@ -75,7 +95,13 @@ impl Config {
         self.coordination.validate()?;
         self.health.validate()?;
         self.auto.validate()?;
-        self.adaptive.validate()
+        self.adaptive.validate()?;
+        match &self.fleet {
+            FleetConfig::None => Ok(()),
+            FleetConfig::Supervisor(c) => c.validate(),
+            FleetConfig::Command(c) => c.validate(),
+            FleetConfig::Webhook(c) => c.validate(),
+        }
     }
 }
 
@@ -120,7 +146,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The top level is not a mapping.
-    #[error("config file {path} must be a mapping of sections (coordination, state, health, auto, adaptive)")]
+    #[error("config file {path} must be a mapping of sections (coordination, state, health, auto, adaptive, fleet)")]
     NotAMapping {
         /// The file.
         path: PathBuf,

@@ -8,11 +8,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use steward_actuators::{Actuator, CoordinationActuator};
+use steward_actuators::supervisor::FleetEvent;
+use steward_actuators::{Actuator, CommandActuator, CoordinationActuator, Supervisor, SupervisorContext, WebhookActuator};
 use steward_core::config::EngineConfig;
 use steward_core::decision::{Action, Decision, Outcome, OutcomeResult};
 use steward_core::guard::{self, GuardContext, Guarded, Verdict};
@@ -24,7 +26,7 @@ use steward_core::Analysis;
 use steward_sources::{CoordinationSource, Source};
 use steward_store::{CycleStart, Journal, VerdictRecord, JOURNAL_FILE};
 
-use crate::config::Config;
+use crate::config::{Config, FleetConfig};
 
 /// The lock file's name inside the coordination directory.
 pub const LOCK_FILE: &str = ".steward.lock";
@@ -46,6 +48,16 @@ pub fn cycle_id(now: UnixMs) -> String {
     format!("{stamp}-{:04x}", h.finish() & 0xffff)
 }
 
+/// The fleet actuator, as configured.
+pub enum Fleet {
+    /// No fleet actuator: scale and restart decisions are skipped, saying so.
+    None,
+    /// Local worker processes.
+    Supervisor(Box<Supervisor>),
+    /// A command or webhook.
+    Other(Box<dyn Actuator>),
+}
+
 /// Everything a cycle needs, built once from the config.
 pub struct Engine {
     /// The loaded config.
@@ -54,6 +66,16 @@ pub struct Engine {
     pub engine: EngineConfig,
     source: CoordinationSource,
     policy: Box<dyn Policy + Send + Sync>,
+    /// Built on first use: `analyze` and `status` never start workers.
+    fleet: Mutex<Option<Fleet>>,
+    /// Opened on first write, then kept.
+    journal: Mutex<Option<Journal>>,
+}
+
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave these half-updated in a way that
+    // matters more than stopping would: keep going.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One-run overrides from `execute` flags.
@@ -156,7 +178,110 @@ impl Engine {
         let engine = config.engine();
         let source = CoordinationSource::new(config.coordination.clone());
         let policy = policy::builtin(config.auto.policy);
-        Self { config, engine, source, policy }
+        Self { config, engine, source, policy, fleet: Mutex::new(None), journal: Mutex::new(None) }
+    }
+
+    /// The journal, opened (and the state directory created) on first use.
+    fn journal(&self) -> Result<MutexGuard<'_, Option<Journal>>> {
+        let mut guard = lock_ignoring_poison(&self.journal);
+        if guard.is_none() {
+            let state_dir = self.config.state_dir();
+            fs::create_dir_all(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+            *guard = Some(Journal::open(&self.journal_path()).context("opening the journal")?);
+        }
+        Ok(guard)
+    }
+
+    /// The fleet actuator, built on first use. Building a supervisor adopts
+    /// the live workers recorded in the state directory.
+    fn fleet(&self) -> Result<MutexGuard<'_, Option<Fleet>>> {
+        let mut guard = lock_ignoring_poison(&self.fleet);
+        if guard.is_none() {
+            let fleet = match &self.config.fleet {
+                FleetConfig::None => Fleet::None,
+                FleetConfig::Supervisor(cfg) => {
+                    let dir = self.coordination_dir();
+                    fs::create_dir_all(dir).with_context(|| format!("creating the coordination directory {}", dir.display()))?;
+                    let cx = SupervisorContext {
+                        coordination_dir: dir.to_owned(),
+                        state_dir: self.config.state_dir(),
+                        exe: std::env::current_exe().context("finding the steward executable for the built-in worker")?,
+                        max_attempts: self.config.coordination.max_attempts,
+                    };
+                    Fleet::Supervisor(Box::new(Supervisor::new(cfg.clone(), cx, now_ms()).context("starting the supervisor")?))
+                }
+                FleetConfig::Command(cfg) => Fleet::Other(Box::new(CommandActuator::new(cfg.clone()))),
+                FleetConfig::Webhook(cfg) => Fleet::Other(Box::new(WebhookActuator::new(cfg.clone()))),
+            };
+            *guard = Some(fleet);
+        }
+        Ok(guard)
+    }
+
+    /// Writes the supervisor's events to the journal.
+    fn journal_fleet_events(&self, fleet: &mut Fleet, decision_id: Option<&str>) {
+        let Fleet::Supervisor(sup) = fleet else { return };
+        let events = sup.take_events();
+        if events.is_empty() {
+            return;
+        }
+        match self.journal() {
+            Ok(guard) => {
+                if let Some(j) = guard.as_ref() {
+                    for e in &events {
+                        tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+                        if let Err(err) = j.record_event(e.ts, e.kind, &e.agent, &e.message, decision_id) {
+                            tracing::warn!(error = %crate::error_chain(&err), "Could not journal a fleet event.");
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %crate::error_chain(err.as_ref()), "Could not journal fleet events."),
+        }
+    }
+
+    /// Between cycles: lets the supervisor reap, replace crashed workers
+    /// and escalate drains. Cheap when there is nothing to do.
+    ///
+    /// # Errors
+    /// The fleet cannot be built.
+    pub fn tick(&self) -> Result<()> {
+        if !matches!(self.config.fleet, FleetConfig::Supervisor(_)) {
+            return Ok(());
+        }
+        let mut guard = self.fleet()?;
+        if let Some(fleet) = guard.as_mut() {
+            if let Fleet::Supervisor(sup) = fleet {
+                sup.tick(now_ms());
+            }
+            self.journal_fleet_events(fleet, None);
+        }
+        Ok(())
+    }
+
+    /// When steward stops: the supervisor's workers stop too (SIGTERM,
+    /// `drain_timeout`, SIGKILL) unless `fleet.detach` is set.
+    pub fn shutdown(&self) {
+        let FleetConfig::Supervisor(cfg) = &self.config.fleet else { return };
+        let mut guard = lock_ignoring_poison(&self.fleet);
+        if let Some(fleet) = guard.as_mut() {
+            if let Fleet::Supervisor(sup) = fleet {
+                if cfg.detach {
+                    tracing::info!(workers = sup.workers().len(), "Leaving the fleet running (fleet.detach).");
+                    return;
+                }
+                sup.shutdown(cfg.drain_timeout, &now_ms);
+            }
+            self.journal_fleet_events(fleet, None);
+        }
+    }
+
+    /// The supervisor's workers (id, pid), for views and tests.
+    pub fn fleet_workers(&self) -> Vec<(String, u32)> {
+        match lock_ignoring_poison(&self.fleet).as_ref() {
+            Some(Fleet::Supervisor(sup)) => sup.workers(),
+            _ => Vec::new(),
+        }
     }
 
     /// The coordination directory.
@@ -277,11 +402,10 @@ impl Engine {
             anyhow::bail!("internal: a cycle that acts needs the target lock");
         }
         let started = Instant::now();
-        let state_dir = self.config.state_dir();
-        fs::create_dir_all(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
-        let journal = Journal::open(&self.journal_path()).context("opening the journal")?;
+        let journal_guard = self.journal()?;
+        let Some(journal) = journal_guard.as_ref() else { anyhow::bail!("internal: the journal is not open") };
         let now = now_ms();
-        let history = self.history(Some(&journal), now)?;
+        let history = self.history(Some(journal), now)?;
         let snapshot = self.source.snapshot(now)?;
         tracing::info!(
             dir = %self.coordination_dir().display(),
@@ -350,7 +474,11 @@ impl Engine {
         };
         let mut coordination = CoordinationActuator::new(self.coordination_dir(), self.config.coordination.max_attempts);
         for g in &guarded {
-            let outcome = self.act(g, &mut coordination);
+            let (outcome, events) = self.act(g, &mut coordination)?;
+            for e in &events {
+                tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+                journal.record_event(e.ts, e.kind, &e.agent, &e.message, Some(&g.decision.id)).context("journaling a fleet event")?;
+            }
             journal
                 .record_outcome(&g.decision.id, now_ms(), &outcome)
                 .with_context(|| format!("journaling the outcome of {}", g.decision.id))?;
@@ -377,30 +505,187 @@ impl Engine {
         Ok(report)
     }
 
-    fn act(&self, g: &Guarded, coordination: &mut CoordinationActuator) -> Outcome {
+    /// Acts on one guarded decision. Returns the outcome and the fleet
+    /// events it caused, which the caller journals with the journal it holds.
+    fn act(&self, g: &Guarded, coordination: &mut CoordinationActuator) -> Result<(Outcome, Vec<FleetEvent>)> {
         let skipped = |reason: String| Outcome { result: OutcomeResult::Skipped, reason, duration_ms: 0 };
         if let Verdict::Skip { guard, reason } = &g.verdict {
-            return skipped(format!("{}: {reason}", guard.as_str()));
+            return Ok((skipped(format!("{}: {reason}", guard.as_str())), Vec::new()));
         }
-        match &g.decision.action {
-            Action::Advisory { note } => skipped(format!("advisory: no actuator changes anything for {} ({note})", g.decision.kind)),
-            a if a.is_fleet() => skipped("no fleet actuator configured".into()),
-            action => {
-                let started = Instant::now();
-                let result = coordination.apply(action, now_ms());
-                let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                match result {
-                    Ok(what) => {
-                        tracing::info!(decision = %g.decision.id, kind = %g.decision.kind, %what, "Executed.");
-                        Outcome { result: OutcomeResult::Executed, reason: what, duration_ms }
-                    }
-                    Err(e) => {
-                        let error = crate::error_chain(&e);
-                        tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
-                        Outcome { result: OutcomeResult::Failed, reason: error, duration_ms }
-                    }
+        let action = &g.decision.action;
+        if let Action::Advisory { note } = action {
+            return Ok((skipped(format!("advisory: no actuator changes anything for {} ({note})", g.decision.kind)), Vec::new()));
+        }
+        if !action.is_fleet() {
+            return Ok((apply_with(coordination, g), Vec::new()));
+        }
+        let mut guard = self.fleet()?;
+        let outcome = match guard.as_mut() {
+            None | Some(Fleet::None) => skipped("no fleet actuator configured".into()),
+            Some(Fleet::Supervisor(sup)) => apply_with(sup.as_mut(), g),
+            Some(Fleet::Other(a)) if a.handles(action) => apply_with(a.as_mut(), g),
+            Some(Fleet::Other(a)) => skipped(format!("the {} actuator has nothing configured for this action", a.name())),
+        };
+        let events = match guard.as_mut() {
+            Some(Fleet::Supervisor(sup)) => sup.take_events(),
+            _ => Vec::new(),
+        };
+        Ok((outcome, events))
+    }
+}
+
+/// What `rollback` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    /// The new decision, linked to the original by `parameters.rollback_of`.
+    pub decision: Decision,
+    /// The decision rolled back.
+    pub original: String,
+    /// What the actuator did.
+    pub result: String,
+}
+
+/// A rollback that must not happen, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to roll back {id}: {why}")]
+pub struct RollbackRefused {
+    /// The decision.
+    pub id: String,
+    /// Why not.
+    pub why: String,
+}
+
+impl Engine {
+    /// Applies the recorded inverse of a decision, journaled as its own
+    /// decision linked to the original.
+    ///
+    /// # Errors
+    /// An unknown id (bad input), [`RollbackRefused`] when the inverse is
+    /// missing or unsafe, a held lock, or a failed action.
+    pub fn rollback(&self, id: &str) -> Result<RollbackReport> {
+        self.check_target()?;
+        let _lock = self.lock()?;
+        let refuse = |why: String| anyhow::Error::new(RollbackRefused { id: id.to_owned(), why });
+        let (original, already) = {
+            let guard = self.journal()?;
+            let Some(journal) = guard.as_ref() else { anyhow::bail!("internal: the journal is not open") };
+            let entry = journal
+                .decision(id)
+                .context("reading the journal")?
+                .ok_or_else(|| crate::UsageError(format!("no decision {id:?} in the journal {}", self.journal_path().display())))?;
+            let already = journal
+                .recent_events(10_000)
+                .context("reading the journal")?
+                .into_iter()
+                .find(|e| e.kind == "rollback" && e.subject == id)
+                .and_then(|e| e.decision_id);
+            (entry, already)
+        };
+        let Some(inverse) = original.decision.inverse.clone() else {
+            return Err(refuse(format!("a {} decision has no inverse action", original.decision.kind)));
+        };
+        match &original.outcome {
+            Some(o) if o.result == OutcomeResult::Executed => {}
+            Some(o) => return Err(refuse(format!("it was {} ({}), so there is nothing to undo", o.result.as_str(), o.reason))),
+            None => return Err(refuse("it has no outcome (its cycle was interrupted); check the fleet by hand".into())),
+        }
+        if let Some(by) = already {
+            return Err(refuse(format!("it was already rolled back by {by}")));
+        }
+        let Action::Scale { from: left, to: back } = inverse else {
+            return Err(refuse("only scale decisions can be rolled back".into()));
+        };
+        let now = now_ms();
+        let snapshot = self.source.snapshot(now)?;
+        let assessment = steward_core::assess::assess(&snapshot, &self.engine, now);
+        // The supervisor knows its fleet exactly; other fleets are seen through agent files.
+        let current = {
+            let mut guard = self.fleet()?;
+            match guard.as_mut() {
+                None | Some(Fleet::None) => return Err(refuse("no fleet actuator configured (fleet.kind is none)".into())),
+                Some(Fleet::Supervisor(sup)) => {
+                    sup.tick(now);
+                    sup.running()
                 }
+                Some(Fleet::Other(_)) => u32::try_from(assessment.metrics.active_agents).unwrap_or(u32::MAX),
             }
+        };
+        if current != left {
+            return Err(refuse(format!(
+                "the fleet has changed since: {current} agent(s) now, the decision left {left}; going to {back} from here would undo changes made after it"
+            )));
+        }
+        let auto = &self.engine.auto;
+        if back < auto.min_agents || back > auto.max_agents {
+            return Err(refuse(format!("{back} agents is outside min_agents {} and max_agents {}", auto.min_agents, auto.max_agents)));
+        }
+        let kind =
+            if back > left { steward_core::decision::DecisionType::ScaleUp } else { steward_core::decision::DecisionType::ScaleDown };
+        let cycle = cycle_id(now);
+        let decision = steward_core::decision::Proposal::scale(
+            kind,
+            100,
+            1.0,
+            left,
+            back,
+            format!("An operator rolled back {id}, restoring {back} agent(s)."),
+        )
+        .param("rollback_of", id)
+        .into_decision(format!("{cycle}-01"));
+        let guard = self.journal()?;
+        let Some(journal) = guard.as_ref() else { anyhow::bail!("internal: the journal is not open") };
+        journal
+            .record_cycle(&CycleStart {
+                id: &cycle,
+                ts: now,
+                policy: "rollback",
+                dry_run: false,
+                metrics: &assessment.metrics,
+                recommended_agents: Some(back),
+                warnings: snapshot.warnings.len(),
+            })
+            .context("journaling the rollback")?;
+        let notes = [format!("manual rollback of {id}")];
+        journal
+            .record_decision(&cycle, now, &decision, &VerdictRecord { verdict: "execute", guard: None, reason: None, notes: &notes })
+            .context("journaling the rollback")?;
+        let g = Guarded { decision: decision.clone(), verdict: Verdict::Execute, notes: notes.to_vec() };
+        let mut coordination = CoordinationActuator::new(self.coordination_dir(), self.config.coordination.max_attempts);
+        drop(guard);
+        let (outcome, events) = self.act(&g, &mut coordination)?;
+        let guard = self.journal()?;
+        let Some(journal) = guard.as_ref() else { anyhow::bail!("internal: the journal is not open") };
+        for e in &events {
+            journal.record_event(e.ts, e.kind, &e.agent, &e.message, Some(&decision.id)).context("journaling a fleet event")?;
+        }
+        journal.record_outcome(&decision.id, now_ms(), &outcome).context("journaling the rollback's outcome")?;
+        if outcome.result == OutcomeResult::Executed {
+            journal
+                .record_event(now_ms(), "rollback", id, &format!("rolled back by {}", decision.id), Some(&decision.id))
+                .context("journaling the rollback")?;
+        }
+        journal.finish_cycle(&cycle, now_ms()).context("journaling the rollback")?;
+        match outcome.result {
+            OutcomeResult::Executed => Ok(RollbackReport { decision, original: id.to_owned(), result: outcome.reason }),
+            _ => anyhow::bail!("rollback of {id} did not take effect: {}", outcome.reason),
+        }
+    }
+}
+
+/// Applies an action and turns the result into an outcome.
+fn apply_with(actuator: &mut dyn Actuator, g: &Guarded) -> Outcome {
+    let started = Instant::now();
+    let result = actuator.apply(&g.decision.action, now_ms());
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(what) => {
+            tracing::info!(decision = %g.decision.id, kind = %g.decision.kind, %what, "Executed.");
+            Outcome { result: OutcomeResult::Executed, reason: what, duration_ms }
+        }
+        Err(e) => {
+            let error = crate::error_chain(&e);
+            tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
+            Outcome { result: OutcomeResult::Failed, reason: error, duration_ms }
         }
     }
 }

@@ -5,9 +5,12 @@
 mod cli;
 mod commands;
 mod config;
+mod demo;
+mod driver;
 mod engine;
 mod output;
 mod predict;
+mod worker;
 
 use std::process::ExitCode;
 

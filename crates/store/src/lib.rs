@@ -65,7 +65,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -110,6 +110,15 @@ CREATE TABLE IF NOT EXISTS outcomes (
     duration_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes(ts);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    decision_id TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 ";
 
 /// The journal's file name inside the state directory.
@@ -170,6 +179,21 @@ pub struct DecisionEntry {
     pub notes: Vec<String>,
     /// What happened; absent while the action runs (or if it was interrupted).
     pub outcome: Option<OutcomeEntry>,
+}
+
+/// A component event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventEntry {
+    /// When (RFC 3339).
+    pub timestamp: String,
+    /// What kind (`started`, `crashed`, `rollback`, ...).
+    pub kind: String,
+    /// What it concerns (an agent id, ...).
+    pub subject: String,
+    /// A sentence.
+    pub message: String,
+    /// The decision that caused it, if any.
+    pub decision_id: Option<String>,
 }
 
 /// An outcome with its time.
@@ -437,6 +461,44 @@ impl Journal {
                 Ok(DecisionEntry { decision, cycle_id, timestamp: format_rfc3339(ts), verdict, guard, notes, outcome })
             })
             .collect()
+    }
+
+    /// Records a component event (a worker started, crashed, was adopted;
+    /// a rollback; ...), optionally linked to the decision that caused it.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn record_event(&self, ts: UnixMs, kind: &str, subject: &str, message: &str, decision_id: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (ts, kind, subject, message, decision_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ts, kind, subject, message, decision_id],
+            )
+            .map_err(sql("recording an event"))?;
+        Ok(())
+    }
+
+    /// The most recent events, newest first.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<EventEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ts, kind, subject, message, decision_id FROM events ORDER BY seq DESC LIMIT ?1")
+            .map_err(sql("reading events"))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(EventEntry {
+                    timestamp: format_rfc3339(r.get(0)?),
+                    kind: r.get(1)?,
+                    subject: r.get(2)?,
+                    message: r.get(3)?,
+                    decision_id: r.get(4)?,
+                })
+            })
+            .map_err(sql("reading events"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("reading events"))
     }
 
     /// Runs SQLite's integrity check; `Ok(())` when it says "ok".

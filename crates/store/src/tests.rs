@@ -102,3 +102,21 @@ fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
         .unwrap();
     assert!(Journal::open(&path).is_err());
 }
+
+#[test]
+fn events_are_kept_in_order_and_a_v1_journal_gains_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(JOURNAL_FILE);
+    {
+        // A journal as schema 1 left it.
+        let c = Connection::open(&path).unwrap();
+        let v1 = SCHEMA.split("CREATE TABLE IF NOT EXISTS events").next().unwrap();
+        c.execute_batch(&format!("{v1} PRAGMA user_version = 1;")).unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    j.record_event(1, "started", "agent_1", "pid 42", None).unwrap();
+    j.record_event(2, "crashed", "agent_1", "SIGKILL", Some("d1")).unwrap();
+    let e = j.recent_events(10).unwrap();
+    assert_eq!(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["crashed", "started"]);
+    assert_eq!(e[0].decision_id.as_deref(), Some("d1"));
+}

@@ -42,6 +42,17 @@ pub struct Rates {
 /// cycles and the current one. `None` when the data cannot support a rate:
 /// too short a span, counters that went backwards (records archived), or no
 /// completions by any agent.
+///
+/// The service rate comes from Little's law applied to the service stage:
+/// the mean number of items in service (claimed) over the window divided by
+/// the throughput is the mean service time, so one busy agent finishes
+/// `throughput / mean in flight` items a second. Dividing the throughput by
+/// all agents instead would mistake idle agents for slow ones and
+/// over-provision at low load.
+///
+/// The arrival rate is the larger of the window's and the last interval's,
+/// so a load step is seen at once (quick to add capacity); scale-downs are
+/// held back by the stabilization window instead.
 pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: usize) -> Option<Rates> {
     let past: Vec<&CycleSummary> = history.iter().filter(|c| c.ts < current.ts).collect();
     let start = past.len().saturating_sub(window);
@@ -55,16 +66,24 @@ pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: 
     let done = |c: &CycleSummary| c.completed + c.failed;
     let arrivals = seen(current).checked_sub(seen(first))?;
     let finished = done(current).checked_sub(done(first))?;
-    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents) as f64 / (used.len() + 1) as f64;
+    let n = (used.len() + 1) as f64;
+    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents) as f64 / n;
+    let mean_in_flight = (used.iter().map(|c| c.in_flight).sum::<u64>() + current.in_flight) as f64 / n;
     if finished == 0 || mean_agents <= 0.0 {
         return None;
     }
-    Some(Rates {
-        arrival_per_sec: arrivals as f64 / span_secs,
-        service_per_agent_sec: finished as f64 / span_secs / mean_agents,
-        cycles: used.len(),
-        span_secs,
-    })
+    let throughput = finished as f64 / span_secs;
+    // Items so fast that no snapshot catches one in flight still occupy
+    // someone: count at least half an agent busy, and never more than all.
+    let busy = mean_in_flight.clamp(0.5_f64.min(mean_agents), mean_agents);
+    let mut arrival_per_sec = arrivals as f64 / span_secs;
+    if let Some(last) = used.last() {
+        let dt = (current.ts - last.ts) as f64 / 1000.0;
+        if let (true, Some(recent)) = (dt >= 1.0, seen(current).checked_sub(seen(last))) {
+            arrival_per_sec = arrival_per_sec.max(recent as f64 / dt);
+        }
+    }
+    Some(Rates { arrival_per_sec, service_per_agent_sec: throughput / busy, cycles: used.len(), span_secs })
 }
 
 /// The summary of the current cycle, as it will be journaled.
@@ -214,15 +233,19 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
                 ),
             )
         }
-        None => {
-            let need = backlog / ad.target_per_agent;
+        None if idle_window(&history.cycles, &current, ad.rate_window as usize) => {
+            // Nothing arrived, nothing waits, nothing ran over a whole window:
+            // the fleet can go down to its minimum.
             (
-                need,
-                format!(
-                    "{backlog} items queued or in flight at {} per agent need {need:.2} agents (no service rate measured yet)",
-                    ad.target_per_agent
-                ),
+                0.0,
+                format!("no work arrived, queued or in flight over the last {} cycles", history.cycles.len().min(ad.rate_window as usize)),
             )
+        }
+        None => {
+            // Without a measured service rate the backlog rule can only add
+            // capacity: shrinking a fleet needs evidence of what it serves.
+            let need = (backlog / ad.target_per_agent).max(f64::from(agents_u32(m.active_agents)));
+            (need, format!("{backlog} items queued or in flight at {} per agent need {:.2} agents (no service rate measured yet, so no scale-down)", ad.target_per_agent, backlog / ad.target_per_agent))
         }
     };
     // A hair below the integer still needs it; float noise above it does not.
@@ -234,6 +257,15 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     }
     desired = desired.clamp(cfg.auto.min_agents, cfg.auto.max_agents);
     Sizing { desired, raw, basis, rates }
+}
+
+/// Whether the last `window` cycles and the current one saw no work at all.
+fn idle_window(history: &[CycleSummary], current: &CycleSummary, window: usize) -> bool {
+    let past: Vec<&CycleSummary> = history.iter().filter(|c| c.ts < current.ts).collect();
+    let used = &past[past.len().saturating_sub(window)..];
+    let idle = |c: &CycleSummary| c.work_queue_size == 0 && c.in_flight == 0;
+    let total = |c: &CycleSummary| c.work_queue_size + c.in_flight + c.completed + c.failed;
+    !used.is_empty() && used.iter().all(|c| idle(c)) && idle(current) && used.first().is_some_and(|f| total(f) == total(current))
 }
 
 impl Sizing {

@@ -1,0 +1,474 @@
+//! `steward demo`: a self-contained run on the embedded defaults.
+//!
+//! In a fresh directory, a producer feeds a load that rises to a burst and
+//! falls back; the same loop as `steward loop` scales real `steward worker`
+//! processes through the supervisor; a live view shows health, agents and
+//! queue (a plain line per cycle when stdout is not a terminal). With
+//! `--chaos` a random worker is SIGKILLed every few seconds. It ends with
+//! a summary that accounts for every item by id.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use steward_actuators::coordination::write_atomic;
+use steward_actuators::process::{self, Signal};
+use steward_actuators::SupervisorConfig;
+use steward_core::config::PolicyName;
+use steward_core::decision::DecisionType;
+use steward_core::time::format_rfc3339;
+
+use crate::config::{Config, FleetConfig, StateConfig};
+use crate::driver::{drive, DriveOptions, Next};
+use crate::engine::{now_ms, CycleReport, Engine};
+use crate::output::print_json;
+use crate::worker::Rng;
+use crate::UsageError;
+
+/// Flags of `steward demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seconds the demo runs: a burst in the first half, a drain in the second
+    #[arg(long, default_value_t = 75.0, value_name = "SECS")]
+    pub duration: f64,
+    /// SIGKILL a random worker every few seconds (nothing may be lost)
+    #[arg(long)]
+    pub chaos: bool,
+    /// Directory to run in; made fresh (a previous demo's is replaced, anything else is refused)
+    #[arg(long, default_value = "steward-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Arrivals per second at the peak of the burst
+    #[arg(long, default_value_t = 20.0, value_name = "N")]
+    pub peak_rate: f64,
+    /// Seconds between cycles
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub interval: f64,
+}
+
+/// The `--json` summary (spec/cli.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    /// Items the producer wrote.
+    pub produced: u64,
+    /// Items with a completed record.
+    pub completed: u64,
+    /// Items still queued.
+    pub pending: u64,
+    /// Items still claimed.
+    pub in_flight: u64,
+    /// Items dead-lettered.
+    pub dead_lettered: u64,
+    /// Items worked twice (a worker found its completion already recorded).
+    pub duplicates: u64,
+    /// Most active agents seen in a cycle.
+    pub max_agents: u64,
+    /// Scale-up decisions executed.
+    pub scale_ups: u64,
+    /// Scale-down decisions executed.
+    pub scale_downs: u64,
+    /// Health score of the first cycle.
+    pub health_start: f64,
+    /// Health score of the last cycle.
+    pub health_end: f64,
+    /// Health state of the last cycle.
+    pub state_end: String,
+    /// Workers killed by --chaos.
+    pub chaos_kills: u64,
+    /// Items whose id is in more than one state, or in none (must be 0).
+    pub unaccounted: u64,
+    /// Seconds the demo ran.
+    pub duration_secs: f64,
+    /// Cycles run.
+    pub cycles: u64,
+    /// Where it ran.
+    pub dir: PathBuf,
+}
+
+const MARKER: &str = ".steward-demo";
+
+/// Arrivals per second at `t` seconds into a demo of `d` seconds:
+/// base → ramp → peak → ramp → base → none (the drain).
+pub fn load_at(t: f64, d: f64, peak: f64) -> f64 {
+    let base = peak * 0.1;
+    let f = t / d;
+    let ramp = |a: f64, b: f64| ((f - a) / (b - a)).clamp(0.0, 1.0);
+    if f < 0.08 {
+        base
+    } else if f < 0.13 {
+        base + (peak - base) * ramp(0.08, 0.13)
+    } else if f < 0.33 {
+        peak
+    } else if f < 0.38 {
+        peak - (peak - base) * ramp(0.33, 0.38)
+    } else if f < LOAD_ENDS {
+        base
+    } else {
+        0.0
+    }
+}
+
+/// The share of the demo after which no more work arrives (the rest drains).
+const LOAD_ENDS: f64 = 0.6;
+
+fn prepare(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            return Err(UsageError(format!("{} exists and was not made by `steward demo`; choose another --dir", dir.display())).into());
+        }
+        fs::remove_dir_all(dir).with_context(|| format!("clearing the previous demo in {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir.join("coordination")).with_context(|| format!("creating {}", dir.display()))?;
+    fs::write(dir.join(MARKER), "made by steward demo; removed and remade by the next one\n").context("marking the demo directory")?;
+    Ok(())
+}
+
+fn demo_config(dir: &Path, interval: Duration) -> Config {
+    let mut cfg = Config::default();
+    cfg.coordination.dir = dir.join("coordination");
+    cfg.coordination.agent_ttl = Duration::from_secs(6);
+    cfg.coordination.claim_ttl = Duration::from_secs(30);
+    cfg.state = StateConfig { dir: Some(dir.join(".steward")) };
+    cfg.auto.policy = PolicyName::Adaptive;
+    cfg.auto.interval = interval;
+    cfg.auto.min_agents = 1;
+    cfg.auto.max_agents = 8;
+    cfg.auto.scale_up_cooldown = interval * 2;
+    cfg.auto.scale_down_window = interval * 4;
+    cfg.adaptive.target_per_agent = 4.0;
+    cfg.adaptive.drain_time = Duration::from_secs(10);
+    cfg.adaptive.rate_window = 5;
+    let ledger = dir.join(".steward").join("duplicates.log");
+    cfg.fleet = FleetConfig::Supervisor(SupervisorConfig {
+        args: vec![
+            "--service-time".into(),
+            "exp:0.25".into(),
+            "--fail-rate".into(),
+            "0.02".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ],
+        heartbeat_interval: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(5),
+        restart_backoff: Duration::from_millis(500),
+        restart_backoff_max: Duration::from_secs(5),
+        crash_loop: 20,
+        ..SupervisorConfig::default()
+    });
+    cfg
+}
+
+/// Writes work items at the load curve, and a telemetry record a second.
+fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &AtomicU64) {
+    let started = Instant::now();
+    let mut owed = 0.0;
+    let mut last_telemetry = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let t = started.elapsed().as_secs_f64();
+        if t >= duration * LOAD_ENDS {
+            break;
+        }
+        owed += load_at(t, duration, peak) * 0.1;
+        while owed >= 1.0 {
+            owed -= 1.0;
+            let n = produced.load(Ordering::SeqCst) + 1;
+            let id = format!("d{n:06}");
+            let body =
+                json!({"id": id, "status": "pending", "priority": "medium", "created": format_rfc3339(now_ms()), "payload": {"n": n}});
+            if write_atomic(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes()).is_ok() {
+                produced.store(n, Ordering::SeqCst);
+            }
+        }
+        let secs = t as u64;
+        if secs >= last_telemetry {
+            last_telemetry = secs + 1;
+            let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
+                "metrics": {"arrival_rate": load_at(t, duration, peak), "error_rate": 0.02}});
+            let _ = write_atomic(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Counts items by state from file names, and ids in more than one state.
+fn account(dir: &Path, produced: u64) -> (BTreeMap<&'static str, u64>, u64) {
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let Ok(name) = e.file_name().into_string() else { continue };
+            for (prefix, key) in
+                [("work_", "pending"), ("claimed_", "in_flight"), ("completed_", "completed"), ("failed_", "dead_lettered")]
+            {
+                if let Some(id) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".json")) {
+                    *counts.entry(key).or_default() += 1;
+                    *seen.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let missing = produced.saturating_sub(seen.len() as u64);
+    let doubled = seen.values().filter(|&&n| n > 1).count() as u64;
+    (counts, missing + doubled)
+}
+
+struct View {
+    tty: bool,
+    json: bool,
+    started: Instant,
+    duration: f64,
+    peak: f64,
+    lines: usize,
+}
+
+impl View {
+    fn show(&mut self, r: &CycleReport, workers: usize, produced: u64, kills: u64) {
+        let t = self.started.elapsed().as_secs_f64();
+        let m = &r.metrics;
+        let acted: Vec<String> = r.executed.iter().map(|e| format!("{} ({})", e.kind, e.result)).collect();
+        if !self.tty {
+            // With --json, stdout holds the one JSON document: progress goes to stderr.
+            let line = format!(
+                "t={t:5.1}s load {:5.1}/s health {:.3} {:<8} agents {:>2} workers {:>2} queue {:>4} in-flight {:>3} completed {:>5}{}",
+                load_at(t, self.duration, self.peak),
+                m.health_score,
+                m.health_state.as_str(),
+                m.active_agents,
+                workers,
+                m.work_queue_size,
+                m.in_flight,
+                m.completed,
+                if acted.is_empty() { String::new() } else { format!(" | {}", acted.join("; ")) }
+            );
+            if self.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            return;
+        }
+        let bar = |v: f64, max: f64, width: usize| -> String {
+            let n = ((v / max.max(1e-9)) * width as f64).round().clamp(0.0, width as f64) as usize;
+            format!("{}{}", "█".repeat(n), "·".repeat(width - n))
+        };
+        let mut out = String::new();
+        if self.lines > 0 {
+            out.push_str(&format!("\x1b[{}A", self.lines));
+        }
+        let rows = [
+            format!("steward demo  t={t:5.1}s / {:.0}s   cycle {}   chaos kills {kills}", self.duration, r.cycle_id),
+            format!(
+                "load       {} {:5.1}/s  (produced {produced})",
+                bar(load_at(t, self.duration, self.peak), self.peak, 30),
+                load_at(t, self.duration, self.peak)
+            ),
+            format!("health     {} {:.3} {}", bar(m.health_score, 1.0, 30), m.health_score, m.health_state),
+            format!("agents     {} {} active, {} workers", bar(m.active_agents as f64, 8.0, 30), m.active_agents, workers),
+            format!("queue      {} {} pending, {} in flight", bar(m.work_queue_size as f64, 100.0, 30), m.work_queue_size, m.in_flight),
+            format!("completed  {}  dead-lettered {}", m.completed, m.failed),
+            format!("last       {}", if acted.is_empty() { "no action this cycle".to_owned() } else { acted.join("; ") }),
+        ];
+        for row in &rows {
+            out.push_str("\x1b[2K");
+            out.push_str(row);
+            out.push('\n');
+        }
+        self.lines = rows.len();
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.flush();
+    }
+}
+
+/// Runs the demo.
+///
+/// # Errors
+/// Bad flags (exit 2), a directory that is not a previous demo's, or a
+/// failure to start.
+pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
+    if !(args.duration.is_finite() && (5.0..=3600.0).contains(&args.duration)) {
+        return Err(UsageError(format!("--duration {} must be between 5 and 3600 seconds", args.duration)).into());
+    }
+    if !(args.peak_rate.is_finite() && args.peak_rate > 0.0 && args.peak_rate <= 1000.0) {
+        return Err(UsageError(format!("--peak-rate {} must be above 0 and at most 1000", args.peak_rate)).into());
+    }
+    if !(args.interval.is_finite() && (0.2..=60.0).contains(&args.interval)) {
+        return Err(UsageError(format!("--interval {} must be between 0.2 and 60 seconds", args.interval)).into());
+    }
+    prepare(&args.dir)?;
+    let dir = fs::canonicalize(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
+    let cfg = demo_config(&dir, Duration::from_secs_f64(args.interval));
+    let coordination = cfg.coordination.dir.clone();
+    let ledger = dir.join(".steward").join("duplicates.log");
+    let engine = Engine::new(cfg);
+    let stop = crate::commands::install_stop_handlers()?;
+    let produced = AtomicU64::new(0);
+    let producer_done = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut view =
+        View { tty: !json && std::io::stdout().is_terminal(), json, started, duration: args.duration, peak: args.peak_rate, lines: 0 };
+    if !json {
+        println!(
+            "steward demo in {}: {:.0} s, a burst to {:.0} items/s, workers scaled by the adaptive policy{}.",
+            dir.display(),
+            args.duration,
+            args.peak_rate,
+            if args.chaos { ", a worker SIGKILLed every few seconds" } else { "" }
+        );
+    }
+    let mut summary = DemoSummary {
+        produced: 0,
+        completed: 0,
+        pending: 0,
+        in_flight: 0,
+        dead_lettered: 0,
+        duplicates: 0,
+        max_agents: 0,
+        scale_ups: 0,
+        scale_downs: 0,
+        health_start: f64::NAN,
+        health_end: 0.0,
+        state_end: String::new(),
+        chaos_kills: 0,
+        unaccounted: 0,
+        duration_secs: 0.0,
+        cycles: 0,
+        dir: dir.clone(),
+    };
+    let mut rng = Rng::new(now_ms().unsigned_abs());
+    let mut next_kill = args.interval * 2.0;
+    let drive_result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            produce(&coordination, args.duration, args.peak_rate, &stop, &produced);
+            producer_done.store(true, Ordering::SeqCst);
+        });
+        let opts = DriveOptions {
+            interval: Duration::from_secs_f64(args.interval),
+            max_cycles: 0,
+            dry_run: false,
+            tick_every: Duration::from_millis(100),
+        };
+        let result = drive(&engine, &opts, &stop, |result| {
+            let t = started.elapsed().as_secs_f64();
+            if let Ok(r) = result {
+                let m = &r.metrics;
+                if summary.health_start.is_nan() {
+                    summary.health_start = m.health_score;
+                }
+                summary.health_end = m.health_score;
+                summary.state_end = m.health_state.to_string();
+                summary.max_agents = summary.max_agents.max(m.active_agents);
+                for e in &r.executed {
+                    match DecisionType::from(e.kind.clone()) {
+                        DecisionType::ScaleUp => summary.scale_ups += 1,
+                        DecisionType::ScaleDown => summary.scale_downs += 1,
+                        _ => {}
+                    }
+                }
+                view.show(r, engine.fleet_workers().len(), produced.load(Ordering::SeqCst), summary.chaos_kills);
+                let drained = producer_done.load(Ordering::SeqCst) && m.work_queue_size == 0 && m.in_flight == 0;
+                // Done when the time is up, or once the load is over, the
+                // queue drained and the fleet came back down.
+                if t >= args.duration || (drained && t >= args.duration * 0.75 && summary.scale_downs > 0) {
+                    return Next::Stop;
+                }
+            }
+            if args.chaos && t >= next_kill && t < args.duration * 0.7 {
+                let workers = engine.fleet_workers();
+                if !workers.is_empty() {
+                    let (id, pid) = &workers[(rng.next_u64() % workers.len() as u64) as usize];
+                    if process::kill(*pid, Signal::Kill).is_ok() {
+                        summary.chaos_kills += 1;
+                        tracing::info!(agent = %id, pid, "Chaos: SIGKILL.");
+                    }
+                }
+                next_kill = t + args.interval * 2.0;
+            }
+            Next::Continue
+        });
+        stop.store(true, Ordering::SeqCst);
+        result
+    });
+    // The fleet stops with the demo: SIGTERM, drain, SIGKILL.
+    engine.shutdown();
+    let cycles = drive_result?;
+    // A last cycle requeues what killed workers left claimed, so the
+    // accounting sees every item in exactly one state.
+    let _ = engine.execute(&crate::engine::RunOptions::default());
+    engine.shutdown();
+    summary.cycles = cycles;
+    summary.produced = produced.load(Ordering::SeqCst);
+    let (counts, unaccounted) = account(&coordination, summary.produced);
+    summary.completed = counts.get("completed").copied().unwrap_or(0);
+    summary.pending = counts.get("pending").copied().unwrap_or(0);
+    summary.in_flight = counts.get("in_flight").copied().unwrap_or(0);
+    summary.dead_lettered = counts.get("dead_lettered").copied().unwrap_or(0);
+    summary.unaccounted = unaccounted;
+    summary.duplicates = fs::read_to_string(&ledger).map_or(0, |t| t.lines().filter(|l| l.starts_with("duplicate ")).count() as u64);
+    summary.duration_secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    if summary.health_start.is_nan() {
+        summary.health_start = 0.0;
+    }
+    if json {
+        print_json(&summary);
+    } else {
+        let s = &summary;
+        println!();
+        println!("Summary after {:.1} s and {} cycles:", s.duration_secs, s.cycles);
+        println!(
+            "  produced {} = completed {} + pending {} + in flight {} + dead-lettered {}   (duplicates {}, unaccounted {})",
+            s.produced, s.completed, s.pending, s.in_flight, s.dead_lettered, s.duplicates, s.unaccounted
+        );
+        println!(
+            "  agents up to {}: {} scale-up(s), {} scale-down(s){}",
+            s.max_agents,
+            s.scale_ups,
+            s.scale_downs,
+            if args.chaos { format!(", {} worker(s) killed by chaos", s.chaos_kills) } else { String::new() }
+        );
+        println!("  health {:.3} → {:.3} ({})", s.health_start, s.health_end, s.state_end);
+        println!("  journal: steward --coordination {} --state-dir {} status", coordination.display(), dir.join(".steward").display());
+    }
+    let conserved = summary.produced == summary.completed + summary.pending + summary.in_flight + summary.dead_lettered;
+    Ok(if conserved && summary.duplicates == 0 && summary.unaccounted == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_rises_to_the_peak_and_ends_in_a_drain() {
+        let d = 60.0;
+        assert!((load_at(1.0, d, 20.0) - 2.0).abs() < 1e-9);
+        assert_eq!(load_at(12.0, d, 20.0), 20.0);
+        assert!((load_at(30.0, d, 20.0) - 2.0).abs() < 1e-9);
+        assert_eq!(load_at(40.0, d, 20.0), 0.0);
+        let mut last = 0.0;
+        for i in 0..=60 {
+            let x = load_at(f64::from(i) * 0.1 + 4.8, d, 20.0);
+            assert!(x >= last, "the ramp only rises");
+            last = x;
+        }
+    }
+
+    #[test]
+    fn a_directory_that_is_not_a_demo_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("precious.txt"), "keep").unwrap();
+        assert!(prepare(tmp.path()).is_err());
+        assert!(tmp.path().join("precious.txt").exists());
+        let demo = tmp.path().join("d");
+        prepare(&demo).unwrap();
+        fs::write(demo.join("coordination/work_1.json"), "{}").unwrap();
+        prepare(&demo).unwrap();
+        assert!(!demo.join("coordination/work_1.json").exists(), "a previous demo is replaced");
+    }
+}

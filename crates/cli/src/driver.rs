@@ -1,0 +1,90 @@
+//! The loop's driver: owns scheduling, the target lock, supervisor ticks
+//! between cycles, backoff on failures and graceful stop. Policies own
+//! none of this (STYLE §4: the driver owns scheduling; always requeue).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::engine::{CycleReport, Engine, LockBusy, RunOptions};
+
+/// How the driver runs.
+#[derive(Debug, Clone)]
+pub struct DriveOptions {
+    /// Time between cycles.
+    pub interval: Duration,
+    /// Stop after this many cycles (0 = until stopped).
+    pub max_cycles: u64,
+    /// Decide and journal, touch nothing (no lock either).
+    pub dry_run: bool,
+    /// Time between supervisor ticks (reaping, replacements, drains).
+    pub tick_every: Duration,
+}
+
+/// What the caller wants after a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep going.
+    Continue,
+    /// Stop the loop.
+    Stop,
+}
+
+/// Runs cycles until `stop` is set, `max_cycles` is reached, or `on_cycle`
+/// says stop; ticks the fleet in between. Returns the number of cycles.
+/// The caller stops the fleet afterwards ([`Engine::shutdown`]).
+///
+/// # Errors
+/// Only when the lock cannot be taken at the start; a failing cycle is
+/// logged and retried with backoff (up to 8 intervals), never fatal.
+pub fn drive(
+    engine: &Engine,
+    opts: &DriveOptions,
+    stop: &AtomicBool,
+    mut on_cycle: impl FnMut(&Result<CycleReport>) -> Next,
+) -> Result<u64> {
+    let run = RunOptions { dry_run: opts.dry_run, ..RunOptions::default() };
+    // The loop holds the target for its whole life, so no other executor
+    // acts between its cycles (spec/engine.md: one executor per target).
+    let lock = if opts.dry_run || engine.config.auto.dry_run { None } else { Some(engine.lock()?) };
+    let mut cycles = 0u64;
+    let mut failures = 0u32;
+    let mut next_cycle = Instant::now();
+    let mut next_tick = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_tick {
+            if let Err(e) = engine.tick() {
+                tracing::warn!(error = %crate::error_chain(e.as_ref()), "Fleet tick failed.");
+            }
+            next_tick = now + opts.tick_every;
+        }
+        if now >= next_cycle {
+            let result = match &lock {
+                Some(lock) => engine.execute_locked(&run, lock),
+                None => engine.execute(&run),
+            };
+            match &result {
+                Ok(_) => failures = 0,
+                Err(e) if e.is::<LockBusy>() => tracing::warn!(error = %e, "Cycle skipped."),
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %crate::error_chain(e.as_ref()), consecutive = failures, "Cycle failed.");
+                }
+            }
+            cycles += 1;
+            if on_cycle(&result) == Next::Stop || (opts.max_cycles != 0 && cycles >= opts.max_cycles) {
+                break;
+            }
+            // Back off on repeated failures, up to 8 intervals; always requeue.
+            next_cycle = now + opts.interval.saturating_mul(1 << failures.min(3));
+        }
+        let wake = next_cycle.min(next_tick);
+        let nap = wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
+        if !nap.is_zero() {
+            std::thread::sleep(nap);
+        }
+    }
+    Ok(cycles)
+}

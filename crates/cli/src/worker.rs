@@ -1,0 +1,525 @@
+//! `steward worker`: the built-in worker, following the claim protocol of
+//! spec/coordination.md exactly.
+//!
+//! 1. claim `work_<id>.json` by `rename()` to `claimed_<id>.json` (exactly
+//!    one claimant wins), then rewrite it with `claimed_by`/`claimed_at`
+//!    through a temp file and a rename;
+//! 2. on success publish `completed_<id>.json` (temp file, then `link()`,
+//!    which never replaces an existing record), then remove the claim;
+//! 3. on failure put the item back as `work_<id>.json` with `attempts + 1`,
+//!    or dead-letter it as `failed_<id>.json` at `max_attempts`.
+//!
+//! Before working an item it checks that no completed record exists (a
+//! requeue can race a slow claimant), so an item is completed once. The
+//! agent file carries a heartbeat every `--heartbeat-interval`. SIGTERM or
+//! SIGINT: finish the current item, then exit.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use steward_actuators::coordination::{completion_recorded, write_atomic, CoordinationActuator, ItemOutcome};
+use steward_core::time::format_rfc3339;
+
+use crate::engine::now_ms;
+use crate::UsageError;
+
+/// Flags of `steward worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// This agent's id; its file is agent_<id>.json (or <id>.json when the id starts with "agent_")
+    /// [default: env STEWARD_AGENT_ID, else agent_<pid>]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Simulated time per item: a number of seconds, const:S, exp:MEAN, uniform:A,B or lognormal:MEDIAN,SIGMA
+    #[arg(long, default_value = "0", value_name = "DIST")]
+    pub service_time: String,
+    /// Fraction of simulated items that fail (and are retried or dead-lettered)
+    #[arg(long, default_value_t = 0.0, value_name = "X")]
+    pub fail_rate: f64,
+    /// Run this program per item instead of simulating: the item's JSON on stdin, exit 0 = done.
+    /// Give it last: `steward worker --exec python3 handle.py`
+    #[arg(long, num_args = 1.., value_name = "ARGV", allow_hyphen_values = true)]
+    pub exec: Option<Vec<String>>,
+    /// Seconds allowed per --exec run before it is killed and the item failed
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub exec_timeout: f64,
+    /// Seconds between heartbeats in the agent file
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub heartbeat_interval: f64,
+    /// Attempts before an item is dead-lettered (an item's own max_attempts wins)
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub max_attempts: u32,
+    /// Exit after this many items (0 = no limit)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_items: u64,
+    /// Exit after this many seconds without work (0 = wait for work forever)
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub exit_when_idle: f64,
+    /// Seed of the simulation's random numbers [default: from the id and the clock]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Append a line to FILE for each item this worker finished but found already completed
+    /// (a duplicate execution); used by `steward demo` and tests to prove there are none
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+}
+
+/// Service time distributions for simulated work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServiceTime {
+    /// Always this many seconds.
+    Const(f64),
+    /// Exponential with this mean.
+    Exp(f64),
+    /// Uniform between the two.
+    Uniform(f64, f64),
+    /// Log-normal with this median and shape.
+    LogNormal(f64, f64),
+}
+
+impl std::str::FromStr for ServiceTime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| -> Result<f64, String> {
+            let v: f64 = t.trim().parse().map_err(|_| format!("{t:?} is not a number of seconds"))?;
+            if v.is_finite() && v >= 0.0 && v < 86_400.0 {
+                Ok(v)
+            } else {
+                Err(format!("{v} is out of range (0 to 86400 seconds)"))
+            }
+        };
+        let (kind, args) = s.split_once(':').unwrap_or(("const", s));
+        let parts: Vec<&str> = args.split(',').collect();
+        let t = match (kind, parts.as_slice()) {
+            ("const", [a]) => Self::Const(num(a)?),
+            ("exp", [m]) => Self::Exp(num(m)?),
+            ("uniform", [a, b]) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("uniform:{a},{b} needs the smaller bound first"));
+                }
+                Self::Uniform(a, b)
+            }
+            ("lognormal", [m, s]) => Self::LogNormal(num(m)?, num(s)?),
+            _ => return Err(format!("{s:?} is not a distribution (try 0.2, exp:0.2, uniform:0.1,0.5 or lognormal:0.2,0.5)")),
+        };
+        Ok(t)
+    }
+}
+
+/// A small, fast PRNG (SplitMix64): simulation needs no more.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(f64::MIN_POSITIVE);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+impl ServiceTime {
+    /// One draw, in seconds.
+    pub fn sample(self, rng: &mut Rng) -> f64 {
+        match self {
+            Self::Const(s) => s,
+            Self::Exp(mean) => -mean * (1.0 - rng.unit()).ln(),
+            Self::Uniform(a, b) => a + (b - a) * rng.unit(),
+            Self::LogNormal(median, sigma) => median * (sigma * rng.normal()).exp(),
+        }
+    }
+}
+
+/// The agent file's name for an id.
+pub fn agent_file(id: &str) -> String {
+    if id.starts_with("agent_") {
+        format!("{id}.json")
+    } else {
+        format!("agent_{id}.json")
+    }
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+struct Worker {
+    dir: PathBuf,
+    id: String,
+    act: CoordinationActuator,
+    args: WorkerArgs,
+    service: ServiceTime,
+    rng: Rng,
+    started_at: i64,
+    processed: u64,
+    failures: u64,
+    duplicates: u64,
+    last_beat: Option<Instant>,
+    phase: &'static str,
+}
+
+/// Runs the worker until stopped.
+///
+/// # Errors
+/// Bad flags (exit 2), or the agent file cannot be written.
+pub fn run(dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
+    let service: ServiceTime = args.service_time.parse().map_err(|e: String| UsageError(format!("--service-time: {e}")))?;
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        return Err(UsageError(format!("--fail-rate {} must be between 0 and 1", args.fail_rate)).into());
+    }
+    for (flag, v) in [("--heartbeat-interval", args.heartbeat_interval), ("--exec-timeout", args.exec_timeout)] {
+        if !(v.is_finite() && v > 0.0 && v < 1e7) {
+            return Err(UsageError(format!("{flag} {v} must be a positive number of seconds")).into());
+        }
+    }
+    if !(args.exit_when_idle.is_finite() && args.exit_when_idle >= 0.0) {
+        return Err(UsageError(format!("--exit-when-idle {} must be zero or more seconds", args.exit_when_idle)).into());
+    }
+    if !dir.is_dir() {
+        return Err(UsageError(format!("the coordination directory {} does not exist", dir.display())).into());
+    }
+    let id = args.id.clone().or_else(|| std::env::var("STEWARD_AGENT_ID").ok()).unwrap_or_else(|| format!("agent_{}", std::process::id()));
+    if id.is_empty() || id.contains('/') || id.contains('\0') {
+        return Err(UsageError(format!("--id {id:?} must be a plain name")).into());
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for b in id.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        h ^ now_ms().unsigned_abs() ^ u64::from(std::process::id())
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let mut w = Worker {
+        dir: dir.to_owned(),
+        act: CoordinationActuator::new(dir, args.max_attempts),
+        id,
+        service,
+        rng: Rng::new(seed),
+        started_at: now_ms(),
+        processed: 0,
+        failures: 0,
+        duplicates: 0,
+        last_beat: None,
+        phase: "initialization",
+        args,
+    };
+    w.beat("idle", None, true)?;
+    w.phase = "active";
+    let result = w.work(&stop);
+    // Whatever happened, leave no agent file claiming life: the agent is gone.
+    w.phase = "decommissioning";
+    let _ = fs::remove_file(w.dir.join(agent_file(&w.id)));
+    result?;
+    tracing::info!(agent = %w.id, processed = w.processed, failures = w.failures, duplicates = w.duplicates, "Worker stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Worker {
+    fn beat(&mut self, status: &str, current: Option<&str>, force: bool) -> Result<()> {
+        let every = Duration::from_secs_f64(self.args.heartbeat_interval);
+        if !force && self.last_beat.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        self.last_beat = Some(Instant::now());
+        let body = json!({
+            "id": self.id,
+            "status": status,
+            "heartbeat": format_rfc3339(now_ms()),
+            "started_at": format_rfc3339(self.started_at),
+            "pid": std::process::id(),
+            "capacity": 1,
+            "lifecycle": self.phase,
+            "current_work": current,
+            "processed": self.processed,
+            "failures": self.failures,
+            "duplicates": self.duplicates,
+            "worker": "steward",
+        });
+        let path = self.dir.join(agent_file(&self.id));
+        write_atomic(&self.dir, &path, body.to_string().as_bytes())
+            .with_context(|| format!("writing the agent file {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Names of pending items, rotated by a random offset so workers that
+    /// list at once do not all race for the same first file.
+    fn pending(&mut self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with("work_") && n.ends_with(".json") && n.len() > "work_.json".len())
+            .collect();
+        if !names.is_empty() {
+            let k = (self.rng.next_u64() % names.len() as u64) as usize;
+            names.rotate_left(k);
+        }
+        names
+    }
+
+    fn work(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut idle_since = Instant::now();
+        let mut poll = Duration::from_millis(10);
+        while !stop.load(Ordering::SeqCst) {
+            let names = self.pending();
+            let mut did = false;
+            for name in names {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(id) = name.strip_prefix("work_").and_then(|n| n.strip_suffix(".json")) else { continue };
+                let id = id.to_owned();
+                if self.process(&id)? {
+                    did = true;
+                    if self.args.max_items != 0 && self.processed + self.failures >= self.args.max_items {
+                        return Ok(());
+                    }
+                }
+                self.beat("busy", None, false)?;
+            }
+            if did {
+                idle_since = Instant::now();
+                poll = Duration::from_millis(10);
+                continue;
+            }
+            self.beat("idle", None, false)?;
+            if self.args.exit_when_idle > 0.0 && idle_since.elapsed().as_secs_f64() >= self.args.exit_when_idle {
+                return Ok(());
+            }
+            // Back off gently while idle: 10 ms up to 250 ms between listings.
+            let until = Instant::now() + poll;
+            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5).min(poll));
+            }
+            poll = (poll * 2).min(Duration::from_millis(250));
+        }
+        Ok(())
+    }
+
+    /// Claims and works one item; `Ok(false)` when another agent was faster.
+    fn process(&mut self, id: &str) -> Result<bool> {
+        let work = self.dir.join(format!("work_{id}.json"));
+        let claimed = self.dir.join(format!("claimed_{id}.json"));
+        match fs::rename(&work, &claimed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("claiming {}", work.display())),
+        }
+        // A requeue may have raced a slow claimant that finished after all.
+        if completion_recorded(&self.dir, id) {
+            // Caught before any work was done: a leftover, not a duplicate.
+            let _ = fs::remove_file(&claimed);
+            return Ok(true);
+        }
+        let bytes = fs::read(&claimed).with_context(|| format!("reading {}", claimed.display()))?;
+        let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&bytes) else {
+            // Not an item anyone can work: dead-letter it as it is.
+            let failed = self.dir.join(format!("failed_{id}.json"));
+            if !failed.exists() {
+                fs::rename(&claimed, &failed).with_context(|| format!("dead-lettering {}", claimed.display()))?;
+            }
+            self.failures += 1;
+            return Ok(true);
+        };
+        let now = now_ms();
+        item.insert("claimed_by".into(), self.id.clone().into());
+        item.insert("claimed_at".into(), format_rfc3339(now).into());
+        item.insert("status".into(), "claimed".into());
+        let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the claim")?;
+        write_atomic(&self.dir, &claimed, &body).with_context(|| format!("rewriting {}", claimed.display()))?;
+        self.beat("busy", Some(id), false)?;
+
+        let started = Instant::now();
+        let outcome = self.run_item(&item);
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok(result) => {
+                item.remove("claimed_by");
+                item.remove("claimed_at");
+                item.insert("status".into(), "completed".into());
+                item.insert("agent_id".into(), self.id.clone().into());
+                item.insert("completed_at".into(), format_rfc3339(now_ms()).into());
+                item.insert("duration_ms".into(), duration_ms.into());
+                if let Some(r) = result {
+                    item.insert("result".into(), r);
+                }
+                if self.publish_completion(id, &item)? {
+                    self.processed += 1;
+                } else {
+                    self.duplicates += 1;
+                    self.record_duplicate(id);
+                    tracing::warn!(agent = %self.id, item = %id, "Item was already completed by another agent; kept the first record.");
+                }
+                fs::remove_file(&claimed)
+                    .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                    .with_context(|| format!("removing {}", claimed.display()))?;
+            }
+            Err(why) => {
+                self.failures += 1;
+                match self.act.requeue(id, &why, now_ms()) {
+                    Ok(ItemOutcome::Kept(reason)) => tracing::warn!(agent = %self.id, item = %id, %reason, "Failed item kept in place."),
+                    Ok(_) => {}
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("returning failed item {id}"))),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn record_duplicate(&self, id: &str) {
+        let Some(path) = &self.args.ledger else { return };
+        let line = format!("duplicate {id} {} {}\n", self.id, format_rfc3339(now_ms()));
+        let written = fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
+        }
+    }
+
+    /// Writes the completed record without ever replacing one: a temp file
+    /// hard-linked to its final name. `Ok(false)` if one already existed.
+    fn publish_completion(&self, id: &str, item: &Map<String, Value>) -> Result<bool> {
+        let dest = self.dir.join(format!("completed_{id}.json"));
+        let tmp = self.dir.join(format!(".steward-worker-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
+        let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the completion")?;
+        let written = (|| -> io::Result<bool> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            match fs::hard_link(&tmp, &dest) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        written.with_context(|| format!("writing {}", dest.display()))
+    }
+
+    /// Works one item: `Ok(result)` on success, `Err(reason)` on failure.
+    fn run_item(&mut self, item: &Map<String, Value>) -> Result<Option<Value>, String> {
+        if let Some(argv) = self.args.exec.clone() {
+            return exec_item(&argv, item, Duration::from_secs_f64(self.args.exec_timeout));
+        }
+        let secs = self.service.sample(&mut self.rng);
+        if secs > 0.0 {
+            // Keep the heartbeat going through long items.
+            let until = Instant::now() + Duration::from_secs_f64(secs);
+            while Instant::now() < until {
+                let left = until.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_secs_f64(self.args.heartbeat_interval)));
+                let current = item.get("id").and_then(Value::as_str).map(str::to_owned);
+                let _ = self.beat("busy", current.as_deref(), false);
+            }
+        }
+        if self.args.fail_rate > 0.0 && self.rng.unit() < self.args.fail_rate {
+            return Err("simulated failure".into());
+        }
+        Ok(None)
+    }
+}
+
+/// Runs `argv` with the item on stdin; its stdout (JSON if it parses,
+/// else text) becomes the result.
+fn exec_item(argv: &[String], item: &Map<String, Value>, timeout: Duration) -> Result<Option<Value>, String> {
+    let Some((program, rest)) = argv.split_first() else { return Err("--exec needs a program".into()) };
+    let mut child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let input = serde_json::to_vec(item).unwrap_or_default();
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read its input is fine: ignore EPIPE.
+        let _ = stdin.write_all(&input);
+    }
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.take(1 << 20).read_to_end(&mut out);
+        }
+        out
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{program} did not finish within {} s", timeout.as_secs_f64()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for {program}: {e}")),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(format!("{program} exited with {status}"));
+    }
+    let text = String::from_utf8_lossy(&out).trim().to_owned();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distributions_parse_and_sample_in_range() {
+        let mut rng = Rng::new(7);
+        assert_eq!("0.5".parse::<ServiceTime>(), Ok(ServiceTime::Const(0.5)));
+        let exp: ServiceTime = "exp:0.2".parse().unwrap();
+        let mean = (0..20_000).map(|_| exp.sample(&mut rng)).sum::<f64>() / 20_000.0;
+        assert!((mean - 0.2).abs() < 0.01, "{mean}");
+        let u: ServiceTime = "uniform:1,2".parse().unwrap();
+        assert!((0..1000).map(|_| u.sample(&mut rng)).all(|x| (1.0..2.0).contains(&x)));
+        let ln: ServiceTime = "lognormal:0.2,0.5".parse().unwrap();
+        let mut xs: Vec<f64> = (0..20_001).map(|_| ln.sample(&mut rng)).collect();
+        xs.sort_by(f64::total_cmp);
+        assert!((xs[10_000] - 0.2).abs() < 0.01, "median {}", xs[10_000]);
+        for bad in ["fast", "exp:", "uniform:2,1", "const:-1", "exp:1e9", "weibull:1,2"] {
+            assert!(bad.parse::<ServiceTime>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn agent_file_names() {
+        assert_eq!(agent_file("agent_3"), "agent_3.json");
+        assert_eq!(agent_file("w1"), "agent_w1.json");
+    }
+}
