@@ -90,7 +90,7 @@ impl std::str::FromStr for ServiceTime {
     fn from_str(s: &str) -> Result<Self, String> {
         let num = |t: &str| -> Result<f64, String> {
             let v: f64 = t.trim().parse().map_err(|_| format!("{t:?} is not a number of seconds"))?;
-            if v.is_finite() && v >= 0.0 && v < 86_400.0 {
+            if (0.0..86_400.0).contains(&v) {
                 Ok(v)
             } else {
                 Err(format!("{v} is out of range (0 to 86400 seconds)"))
