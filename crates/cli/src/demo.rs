@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use steward_actuators::coordination::write_atomic;
+use steward_actuators::coordination::{write_atomic_with, Durability};
 use steward_actuators::process::{self, Signal};
 use steward_actuators::SupervisorConfig;
 use steward_core::config::PolicyName;
@@ -182,7 +182,7 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             let id = format!("d{n:06}");
             let body =
                 json!({"id": id, "status": "pending", "priority": "medium", "created": format_rfc3339(now_ms()), "payload": {"n": n}});
-            if write_atomic(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes()).is_ok() {
+            if write_atomic_with(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes(), Durability::Visible).is_ok() {
                 produced.store(n, Ordering::SeqCst);
             }
         }
@@ -191,7 +191,7 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             last_telemetry = secs + 1;
             let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
                 "metrics": {"arrival_rate": load_at(t, duration, peak), "error_rate": 0.02}});
-            let _ = write_atomic(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes());
+            let _ = write_atomic_with(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
-use steward_actuators::coordination::{completion_recorded, write_atomic, CoordinationActuator, ItemOutcome};
+use steward_actuators::coordination::{completion_recorded, write_atomic_with, CoordinationActuator, Durability, ItemOutcome};
 use steward_core::time::format_rfc3339;
 
 use crate::engine::now_ms;
@@ -70,6 +70,10 @@ pub struct WorkerArgs {
     /// (a duplicate execution); used by `steward demo` and tests to prove there are none
     #[arg(long, value_name = "FILE")]
     pub ledger: Option<PathBuf>,
+    /// fsync every claim and completion before it becomes visible (survives a power loss,
+    /// at a large cost in throughput); without it, writes survive any process crash
+    #[arg(long)]
+    pub fsync: bool,
 }
 
 /// Service time distributions for simulated work.
@@ -266,7 +270,7 @@ impl Worker {
             "worker": "steward",
         });
         let path = self.dir.join(agent_file(&self.id));
-        write_atomic(&self.dir, &path, body.to_string().as_bytes())
+        write_atomic_with(&self.dir, &path, body.to_string().as_bytes(), Durability::Visible)
             .with_context(|| format!("writing the agent file {}", path.display()))?;
         Ok(())
     }
@@ -356,7 +360,7 @@ impl Worker {
         item.insert("claimed_at".into(), format_rfc3339(now).into());
         item.insert("status".into(), "claimed".into());
         let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the claim")?;
-        write_atomic(&self.dir, &claimed, &body).with_context(|| format!("rewriting {}", claimed.display()))?;
+        write_atomic_with(&self.dir, &claimed, &body, self.durability()).with_context(|| format!("rewriting {}", claimed.display()))?;
         self.beat("busy", Some(id), false)?;
 
         let started = Instant::now();
@@ -396,6 +400,14 @@ impl Worker {
         Ok(true)
     }
 
+    fn durability(&self) -> Durability {
+        if self.args.fsync {
+            Durability::Flushed
+        } else {
+            Durability::Visible
+        }
+    }
+
     fn record_duplicate(&self, id: &str) {
         let Some(path) = &self.args.ledger else { return };
         let line = format!("duplicate {id} {} {}\n", self.id, format_rfc3339(now_ms()));
@@ -414,6 +426,9 @@ impl Worker {
         let written = (|| -> io::Result<bool> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&body)?;
+            if self.args.fsync {
+                f.sync_all()?;
+            }
             match fs::hard_link(&tmp, &dest) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

@@ -100,18 +100,41 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Act
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How far a write must get before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before the rename (fsync): survives a power loss. For rare,
+    /// important writes: requeues, dead letters, the fleet registry.
+    Flushed,
+    /// Complete for every reader at the rename, in the page cache: survives
+    /// any process being killed, not a power loss. For per-item and
+    /// heartbeat writes, where an fsync each would cost most of the time.
+    Visible,
+}
+
 /// Writes `bytes` to `dest` through a temp file in the same directory and
-/// a rename, so readers never see half a file. The temp name starts with a
-/// dot and so never matches a coordination pattern.
+/// a rename, so readers never see half a file; flushed to disk first.
+/// The temp name starts with a dot and so never matches a coordination
+/// pattern.
 ///
 /// # Errors
 /// Any step of the write failed; the temp file is removed.
 pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), ActuatorError> {
+    write_atomic_with(dir, dest, bytes, Durability::Flushed)
+}
+
+/// [`write_atomic`] with a chosen [`Durability`].
+///
+/// # Errors
+/// Any step of the write failed; the temp file is removed.
+pub fn write_atomic_with(dir: &Path, dest: &Path, bytes: &[u8], durability: Durability) -> Result<(), ActuatorError> {
     let tmp = dir.join(format!(".steward-tmp-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(bytes).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
+        if durability == Durability::Flushed {
+            f.sync_all().map_err(io_err("sync", &tmp))?;
+        }
         fs::rename(&tmp, dest).map_err(io_err("rename into", dest))
     })();
     if result.is_err() {

@@ -31,7 +31,7 @@ use steward_core::time::{format_rfc3339, UnixMs};
 
 pub use config::{AgentFiles, SupervisorConfig};
 
-use crate::coordination::{write_atomic, CoordinationActuator};
+use crate::coordination::{write_atomic, write_atomic_with, CoordinationActuator, Durability};
 use crate::process::{self, Signal};
 use crate::{Actuator, ActuatorError};
 
@@ -417,7 +417,7 @@ impl Supervisor {
             "managed_by": "steward-supervisor",
         });
         let dir = &self.cx.coordination_dir;
-        let _ = write_atomic(dir, &dir.join(format!("{id}.json")), body.to_string().as_bytes());
+        let _ = write_atomic_with(dir, &dir.join(format!("{id}.json")), body.to_string().as_bytes(), Durability::Visible);
     }
 
     /// Stops every worker: SIGTERM, up to `grace` for them to finish their
