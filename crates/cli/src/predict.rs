@@ -1,37 +1,759 @@
 //! Prediction commands: `forecast`, `detect`, `predict`, `tune`, `cost`
-//! (spec/cli.md). Being built (issue 5); this placeholder refuses clearly.
+//! (spec/cli.md, "Prediction and tuning"). The math lives in
+//! `steward_core::predict`; this module reads inputs, calls it, and prints
+//! results. Bad input (a file that does not parse, a bad flag value) is a
+//! `UsageError` (exit 2) that names the file and line.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
-use clap::Subcommand;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use steward_core::history::CycleSummary;
+use steward_core::predict::cost::{self, CostInput, Load, Prices};
+use steward_core::predict::detect::{Detector, DetectorConfig};
+use steward_core::predict::forecast::{self, arrival_rates, Forecast, ForecastConfig};
+use steward_core::predict::maintenance::{self, Limit, MaintenanceConfig, MetricSample};
+use steward_core::predict::series::{self, parse_csv_rows, Duplicates, Series};
+use steward_core::predict::tune;
+use steward_core::time::{format_rfc3339, UnixMs};
+use steward_store::Journal;
 
-use crate::engine::Engine;
+use crate::cli::Format;
+use crate::engine::{now_ms, Engine};
+use crate::output::{print_json, table};
+use crate::UsageError;
 
 /// The prediction commands, flattened into the top-level command list.
 #[derive(Debug, Subcommand)]
 pub enum PredictionCommand {
-    /// Forecast a `timestamp,value` series (not yet available)
-    #[command(hide = true)]
-    Forecast,
+    /// Forecast a `timestamp,value` series, or the queue's arrival rate.
+    ///
+    /// Without --input the series is the arrival rate (items per second)
+    /// between the journal's recorded cycles. Prints the pattern
+    /// (periodic|trending|stable, from seasonal strength and a Mann-Kendall
+    /// test), the season length, the model chosen on a holdout, the forecast
+    /// with 95 % intervals, and a confidence from holdout accuracy and the
+    /// amount of data.
+    Forecast(ForecastArgs),
+    /// Streaming anomaly scores for a `timestamp,value` series.
+    ///
+    /// Writes `timestamp,value,anomaly_score` row for row (score 0..1). Each
+    /// score uses only its row and the rows before it. Rows with a repeated
+    /// timestamp are scored in order (a warning says where) unless --strict.
+    Detect(DetectArgs),
+    /// Predict failures: per component and metric, the trend extrapolated to
+    /// its limit.
+    ///
+    /// Input: --input CSV with the header `timestamp,component,metric,value`,
+    /// else the telemetry records in the coordination directory
+    /// (`telemetry_*.json`: `timestamp`, `metrics` {name: number}; the
+    /// component is `attributes.component`, `attributes.agent_id`,
+    /// `attributes.host` or `name`). Limits: memory 95, disk 95, cpu 95,
+    /// error_rate 0.05 (matched by name), changed with --limit.
+    Predict(PredictArgs),
+    /// Tune: workers from Little's law, a memory split, query-time estimates.
+    ///
+    /// Workers: the arrival rate (--arrival-rate, else the forecast peak of
+    /// the journal's arrival rate over --horizon) times the service time
+    /// (--service-time, else measured from the journal), over the target
+    /// utilization. Memory: --usage CSV with `application_mb` (and optional
+    /// `buffer_mb`) columns and --total-memory-mb. Queries: --queries CSV with
+    /// `rows,bytes,duration_ms`, and --rows/--bytes for the query to estimate.
+    Tune(TuneArgs),
+    /// Cost strategies under a monthly budget and an SLA (p95 queue wait).
+    ///
+    /// The load is the forecast of the journal's arrival rate (or of --input,
+    /// a `timestamp,value` trace of arrivals per row) over --horizon; the
+    /// service time is --service-time or measured from the journal. Prices
+    /// per agent-hour come from --price-on-demand, --price-spot, --price-idle.
+    Cost(CostArgs),
+}
+
+/// `steward forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// Input CSV with a `timestamp,value` header (default: the journal's arrival rate)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// Points to forecast, or a duration such as 60m, 6h, 1d
+    #[arg(long, default_value = "24", value_name = "N|DURATION")]
+    pub horizon: String,
+    /// Probability of the prediction interval
+    #[arg(long, default_value_t = 0.95)]
+    pub interval: f64,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Input CSV with a `timestamp,value` header
+    #[arg(long, value_name = "IN.csv")]
+    pub input: PathBuf,
+    /// Output CSV (`-` for stdout)
+    #[arg(long, value_name = "OUT.csv")]
+    pub output: PathBuf,
+    /// Reject repeated timestamps instead of scoring them in order
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `steward predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// CSV with a `timestamp,component,metric,value` header (default: telemetry in the coordination directory)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// A limit, `metric=value` (rising, e.g. memory_percent=90) or `metric<value` (falling, e.g. free_gb<5); repeatable
+    #[arg(long, value_name = "METRIC=VALUE")]
+    pub limit: Vec<String>,
+    /// Failures further away than this are not predicted [default: predict.horizon, 168 h]
+    #[arg(long, value_name = "HOURS")]
+    pub horizon_hours: Option<f64>,
+    /// Only the last this many hours of each series are fitted [default: predict.window, 72 h]
+    #[arg(long, value_name = "HOURS")]
+    pub window_hours: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Arrival rate to size for, items per second (default: forecast peak from the journal)
+    #[arg(long, value_name = "PER_SEC")]
+    pub arrival_rate: Option<f64>,
+    /// Mean service time per item, seconds (default: measured from the journal)
+    #[arg(long, value_name = "SECS")]
+    pub service_time: Option<f64>,
+    /// Target utilization, 0..1 (default: adaptive.target_utilization)
+    #[arg(long, value_name = "RHO")]
+    pub target_utilization: Option<f64>,
+    /// How far ahead the forecast peak is taken (the agents' start-up time or more)
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub horizon: String,
+    /// Memory usage CSV with `application_mb` and optional `buffer_mb` columns
+    #[arg(long, value_name = "USAGE.csv")]
+    pub usage: Option<PathBuf>,
+    /// Memory to split, MB (with --usage)
+    #[arg(long, value_name = "MB")]
+    pub total_memory_mb: Option<f64>,
+    /// Query history CSV with `rows,bytes,duration_ms` columns
+    #[arg(long, value_name = "QUERIES.csv")]
+    pub queries: Option<PathBuf>,
+    /// Rows of the query to estimate (with --queries)
+    #[arg(long, default_value_t = 0.0)]
+    pub rows: f64,
+    /// Bytes of the query to estimate (with --queries)
+    #[arg(long, default_value_t = 0.0)]
+    pub bytes: f64,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward cost`.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Monthly budget, in the prices' currency
+    #[arg(long, value_name = "X")]
+    pub budget_per_month: f64,
+    /// SLA: the 95th percentile of the queue wait, milliseconds
+    #[arg(long, value_name = "MS")]
+    pub sla_ms: f64,
+    /// Arrival trace, `timestamp,value` with arrivals per row (default: the journal)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// Mean service time per item, seconds (default: measured from the journal)
+    #[arg(long, value_name = "SECS")]
+    pub service_time: Option<f64>,
+    /// Agents running now (default: the journal's mean active agents)
+    #[arg(long, value_name = "N")]
+    pub current_agents: Option<f64>,
+    /// The period the strategies are sized over (a forecast horizon)
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    pub horizon: String,
+    /// Price of an on-demand agent-hour [default: cost.on_demand_per_agent_hour, 0.10]
+    #[arg(long)]
+    pub price_on_demand: Option<f64>,
+    /// Price of a spot agent-hour [default: cost.spot_per_agent_hour, 0.03]
+    #[arg(long)]
+    pub price_spot: Option<f64>,
+    /// Price of an idle (suspended) agent-hour [default: cost.idle_per_agent_hour, 0.01]
+    #[arg(long)]
+    pub price_idle: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 impl PredictionCommand {
     /// The command's name, for the JSON envelope.
     pub fn name(&self) -> &'static str {
-        "forecast"
+        match self {
+            Self::Forecast(_) => "forecast",
+            Self::Detect(_) => "detect",
+            Self::Predict(_) => "predict",
+            Self::Tune(_) => "tune",
+            Self::Cost(_) => "cost",
+        }
     }
 
     /// Whether the command's own flags ask for JSON.
     pub fn wants_json(&self) -> bool {
-        false
+        match self {
+            Self::Forecast(a) => a.format == Format::Json,
+            Self::Detect(_) => false,
+            Self::Predict(a) => a.format == Format::Json,
+            Self::Tune(a) => a.format == Format::Json,
+            Self::Cost(a) => a.format == Format::Json,
+        }
     }
 }
 
 /// Runs a prediction command.
 ///
 /// # Errors
-/// Always, until issue 5 lands.
-pub fn run(_cmd: PredictionCommand, _engine: &Engine, _json: bool) -> Result<ExitCode> {
-    Err(crate::UsageError("forecast is not available in this build".into()).into())
+/// Bad input (exit 2 through `UsageError`) or failures (exit 1).
+pub fn run(cmd: PredictionCommand, engine: &Engine, json: bool) -> Result<ExitCode> {
+    let json = json || cmd.wants_json();
+    match cmd {
+        PredictionCommand::Forecast(a) => run_forecast(&a, engine, json),
+        PredictionCommand::Detect(a) => run_detect(&a),
+        PredictionCommand::Predict(a) => run_predict(&a, engine, json),
+        PredictionCommand::Tune(a) => run_tune(&a, engine, json),
+        PredictionCommand::Cost(a) => run_cost(&a, engine, json),
+    }
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn read_series(path: &Path, duplicates: Duplicates) -> Result<(String, Series)> {
+    let text = read_input(path)?;
+    let series = parse_csv_rows(&text, 2, duplicates).map_err(|e| usage(format!("{}: {e}", path.display())))?.series;
+    Ok((text, series))
+}
+
+/// The journal's cycles, oldest first (empty without a journal).
+fn journal_cycles(engine: &Engine) -> Result<Vec<CycleSummary>> {
+    let path = engine.journal_path();
+    let Some(journal) = Journal::open_existing(&path).with_context(|| format!("opening the journal {}", path.display()))? else {
+        return Ok(Vec::new());
+    };
+    Ok(journal.history(now_ms(), 1_000_000, 0).context("reading the journal's history")?.cycles)
+}
+
+/// `N` points, or a duration converted to points of `step_ms`.
+fn horizon_points(text: &str, step_ms: Option<i64>) -> Result<usize> {
+    if let Ok(n) = text.trim().parse::<usize>() {
+        return if n == 0 { Err(usage("--horizon must be at least 1")) } else { Ok(n) };
+    }
+    let d = steward_core::config::duration::parse(text).map_err(|e| usage(format!("--horizon: {e}")))?;
+    let step = step_ms.filter(|s| *s > 0).ok_or_else(|| usage("--horizon as a duration needs a series with a regular step"))?;
+    let n = (d.as_millis() as f64 / step as f64).ceil() as usize;
+    Ok(n.clamp(1, 1_000_000))
+}
+
+fn forecast_json(f: &Forecast) -> Value {
+    json!({
+        "pattern": f.pattern,
+        "season_length": f.season_length,
+        "model": f.model,
+        "forecast": f.forecast.iter().map(|p| json!({
+            "timestamp": format_rfc3339(p.ts), "value": p.value, "lower": p.lower, "upper": p.upper,
+        })).collect::<Vec<_>>(),
+        "confidence": f.confidence,
+        "diagnostics": f.diagnostics,
+    })
+}
+
+fn run_forecast(a: &ForecastArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+    if !(a.interval > 0.0 && a.interval < 1.0) {
+        return Err(usage(format!("--interval {} must be between 0 and 1", a.interval)));
+    }
+    let (series, source) = match &a.input {
+        Some(p) => (read_series(p, Duplicates::Reject)?.1, p.display().to_string()),
+        None => {
+            let rates = arrival_rates(&journal_cycles(engine)?);
+            if rates.len() < 2 {
+                return Err(usage(format!(
+                    "the journal {} has {} arrival-rate point(s): run the loop for a while, or pass --input",
+                    engine.journal_path().display(),
+                    rates.len()
+                )));
+            }
+            (rates, "journal arrival rate (items/s)".to_owned())
+        }
+    };
+    let horizon = horizon_points(&a.horizon, series.step_ms())?;
+    let cfg = ForecastConfig { interval: a.interval, ..ForecastConfig::default() };
+    let f = forecast::forecast(&series, horizon, &cfg).map_err(|e| usage(e.to_string()))?;
+    if json {
+        print_json(&forecast_json(&f));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "steward forecast: {source}\npattern {} (seasonal strength {:.2}, trend p {:.3}), season {}, model {}, confidence {:.2}\n\n",
+        f.pattern,
+        f.diagnostics.seasonal_strength,
+        f.diagnostics.trend_p_value,
+        f.season_length.map_or("none".to_owned(), |m| m.to_string()),
+        f.model,
+        f.confidence
+    );
+    let rows: Vec<Vec<String>> = f
+        .forecast
+        .iter()
+        .map(|p| vec![format_rfc3339(p.ts), format!("{:.3}", p.value), format!("{:.3}", p.lower), format!("{:.3}", p.upper)])
+        .collect();
+    out.push_str(&table(&["TIMESTAMP", "VALUE", "LOWER", "UPPER"], &rows));
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
+    let text = read_input(&a.input)?;
+    let dup = if a.strict { Duplicates::Reject } else { Duplicates::Keep };
+    let parsed = parse_csv_rows(&text, 2, dup).map_err(|e| usage(format!("{}: {e}", a.input.display())))?;
+    if !parsed.duplicate_lines.is_empty() {
+        let lines: Vec<String> = parsed.duplicate_lines.iter().take(10).map(ToString::to_string).collect();
+        eprintln!(
+            "warning: {}: repeated timestamp on line(s) {} (scored in order; --strict rejects them)",
+            a.input.display(),
+            lines.join(", ")
+        );
+    }
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut out = String::with_capacity(text.len() + parsed.rows.len() * 12);
+    out.push_str("timestamp,value,anomaly_score\n");
+    for (row, (&t, &v)) in parsed.rows.iter().zip(parsed.series.ts.iter().zip(&parsed.series.values)) {
+        let score = detector.update(t, v);
+        let _ = writeln!(out, "{},{},{}", row.timestamp, row.value, score);
+    }
+    if a.output.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes());
+    } else {
+        std::fs::write(&a.output, out).with_context(|| format!("writing {}", a.output.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--limit metric=value` (rising) or `metric<value` (falling).
+fn parse_limit(text: &str) -> Result<(String, Limit)> {
+    let (name, value, rising) = if let Some((n, v)) = text.split_once('<') {
+        (n, v, false)
+    } else if let Some((n, v)) = text.split_once(['=', '>']) {
+        (n, v, true)
+    } else {
+        return Err(usage(format!("--limit {text:?}: expected METRIC=VALUE or METRIC<VALUE")));
+    };
+    let value = series::parse_value(value).ok_or_else(|| usage(format!("--limit {text:?}: {value:?} is not a number")))?;
+    if name.trim().is_empty() {
+        return Err(usage(format!("--limit {text:?}: no metric name")));
+    }
+    Ok((name.trim().to_owned(), Limit { value, rising }))
+}
+
+/// Reads `timestamp,component,metric,value` rows.
+fn parse_metric_csv(path: &Path, text: &str) -> Result<Vec<MetricSample>> {
+    let bad = |msg: String| usage(format!("{}: {msg}", path.display()));
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header `timestamp,component,metric,value`".to_owned()))?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let find = |name: &str| cols.iter().position(|c| c == name).ok_or_else(|| bad(format!("line {hl}: the header has no `{name}` column")));
+    let (it, ic, im, iv) = (find("timestamp")?, find("component")?, find("metric")?, find("value")?);
+    let need = it.max(ic).max(im).max(iv) + 1;
+    let mut out = Vec::new();
+    let mut last_seen: std::collections::HashMap<(String, String), (UnixMs, usize)> = std::collections::HashMap::new();
+    for (line, row) in lines {
+        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
+        if f.len() < need {
+            return Err(bad(format!("line {line}: expected {} fields, found {}", cols.len(), f.len())));
+        }
+        let ts = series::parse_timestamp(f[it]).ok_or_else(|| bad(format!("line {line}: {:?} is not a timestamp", f[it])))?;
+        let value = series::parse_value(f[iv]).ok_or_else(|| bad(format!("line {line}: value {:?} is not a finite number", f[iv])))?;
+        let key = (f[ic].to_owned(), f[im].to_owned());
+        if let Some(&(prev, prev_line)) = last_seen.get(&key) {
+            if ts == prev {
+                return Err(bad(format!(
+                    "line {line}: duplicate timestamp {:?} for {}/{} (also on line {prev_line})",
+                    f[it], key.0, key.1
+                )));
+            }
+            if ts < prev {
+                return Err(bad(format!("line {line}: timestamp {:?} is earlier than line {prev_line}'s for {}/{}", f[it], key.0, key.1)));
+            }
+        }
+        last_seen.insert(key.clone(), (ts, line));
+        out.push(MetricSample { ts, component: key.0, metric: key.1, value });
+    }
+    if out.is_empty() {
+        return Err(bad("no data rows".to_owned()));
+    }
+    Ok(out)
+}
+
+/// Metric samples from the coordination directory's telemetry records.
+fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        warnings.push(format!("{}: cannot read the coordination directory", dir.display()));
+        return (out, warnings);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("telemetry_") && name.ends_with(".json")) {
+            continue;
+        }
+        let parsed: Result<Value, String> = std::fs::read_to_string(entry.path())
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+        let record = match parsed {
+            Ok(v) => v,
+            Err(e) => {
+                warnings.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let ts = record.get("timestamp").and_then(steward_core::time::parse_json_timestamp).or_else(|| {
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            Some(modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+        });
+        let Some(ts) = ts else { continue };
+        let attrs = record.get("attributes");
+        let component = ["component", "agent_id", "agent", "host"]
+            .iter()
+            .find_map(|k| attrs.and_then(|a| a.get(k)).and_then(Value::as_str))
+            .or_else(|| record.get("name").and_then(Value::as_str))
+            .unwrap_or("system")
+            .to_owned();
+        if let Some(metrics) = record.get("metrics").and_then(Value::as_object) {
+            for (metric, v) in metrics {
+                if let Some(value) = v.as_f64().filter(|x| x.is_finite()) {
+                    out.push(MetricSample { ts, component: component.clone(), metric: metric.clone(), value });
+                }
+            }
+        }
+    }
+    (out, warnings)
+}
+
+fn run_predict(a: &PredictArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+    // The predict: section of the config, then the flags.
+    let mut cfg: MaintenanceConfig = engine.config.predict.maintenance();
+    cfg.horizon_hours = a.horizon_hours.unwrap_or(cfg.horizon_hours);
+    cfg.window_hours = a.window_hours.unwrap_or(cfg.window_hours);
+    if !(cfg.horizon_hours.is_finite() && cfg.horizon_hours > 0.0 && cfg.window_hours.is_finite() && cfg.window_hours > 0.0) {
+        return Err(usage("--horizon-hours and --window-hours must be positive"));
+    }
+    for l in &a.limit {
+        let (name, limit) = parse_limit(l)?;
+        cfg.limits.insert(name, limit);
+    }
+    let (samples, warnings, source) = match &a.input {
+        Some(p) => (parse_metric_csv(p, &read_input(p)?)?, Vec::new(), p.display().to_string()),
+        None => {
+            let (s, w) = telemetry_samples(engine.coordination_dir());
+            (s, w, format!("telemetry in {}", engine.coordination_dir().display()))
+        }
+    };
+    let predictions = maintenance::predict(&samples, &cfg);
+    if json {
+        let items: Vec<Value> = predictions
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("last_sample".to_owned(), json!(format_rfc3339(p.last_sample)));
+                }
+                v
+            })
+            .collect();
+        print_json(&json!({"source": source, "predictions": items, "warnings": warnings}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = format!("steward predict: {source}, horizon {} h\n\n", cfg.horizon_hours);
+    if predictions.is_empty() {
+        out.push_str("No series with a limit (memory, disk, cpu, error_rate, or --limit).\n");
+    }
+    let rows: Vec<Vec<String>> = predictions
+        .iter()
+        .map(|p| {
+            vec![
+                p.component.clone(),
+                p.metric.clone(),
+                if p.will_fail { "yes".to_owned() } else { "no".to_owned() },
+                p.time_to_failure_hours.map_or("-".to_owned(), |t| format!("{t:.1}")),
+                format!("{:.2}", p.confidence),
+                p.recommendations.iter().map(|r| format!("{:?}", r.action).to_ascii_lowercase()).collect::<Vec<_>>().join(", "),
+                p.notes.join("; "),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&table(&["COMPONENT", "METRIC", "FAILS", "TTF_H", "CONF", "RECOMMEND", "NOTES"], &rows));
+    }
+    for w in &warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The measured load: arrival rates (items/s) from the journal, and the
+/// service time per item when the journal can tell.
+struct Measured {
+    rates: Series,
+    service_secs: Option<f64>,
+    mean_agents: Option<f64>,
+}
+
+fn measured(engine: &Engine) -> Result<Measured> {
+    let cycles = journal_cycles(engine)?;
+    let mean_agents = (!cycles.is_empty()).then(|| cycles.iter().map(|c| c.active_agents as f64).sum::<f64>() / cycles.len() as f64);
+    Ok(Measured { rates: arrival_rates(&cycles), service_secs: tune::service_secs_from_history(&cycles), mean_agents })
+}
+
+/// Forecast mean and upper bound over `horizon` of a rate series; with too
+/// little data for a model, the measured values themselves.
+fn load_profile(rates: &Series, horizon: &str) -> Result<(Load, String)> {
+    let points = horizon_points(horizon, rates.step_ms())?;
+    if rates.len() >= forecast::MIN_MODEL_POINTS {
+        if let Ok(f) = forecast::forecast(rates, points, &ForecastConfig::default()) {
+            let how = format!("forecast ({}, {} points, confidence {:.2})", f.model, points, f.confidence);
+            return Ok((
+                Load { rate: f.forecast.iter().map(|p| p.value).collect(), upper: f.forecast.iter().map(|p| p.upper).collect() },
+                how,
+            ));
+        }
+    }
+    Ok((
+        Load { rate: rates.values.clone(), upper: rates.values.clone() },
+        format!("measured ({} points, too few for a forecast)", rates.len()),
+    ))
+}
+
+fn run_tune(a: &TuneArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+    let rho = a.target_utilization.unwrap_or(engine.config.adaptive.target_utilization);
+    if !(rho > 0.0 && rho <= 1.0) {
+        return Err(usage(format!("--target-utilization {rho} must be in (0, 1]")));
+    }
+    let mut notes: Vec<String> = Vec::new();
+    let need_journal = a.arrival_rate.is_none() || a.service_time.is_none();
+    let m = if need_journal { Some(measured(engine)?) } else { None };
+    let arrival = match (a.arrival_rate, &m) {
+        (Some(r), _) => Some((r, "--arrival-rate".to_owned())),
+        (None, Some(m)) if m.rates.len() >= 2 => {
+            let (load, how) = load_profile(&m.rates, &a.horizon)?;
+            load.rate
+                .iter()
+                .copied()
+                .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+                .map(|peak| (peak, format!("peak of the {how}")))
+        }
+        _ => None,
+    };
+    let service = a
+        .service_time
+        .map(|s| (s, "--service-time".to_owned()))
+        .or_else(|| m.as_ref()?.service_secs.map(|s| (s, "measured from the journal".to_owned())));
+    let workers = match (arrival, service) {
+        (Some((rate, rate_src)), Some((s, s_src))) => {
+            let plan = tune::workers(rate, s, rho).ok_or_else(|| usage("--arrival-rate must be ≥ 0 and --service-time > 0"))?;
+            Some(json!({"plan": plan, "arrival_source": rate_src, "service_source": s_src}))
+        }
+        _ => {
+            notes.push(
+                "workers: no arrival rate or service time (pass --arrival-rate and --service-time, or run the loop to build a journal)"
+                    .to_owned(),
+            );
+            None
+        }
+    };
+    let memory = match &a.usage {
+        Some(p) => {
+            let total = a.total_memory_mb.ok_or_else(|| usage("--usage needs --total-memory-mb"))?;
+            let (app, buf) = read_usage(p)?;
+            Some(serde_json::to_value(
+                tune::memory_split(total, &app, &buf).ok_or_else(|| usage(format!("{}: no application_mb values", p.display())))?,
+            )?)
+        }
+        None => None,
+    };
+    let query = match &a.queries {
+        Some(p) => {
+            let hist = read_queries(p)?;
+            let model = tune::fit_queries(&hist).ok_or_else(|| usage(format!("{}: at least 3 queries needed", p.display())))?;
+            Some(json!({"rows": a.rows, "bytes": a.bytes, "estimate": tune::estimate_query(&model, a.rows, a.bytes)}))
+        }
+        None => None,
+    };
+    let doc = json!({"workers": workers, "memory": memory, "query": query, "notes": notes});
+    if json {
+        print_json(&doc);
+    } else {
+        let mut out = String::from("steward tune\n");
+        for (k, v) in [("workers", &doc["workers"]), ("memory", &doc["memory"]), ("query", &doc["query"])] {
+            if v.is_null() {
+                continue;
+            }
+            let _ = writeln!(out, "\n{k}:");
+            let lines = v.pointer("/plan/arithmetic").or_else(|| v.get("arithmetic")).and_then(Value::as_array);
+            for l in lines.into_iter().flatten() {
+                let _ = writeln!(out, "  {}", l.as_str().unwrap_or_default());
+            }
+            if let Some(e) = v.get("estimate") {
+                let _ = writeln!(
+                    out,
+                    "  estimate {:.1} ms (95 % ≤ {:.1} ms), confidence {:.2}",
+                    e["duration_ms"].as_f64().unwrap_or(0.0),
+                    e["upper_ms"].as_f64().unwrap_or(0.0),
+                    e["confidence"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+        for n in &notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        print!("{out}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Numeric columns of a CSV by header name, with line-numbered errors.
+fn read_columns(path: &Path, wanted: &[&str], required: &[&str]) -> Result<Vec<Vec<f64>>> {
+    let text = read_input(path)?;
+    let bad = |msg: String| usage(format!("{}: {msg}", path.display()));
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header".to_owned()))?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    for r in required {
+        if !cols.iter().any(|c| c == r) {
+            return Err(bad(format!("line {hl}: the header has no `{r}` column")));
+        }
+    }
+    let idx: Vec<Option<usize>> = wanted.iter().map(|w| cols.iter().position(|c| c == w)).collect();
+    let mut out = vec![Vec::new(); wanted.len()];
+    for (line, row) in lines {
+        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
+        for (k, i) in idx.iter().enumerate() {
+            if let Some(i) = *i {
+                let field = f.get(i).ok_or_else(|| bad(format!("line {line}: missing field `{}`", wanted[k])))?;
+                out[k].push(
+                    series::parse_value(field)
+                        .ok_or_else(|| bad(format!("line {line}: {}: {field:?} is not a finite number", wanted[k])))?,
+                );
+            }
+        }
+    }
+    if out.first().is_none_or(Vec::is_empty) {
+        return Err(bad("no data rows".to_owned()));
+    }
+    Ok(out)
+}
+
+fn read_usage(path: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut cols = read_columns(path, &["application_mb", "buffer_mb"], &["application_mb"])?;
+    let buf = cols.pop().unwrap_or_default();
+    Ok((cols.pop().unwrap_or_default(), buf))
+}
+
+fn read_queries(path: &Path) -> Result<Vec<tune::QuerySample>> {
+    let cols = read_columns(path, &["duration_ms", "rows", "bytes"], &["duration_ms"])?;
+    let n = cols[0].len();
+    let get = |k: usize, i: usize| cols.get(k).and_then(|c| c.get(i)).copied().unwrap_or(0.0);
+    Ok((0..n).map(|i| tune::QuerySample { duration_ms: get(0, i), rows: get(1, i), bytes: get(2, i) }).collect())
+}
+
+fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+    if !(a.budget_per_month >= 0.0 && a.sla_ms > 0.0) {
+        return Err(usage("--budget-per-month must be ≥ 0 and --sla-ms > 0"));
+    }
+    let c = &engine.config.cost;
+    let prices = Prices {
+        on_demand: a.price_on_demand.unwrap_or(c.on_demand_per_agent_hour),
+        spot: a.price_spot.unwrap_or(c.spot_per_agent_hour),
+        idle: a.price_idle.unwrap_or(c.idle_per_agent_hour),
+    };
+    if [prices.on_demand, prices.spot, prices.idle].iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
+        return Err(usage("prices must be non-negative numbers"));
+    }
+    let m = measured(engine)?;
+    let (rates, source) = match &a.input {
+        Some(p) => {
+            let (_, s) = read_series(p, Duplicates::Reject)?;
+            let step_s = s.step_ms().unwrap_or(1000).max(1) as f64 / 1000.0;
+            let per_sec = Series { ts: s.ts.clone(), values: s.values.iter().map(|v| v / step_s).collect() };
+            (per_sec, p.display().to_string())
+        }
+        None => (m.rates.clone(), format!("journal {}", engine.journal_path().display())),
+    };
+    if rates.len() < 2 {
+        return Err(usage(format!("{source}: fewer than 2 arrival-rate points: run the loop for a while, or pass --input")));
+    }
+    let service_secs = a
+        .service_time
+        .or(m.service_secs)
+        .ok_or_else(|| usage("no service time: pass --service-time (the journal has no completions to measure it)"))?;
+    if service_secs.is_nan() || service_secs <= 0.0 {
+        return Err(usage("--service-time must be positive"));
+    }
+    let (load, how) = load_profile(&rates, &a.horizon)?;
+    let current_agents = a.current_agents.or(m.mean_agents).unwrap_or(0.0);
+    let input = CostInput { load, service_secs, current_agents, budget_per_month: a.budget_per_month, sla_ms: a.sla_ms, prices };
+    let strategies = cost::strategies(&input);
+    let recommended = strategies.iter().find(|s| s.meets_sla && s.within_budget).map(|s| s.name.clone());
+    let mut notes = Vec::new();
+    if recommended.is_none() {
+        notes.push("no strategy meets both the SLA and the budget: raise the budget or relax the SLA".to_owned());
+    }
+    if json {
+        print_json(&json!({
+            "budget_per_month": a.budget_per_month, "sla_ms": a.sla_ms, "prices": prices,
+            "load": {"source": source, "profile": how, "peak_per_sec": input.load.upper.iter().copied().fold(0.0, f64::max)},
+            "service_secs": service_secs, "current_agents": current_agents,
+            "strategies": strategies, "recommended": recommended, "notes": notes,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "steward cost: load from {source}, {how}; service {service_secs:.3} s; SLA p95 wait ≤ {} ms; budget {}/month\n\n",
+        a.sla_ms, a.budget_per_month
+    );
+    for s in &strategies {
+        let _ = writeln!(
+            out,
+            "{}{}: {:.2}/month, saves {:.2}; SLA {}, budget {}\n  {}",
+            s.name,
+            if Some(&s.name) == recommended.as_ref() { " (recommended)" } else { "" },
+            s.monthly_cost,
+            s.savings_per_month,
+            if s.meets_sla { "met" } else { "NOT met" },
+            if s.within_budget { "within" } else { "over" },
+            s.description
+        );
+        for l in &s.arithmetic {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+    for n in &notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }

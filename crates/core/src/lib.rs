@@ -17,6 +17,7 @@ pub mod guard;
 pub mod health;
 pub mod history;
 pub mod policy;
+pub mod predict;
 pub mod snapshot;
 pub mod time;
 

@@ -1,0 +1,591 @@
+//! Workload forecasting: put the series on a regular grid, detect seasons,
+//! state the pattern, choose a model on a holdout, forecast with intervals.
+//!
+//! - **Grid.** The step is the median gap; points are placed on it, gaps
+//!   become missing points that the model steps over without an update.
+//! - **Pattern.** `periodic` when a season is found ([`super::season`]) and
+//!   the seasonal strength `F_s = max(0, 1 − Var(R) / Var(S + R))` of a
+//!   classical additive decomposition is at least [`PERIODIC_STRENGTH`]
+//!   (Wang, Smith and Hyndman, 2006); else `trending` when the Mann-Kendall
+//!   test on block means of the deseasonalized series rejects "no trend" at
+//!   [`TREND_P_VALUE`] and Sen's slope moves the level by at least
+//!   [`TREND_MIN_SDS`] residual standard deviations over the series; else
+//!   `stable`.
+//! - **Model.** Candidates: simple exponential smoothing, a damped trend
+//!   when the series trends, one season, two seasons (e.g. day and week).
+//!   Each is fitted on all but a holdout (the last quarter at most), scored
+//!   by the mean absolute error of forecasts from rolling origins in the
+//!   holdout, and the best is refitted on everything. Short series fall back
+//!   to the naive forecast (last value); a constant series to a constant.
+//! - **Confidence.** `data × skill`: skill = `max(0, 1 − MASE/2)` with the
+//!   holdout MASE (scaled by the in-sample naive error), data =
+//!   `min(1, cycles / 4)` (cycles of the season seen, or points / 20
+//!   without a season). Not a constant: it falls with error and with data.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::ets::{self, Spec};
+use super::season::{self, Seasons};
+use super::series::Series;
+use super::stats::{block_means, mann_kendall, mean, sen_slope, variance};
+use crate::history::CycleSummary;
+use crate::time::UnixMs;
+
+/// Seasonal strength from which a seasonal series is `periodic`.
+pub const PERIODIC_STRENGTH: f64 = 0.4;
+/// Mann-Kendall p-value below which a series may be `trending`.
+pub const TREND_P_VALUE: f64 = 0.05;
+/// Minimum change over the series, in residual standard deviations, for `trending`.
+pub const TREND_MIN_SDS: f64 = 1.0;
+/// Fewer points than this get the naive forecast.
+pub const MIN_MODEL_POINTS: usize = 10;
+/// At most this many grid points per input point (irregular timestamps
+/// with huge gaps are then treated as evenly spaced instead).
+const MAX_GRID_EXPANSION: usize = 4;
+
+/// Why a forecast could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ForecastError {
+    /// Fewer than two points.
+    #[error("a forecast needs at least 2 points, got {0}")]
+    TooShort(usize),
+    /// A horizon of zero.
+    #[error("the horizon must be at least one point")]
+    ZeroHorizon,
+}
+
+/// The shape of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// A clear season.
+    Periodic,
+    /// A significant monotonic trend.
+    Trending,
+    /// Neither.
+    Stable,
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Periodic => "periodic",
+            Self::Trending => "trending",
+            Self::Stable => "stable",
+        })
+    }
+}
+
+/// How to forecast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastConfig {
+    /// Probability of the prediction interval (0.95 = 95 %).
+    pub interval: f64,
+    /// Clamp forecasts and bounds at 0 when the series never went negative
+    /// (counts and rates).
+    pub non_negative: bool,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        Self { interval: 0.95, non_negative: true }
+    }
+}
+
+/// One forecast point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ForecastPoint {
+    /// When.
+    pub ts: UnixMs,
+    /// Point forecast.
+    pub value: f64,
+    /// Lower bound of the prediction interval.
+    pub lower: f64,
+    /// Upper bound of the prediction interval.
+    pub upper: f64,
+}
+
+/// The statistics behind the pattern and the confidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostics {
+    /// Points on the regular grid (missing ones included).
+    pub grid_points: usize,
+    /// Missing grid points (gaps).
+    pub missing_points: usize,
+    /// The grid step in seconds.
+    pub step_secs: f64,
+    /// Autocorrelation at the primary season.
+    pub season_acf: f64,
+    /// A second, longer season, if any.
+    pub secondary_season: Option<usize>,
+    /// Seasonal strength `F_s` (0..1).
+    pub seasonal_strength: f64,
+    /// Mann-Kendall p-value of the deseasonalized block means.
+    pub trend_p_value: f64,
+    /// Sen's slope of the deseasonalized series, per point.
+    pub trend_slope_per_point: f64,
+    /// Holdout MAE of the chosen model (None when there was no holdout).
+    pub holdout_mae: Option<f64>,
+    /// Holdout MASE of the chosen model.
+    pub holdout_mase: Option<f64>,
+    /// Each candidate model and its holdout MAE.
+    pub candidates: Vec<(String, f64)>,
+}
+
+/// A forecast (spec/cli.md: `pattern`, `season_length`, `model`, `forecast`, `confidence`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// periodic, trending or stable.
+    pub pattern: Pattern,
+    /// The primary season in points, if any.
+    pub season_length: Option<usize>,
+    /// The model used.
+    pub model: String,
+    /// The forecast points.
+    pub forecast: Vec<ForecastPoint>,
+    /// 0..1, from holdout accuracy and the amount of data.
+    pub confidence: f64,
+    /// How the above was decided.
+    pub diagnostics: Diagnostics,
+}
+
+/// A series on a regular grid: NaN marks a missing point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    /// Timestamp of the first point.
+    pub start: UnixMs,
+    /// Step between points.
+    pub step_ms: i64,
+    /// Values (NaN = missing).
+    pub values: Vec<f64>,
+}
+
+impl Grid {
+    /// Places a series on the grid of its median step; points falling on
+    /// the same slot are averaged. With very irregular timestamps (the grid
+    /// would be much longer than the series) the points are taken as evenly
+    /// spaced at the median step.
+    pub fn from_series(s: &Series) -> Option<Self> {
+        let step = s.step_ms()?.max(1);
+        let (&t0, &t1) = (s.ts.first()?, s.ts.last()?);
+        let slots = ((t1 - t0) as f64 / step as f64).round() as usize + 1;
+        if slots > MAX_GRID_EXPANSION * s.len() {
+            return Some(Self { start: t0, step_ms: step, values: s.values.clone() });
+        }
+        let mut sum = vec![0.0; slots];
+        let mut cnt = vec![0u32; slots];
+        for (&t, &v) in s.ts.iter().zip(&s.values) {
+            let i = (((t - t0) as f64 / step as f64).round() as usize).min(slots - 1);
+            sum[i] += v;
+            cnt[i] += 1;
+        }
+        let values = sum.iter().zip(&cnt).map(|(s, &c)| if c > 0 { s / f64::from(c) } else { f64::NAN }).collect();
+        Some(Self { start: t0, step_ms: step, values })
+    }
+
+    /// The timestamp of the point after the last one, `j` steps on (j ≥ 1).
+    pub fn ts_after(&self, j: usize) -> UnixMs {
+        self.start + self.step_ms * (self.values.len() - 1 + j) as i64
+    }
+}
+
+/// Linear interpolation over missing points (ends take the nearest value).
+pub fn fill_gaps(y: &[f64]) -> Vec<f64> {
+    let mut out = y.to_vec();
+    let known: Vec<usize> = (0..y.len()).filter(|&i| y[i].is_finite()).collect();
+    let (Some(&first), Some(&last)) = (known.first(), known.last()) else {
+        return vec![0.0; y.len()];
+    };
+    for v in &mut out[..first] {
+        *v = y[first];
+    }
+    for v in &mut out[last..] {
+        *v = y[last];
+    }
+    for w in known.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for (i, slot) in out.iter_mut().enumerate().take(b).skip(a + 1) {
+            *slot = y[a] + (y[b] - y[a]) * (i - a) as f64 / (b - a) as f64;
+        }
+    }
+    out
+}
+
+/// A classical additive decomposition's seasonal component (position
+/// means of the series minus its centred moving average), repeated over
+/// the series, and the seasonal strength.
+pub fn seasonal_component(y: &[f64], m: usize) -> (Vec<f64>, f64) {
+    let n = y.len();
+    if m < 2 || n < 2 * m {
+        return (vec![0.0; n], 0.0);
+    }
+    // Centred moving average of order m (2×m when m is even).
+    let half = m / 2;
+    let mut trend = vec![f64::NAN; n];
+    let mut prefix = vec![0.0; n + 1];
+    for i in 0..n {
+        prefix[i + 1] = prefix[i] + y[i];
+    }
+    for (i, t) in trend.iter_mut().enumerate().take(n - half).skip(half) {
+        *t = if m % 2 == 1 {
+            (prefix[i + half + 1] - prefix[i - half]) / m as f64
+        } else {
+            let inner = prefix[i + half] - prefix[i + 1 - half];
+            (inner + 0.5 * (y[i - half] + y[i + half])) / m as f64
+        };
+    }
+    let mut sum = vec![0.0; m];
+    let mut cnt = vec![0usize; m];
+    for i in 0..n {
+        if trend[i].is_finite() {
+            sum[i % m] += y[i] - trend[i];
+            cnt[i % m] += 1;
+        }
+    }
+    let mut pos: Vec<f64> = sum.iter().zip(&cnt).map(|(s, &c)| if c > 0 { s / c as f64 } else { 0.0 }).collect();
+    let pm = mean(&pos);
+    pos.iter_mut().for_each(|v| *v -= pm);
+    let seasonal: Vec<f64> = (0..n).map(|i| pos[i % m]).collect();
+    let detrended: Vec<f64> = (0..n).filter(|&i| trend[i].is_finite()).map(|i| y[i] - trend[i]).collect();
+    let remainder: Vec<f64> = (0..n).filter(|&i| trend[i].is_finite()).map(|i| y[i] - trend[i] - seasonal[i]).collect();
+    let vd = variance(&detrended);
+    let strength = if vd > 0.0 { (1.0 - variance(&remainder) / vd).max(0.0) } else { 0.0 };
+    (seasonal, strength)
+}
+
+/// The pattern statistics of a gap-filled series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PatternStats {
+    /// Seasons found.
+    pub seasons: Seasons,
+    /// Seasonal strength at the primary season.
+    pub seasonal_strength: f64,
+    /// Mann-Kendall p-value.
+    pub trend_p_value: f64,
+    /// Sen's slope per point.
+    pub slope_per_point: f64,
+    /// The decision.
+    pub pattern: Pattern,
+}
+
+/// Decides the pattern of a gap-filled series (see the module doc).
+pub fn pattern_of(y: &[f64]) -> PatternStats {
+    pattern_of_step(y, None)
+}
+
+/// [`pattern_of`] knowing the sampling step (calendar periods preferred).
+pub fn pattern_of_step(y: &[f64], step_ms: Option<i64>) -> PatternStats {
+    let seasons = season::detect_with_step(y, step_ms);
+    let m = seasons.primary.unwrap_or(0);
+    let (seasonal, strength) = if m > 0 { seasonal_component(y, m) } else { (vec![0.0; y.len()], 0.0) };
+    let deseason: Vec<f64> = y.iter().zip(&seasonal).map(|(v, s)| v - s).collect();
+    let n = y.len();
+    let block = if m > 0 && n / m >= 6 { m } else { (n / 40).max(1) };
+    let blocks = block_means(&deseason, block);
+    // Sen's slope is quadratic: at most 400 blocks.
+    let blocks = if blocks.len() > 400 { block_means(&blocks, blocks.len().div_ceil(400)) } else { blocks };
+    let per_block = (n as f64 / blocks.len().max(1) as f64).max(1.0);
+    let mk = mann_kendall(&blocks);
+    let p = mk.map_or(1.0, |m| m.p_value);
+    let slope = sen_slope(&blocks).unwrap_or(0.0) / per_block;
+    // Residual spread around the Sen line.
+    let mid = (n as f64 - 1.0) / 2.0;
+    let centre = mean(&deseason);
+    let resid: Vec<f64> = deseason.iter().enumerate().map(|(i, v)| v - centre - slope * (i as f64 - mid)).collect();
+    let sd = variance(&resid).sqrt();
+    let pattern = if m > 0 && strength >= PERIODIC_STRENGTH {
+        Pattern::Periodic
+    } else if p < TREND_P_VALUE && (slope * n as f64).abs() >= TREND_MIN_SDS * sd && slope != 0.0 {
+        Pattern::Trending
+    } else {
+        Pattern::Stable
+    };
+    PatternStats { seasons, seasonal_strength: strength, trend_p_value: p, slope_per_point: slope, pattern }
+}
+
+/// Mean absolute error of forecasts of `h` steps from rolling origins
+/// through `test`, after fitting on `train`. `None` if the spec cannot be fitted.
+fn holdout_mae(spec: Spec, train: &[f64], test: &[f64], h: usize) -> Option<f64> {
+    let mut model = ets::fit(spec, train)?;
+    let stride = (h / 2).max(1);
+    let (mut sum, mut cnt) = (0.0, 0usize);
+    let mut origin = 0;
+    while origin < test.len() {
+        let f = model.forecast(h.min(test.len() - origin), 0.5);
+        for (j, (mean, _, _)) in f.iter().enumerate() {
+            let actual = test[origin + j];
+            if actual.is_finite() {
+                sum += (actual - mean).abs();
+                cnt += 1;
+            }
+        }
+        let next = (origin + stride).min(test.len());
+        model.update(&test[origin..next]);
+        origin = next;
+    }
+    (cnt > 0).then(|| sum / cnt as f64)
+}
+
+/// In-sample mean absolute error of the (seasonal, lag m) naive forecast.
+pub fn naive_scale(y: &[f64], m: usize) -> f64 {
+    let m = m.max(1);
+    let d: Vec<f64> = y.windows(m + 1).map(|w| (w[m] - w[0]).abs()).filter(|v| v.is_finite()).collect();
+    mean(&d)
+}
+
+/// The model chosen for a series, fitted on all of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// The model, refitted on the whole series (None if none could be fitted).
+    pub model: Option<ets::Model>,
+    /// Holdout MAE of the chosen model.
+    pub holdout_mae: Option<f64>,
+    /// The in-sample naive MAE that scales the holdout MAE into a MASE.
+    pub scale: f64,
+    /// Each candidate and its holdout MAE.
+    pub candidates: Vec<(String, f64)>,
+}
+
+/// Chooses among the candidate models (see the module doc) on a holdout
+/// at the horizon (up to one season), then refits the winner on all of
+/// `y` (NaN = missing; `filled` is `y` with gaps interpolated).
+pub fn fit_best(y: &[f64], filled: &[f64], horizon: usize, stats: &PatternStats) -> Fitted {
+    let n = y.len();
+    let m1 = stats.seasons.primary.unwrap_or(0);
+    let m2 = stats.seasons.secondary.unwrap_or(0);
+    let trending = stats.pattern == Pattern::Trending;
+    let plain = Spec { trend: false, m1: 0, m2: 0, ar: false };
+    let mut specs = vec![plain];
+    if trending {
+        specs.push(Spec { trend: true, ..plain });
+    }
+    if m1 > 0 {
+        for ar in [false, true] {
+            specs.push(Spec { m1, ar, ..plain });
+            if trending {
+                specs.push(Spec { trend: true, m1, ar, ..plain });
+            }
+            if m2 > 0 {
+                specs.push(Spec { m1, m2, ar, ..plain });
+            }
+        }
+    }
+    // Holdout: the last quarter at most, else two horizons, two primary
+    // seasons or one secondary season, whichever is longest.
+    let h_eval = horizon.min(if m1 > 0 { m1 } else { horizon }).max(1);
+    let hold = (n / 4).min((2 * h_eval).max(2 * m1).max(m2)).max(1);
+    let (train, test) = y.split_at(n - hold);
+    let scale = naive_scale(&filled[..n - hold], 1).max(f64::MIN_POSITIVE);
+    let mut best: Option<(Spec, f64)> = None;
+    let mut candidates = Vec::new();
+    for spec in specs {
+        if let Some(mae) = holdout_mae(spec, train, test, h_eval) {
+            candidates.push((spec.name(), mae));
+            if best.is_none_or(|(_, b)| mae < b) {
+                best = Some((spec, mae));
+            }
+        }
+    }
+    let chosen = best.map_or(plain, |(s, _)| s);
+    let model = ets::fit(chosen, y).or_else(|| ets::fit(plain, y));
+    Fitted { model, holdout_mae: best.map(|(_, m)| m), scale, candidates }
+}
+
+/// Forecasts `horizon` points after the series (see the module doc).
+///
+/// # Errors
+/// [`ForecastError`] for fewer than 2 points or a zero horizon.
+pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result<Forecast, ForecastError> {
+    if series.len() < 2 {
+        return Err(ForecastError::TooShort(series.len()));
+    }
+    if horizon == 0 {
+        return Err(ForecastError::ZeroHorizon);
+    }
+    let grid = Grid::from_series(series).ok_or(ForecastError::TooShort(series.len()))?;
+    let y = &grid.values;
+    let n = y.len();
+    let filled = fill_gaps(y);
+    let stats = pattern_of_step(&filled, Some(grid.step_ms));
+    let non_negative = cfg.non_negative && series.values.iter().all(|v| *v >= 0.0);
+    let mut diagnostics = Diagnostics {
+        grid_points: n,
+        missing_points: y.iter().filter(|v| !v.is_finite()).count(),
+        step_secs: grid.step_ms as f64 / 1000.0,
+        season_acf: stats.seasons.primary_acf,
+        secondary_season: stats.seasons.secondary,
+        seasonal_strength: stats.seasonal_strength,
+        trend_p_value: stats.trend_p_value,
+        trend_slope_per_point: stats.slope_per_point,
+        holdout_mae: None,
+        holdout_mase: None,
+        candidates: Vec::new(),
+    };
+    let finish = |points: Vec<(f64, f64, f64)>, model: String, confidence: f64, diagnostics: Diagnostics| {
+        let forecast = points
+            .into_iter()
+            .enumerate()
+            .map(|(j, (v, lo, hi))| {
+                let clamp = |x: f64| if non_negative { x.max(0.0) } else { x };
+                ForecastPoint { ts: grid.ts_after(j + 1), value: clamp(v), lower: clamp(lo), upper: clamp(hi) }
+            })
+            .collect();
+        Forecast {
+            pattern: stats.pattern,
+            season_length: stats.seasons.primary,
+            model,
+            forecast,
+            confidence: confidence.clamp(0.0, 1.0),
+            diagnostics,
+        }
+    };
+    let known: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
+    let last = known.last().copied().unwrap_or(0.0);
+    if variance(&known) <= f64::EPSILON * (1.0 + last * last) {
+        let data = (known.len() as f64 / 20.0).min(1.0);
+        return Ok(finish(vec![(last, last, last); horizon], "constant".to_owned(), data, diagnostics));
+    }
+    if n < MIN_MODEL_POINTS {
+        // Naive: the last value, with the spread of successive changes growing as a random walk.
+        let diffs: Vec<f64> = known.windows(2).map(|w| w[1] - w[0]).collect();
+        let sd = (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len().max(1) as f64).sqrt();
+        let z = super::stats::normal_quantile(0.5 + cfg.interval / 2.0);
+        let pts = (1..=horizon).map(|j| (last, last - z * sd * (j as f64).sqrt(), last + z * sd * (j as f64).sqrt())).collect();
+        let data = n as f64 / 20.0;
+        return Ok(finish(pts, "naive".to_owned(), 0.5 * data, diagnostics));
+    }
+    let fitted = fit_best(y, &filled, horizon, &stats);
+    diagnostics.candidates = fitted.candidates.clone();
+    let Some(model) = fitted.model else {
+        let pts = vec![(last, last, last); horizon];
+        return Ok(finish(pts, "naive".to_owned(), 0.0, diagnostics));
+    };
+    let m1 = stats.seasons.primary.unwrap_or(0);
+    let best = fitted.holdout_mae.map(|mae| ((), mae));
+    let scale = fitted.scale;
+    let mase = best.map(|(_, mae)| mae / scale);
+    diagnostics.holdout_mae = best.map(|(_, mae)| mae);
+    diagnostics.holdout_mase = mase;
+    let cycles = if m1 > 0 { n as f64 / m1 as f64 } else { n as f64 / 20.0 };
+    let data = (cycles / 4.0).min(1.0);
+    let skill = mase.map_or(0.0, |m| (1.0 - m / 2.0).max(0.0));
+    Ok(finish(model.forecast(horizon, cfg.interval), model.spec.name(), data * skill, diagnostics))
+}
+
+/// The forecast peak within a lead time, for scaling ahead of load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Peak {
+    /// The highest point forecast within the lead time.
+    pub value: f64,
+    /// The upper bound of the interval at that point.
+    pub upper: f64,
+    /// When it is expected.
+    pub at: UnixMs,
+    /// The forecast's confidence.
+    pub confidence: f64,
+    /// The forecast's pattern.
+    pub pattern: Pattern,
+}
+
+/// The forecast peak of a rate within `lead_ms` after the last point (e.g.
+/// the agents' start-up time), so the adaptive policy can scale up before
+/// it. `None` when the history cannot support a forecast (fewer than
+/// [`MIN_MODEL_POINTS`] points, or a lead shorter than one step); a
+/// forecast alone must never scale down, so callers only compare it upwards.
+pub fn peak_within(ts: &[UnixMs], values: &[f64], lead_ms: i64) -> Option<Peak> {
+    let series = Series::new(ts.to_vec(), values.to_vec())?;
+    if series.len() < MIN_MODEL_POINTS || lead_ms <= 0 {
+        return None;
+    }
+    let step = series.step_ms()?.max(1);
+    // A lead shorter than one step sees no forecast point before capacity
+    // would be ready anyway.
+    let horizon = usize::try_from(lead_ms.div_euclid(step)).ok()?.min(10_000);
+    if horizon == 0 {
+        return None;
+    }
+    let f = forecast(&series, horizon, &ForecastConfig::default()).ok()?;
+    // The first of equal highs: the earliest time the peak is reached.
+    let p = f.forecast.iter().reduce(|best, p| if p.value > best.value { p } else { best })?;
+    Some(Peak { value: p.value, upper: p.upper, at: p.ts, confidence: f.confidence, pattern: f.pattern })
+}
+
+/// The arrival rate (items per second) between consecutive journal cycles:
+/// the growth of everything ever seen (pending + in flight + completed +
+/// dead-lettered) over the time between them, stamped at the later cycle.
+/// Intervals where the count went backwards (records archived) are skipped.
+pub fn arrival_rates(cycles: &[CycleSummary]) -> Series {
+    let seen = |c: &CycleSummary| c.work_queue_size + c.in_flight + c.completed + c.failed;
+    let mut out = Series::default();
+    for w in cycles.windows(2) {
+        let dt = (w[1].ts - w[0].ts) as f64 / 1000.0;
+        if dt <= 0.0 {
+            continue;
+        }
+        if let Some(d) = seen(&w[1]).checked_sub(seen(&w[0])) {
+            out.ts.push(w[1].ts);
+            out.values.push(d as f64 / dt);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f64], step_ms: i64) -> Series {
+        Series::new((0..values.len() as i64).map(|i| 1_000_000 + i * step_ms).collect(), values.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_season_is_periodic_and_forecast() {
+        let v: Vec<f64> =
+            (0..24 * 14).map(|i| 50.0 + 30.0 * ((i % 24) as f64 * std::f64::consts::TAU / 24.0).sin() + (i % 7) as f64 * 0.3).collect();
+        let f = forecast(&series(&v, 3_600_000), 24, &ForecastConfig::default()).unwrap();
+        assert_eq!(f.pattern, Pattern::Periodic);
+        assert_eq!(f.season_length, Some(24));
+        assert_eq!(f.forecast.len(), 24);
+        assert!(f.confidence > 0.7, "{f:?}");
+        assert_eq!(f.forecast[0].ts, 1_000_000 + 24 * 14 * 3_600_000);
+    }
+
+    fn noise(i: usize) -> f64 {
+        let mut h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 31;
+        h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h ^= h >> 29;
+        (h % 1000) as f64 / 100.0 - 5.0
+    }
+
+    #[test]
+    fn a_line_is_trending_and_a_constant_is_stable() {
+        let v: Vec<f64> = (0..200).map(|i| i as f64 * 2.0 + noise(i)).collect();
+        let f = forecast(&series(&v, 60_000), 10, &ForecastConfig::default()).unwrap();
+        assert_eq!(f.pattern, Pattern::Trending);
+        assert!(f.forecast[9].value > 400.0, "{:?}", f.forecast[9]);
+        let c = forecast(&series(&[5.0; 30], 60_000), 3, &ForecastConfig::default()).unwrap();
+        assert_eq!((c.pattern, c.model.as_str(), c.forecast[2].value), (Pattern::Stable, "constant", 5.0));
+    }
+
+    #[test]
+    fn short_series_fall_back_to_naive() {
+        let f = forecast(&series(&[1.0, 3.0, 2.0], 60_000), 2, &ForecastConfig::default()).unwrap();
+        assert_eq!(f.model, "naive");
+        assert_eq!(f.forecast[1].value, 2.0);
+        assert!(f.confidence < 0.2);
+        assert_eq!(forecast(&series(&[1.0], 60_000), 2, &ForecastConfig::default()), Err(ForecastError::TooShort(1)));
+    }
+
+    #[test]
+    fn peak_within_lead_time() {
+        // A daily cycle at 5-minute steps, last point just before the rise.
+        let v: Vec<f64> = (0..288 * 4 + 100).map(|i| if (i % 288) >= 108 && (i % 288) < 200 { 10.0 } else { 2.0 }).collect();
+        let ts: Vec<i64> = (0..v.len() as i64).map(|i| i * 300_000).collect();
+        assert!(peak_within(&ts, &v, 15 * 60_000).unwrap().value < 3.0, "the rise is 45 minutes away");
+        let p = peak_within(&ts, &v, 60 * 60_000).unwrap();
+        assert!(p.value > 8.0 && p.at == ts[ts.len() - 1] + 9 * 300_000, "{p:?}");
+        assert!(peak_within(&ts[..5], &v[..5], 60_000).is_none());
+    }
+}
