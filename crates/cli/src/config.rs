@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use steward_actuators::{CommandConfig, SupervisorConfig, WebhookConfig};
-use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue};
+use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue, PredictConfig};
 use steward_sources::CoordinationConfig;
 
 /// The example config, with every key, its default and its meaning.
@@ -42,6 +42,58 @@ pub struct Config {
     /// What carries out scale and restart decisions.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// Failure prediction from agent metrics.
+    #[serde(default)]
+    pub predict: PredictConfig,
+    /// Prices for `steward cost`.
+    #[serde(default)]
+    pub cost: CostConfig,
+}
+
+/// The `cost:` section: what agents cost, for `steward cost`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// Price of an on-demand agent-hour. Default 0.10.
+    #[serde(default = "default_on_demand")]
+    pub on_demand_per_agent_hour: f64,
+    /// Price of a spot (interruptible) agent-hour. Default 0.03.
+    #[serde(default = "default_spot")]
+    pub spot_per_agent_hour: f64,
+    /// Price of an idle (scaled-to-standby) agent-hour. Default 0.01.
+    #[serde(default = "default_idle")]
+    pub idle_per_agent_hour: f64,
+}
+
+fn default_on_demand() -> f64 {
+    0.10
+}
+fn default_spot() -> f64 {
+    0.03
+}
+fn default_idle() -> f64 {
+    0.01
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        Self { on_demand_per_agent_hour: default_on_demand(), spot_per_agent_hour: default_spot(), idle_per_agent_hour: default_idle() }
+    }
+}
+
+impl CostConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        for (key, v) in [
+            ("on_demand_per_agent_hour", self.on_demand_per_agent_hour),
+            ("spot_per_agent_hour", self.spot_per_agent_hour),
+            ("idle_per_agent_hour", self.idle_per_agent_hour),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(InvalidValue { key: format!("cost.{key}"), message: format!("must be a price of zero or more, got {v}") });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `fleet:` section: the actuator for scale and restart decisions,
@@ -77,6 +129,7 @@ impl Config {
             liveness: self.coordination.liveness(),
             auto: self.auto.clone(),
             adaptive: self.adaptive.clone(),
+            predict: self.predict.clone(),
         }
     }
 
@@ -96,6 +149,8 @@ impl Config {
         self.health.validate()?;
         self.auto.validate()?;
         self.adaptive.validate()?;
+        self.predict.validate()?;
+        self.cost.validate()?;
         match &self.fleet {
             FleetConfig::None => Ok(()),
             FleetConfig::Supervisor(c) => c.validate(),

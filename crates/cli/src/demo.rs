@@ -191,7 +191,8 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             last_telemetry = secs + 1;
             let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
                 "metrics": {"arrival_rate": load_at(t, duration, peak), "error_rate": 0.02}});
-            let _ = write_atomic_with(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
+            let _ =
+                write_atomic_with(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -18,7 +18,7 @@ use steward_actuators::{Actuator, CommandActuator, CoordinationActuator, Supervi
 use steward_core::config::EngineConfig;
 use steward_core::decision::{Action, Decision, Outcome, OutcomeResult};
 use steward_core::guard::{self, GuardContext, Guarded, Verdict};
-use steward_core::history::History;
+use steward_core::history::{History, Sample};
 use steward_core::policy::{self, Policy};
 use steward_core::snapshot::Snapshot;
 use steward_core::time::{format_rfc3339, UnixMs};
@@ -27,6 +27,9 @@ use steward_sources::{CoordinationSource, Source};
 use steward_store::{CycleStart, Journal, VerdictRecord, JOURNAL_FILE};
 
 use crate::config::{Config, FleetConfig};
+
+/// Most metric readings loaded for failure prediction per cycle.
+const MAX_SAMPLES: usize = 200_000;
 
 /// The lock file's name inside the coordination directory.
 pub const LOCK_FILE: &str = ".steward.lock";
@@ -302,7 +305,13 @@ impl Engine {
         let a = &self.engine.auto;
         let window = a.scale_down_window.max(a.breaker_cooldown).max(a.scale_up_cooldown);
         let cycles = (self.engine.adaptive.rate_window as usize + 1).max(64);
-        j.history(now, cycles, i64::try_from(window.as_millis()).unwrap_or(i64::MAX)).context("reading the journal's history")
+        let mut history =
+            j.history(now, cycles, i64::try_from(window.as_millis()).unwrap_or(i64::MAX)).context("reading the journal's history")?;
+        if self.engine.predict.act {
+            let since = now.saturating_sub(i64::try_from(self.engine.predict.window.as_millis()).unwrap_or(i64::MAX));
+            history.samples = j.samples(since, MAX_SAMPLES).context("reading metric history")?;
+        }
+        Ok(history)
     }
 
     /// Snapshot and analysis, touching nothing. Reads the journal's history
@@ -402,11 +411,29 @@ impl Engine {
             anyhow::bail!("internal: a cycle that acts needs the target lock");
         }
         let started = Instant::now();
-        let journal_guard = self.journal()?;
-        let Some(journal) = journal_guard.as_ref() else { anyhow::bail!("internal: the journal is not open") };
+        let mut journal_guard = self.journal()?;
+        let Some(journal) = journal_guard.as_mut() else { anyhow::bail!("internal: the journal is not open") };
         let now = now_ms();
-        let history = self.history(Some(journal), now)?;
+        let mut history = self.history(Some(journal), now)?;
         let snapshot = self.source.snapshot(now)?;
+        // Agents' readings join the history now (the planner sees them this
+        // cycle) and the journal (later cycles see the trend).
+        let samples: Vec<Sample> = snapshot
+            .agents
+            .iter()
+            .flat_map(|a| {
+                a.metrics.iter().map(|(metric, value)| Sample {
+                    ts: a.last_seen.unwrap_or(now),
+                    component: a.id.clone(),
+                    metric: metric.clone(),
+                    value: *value,
+                })
+            })
+            .collect();
+        if !dry_run {
+            journal.record_samples(&samples).context("journaling agent metrics")?;
+        }
+        history.samples.extend(samples);
         tracing::info!(
             dir = %self.coordination_dir().display(),
             agents = snapshot.agents.len(),

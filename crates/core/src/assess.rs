@@ -70,6 +70,8 @@ pub struct Assessment {
     pub leftover: Vec<String>,
     /// Everything that could not be read, plus gaps in the data.
     pub warnings: Vec<SourceWarning>,
+    /// Ids of every agent record, alive or not.
+    pub agent_ids: Vec<String>,
 }
 
 const INACTIVE_STATUSES: [&str; 3] = ["failed", "stopped", "decommissioned"];
@@ -167,6 +169,7 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
         stale,
         leftover,
         warnings: snapshot.warnings.clone(),
+        agent_ids: snapshot.agents.iter().map(|a| a.id.clone()).collect(),
     }
 }
 

@@ -312,6 +312,20 @@ pub struct AdaptiveConfig {
     /// Cycles of history used to estimate arrival and service rates. Default 10.
     #[serde(default = "default_rate_window")]
     pub rate_window: u32,
+    /// How long a new agent takes to start serving: the forecast looks this
+    /// far ahead, so capacity is there when a predicted peak arrives. Default 30s.
+    #[serde(default = "default_startup_time", with = "duration")]
+    pub startup_time: Duration,
+    /// Scale up ahead of a forecast peak of arrivals (never down on a forecast alone). Default true.
+    #[serde(default = "default_true")]
+    pub forecast: bool,
+}
+
+fn default_startup_time() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
 }
 
 fn default_target_per_agent() -> f64 {
@@ -338,6 +352,8 @@ impl Default for AdaptiveConfig {
             tolerance: default_tolerance(),
             drain_time: default_drain_time(),
             rate_window: default_rate_window(),
+            startup_time: default_startup_time(),
+            forecast: true,
         }
     }
 }
@@ -373,6 +389,89 @@ pub struct EngineConfig {
     pub auto: AutoConfig,
     /// Adaptive policy sizing.
     pub adaptive: AdaptiveConfig,
+    /// Failure prediction limits.
+    pub predict: PredictConfig,
+}
+
+/// A metric's failure limit in config.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// The value at which the metric means failure.
+    pub value: f64,
+    /// Failure is reaching it from below (memory, disk); false for metrics that fail by falling. Default true.
+    #[serde(default = "default_true")]
+    pub rising: bool,
+}
+
+/// The `predict:` section: predictive maintenance from agent metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictConfig {
+    /// Failure limits by metric name (an agent file's `metrics` object); a
+    /// metric not listed is matched by the kind its name contains.
+    /// Default: memory 95, disk 95, cpu 95, error_rate 0.05 (all rising).
+    #[serde(default = "default_limits")]
+    pub limits: std::collections::BTreeMap<String, LimitConfig>,
+    /// A failure further away than this is not acted on. Default 7d.
+    #[serde(default = "default_horizon", with = "duration")]
+    pub horizon: Duration,
+    /// Only this much recent history is fitted. Default 72h.
+    #[serde(default = "default_window", with = "duration")]
+    pub window: Duration,
+    /// Turn predicted failures into decisions in the adaptive policy. Default true.
+    #[serde(default = "default_true")]
+    pub act: bool,
+}
+
+fn default_limits() -> std::collections::BTreeMap<String, LimitConfig> {
+    [("memory", 95.0), ("disk", 95.0), ("cpu", 95.0), ("error_rate", 0.05)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), LimitConfig { value: v, rising: true }))
+        .collect()
+}
+fn default_horizon() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_window() -> Duration {
+    Duration::from_secs(72 * 3600)
+}
+
+impl Default for PredictConfig {
+    fn default() -> Self {
+        Self { limits: default_limits(), horizon: default_horizon(), window: default_window(), act: true }
+    }
+}
+
+impl PredictConfig {
+    /// Checks ranges.
+    ///
+    /// # Errors
+    /// The first key whose value is out of range.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        for (name, l) in &self.limits {
+            if !l.value.is_finite() {
+                return Err(invalid(&format!("predict.limits.{name}"), "must be a finite number"));
+            }
+        }
+        if self.horizon.is_zero() || self.window.is_zero() {
+            return Err(invalid("predict.horizon", "horizon and window must be above zero"));
+        }
+        Ok(())
+    }
+
+    /// The maintenance model's config.
+    pub fn maintenance(&self) -> crate::predict::maintenance::MaintenanceConfig {
+        crate::predict::maintenance::MaintenanceConfig {
+            limits: self
+                .limits
+                .iter()
+                .map(|(k, l)| (k.clone(), crate::predict::maintenance::Limit { value: l.value, rising: l.rising }))
+                .collect(),
+            horizon_hours: self.horizon.as_secs_f64() / 3600.0,
+            window_hours: self.window.as_secs_f64() / 3600.0,
+        }
+    }
 }
 
 /// Durations in config: a number of seconds, or text with a unit

@@ -38,6 +38,19 @@ pub struct ActionRecord {
     pub scale: Option<(u32, u32)>,
 }
 
+/// One reading of a component's metric, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When.
+    pub ts: UnixMs,
+    /// The component (an agent id).
+    pub component: String,
+    /// The metric (e.g. `memory_percent`).
+    pub metric: String,
+    /// The reading.
+    pub value: f64,
+}
+
 /// Recent history, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -45,6 +58,9 @@ pub struct History {
     pub cycles: Vec<CycleSummary>,
     /// Recent decision outcomes, oldest first.
     pub actions: Vec<ActionRecord>,
+    /// Recent metric readings of components, oldest first.
+    #[serde(default)]
+    pub samples: Vec<Sample>,
 }
 
 impl History {

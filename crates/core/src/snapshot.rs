@@ -61,6 +61,9 @@ pub struct AgentRecord {
     pub capacity: u32,
     /// When the agent began (`started_at` or `created`), for display only.
     pub started_at: Option<UnixMs>,
+    /// Numeric readings the agent reports in its `metrics` object
+    /// (e.g. `memory_percent`), kept in the journal for failure prediction.
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Where an agent's last sign of life was read from.

@@ -1,10 +1,12 @@
 //! The `adaptive` policy: load-proportional sizing with a tolerance band
 //! and bounds, restarts, requeues, and confidence from the data.
 
+use std::time::Duration;
 use steward_core::config::EngineConfig;
 use steward_core::decision::{Action, DecisionType};
 use steward_core::history::{CycleSummary, History};
 use steward_core::policy::{Adaptive, Policy};
+
 use steward_core::snapshot::{AgentRecord, ClaimRecord, Snapshot, SourceWarning};
 use steward_core::Analysis;
 
@@ -68,7 +70,7 @@ fn steady_busy(n: i64, step: i64, rate: f64, agents: u64, busy: u64, queue: u64,
             recommended_agents: None,
         })
         .collect();
-    History { cycles, actions: vec![] }
+    History { cycles, ..Default::default() }
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn bounds_hold_in_the_recommendation() {
                 recommended_agents: None,
             })
             .collect(),
-        actions: vec![],
+        ..Default::default()
     };
     let a = run(&snap(4, 0, 0), &idle);
     assert_eq!(scale_of(&a).map(|s| (s.0, s.2)), Some((DecisionType::ScaleDown, 1)), "min_agents");
@@ -269,4 +271,96 @@ fn deterministic_given_the_same_inputs() {
     let h = steady(4, 30, 2.0, 3, 40, 10_000);
     assert_eq!(run(&s, &h), run(&s, &h));
     assert_eq!(Adaptive.name(), "adaptive");
+}
+
+/// A history whose arrivals follow a daily-like cycle of `period` cycles:
+/// low, with a burst of 10/s in the last three cycles of each period.
+fn periodic(n: usize, period: usize, dt: i64) -> (History, u64) {
+    let mut seen = 0u64;
+    let mut cycles = Vec::new();
+    for i in 0..n {
+        let rate = if i % period >= period - 3 { 10.0 } else { 2.0 };
+        seen += (rate * dt as f64) as u64;
+        cycles.push(CycleSummary {
+            ts: NOW - (n - i) as i64 * dt * 1000,
+            work_queue_size: 0,
+            in_flight: 2,
+            completed: seen,
+            failed: 0,
+            active_agents: 3,
+            recommended_agents: None,
+        });
+    }
+    (History { cycles, ..Default::default() }, seen)
+}
+
+#[test]
+fn the_forecast_scales_up_ahead_of_a_predicted_peak_and_never_down() {
+    let (dt, period) = (60_i64, 12_usize);
+    // Just before a burst: the last cycle of history is period - 4.
+    let (history, seen) = periodic(period * 8 - 3, period, dt);
+    let now_snapshot = snap_busy(3, 2, 0, seen + 2 * dt as u64);
+    let sized = |forecast: bool, startup: u64| {
+        let mut cfg = EngineConfig::default();
+        cfg.adaptive.forecast = forecast;
+        cfg.adaptive.startup_time = Duration::from_secs(startup);
+        cfg.auto.max_agents = 50;
+        let a = steward_core::analyze(&now_snapshot, &history, &cfg, &Adaptive, "c", NOW);
+        (a.recommended_agents.unwrap(), a.decisions)
+    };
+    let (without, _) = sized(false, 180);
+    let (ahead, decisions) = sized(true, 180);
+    assert!(ahead > without, "a peak within startup_time adds capacity ahead: {without} -> {ahead}");
+    let d = decisions.iter().find(|d| matches!(d.action, Action::Scale { .. })).unwrap();
+    assert!(d.rationale.contains("forecast peak"), "{}", d.rationale);
+    // A lead time too short to reach the burst changes nothing...
+    assert_eq!(sized(true, 30).0, without);
+    // ...and in the middle of a burst, with a trough ahead, the forecast never lowers the need.
+    let (history, seen) = periodic(period * 8 - 1, period, dt);
+    let s = snap_busy(3, 2, 0, seen + 10 * dt as u64);
+    let mut cfg = EngineConfig::default();
+    cfg.auto.max_agents = 50;
+    let on = steward_core::analyze(&s, &history, &cfg, &Adaptive, "c", NOW).recommended_agents;
+    cfg.adaptive.forecast = false;
+    assert_eq!(steward_core::analyze(&s, &history, &cfg, &Adaptive, "c", NOW).recommended_agents, on);
+}
+
+#[test]
+fn a_predicted_memory_leak_becomes_a_restart_decision() {
+    use steward_core::history::Sample;
+    let mut s = snap(2, 0, 0);
+    // agent a1 leaks: memory up 1 %/h from 50 %, 30 h of readings every 30
+    // min, so it is near 80 % now and 95 % about 15 h from now.
+    let samples: Vec<Sample> = (0..60)
+        .map(|i| {
+            let noise = [0.3, -0.2, 0.1, -0.4, 0.2][i % 5];
+            Sample {
+                ts: NOW - (60 - i as i64) * 1_800_000,
+                component: "a1".into(),
+                metric: "memory_percent".into(),
+                value: 50.0 + i as f64 * 0.5 + noise,
+            }
+        })
+        .chain((0..60).map(|i| Sample {
+            ts: NOW - (60 - i as i64) * 1_800_000,
+            component: "a0".into(),
+            metric: "memory_percent".into(),
+            value: 40.0 + [0.3, -0.2, 0.1][i % 3],
+        }))
+        .collect();
+    s.agents[1].metrics.insert("memory_percent".into(), 80.0);
+    let history = History { samples, ..Default::default() };
+    let a = run(&s, &history);
+    let restarts: Vec<_> = a.decisions.iter().filter(|d| d.kind == DecisionType::Restart).collect();
+    assert_eq!(restarts.len(), 1, "{:#?}", a.decisions);
+    let d = restarts[0];
+    assert_eq!(d.action, Action::Restart { agents: vec!["a1".into()] });
+    assert!(d.confidence > 0.7, "{}", d.confidence);
+    let ttf = d.parameters["time_to_failure_hours"].as_f64().unwrap();
+    assert!((14.0..=17.0).contains(&ttf), "{ttf}: {}", d.rationale);
+    // With predict.act off, nothing is proposed.
+    let mut cfg = EngineConfig::default();
+    cfg.predict.act = false;
+    let a = steward_core::analyze(&s, &history, &cfg, &Adaptive, "c", NOW);
+    assert!(a.decisions.iter().all(|d| d.kind != DecisionType::Restart));
 }

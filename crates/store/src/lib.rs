@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use steward_core::assess::Metrics;
 use steward_core::decision::{Action, Decision, DecisionType, Outcome, OutcomeResult};
-use steward_core::history::{ActionRecord, CycleSummary, History};
+use steward_core::history::{ActionRecord, CycleSummary, History, Sample};
 use steward_core::time::{format_rfc3339, UnixMs};
 
 /// Journal failures.
@@ -65,7 +65,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -119,6 +119,13 @@ CREATE TABLE IF NOT EXISTS events (
     decision_id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TABLE IF NOT EXISTS samples (
+    ts INTEGER NOT NULL,
+    component TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
 ";
 
 /// The journal's file name inside the state directory.
@@ -400,7 +407,44 @@ impl Journal {
                 })
             })
             .collect();
-        Ok(History { cycles, actions })
+        Ok(History { cycles, actions, samples: Vec::new() })
+    }
+
+    /// Records components' metric readings (one transaction).
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn record_samples(&mut self, samples: &[Sample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(sql("recording samples"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO samples (ts, component, metric, value) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sql("recording samples"))?;
+            for s in samples {
+                stmt.execute(params![s.ts, s.component, s.metric, s.value]).map_err(sql("recording samples"))?;
+            }
+        }
+        tx.commit().map_err(sql("recording samples"))
+    }
+
+    /// Readings since `since`, oldest first, at most `limit` (the newest).
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn samples(&self, since: UnixMs, limit: usize) -> Result<Vec<Sample>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT ts, component, metric, value FROM (SELECT rowid, * FROM samples WHERE ts >= ?1 ORDER BY ts DESC, rowid DESC LIMIT ?2) ORDER BY ts ASC, rowid ASC")
+            .map_err(sql("reading samples"))?;
+        let rows = stmt
+            .query_map(params![since, limit as i64], |r| {
+                Ok(Sample { ts: r.get(0)?, component: r.get(1)?, metric: r.get(2)?, value: r.get(3)? })
+            })
+            .map_err(sql("reading samples"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("reading samples"))
     }
 
     /// The most recent decisions with their outcomes, newest first.

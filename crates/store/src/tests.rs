@@ -120,3 +120,15 @@ fn events_are_kept_in_order_and_a_v1_journal_gains_the_table() {
     assert_eq!(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["crashed", "started"]);
     assert_eq!(e[0].decision_id.as_deref(), Some("d1"));
 }
+
+#[test]
+fn samples_come_back_in_order_within_the_window_and_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&tmp.path().join(JOURNAL_FILE)).unwrap();
+    let s = |ts: i64, v: f64| Sample { ts, component: "agent_1".into(), metric: "memory_percent".into(), value: v };
+    j.record_samples(&[s(1000, 50.0), s(2000, 51.0), s(3000, 52.0), s(4000, 53.0)]).unwrap();
+    let got = j.samples(2000, 10).unwrap();
+    assert_eq!(got.iter().map(|x| x.ts).collect::<Vec<_>>(), [2000, 3000, 4000]);
+    let newest = j.samples(0, 2).unwrap();
+    assert_eq!(newest.iter().map(|x| x.value).collect::<Vec<_>>(), [52.0, 53.0]);
+}

@@ -181,6 +181,25 @@ impl Policy for Adaptive {
             );
         }
 
+        // Predicted failures become decisions (a restart already proposed
+        // for the same agent is not proposed twice).
+        let agent_ids: Vec<String> = a.agent_ids.clone();
+        for p in maintenance_proposals(a, history, &agent_ids, cfg) {
+            let duplicate = match (
+                &p.action,
+                out.iter().find_map(|q: &Proposal| match &q.action {
+                    Action::Restart { agents } => Some(agents.clone()),
+                    _ => None,
+                }),
+            ) {
+                (Action::Restart { agents }, Some(already)) => agents.iter().all(|x| already.contains(x)),
+                _ => false,
+            };
+            if !duplicate {
+                out.push(p);
+            }
+        }
+
         let sizing = size_fleet(a, history, cfg);
         let current = agents_u32(m.active_agents);
         if let Some(p) = sizing.proposal(current, cfg, penalty) {
@@ -248,6 +267,21 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
             (need, format!("{backlog} items queued or in flight at {} per agent need {:.2} agents (no service rate measured yet, so no scale-down)", ad.target_per_agent, backlog / ad.target_per_agent))
         }
     };
+    // Scale up ahead of a forecast peak: capacity takes startup_time to
+    // arrive. The forecast only ever raises the need, never lowers it.
+    let (raw, basis) = match (rates, ad.forecast) {
+        (Some(r), true) => match forecast_need(history, &current, r, m.work_queue_size as f64, cfg) {
+            Some((need, peak)) if need > raw => (
+                need,
+                format!(
+                    "{basis}; the forecast peak of {peak:.3}/s within startup_time {:.0} s needs {need:.2}",
+                    ad.startup_time.as_secs_f64()
+                ),
+            ),
+            _ => (raw, basis),
+        },
+        _ => (raw, basis),
+    };
     // A hair below the integer still needs it; float noise above it does not.
     let mut desired = if raw.is_finite() { (raw - 1e-9).ceil().max(0.0).min(f64::from(u32::MAX)) as u32 } else { cfg.auto.max_agents };
     let active = agents_u32(m.active_agents);
@@ -257,6 +291,98 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     }
     desired = desired.clamp(cfg.auto.min_agents, cfg.auto.max_agents);
     Sizing { desired, raw, basis, rates }
+}
+
+/// The agents a forecast peak of arrivals within `startup_time` needs,
+/// with that peak; `None` without enough history for a forecast.
+fn forecast_need(history: &History, current: &CycleSummary, r: Rates, queue: f64, cfg: &EngineConfig) -> Option<(f64, f64)> {
+    let mut cycles: Vec<CycleSummary> = history.cycles.iter().filter(|c| c.ts < current.ts).cloned().collect();
+    cycles.push(current.clone());
+    let series = crate::predict::forecast::arrival_rates(&cycles);
+    let lead = i64::try_from(cfg.adaptive.startup_time.as_millis()).unwrap_or(i64::MAX);
+    let peak = crate::predict::forecast::peak_within(&series.ts, &series.values, lead)?;
+    if !(peak.value.is_finite() && peak.value > r.arrival_per_sec) {
+        return None;
+    }
+    let drain = cfg.adaptive.drain_time.as_secs_f64();
+    let need = (peak.value + queue / drain) / (r.service_per_agent_sec * cfg.adaptive.target_utilization);
+    Some((need, peak.value))
+}
+
+/// Decisions for predicted failures: the first concrete recommendation of
+/// each prediction that will fail within the horizon, with the
+/// prediction's confidence. Restarts of known agents are real actions;
+/// the rest (drain, add capacity, investigate) are advice for a human.
+pub fn maintenance_proposals(a: &Assessment, history: &History, agents: &[String], cfg: &EngineConfig) -> Vec<Proposal> {
+    use crate::predict::maintenance::{self, MaintenanceAction, MetricSample, Urgency};
+    if !cfg.predict.act || history.samples.is_empty() {
+        return Vec::new();
+    }
+    let since = a.taken_at - i64::try_from(cfg.predict.window.as_millis()).unwrap_or(i64::MAX);
+    let samples: Vec<MetricSample> = history
+        .samples
+        .iter()
+        .filter(|s| s.ts >= since && s.ts <= a.taken_at)
+        .map(|s| MetricSample { ts: s.ts, component: s.component.clone(), metric: s.metric.clone(), value: s.value })
+        .collect();
+    let mut out = Vec::new();
+    for p in maintenance::predict(&samples, &cfg.predict.maintenance()) {
+        if !p.will_fail {
+            continue;
+        }
+        let Some(rec) = p.recommendations.iter().find(|r| r.action != MaintenanceAction::Investigate).or(p.recommendations.first()) else {
+            continue;
+        };
+        let priority = match rec.urgency {
+            Urgency::Critical => 9,
+            Urgency::High => 7,
+            Urgency::Medium => 5,
+            Urgency::Low => 3,
+        };
+        let ttf = p.time_to_failure_hours.unwrap_or(0.0);
+        let rationale = format!("{} (trend over {} readings, R² {:.2}).", rec.reason.trim_end_matches('.'), p.points, p.r2.unwrap_or(0.0));
+        let proposal = match rec.action {
+            MaintenanceAction::Restart if agents.contains(&p.component) => Proposal::new(
+                DecisionType::Restart,
+                priority,
+                p.confidence,
+                Action::Restart { agents: vec![p.component.clone()] },
+                format!("Restart {} before {} reaches {}", p.component, p.metric, p.limit),
+                rationale,
+            ),
+            action => {
+                let name = match action {
+                    MaintenanceAction::Restart => "restart",
+                    MaintenanceAction::Drain => "drain",
+                    MaintenanceAction::AddCapacity => "add_capacity",
+                    MaintenanceAction::Investigate => "investigate",
+                };
+                Proposal::new(
+                    DecisionType::Custom(format!("predict_{name}")),
+                    priority,
+                    p.confidence,
+                    Action::Advisory { note: rec.reason.clone() },
+                    format!("{} {} ({} predicted to reach {} in {ttf:.1} h)", capitalize(name), p.component, p.metric, p.limit),
+                    rationale,
+                )
+            }
+        };
+        out.push(
+            proposal
+                .param("component", p.component.clone())
+                .param("metric", p.metric.clone())
+                .param("time_to_failure_hours", (ttf * 10.0).round() / 10.0),
+        );
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.replace('_', " ");
+    if let Some(first) = c.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    c
 }
 
 /// Whether the last `window` cycles and the current one saw no work at all.

@@ -6,7 +6,7 @@
 mod adaptive;
 mod classic;
 
-pub use adaptive::{current_summary, estimate_rates, Adaptive, Rates};
+pub use adaptive::{current_summary, estimate_rates, maintenance_proposals, Adaptive, Rates};
 pub use classic::Classic;
 
 use crate::assess::Assessment;

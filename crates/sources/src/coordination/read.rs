@@ -140,6 +140,8 @@ struct AgentFile<'a> {
     started_at: Option<&'a RawValue>,
     #[serde(borrow)]
     created: Option<&'a RawValue>,
+    #[serde(borrow)]
+    metrics: Option<&'a RawValue>,
 }
 
 /// A JSON string or number as text; `None` for null, bool, array, object.
@@ -150,6 +152,14 @@ fn text(v: Option<&RawValue>) -> Option<String> {
         b'-' | b'0'..=b'9' => Some(raw.to_owned()),
         _ => None,
     }
+}
+
+/// The finite numbers of a `metrics` object, by name (at most 64: a record
+/// is not a time-series database).
+fn numeric_metrics(v: Option<&RawValue>) -> std::collections::BTreeMap<String, f64> {
+    let Some(raw) = v else { return Default::default() };
+    let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<String, Value>>(raw.get()) else { return Default::default() };
+    map.into_iter().filter_map(|(k, v)| v.as_f64().filter(|x| x.is_finite()).map(|x| (k, x))).take(64).collect()
 }
 
 fn is_null(v: &RawValue) -> bool {
@@ -221,6 +231,7 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now:
         pid: number_u64(rec.pid).and_then(|p| u32::try_from(p).ok()),
         capacity: number_u64(rec.capacity).map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1)),
         started_at: timestamp(rec.started_at).or_else(|| timestamp(rec.created)),
+        metrics: numeric_metrics(rec.metrics),
     });
 }
 
