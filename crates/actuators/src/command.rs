@@ -3,9 +3,8 @@
 //! Never through a shell; placeholders are replaced inside each argument.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use steward_core::config::{duration, InvalidValue};
@@ -76,40 +75,13 @@ impl CommandActuator {
 /// The program cannot start, times out, or exits non-zero.
 pub fn run_argv(argv: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Result<String, ActuatorError> {
     let Some((program, rest)) = argv.split_first() else { return Err(ActuatorError::Refused("empty command".into())) };
-    let mut child = Command::new(program)
-        .args(rest)
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ActuatorError::Io { op: "run", path: program.into(), source })?;
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.take(64 * 1024).read_to_end(&mut buf);
-        }
-        if let Some(e) = err.as_mut() {
-            let _ = e.take(64 * 1024).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ActuatorError::Refused(format!("{program} did not finish within {} s; killed", timeout.as_secs_f64())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(source) => return Err(ActuatorError::Io { op: "wait for", path: program.into(), source }),
-        }
-    };
-    let output = String::from_utf8_lossy(&reader.join().unwrap_or_default()).trim().to_owned();
+    let mut cmd = Command::new(program);
+    cmd.args(rest).envs(env);
+    let finished = crate::process::run_with_timeout(cmd, None, true, timeout, 64 * 1024)
+        .map_err(|source| ActuatorError::Io { op: "run", path: program.into(), source })?
+        .ok_or_else(|| ActuatorError::Refused(format!("{program} did not finish within {} s; killed", timeout.as_secs_f64())))?;
+    let status = finished.status;
+    let output = String::from_utf8_lossy(&finished.output).trim().to_owned();
     let tail: String = output.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
     if status.success() {
         Ok(format!("{} exited 0{}", argv.join(" "), if tail.is_empty() { String::new() } else { format!(": {tail}") }))

@@ -92,3 +92,61 @@ mod tests {
         assert!(!is_running(child.id(), s.start_ticks));
     }
 }
+
+/// What a program run to completion produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Its stdout (then stderr, when captured), up to the limit.
+    pub output: Vec<u8>,
+}
+
+/// Runs `cmd` with `input` on stdin (or none), capturing stdout and, if
+/// `with_stderr`, stderr after it, each up to `max_output` bytes; kills it
+/// after `timeout`. `Ok(None)` means it timed out (and was killed).
+///
+/// # Errors
+/// The program cannot be started or waited for.
+pub fn run_with_timeout(
+    mut cmd: std::process::Command,
+    input: Option<&[u8]>,
+    with_stderr: bool,
+    timeout: std::time::Duration,
+    max_output: u64,
+) -> io::Result<Option<Finished>> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
+    cmd.stderr(if with_stderr { Stdio::piped() } else { Stdio::inherit() });
+    let mut child = cmd.spawn()?;
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A program that does not read its input is fine: ignore EPIPE.
+        let _ = stdin.write_all(bytes);
+    }
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    // Read on another thread so a chatty program cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.take(max_output).read_to_end(&mut buf);
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.take(max_output).read_to_end(&mut buf);
+        }
+        buf
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait()? {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    Ok(Some(Finished { status, output: reader.join().unwrap_or_default() }))
+}

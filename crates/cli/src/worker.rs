@@ -15,9 +15,9 @@
 //! SIGINT: finish the current item, then exit.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -466,43 +466,16 @@ impl Worker {
 /// else text) becomes the result.
 fn exec_item(argv: &[String], item: &Map<String, Value>, timeout: Duration) -> Result<Option<Value>, String> {
     let Some((program, rest)) = argv.split_first() else { return Err("--exec needs a program".into()) };
-    let mut child = Command::new(program)
-        .args(rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
     let input = serde_json::to_vec(item).unwrap_or_default();
-    if let Some(mut stdin) = child.stdin.take() {
-        // A program that does not read its input is fine: ignore EPIPE.
-        let _ = stdin.write_all(&input);
+    let finished = steward_actuators::process::run_with_timeout(cmd, Some(&input), false, timeout, 1 << 20)
+        .map_err(|e| format!("cannot run {program}: {e}"))?
+        .ok_or_else(|| format!("{program} did not finish within {} s", timeout.as_secs_f64()))?;
+    if !finished.status.success() {
+        return Err(format!("{program} exited with {}", finished.status));
     }
-    let mut stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.take(1 << 20).read_to_end(&mut out);
-        }
-        out
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} did not finish within {} s", timeout.as_secs_f64()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!("{program} exited with {status}"));
-    }
+    let out = finished.output;
     let text = String::from_utf8_lossy(&out).trim().to_owned();
     if text.is_empty() {
         return Ok(None);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 mod common;
-use common::Fixture;
+use common::{wait_for, Fixture};
 
 fn rfc3339_ago(secs: u64) -> String {
     let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() - secs;
@@ -302,10 +302,7 @@ fn loop_runs_its_cycles_and_stops_gracefully_on_sigterm() {
 
     let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let db = f.tmp.path().join(".steward/journal.db");
-    let start = Instant::now();
-    while !db.exists() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(20, || db.exists());
     std::thread::sleep(Duration::from_millis(200));
     let pid = child.id();
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
@@ -374,10 +371,7 @@ fn a_running_loop_keeps_other_executors_out() {
     sample(&f);
     let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let db = f.tmp.path().join(".steward/journal.db");
-    let start = Instant::now();
-    while !db.exists() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(20, || db.exists());
     std::thread::sleep(Duration::from_millis(300));
     let out = f.run(&["execute"]);
     let _ = child.kill();

@@ -149,28 +149,11 @@ pub struct Decision {
     pub inverse: Option<Action>,
 }
 
-/// A decision before it has an id: what policies produce.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
-    /// The decision's type.
-    pub kind: DecisionType,
-    /// Higher first.
-    pub priority: i32,
-    /// In [0, 1].
-    pub confidence: f64,
-    /// One sentence a human can check against the numbers.
-    pub rationale: String,
-    /// A short imperative summary.
-    pub description: String,
-    /// The policy's parameters.
-    pub parameters: BTreeMap<String, serde_json::Value>,
-    /// The concrete action.
-    pub action: Action,
-    /// The inverse action, where one exists.
-    pub inverse: Option<Action>,
-}
+/// A decision before it has an id: what policies produce. The same shape;
+/// [`number`] gives each its id.
+pub type Proposal = Decision;
 
-impl Proposal {
+impl Decision {
     /// A proposal with no parameters and no inverse.
     pub fn new(
         kind: DecisionType,
@@ -181,6 +164,7 @@ impl Proposal {
         rationale: impl Into<String>,
     ) -> Self {
         Self {
+            id: String::new(),
             kind,
             priority,
             // Three decimals: what a human reads is what `jq 'select(.confidence > 0.7)'` compares.
@@ -210,18 +194,10 @@ impl Proposal {
     }
 
     /// Gives the proposal its id.
-    pub fn into_decision(self, id: String) -> Decision {
-        Decision {
-            id,
-            kind: self.kind,
-            priority: self.priority,
-            confidence: self.confidence,
-            rationale: self.rationale,
-            description: self.description,
-            parameters: self.parameters,
-            action: self.action,
-            inverse: self.inverse,
-        }
+    #[must_use]
+    pub fn into_decision(mut self, id: String) -> Decision {
+        self.id = id;
+        self
     }
 }
 
