@@ -154,7 +154,7 @@ mod tests {
         assert!(e.contains("no such deployment") && e.contains('3'), "{e}");
         let mut slow = cfg(&["sleep", "10", "{target}"]);
         slow.timeout = Duration::from_millis(200);
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         assert!(CommandActuator::new(slow).apply(&Action::Scale { from: 1, to: 2 }, 0).is_err());
         assert!(started.elapsed() < Duration::from_secs(5));
     }
