@@ -39,6 +39,40 @@ pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to every process of the group `pgid` (a program started
+/// in its own group, with whatever it started).
+///
+/// # Errors
+/// No such group, or it may not be signalled.
+pub fn kill_group(pgid: u32, signal: Signal) -> io::Result<()> {
+    let sig = match signal {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if pgid <= 1 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: killpg(2) takes plain integers and has no memory effects.
+    let rc = unsafe { libc::killpg(pgid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether `program` can be run: a path to an executable file, or a name
+/// found as one on `PATH`.
+pub fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
+}
+
 /// What `/proc/<pid>/stat` says of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
@@ -82,6 +116,27 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_kills_what_the_program_started_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pidfile = tmp.path().join("bg.pid");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", &format!("sleep 30 & echo $! > {}; wait", pidfile.display())]);
+        let r = run_with_timeout(cmd, None, false, std::time::Duration::from_millis(300), 1024).unwrap();
+        assert!(r.is_none(), "timed out");
+        let bg: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(stat(bg).is_none_or(|s| s.state == 'Z'), "the background sleep was killed with its group");
+    }
+
+    #[test]
+    fn runnable_finds_programs_on_path_and_by_path() {
+        assert!(runnable("sh"));
+        assert!(runnable("/bin/sh"));
+        assert!(!runnable("./no-such-handler.sh"));
+        assert!(!runnable("no-such-program-anywhere"));
+    }
+
+    #[test]
     fn a_signalled_child_stops() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let s = stat(child.id()).unwrap();
@@ -106,6 +161,11 @@ pub struct Finished {
 /// `with_stderr`, stderr after it, each up to `max_output` bytes; kills it
 /// after `timeout`. `Ok(None)` means it timed out (and was killed).
 ///
+/// The program runs in its own process group: a Ctrl-C or SIGTERM sent to
+/// the caller's group does not cut it short (the caller decides when it
+/// stops), and on a timeout the whole group is killed, so nothing it
+/// started in the background outlives it.
+///
 /// # Errors
 /// The program cannot be started or waited for.
 pub fn run_with_timeout(
@@ -119,7 +179,9 @@ pub fn run_with_timeout(
     use std::process::Stdio;
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
     cmd.stderr(if with_stderr { Stdio::piped() } else { Stdio::inherit() });
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn()?;
+    let pgid = child.id();
     if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
         // A program that does not read its input is fine: ignore EPIPE.
         let _ = stdin.write_all(bytes);
@@ -141,6 +203,7 @@ pub fn run_with_timeout(
         match child.try_wait()? {
             Some(status) => break status,
             None if std::time::Instant::now() >= deadline => {
+                let _ = kill_group(pgid, Signal::Kill);
                 let _ = child.kill();
                 let _ = child.wait();
                 return Ok(None);
@@ -148,5 +211,8 @@ pub fn run_with_timeout(
             None => std::thread::sleep(std::time::Duration::from_millis(5)),
         }
     };
+    // Whatever it left running in its group goes with it; the reader then
+    // sees the pipes close.
+    let _ = kill_group(pgid, Signal::Kill);
     Ok(Some(Finished { status, output: reader.join().unwrap_or_default() }))
 }

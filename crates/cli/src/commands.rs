@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         if cli.json {
             print_json(&envelope("config", true, json!({"example": config::EXAMPLE}), vec![], vec![]));
         } else {
-            print!("{}", config::EXAMPLE);
+            out!("{}", config::EXAMPLE);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let mut lines = Vec::new();
                 flatten("", &value, &mut lines);
                 lines.push(format!("(state directory: {})", cfg.state_dir().display()));
-                println!("{}", lines.join("\n"));
+                outln!("{}", lines.join("\n"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -160,7 +160,7 @@ fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
         out.push_str(&table(&["DECISION", "PRIO", "CONF", "ACTION", "WHY"], &rows));
     }
     out.push_str(&warnings_block(&warnings));
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,7 +208,7 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
     if json || args.format == Format::Json {
         print_json(&report);
     } else {
-        print!("{}", render_report(engine, &report));
+        out!("{}", render_report(engine, &report));
     }
     Ok(code)
 }
@@ -255,10 +255,10 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
         if let Ok(report) = result {
             if json {
                 // One JSON document per cycle, one per line.
-                println!("{}", serde_json::to_string(report).unwrap_or_default());
+                outln!("{}", serde_json::to_string(report).unwrap_or_default());
             } else {
                 let m = &report.metrics;
-                println!(
+                outln!(
                     "{} health {:.3} {:<8} agents {:>3} queue {:>5} in-flight {:>4} | executed {} failed {} skipped {}",
                     report.timestamp,
                     m.health_score,
@@ -271,6 +271,9 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
                     report.skipped.len()
                 );
             }
+        }
+        if crate::output::stdout_closed() {
+            return Next::Stop;
         }
         Next::Continue
     });
@@ -297,7 +300,7 @@ fn rollback(engine: &Engine, decision_id: &str, json: bool) -> Result<ExitCode> 
     if json {
         print_json(&envelope("rollback", true, serde_json::to_value(&report).unwrap_or(Value::Null), vec![], vec![]));
     } else {
-        println!("Rolled back {decision_id} as {}: {} ({})", report.decision.id, report.decision.description, report.result);
+        outln!("Rolled back {decision_id} as {}: {} ({})", report.decision.id, report.decision.description, report.result);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -367,14 +370,14 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
             .map(|e| {
                 let (result, why) =
                     e.outcome.as_ref().map_or(("pending".to_owned(), String::new()), |o| (o.result.as_str().to_owned(), o.reason.clone()));
-                vec![e.timestamp.clone(), e.decision.kind.to_string(), result, e.decision.description.clone(), why]
+                vec![e.decision.id.clone(), e.timestamp.clone(), e.decision.kind.to_string(), result, e.decision.description.clone(), why]
             })
             .collect();
-        out.push_str("Recent decisions:\n");
-        out.push_str(&table(&["WHEN", "TYPE", "RESULT", "ACTION", "DETAIL"], &rows));
+        out.push_str("Recent decisions (undo one with `steward rollback ID`):\n");
+        out.push_str(&table(&["ID", "WHEN", "TYPE", "RESULT", "ACTION", "DETAIL"], &rows));
     }
     out.push_str(&warnings_block(&warnings));
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -407,7 +410,7 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("No agent files in {}.", engine.coordination_dir().display());
+        outln!("No agent files in {}.", engine.coordination_dir().display());
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()
@@ -426,8 +429,8 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
                 ]
             })
             .collect();
-        print!("{}", table(&["AGENT", "STATUS", "PHASE", "HEARTBEAT", "ACTIVE", "PID", "WORK"], &table_rows));
+        out!("{}", table(&["AGENT", "STATUS", "PHASE", "HEARTBEAT", "ACTIVE", "PID", "WORK"], &table_rows));
     }
-    print!("{}", warnings_block(&warnings));
+    out!("{}", warnings_block(&warnings));
     Ok(ExitCode::SUCCESS)
 }

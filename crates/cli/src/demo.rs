@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,7 +36,8 @@ use crate::UsageError;
 /// Flags of `steward demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Seconds the demo runs: a burst in the first half, a drain in the second
+    /// Longest the demo runs, in seconds: a burst in the first part, a drain after. It ends
+    /// earlier once the load is over, the queue drained and the fleet scaled back down
     #[arg(long, default_value_t = 75.0, value_name = "SECS")]
     pub duration: f64,
     /// SIGKILL a random worker every few seconds (nothing may be lost)
@@ -119,7 +120,8 @@ pub fn load_at(t: f64, d: f64, peak: f64) -> f64 {
 const LOAD_ENDS: f64 = 0.6;
 
 fn prepare(dir: &Path) -> Result<()> {
-    if dir.exists() {
+    let empty = fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if dir.exists() && !empty {
         if !dir.join(MARKER).exists() {
             return Err(UsageError(format!("{} exists and was not made by `steward demo`; choose another --dir", dir.display())).into());
         }
@@ -251,7 +253,7 @@ impl View {
             if self.json {
                 eprintln!("{line}");
             } else {
-                println!("{line}");
+                outln!("{line}");
             }
             return;
         }
@@ -282,9 +284,7 @@ impl View {
             out.push('\n');
         }
         self.lines = rows.len();
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(out.as_bytes());
-        let _ = stdout.flush();
+        out!("{out}");
     }
 }
 
@@ -316,7 +316,7 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
     let mut view =
         View { tty: !json && std::io::stdout().is_terminal(), json, started, duration: args.duration, peak: args.peak_rate, lines: 0 };
     if !json {
-        println!(
+        outln!(
             "steward demo in {}: {:.0} s, a burst to {:.0} items/s, workers scaled by the adaptive policy{}.",
             dir.display(),
             args.duration,
@@ -392,11 +392,16 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
                 }
                 next_kill = t + args.interval * 2.0;
             }
+            // Nobody reads the view any more (`| head`): wind down in order.
+            if crate::output::stdout_closed() {
+                return Next::Stop;
+            }
             Next::Continue
         });
-        stop.store(true, Ordering::SeqCst);
-        result
+        let interrupted = stop.swap(true, Ordering::SeqCst);
+        (result, interrupted)
     });
+    let (drive_result, interrupted) = drive_result;
     // The fleet stops with the demo: SIGTERM, drain, SIGKILL.
     engine.shutdown();
     let cycles = drive_result?;
@@ -421,23 +426,33 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
         print_json(&summary);
     } else {
         let s = &summary;
-        println!();
-        println!("Summary after {:.1} s and {} cycles:", s.duration_secs, s.cycles);
-        println!(
+        outln!();
+        outln!("Summary after {:.1} s and {} cycles:", s.duration_secs, s.cycles);
+        outln!(
             "  produced {} = completed {} + pending {} + in flight {} + dead-lettered {}   (duplicates {}, unaccounted {})",
-            s.produced, s.completed, s.pending, s.in_flight, s.dead_lettered, s.duplicates, s.unaccounted
+            s.produced,
+            s.completed,
+            s.pending,
+            s.in_flight,
+            s.dead_lettered,
+            s.duplicates,
+            s.unaccounted
         );
-        println!(
+        outln!(
             "  agents up to {}: {} scale-up(s), {} scale-down(s){}",
             s.max_agents,
             s.scale_ups,
             s.scale_downs,
             if args.chaos { format!(", {} worker(s) killed by chaos", s.chaos_kills) } else { String::new() }
         );
-        println!("  health {:.3} → {:.3} ({})", s.health_start, s.health_end, s.state_end);
-        println!("  journal: steward --coordination {} --state-dir {} status", coordination.display(), dir.join(".steward").display());
+        outln!("  health {:.3} → {:.3} ({})", s.health_start, s.health_end, s.state_end);
+        outln!("  journal: steward --coordination {} --state-dir {} status", coordination.display(), dir.join(".steward").display());
     }
     let conserved = summary.produced == summary.completed + summary.pending + summary.in_flight + summary.dead_lettered;
+    if interrupted {
+        // Stopped by a signal: the summary stands, but the run did not finish.
+        return Ok(ExitCode::from(130));
+    }
     Ok(if conserved && summary.duplicates == 0 && summary.unaccounted == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

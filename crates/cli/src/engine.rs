@@ -205,9 +205,13 @@ impl Engine {
                 FleetConfig::Supervisor(cfg) => {
                     let dir = self.coordination_dir();
                     fs::create_dir_all(dir).with_context(|| format!("creating the coordination directory {}", dir.display()))?;
+                    let state = self.config.state_dir();
+                    fs::create_dir_all(&state).with_context(|| format!("creating the state directory {}", state.display()))?;
+                    // Workers may run elsewhere (fleet.cwd): give them absolute paths.
+                    let absolute = |p: &Path| fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
                     let cx = SupervisorContext {
-                        coordination_dir: dir.to_owned(),
-                        state_dir: self.config.state_dir(),
+                        coordination_dir: absolute(dir)?,
+                        state_dir: absolute(&state)?,
                         exe: std::env::current_exe().context("finding the steward executable for the built-in worker")?,
                         max_attempts: self.config.coordination.max_attempts,
                     };
@@ -232,7 +236,7 @@ impl Engine {
             Ok(guard) => {
                 if let Some(j) = guard.as_ref() {
                     for e in &events {
-                        tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+                        log_fleet_event(e);
                         if let Err(err) = j.record_event(e.ts, e.kind, &e.agent, &e.message, decision_id) {
                             tracing::warn!(error = %crate::error_chain(&err), "Could not journal a fleet event.");
                         }
@@ -503,7 +507,7 @@ impl Engine {
         for g in &guarded {
             let (outcome, events) = self.act(g, &mut coordination)?;
             for e in &events {
-                tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+                log_fleet_event(e);
                 journal.record_event(e.ts, e.kind, &e.agent, &e.message, Some(&g.decision.id)).context("journaling a fleet event")?;
             }
             journal
@@ -561,6 +565,15 @@ impl Engine {
     }
 }
 
+/// Logs a fleet event: trouble as a warning, the rest as information.
+fn log_fleet_event(e: &FleetEvent) {
+    if matches!(e.kind, "crashed" | "crash_loop" | "start_failed" | "killing" | "registry_failed" | "gone") {
+        tracing::warn!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+    } else {
+        tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+    }
+}
+
 /// What `rollback` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
@@ -591,6 +604,14 @@ impl Engine {
     /// missing or unsafe, a held lock, or a failed action.
     pub fn rollback(&self, id: &str) -> Result<RollbackReport> {
         self.check_target()?;
+        // An unknown id is bad input whether or not another steward holds the lock.
+        let known = match Journal::open_existing(&self.journal_path()).context("opening the journal")? {
+            Some(j) => j.decision(id).context("reading the journal")?.is_some(),
+            None => false,
+        };
+        if !known {
+            return Err(crate::UsageError(format!("no decision {id:?} in the journal {}", self.journal_path().display())).into());
+        }
         let _lock = self.lock()?;
         let refuse = |why: String| anyhow::Error::new(RollbackRefused { id: id.to_owned(), why });
         let (original, already) = {

@@ -2,6 +2,18 @@
 //! and reports errors once, mapped to exit codes (0 ok, 1 failure, 2 bad
 //! usage or bad input).
 
+/// `print!` that never panics: a closed stdout (`steward demo | head`)
+/// marks the output closed, and long runs stop gracefully on it.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), false) };
+}
+
+/// `println!` that never panics (see `out!`).
+macro_rules! outln {
+    () => { $crate::output::write_out(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), true) };
+}
+
 mod cli;
 mod commands;
 mod config;

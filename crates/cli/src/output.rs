@@ -1,6 +1,7 @@
 //! Rendering: the JSON envelope and readable tables.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -19,12 +20,38 @@ pub fn envelope(command: &str, success: bool, data: Value, errors: Vec<String>, 
     })
 }
 
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to stdout has failed (the reader went away): long runs
+/// take it as a request to stop.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
+
+/// Writes to stdout (what `out!`/`outln!` expand to); a failure is
+/// remembered, never a panic.
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    if stdout_closed() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let ok = out.write_fmt(args).and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) }).and_then(|()| out.flush());
+    if ok.is_err() {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Prints one JSON document and a newline on stdout. A closed pipe
 /// (`| head`) is not an error worth a panic.
 pub fn print_json<T: Serialize>(value: &T) {
     let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+    let ok = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::other)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if ok.is_err() {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    }
 }
 
 /// A plain text table: left-aligned columns, two spaces apart.

@@ -320,7 +320,7 @@ fn run_forecast(a: &ForecastArgs, engine: &Engine, json: bool) -> Result<ExitCod
         .map(|p| vec![format_rfc3339(p.ts), format!("{:.3}", p.value), format!("{:.3}", p.lower), format!("{:.3}", p.upper)])
         .collect();
     out.push_str(&table(&["TIMESTAMP", "VALUE", "LOWER", "UPPER"], &rows));
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -511,7 +511,7 @@ fn run_predict(a: &PredictArgs, engine: &Engine, json: bool) -> Result<ExitCode>
     for w in &warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -577,11 +577,13 @@ fn run_tune(a: &TuneArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
             let plan = tune::workers(rate, s, rho).ok_or_else(|| usage("--arrival-rate must be ≥ 0 and --service-time > 0"))?;
             Some(json!({"plan": plan, "arrival_source": rate_src, "service_source": s_src}))
         }
-        _ => {
-            notes.push(
-                "workers: no arrival rate or service time (pass --arrival-rate and --service-time, or run the loop to build a journal)"
-                    .to_owned(),
-            );
+        (a_opt, s_opt) => {
+            let missing = match (a_opt.is_none(), s_opt.is_none()) {
+                (true, true) => "no arrival rate and no service time",
+                (true, false) => "no arrival rate",
+                _ => "no service time",
+            };
+            notes.push(format!("workers: {missing} (pass --arrival-rate and --service-time, or run the loop to build a journal)"));
             None
         }
     };
@@ -630,7 +632,7 @@ fn run_tune(a: &TuneArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
         for n in &notes {
             let _ = writeln!(out, "note: {n}");
         }
-        print!("{out}");
+        out!("{out}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -738,11 +740,15 @@ fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
     for s in &strategies {
         let _ = writeln!(
             out,
-            "{}{}: {:.2}/month, saves {:.2}; SLA {}, budget {}\n  {}",
+            "{}{}: {:.2}/month, {}; SLA {}, budget {}\n  {}",
             s.name,
             if Some(&s.name) == recommended.as_ref() { " (recommended)" } else { "" },
             s.monthly_cost,
-            s.savings_per_month,
+            if s.savings_per_month >= 0.0 {
+                format!("saves {:.2}", s.savings_per_month)
+            } else {
+                format!("costs {:.2} more", -s.savings_per_month)
+            },
             if s.meets_sla { "met" } else { "NOT met" },
             if s.within_budget { "within" } else { "over" },
             s.description
@@ -754,6 +760,6 @@ fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
     for n in &notes {
         let _ = writeln!(out, "note: {n}");
     }
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -185,6 +185,7 @@ struct Worker {
     failures: u64,
     duplicates: u64,
     last_beat: Option<Instant>,
+    last_status: &'static str,
     phase: &'static str,
 }
 
@@ -207,6 +208,13 @@ pub fn run(dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
     }
     if !dir.is_dir() {
         return Err(UsageError(format!("the coordination directory {} does not exist", dir.display())).into());
+    }
+    // A handler that cannot run would fail every item into the dead letters:
+    // refuse before claiming anything.
+    if let Some(program) = args.exec.as_ref().and_then(|a| a.first()) {
+        if !steward_actuators::process::runnable(program) {
+            return Err(UsageError(format!("--exec: {program:?} is not an executable file or a program on PATH")).into());
+        }
     }
     let id = args.id.clone().or_else(|| std::env::var("STEWARD_AGENT_ID").ok()).unwrap_or_else(|| format!("agent_{}", std::process::id()));
     if id.is_empty() || id.contains('/') || id.contains('\0') {
@@ -234,6 +242,7 @@ pub fn run(dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
         failures: 0,
         duplicates: 0,
         last_beat: None,
+        last_status: "idle",
         phase: "initialization",
         args,
     };
@@ -255,6 +264,7 @@ impl Worker {
             return Ok(());
         }
         self.last_beat = Some(Instant::now());
+        self.last_status = if status == "busy" { "busy" } else { "idle" };
         let body = json!({
             "id": self.id,
             "status": status,
@@ -361,10 +371,20 @@ impl Worker {
         item.insert("status".into(), "claimed".into());
         let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the claim")?;
         write_atomic_with(&self.dir, &claimed, &body, self.durability()).with_context(|| format!("rewriting {}", claimed.display()))?;
-        self.beat("busy", Some(id), false)?;
+        // The agent file says what the agent holds as soon as it turns busy.
+        let turning_busy = self.last_status != "busy";
+        self.beat("busy", Some(id), turning_busy)?;
 
         let started = Instant::now();
-        let outcome = self.run_item(&item);
+        let outcome = match self.run_item(&item) {
+            Err(ItemError::Fatal(why)) => {
+                // Not the item's fault: put it back as it was, uncounted, and stop.
+                let _ = fs::rename(&claimed, &work);
+                anyhow::bail!("{why}; item {id} was put back untouched");
+            }
+            Err(ItemError::Failed(why)) => Err(why),
+            Ok(r) => Ok(r),
+        };
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(result) => {
@@ -439,8 +459,8 @@ impl Worker {
         written.with_context(|| format!("writing {}", dest.display()))
     }
 
-    /// Works one item: `Ok(result)` on success, `Err(reason)` on failure.
-    fn run_item(&mut self, item: &Map<String, Value>) -> Result<Option<Value>, String> {
+    /// Works one item: `Ok(result)` on success, or why it failed.
+    fn run_item(&mut self, item: &Map<String, Value>) -> Result<Option<Value>, ItemError> {
         if let Some(argv) = self.args.exec.clone() {
             return exec_item(&argv, item, Duration::from_secs_f64(self.args.exec_timeout));
         }
@@ -456,24 +476,32 @@ impl Worker {
             }
         }
         if self.args.fail_rate > 0.0 && self.rng.unit() < self.args.fail_rate {
-            return Err("simulated failure".into());
+            return Err(ItemError::Failed("simulated failure".into()));
         }
         Ok(None)
     }
 }
 
+/// Why an item was not done.
+enum ItemError {
+    /// The item failed: retry it, or dead-letter it at max_attempts.
+    Failed(String),
+    /// The worker cannot work any item (its handler cannot run): stop.
+    Fatal(String),
+}
+
 /// Runs `argv` with the item on stdin; its stdout (JSON if it parses,
 /// else text) becomes the result.
-fn exec_item(argv: &[String], item: &Map<String, Value>, timeout: Duration) -> Result<Option<Value>, String> {
-    let Some((program, rest)) = argv.split_first() else { return Err("--exec needs a program".into()) };
+fn exec_item(argv: &[String], item: &Map<String, Value>, timeout: Duration) -> Result<Option<Value>, ItemError> {
+    let Some((program, rest)) = argv.split_first() else { return Err(ItemError::Fatal("--exec needs a program".into())) };
     let mut cmd = Command::new(program);
     cmd.args(rest);
     let input = serde_json::to_vec(item).unwrap_or_default();
     let finished = steward_actuators::process::run_with_timeout(cmd, Some(&input), false, timeout, 1 << 20)
-        .map_err(|e| format!("cannot run {program}: {e}"))?
-        .ok_or_else(|| format!("{program} did not finish within {} s", timeout.as_secs_f64()))?;
+        .map_err(|e| ItemError::Fatal(format!("cannot run {program}: {e}")))?
+        .ok_or_else(|| ItemError::Failed(format!("{program} did not finish within {} s", timeout.as_secs_f64())))?;
     if !finished.status.success() {
-        return Err(format!("{program} exited with {}", finished.status));
+        return Err(ItemError::Failed(format!("{program} exited with {}", finished.status)));
     }
     let out = finished.output;
     let text = String::from_utf8_lossy(&out).trim().to_owned();

@@ -298,3 +298,37 @@ fn demo_with_chaos_loses_nothing_and_scales_both_ways() {
     let fleet: Value = serde_json::from_slice(&fs::read(dir.join(".steward/fleet.json")).unwrap()).unwrap();
     assert!(fleet["workers"].as_array().unwrap().is_empty(), "{fleet}");
 }
+
+/// Regression (review of the real-agents issue): a handler that cannot run
+/// must not fail every item into the dead letters.
+#[test]
+fn a_missing_exec_handler_is_refused_before_any_item_is_touched() {
+    let f = Fixture::new();
+    items(&f, 3);
+    let before = names_with(&f.dir(), "");
+    let out = f.run(&["worker", "--exit-when-idle", "0.3", "--exec", "./hadnle.sh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hadnle.sh"));
+    assert_eq!(names_with(&f.dir(), ""), before);
+}
+
+/// Regression (review of the real-agents issue): workers started in another
+/// working directory (fleet.cwd) still find the coordination directory.
+#[test]
+fn workers_with_their_own_working_directory_find_the_queue() {
+    let f = Fixture::new();
+    let want = items(&f, 4);
+    fs::create_dir(f.tmp.path().join("elsewhere")).unwrap();
+    config(&f, "auto: {max_agents: 2}\nfleet: {kind: supervisor, cwd: elsewhere}\n");
+    // A relative --coordination, as a user types it, with workers running elsewhere.
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(f.tmp.path())
+        .args(["--coordination", "coordination", "execute", "--format", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["executed"].as_array().unwrap().iter().any(|e| e["type"] == "scale_up"), "{report}");
+    let done = wait_for(20, || ids(&f.dir(), "completed_") == want);
+    kill_fleet(&f.tmp.path().join(".steward"));
+    assert!(done, "{:?}", names_with(&f.dir(), ""));
+}

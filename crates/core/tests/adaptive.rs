@@ -224,6 +224,38 @@ fn a_load_step_is_met_within_three_cycles_without_reversal() {
     assert!(counts[5..].iter().all(|&n| n <= 20));
 }
 
+/// Regression (review of the real-agents issue): right after a fleet starts
+/// from zero, the empty cycle before it must not make each agent look
+/// twice as fast. 4 agents at 2 s per item finish 14 items in 7 s: 0.5/s each.
+#[test]
+fn a_fleet_that_just_started_is_not_taken_for_a_fast_one() {
+    let history = History {
+        cycles: vec![CycleSummary {
+            ts: NOW - 7000,
+            work_queue_size: 42,
+            in_flight: 0,
+            completed: 0,
+            failed: 0,
+            active_agents: 0,
+            recommended_agents: Some(4),
+        }],
+        ..Default::default()
+    };
+    let a = run(&snap_busy(4, 4, 24, 14), &history);
+    let d = a.decisions.iter().find(|d| matches!(d.action, Action::Scale { .. }));
+    if let Some(d) = d {
+        let mu = d.parameters["service_per_agent_sec"].as_f64().unwrap();
+        assert!((mu - 0.5).abs() < 0.01, "μ {mu}: {}", d.rationale);
+    }
+    // 24 queued to clear within drain_time (300 s) at 0.5/s per agent and
+    // 80 % utilization: 24 / 300 / 0.4 = 0.2 → one agent is enough.
+    let mut cfg = EngineConfig::default();
+    cfg.adaptive.drain_time = Duration::from_secs(10);
+    let a = steward_core::analyze(&snap_busy(4, 4, 24, 14), &history, &cfg, &Adaptive, "c", NOW);
+    // With 10 s to clear it: 24 / 10 / 0.4 = 6 agents.
+    assert_eq!(a.recommended_agents, Some(6));
+}
+
 #[test]
 fn confidence_grows_with_history_and_drops_with_missing_data() {
     // 2/s arriving and finished by 2 agents (1/s each), 40 queued:

@@ -99,6 +99,8 @@ pub struct Supervisor {
     desired: Option<u32>,
     crashes: Vec<UnixMs>,
     events: Vec<FleetEvent>,
+    /// The crash loop was reported (once per loop, not every tick).
+    crash_loop_reported: bool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -136,6 +138,7 @@ impl Supervisor {
             desired: registry.desired,
             crashes: registry.crashes,
             events: Vec::new(),
+            crash_loop_reported: false,
         };
         for rec in registry.workers {
             if process::is_running(rec.pid, rec.start_ticks) {
@@ -334,12 +337,17 @@ impl Supervisor {
             let last_crash = self.crashes.iter().max().copied();
             while self.running() < desired {
                 if recent >= self.cfg.crash_loop as usize {
-                    if !self.events.iter().any(|e| e.kind == "crash_loop") {
-                        let msg = format!("{recent} crashes within {} s: replacements paused", self.cfg.crash_window.as_secs());
+                    if !self.crash_loop_reported {
+                        self.crash_loop_reported = true;
+                        let msg = format!(
+                            "{recent} crashes within {} s: replacements paused until the window passes",
+                            self.cfg.crash_window.as_secs()
+                        );
                         self.event(now, "", "crash_loop", msg);
                     }
                     break;
                 }
+                self.crash_loop_reported = false;
                 if let Some(last) = last_crash {
                     let exp = u32::try_from(recent.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
                     let delay = self.cfg.restart_backoff.saturating_mul(1 << exp).min(self.cfg.restart_backoff_max);
@@ -523,6 +531,21 @@ impl Actuator for Supervisor {
                                 });
                             }
                         }
+                    }
+                    // A worker that dies at once (bad command, wrong directory)
+                    // is a failed action, not an executed one.
+                    std::thread::sleep(Duration::from_millis(150));
+                    self.tick(now + 150);
+                    let dead: Vec<&String> = started.iter().filter(|id| !self.workers.contains_key(*id)).collect();
+                    if !dead.is_empty() {
+                        let log = self.cx.state_dir.join("workers").join(format!("{}.log", dead[0]));
+                        let last = fs::read_to_string(&log)
+                            .ok()
+                            .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+                            .unwrap_or_default();
+                        let msg = format!("{} of {} new worker(s) exited at once ({}: {last})", dead.len(), started.len(), log.display());
+                        self.save()?;
+                        return Err(ActuatorError::Refused(msg));
                     }
                     Ok(format!("started {} worker(s): {}", started.len(), started.join(", ")))
                 } else if to < running {

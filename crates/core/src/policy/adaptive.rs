@@ -44,10 +44,9 @@ pub struct Rates {
 /// completions by any agent.
 ///
 /// The service rate comes from Little's law applied to the service stage:
-/// the mean number of items in service (claimed) over the window divided by
-/// the throughput is the mean service time, so one busy agent finishes
-/// `throughput / mean in flight` items a second. Dividing the throughput by
-/// all agents instead would mistake idle agents for slow ones and
+/// items finished divided by busy agent-seconds (the number of items in
+/// service, i.e. claimed, integrated over the window). Dividing by all
+/// agents instead would mistake idle agents for slow ones and
 /// over-provision at low load.
 ///
 /// The arrival rate is the larger of the window's and the last interval's,
@@ -66,16 +65,27 @@ pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: 
     let done = |c: &CycleSummary| c.completed + c.failed;
     let arrivals = seen(current).checked_sub(seen(first))?;
     let finished = done(current).checked_sub(done(first))?;
-    let n = (used.len() + 1) as f64;
-    let mean_agents = (used.iter().map(|c| c.active_agents).sum::<u64>() + current.active_agents) as f64 / n;
-    let mean_in_flight = (used.iter().map(|c| c.in_flight).sum::<u64>() + current.in_flight) as f64 / n;
-    if finished == 0 || mean_agents <= 0.0 {
+    if finished == 0 {
         return None;
     }
-    let throughput = finished as f64 / span_secs;
-    // Items so fast that no snapshot catches one in flight still occupy
-    // someone: count at least half an agent busy, and never more than all.
-    let busy = mean_in_flight.clamp(0.5_f64.min(mean_agents), mean_agents);
+    // Busy agent-seconds over the window. Snapshots only see the ends of
+    // each interval, and a fleet that just grew (or shrank) was busy at the
+    // larger count for most of it: take the larger end, at least half an
+    // agent (items too fast to catch in flight still occupy someone), and
+    // never more agents than were there.
+    let mut points: Vec<&CycleSummary> = used.to_vec();
+    points.push(current);
+    let mut busy_secs = 0.0;
+    for w in points.windows(2) {
+        let dt = (w[1].ts - w[0].ts) as f64 / 1000.0;
+        let agents = w[0].active_agents.max(w[1].active_agents) as f64;
+        let busy = (w[0].in_flight.max(w[1].in_flight) as f64).clamp(0.5_f64.min(agents), agents.max(0.5));
+        busy_secs += dt.max(0.0) * busy;
+    }
+    if busy_secs <= 0.0 {
+        return None;
+    }
+    let service_per_agent_sec = finished as f64 / busy_secs;
     let mut arrival_per_sec = arrivals as f64 / span_secs;
     if let Some(last) = used.last() {
         let dt = (current.ts - last.ts) as f64 / 1000.0;
@@ -83,7 +93,7 @@ pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: 
             arrival_per_sec = arrival_per_sec.max(recent as f64 / dt);
         }
     }
-    Some(Rates { arrival_per_sec, service_per_agent_sec: throughput / busy, cycles: used.len(), span_secs })
+    Some(Rates { arrival_per_sec, service_per_agent_sec, cycles: used.len(), span_secs })
 }
 
 /// The summary of the current cycle, as it will be journaled.
