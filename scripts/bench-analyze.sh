@@ -16,7 +16,10 @@ steward="$here/target/release/steward"
 work="${BENCH_DIR:-$(mktemp -d)}"
 for n in ${SIZES:-1000 10000 100000}; do
     dir="$work/c$n"
-    [ -d "$dir" ] || python3 "$gen" --total "$n" --seed 42 --out "$dir" >/dev/null
+    # Always fresh: agent liveness comes from mtimes, and a directory older
+    # than agent_ttl (5 min) would be measured as a fleet of silent agents.
+    python3 "$gen" --total "$n" --seed 42 --out "$dir" --clean >/dev/null
+    sync  # let writeback of the fresh files finish before timing
     json="$work/hf-$n.json"
     hyperfine -N --warmup 5 --runs "${RUNS:-50}" --export-json "$json" \
         "$steward --coordination $dir analyze --format json" >/dev/null

@@ -30,7 +30,7 @@ pub struct CoordinationConfig {
     pub telemetry_window: Duration,
     /// Telemetry files read per cycle for those means: the ones with the
     /// greatest names in natural order (the newest, for names by sequence or
-    /// time), so a cycle's cost does not grow with history. Default 256.
+    /// time), so a cycle's cost does not grow with history. Default 100.
     #[serde(default = "default_telemetry_sample")]
     pub telemetry_sample: u32,
     /// Threads that read agent and claim files (0 = one per core). Default 0.
@@ -54,7 +54,7 @@ fn default_telemetry_window() -> Duration {
     Duration::from_secs(900)
 }
 fn default_telemetry_sample() -> u32 {
-    256
+    100
 }
 
 impl Default for CoordinationConfig {
