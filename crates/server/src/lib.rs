@@ -1,0 +1,259 @@
+//! The daemon's HTTP server (spec/observability.md).
+//!
+//! **Architecture invariant:** the server acts only through [`Control`],
+//! which the binary implements with the same executor, guards and journal
+//! as the loop. The server itself owns no engine state.
+//!
+//! Bad requests get a 4xx with a JSON error body: unknown paths 404, wrong
+//! methods 405, bodies over the limit 413 (refused as the limit is crossed,
+//! never read whole), a missing or wrong token 401.
+
+pub mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use metrics::Metrics;
+
+/// Why a control call failed, mapped to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The request is wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such thing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused now, for a stated reason (409): a rollback that is unsafe, ...
+    #[error("{0}")]
+    Refused(String),
+    /// Something broke (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// One component's health.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Component {
+    /// Its name (loop, journal, queue, fleet, ...).
+    pub name: String,
+    /// `ok`, `idle` or `failing`. Only `failing` makes the daemon unhealthy.
+    pub status: String,
+    /// What it is doing, in a sentence.
+    pub message: String,
+}
+
+/// What the server asks of the engine. Implemented by the binary.
+pub trait Control: Send + Sync + 'static {
+    /// One cycle through the guards and the journal, as the loop runs it.
+    ///
+    /// # Errors
+    /// The cycle could not run.
+    fn execute(&self) -> Result<Value, ControlError>;
+    /// Applies a decision's inverse (`steward rollback`).
+    ///
+    /// # Errors
+    /// Unknown id, refused, or failed.
+    fn rollback(&self, id: &str) -> Result<Value, ControlError>;
+    /// Components, assessment and daemon information.
+    fn status(&self) -> Value;
+    /// Recent decisions with outcomes, newest first.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    fn decisions(&self, limit: usize) -> Result<Value, ControlError>;
+    /// The task queue by priority.
+    fn tasks(&self) -> Value;
+    /// Each component's health.
+    fn health(&self) -> Vec<Component>;
+}
+
+/// How the server listens and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Bearer token required on every endpoint but `/health`, when set.
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// A listen address that is not loopback needs a token.
+///
+/// # Errors
+/// A message saying so.
+pub fn check_exposure(opts: &ServerOptions) -> Result<(), String> {
+    if !opts.listen.ip().is_loopback() && opts.token.as_deref().is_none_or(str::is_empty) {
+        return Err(format!("listening on {} (not loopback) requires server.token", opts.listen));
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct App {
+    control: Arc<dyn Control>,
+    metrics: Arc<Metrics>,
+    token: Option<Arc<str>>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": {"status": status.as_u16(), "message": message.into()}}))).into_response()
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Refused(_) => StatusCode::CONFLICT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, self.to_string())
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions) -> Router {
+    let app = App { control, metrics, token: opts.token.clone().filter(|t| !t.is_empty()).map(Arc::from) };
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(prometheus))
+        .route("/tasks", get(tasks))
+        .route("/decisions", get(decisions))
+        .route("/execute", post(execute))
+        .route("/rollback/{id}", post(rollback))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
+        .layer(middleware::from_fn_with_state(app.clone(), authorize))
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets
+/// requests in flight finish.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn authorize(State(app): State<App>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        if request.uri().path() != "/health" {
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            // Compare without an early exit, so timing does not reveal a prefix.
+            let ok =
+                given.is_some_and(|g| g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+            if !ok {
+                return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            }
+        }
+    }
+    next.run(request).await
+}
+
+async fn health(State(app): State<App>) -> Response {
+    let components = app.control.health();
+    let failing: Vec<&Component> = components.iter().filter(|c| c.status == "failing").collect();
+    if failing.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "healthy", "components": components}))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unhealthy", "failing": failing, "components": components})))
+            .into_response()
+    }
+}
+
+async fn status(State(app): State<App>) -> Json<Value> {
+    Json(app.control.status())
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    format: Option<String>,
+}
+
+async fn prometheus(State(app): State<App>, Query(q): Query<MetricsQuery>) -> Response {
+    match q.format.as_deref() {
+        None | Some("prometheus" | "text") => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.encode()).into_response()
+        }
+        Some("json") => Json(app.control.status().get("metrics").cloned().unwrap_or(Value::Null)).into_response(),
+        Some(other) => error(StatusCode::BAD_REQUEST, format!("unknown format {other:?} (prometheus or json)")),
+    }
+}
+
+async fn tasks(State(app): State<App>) -> Json<Value> {
+    Json(app.control.tasks())
+}
+
+#[derive(Deserialize)]
+struct DecisionsQuery {
+    limit: Option<String>,
+}
+
+async fn decisions(State(app): State<App>, Query(q): Query<DecisionsQuery>) -> Result<Json<Value>, ControlError> {
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ControlError::BadRequest(format!("limit {t:?} must be 1 to 1000")))?,
+    };
+    let control = app.control.clone();
+    tokio::task::spawn_blocking(move || control.decisions(limit)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+}
+
+async fn execute(State(app): State<App>, _body: Bytes) -> Result<Json<Value>, ControlError> {
+    let control = app.control.clone();
+    tokio::task::spawn_blocking(move || control.execute()).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+}
+
+async fn rollback(State(app): State<App>, Path(id): Path<String>, _body: Bytes) -> Result<Json<Value>, ControlError> {
+    let control = app.control.clone();
+    tokio::task::spawn_blocking(move || control.rollback(&id)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}
+
+const DASHBOARD: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>steward</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}td,th{padding:.2em .8em;text-align:left}
+.ok{color:#2a7}.failing{color:#c33}code{background:#eee;padding:0 .3em}</style></head>
+<body><h1>steward</h1><div id="health">loading…</div><h2>Status</h2><pre id="status"></pre>
+<h2>Recent decisions</h2><table id="decisions"></table>
+<p>Metrics for Prometheus at <code>/metrics</code>.</p>
+<script>
+async function load(){
+  const h=await (await fetch('/health')).json();
+  document.getElementById('health').innerHTML=h.components.map(c=>`<span class="${c.status}">${c.name}: ${c.status}</span> — ${c.message}`).join('<br>');
+  const s=await fetch('/status'); document.getElementById('status').textContent=s.ok?JSON.stringify((await s.json()).assessment,null,2):'(token required)';
+  const d=await fetch('/decisions?limit=15'); if(d.ok){const rows=(await d.json()).decisions||[];
+  document.getElementById('decisions').innerHTML='<tr><th>when</th><th>type</th><th>result</th><th>action</th></tr>'+rows.map(r=>`<tr><td>${r.timestamp}</td><td>${r.type}</td><td>${r.outcome?r.outcome.result:'pending'}</td><td>${r.description}</td></tr>`).join('');}
+}
+load(); setInterval(load,5000);
+</script></body></html>"#;
+
+#[cfg(test)]
+mod tests;

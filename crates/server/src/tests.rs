@@ -1,0 +1,157 @@
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::*;
+
+struct Fake {
+    failing: AtomicBool,
+    executed: AtomicUsize,
+}
+
+impl Control for Fake {
+    fn execute(&self) -> Result<Value, ControlError> {
+        self.executed.fetch_add(1, Ordering::SeqCst);
+        Ok(json!({"cycle_id": "c1", "executed": []}))
+    }
+    fn rollback(&self, id: &str) -> Result<Value, ControlError> {
+        match id {
+            "known" => Err(ControlError::Refused("the fleet has changed since".into())),
+            _ => Err(ControlError::NotFound(format!("no decision {id}"))),
+        }
+    }
+    fn status(&self) -> Value {
+        json!({"metrics": {"health_score": 0.5}, "assessment": {}})
+    }
+    fn decisions(&self, limit: usize) -> Result<Value, ControlError> {
+        Ok(json!({"decisions": [], "limit": limit}))
+    }
+    fn tasks(&self) -> Value {
+        json!({"tasks": []})
+    }
+    fn health(&self) -> Vec<Component> {
+        let failing = self.failing.load(Ordering::SeqCst);
+        vec![
+            Component { name: "loop".into(), status: if failing { "failing" } else { "ok" }.into(), message: "cycling".into() },
+            Component { name: "queue".into(), status: "ok".into(), message: "42 pending (not a failure)".into() },
+        ]
+    }
+}
+
+/// Starts a server on a free loopback port; returns its address and the fake.
+fn start(token: Option<&str>) -> (SocketAddr, Arc<Fake>, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fake = Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0) });
+    let opts = ServerOptions { listen: "127.0.0.1:0".parse().unwrap(), token: token.map(Into::into), max_body_bytes: 64 * 1024 };
+    let listener = rt.block_on(tokio::net::TcpListener::bind(opts.listen)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(fake.clone(), Arc::new(Metrics::new()), &opts);
+    rt.spawn(serve(listener, app, std::future::pending()));
+    (addr, fake, rt)
+}
+
+/// Sends one raw HTTP/1.1 request; returns (status, body).
+fn send(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    send(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"), b"")
+}
+
+fn post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    send(addr, &format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()), body)
+}
+
+fn is_json_error(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|v| v["error"]["message"].is_string())
+}
+
+#[test]
+fn health_is_503_only_for_a_failing_component() {
+    let (addr, fake, _rt) = start(None);
+    let (code, body) = get(addr, "/health", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"], "healthy");
+    fake.failing.store(true, Ordering::SeqCst);
+    let (code, body) = get(addr, "/health", None);
+    assert_eq!(code, 503);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["failing"][0]["name"], "loop");
+}
+
+#[test]
+fn hostile_requests_get_json_4xx_and_the_server_keeps_serving() {
+    let (addr, fake, _rt) = start(None);
+    let (code, body) = get(addr, "/no/such/thing", None);
+    assert_eq!(code, 404);
+    assert!(is_json_error(&body), "{body}");
+    let (code, body) = post(addr, "/health", b"");
+    assert_eq!(code, 405);
+    assert!(is_json_error(&body), "{body}");
+    let (code, _) = get(addr, "/execute", None);
+    assert_eq!(code, 405);
+    // 1 MiB against a 64 KiB limit: refused, and the action never ran.
+    let (code, body) = post(addr, "/execute", &vec![b'x'; 1 << 20]);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(fake.executed.load(Ordering::SeqCst), 0);
+    let (code, body) = get(addr, "/decisions?limit=abc", None);
+    assert_eq!(code, 400);
+    assert!(is_json_error(&body));
+    let (code, _) = send(addr, "GARBAGE\r\n\r\n", b"");
+    assert!(code == 400 || code == 0, "{code}");
+    // Still serving.
+    assert_eq!(get(addr, "/health", None).0, 200);
+    let (code, body) = post(addr, "/execute", b"");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(fake.executed.load(Ordering::SeqCst), 1);
+    assert_eq!(post(addr, "/rollback/nope", b"").0, 404);
+    assert_eq!(post(addr, "/rollback/known", b"").0, 409);
+}
+
+#[test]
+fn a_token_guards_everything_but_health() {
+    let (addr, _fake, _rt) = start(Some("s3cret"));
+    assert_eq!(get(addr, "/health", None).0, 200);
+    for path in ["/status", "/metrics", "/decisions", "/tasks", "/"] {
+        let (code, body) = get(addr, path, None);
+        assert_eq!(code, 401, "{path}");
+        assert!(is_json_error(&body));
+        assert_eq!(get(addr, path, Some("wrong")).0, 401, "{path}");
+        assert_eq!(get(addr, path, Some("s3cret")).0, 200, "{path}");
+    }
+}
+
+#[test]
+fn metrics_are_prometheus_text_and_json_on_request() {
+    let (addr, _fake, _rt) = start(None);
+    let (code, body) = get(addr, "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(body.contains("# TYPE steward_health_score gauge"), "{body}");
+    let (code, body) = get(addr, "/metrics?format=json", None);
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["health_score"], 0.5);
+    assert_eq!(get(addr, "/metrics?format=xml", None).0, 400);
+}
+
+#[test]
+fn exposure_needs_a_token() {
+    let o = |listen: &str, token: Option<&str>| ServerOptions {
+        listen: listen.parse().unwrap(),
+        token: token.map(Into::into),
+        max_body_bytes: 1,
+    };
+    assert!(check_exposure(&o("127.0.0.1:8080", None)).is_ok());
+    assert!(check_exposure(&o("[::1]:8080", None)).is_ok());
+    assert!(check_exposure(&o("0.0.0.0:8080", None)).is_err());
+    assert!(check_exposure(&o("0.0.0.0:8080", Some(""))).is_err());
+    assert!(check_exposure(&o("0.0.0.0:8080", Some("t"))).is_ok());
+}
