@@ -117,6 +117,55 @@ pub enum Command {
     Worker(crate::worker::WorkerArgs),
     /// A self-contained run: a load burst, real workers scaled up and back down, a live view
     Demo(crate::demo::DemoArgs),
+    /// The daemon in the foreground: the loop plus the HTTP server (what systemd and Kubernetes run)
+    ///
+    /// Endpoints: /health, /status, /metrics (Prometheus), /tasks, /decisions, POST /execute,
+    /// POST /rollback/ID, and a dashboard at /. Listens on server.listen (default
+    /// 127.0.0.1:8080); any other address needs server.token. The first SIGINT/SIGTERM stops
+    /// new cycles, finishes what is in flight and stops the fleet; a second exits at once.
+    Serve {
+        /// Decide and journal, touch nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Write JSON-lines logs here, rotated by logs.max_size (what `start` uses)
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<std::path::PathBuf>,
+        /// Rotate the log file at this many bytes (`start` passes logs.max_size)
+        #[arg(long, hide = true, default_value_t = 100_000_000)]
+        log_max_size: u64,
+        /// Rotated generations kept (`start` passes logs.keep)
+        #[arg(long, hide = true, default_value_t = 5)]
+        log_keep: u32,
+    },
+    /// Start the daemon in the background (pidfile and log in the state directory)
+    Start {
+        /// Decide and journal, touch nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop the background daemon: SIGTERM, then SIGKILL after --timeout
+    Stop {
+        /// Seconds to wait for a graceful stop
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Stop, then start the background daemon
+    Restart {
+        /// Seconds to wait for a graceful stop
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Each component of the running daemon with its status; exit 0 healthy, 1 not
+    Health,
+    /// The daemon's log (JSON lines)
+    Logs {
+        /// Lines from the end
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        tail: usize,
+        /// Keep printing as the log grows
+        #[arg(long)]
+        follow: bool,
+    },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(crate::predict::PredictionCommand),

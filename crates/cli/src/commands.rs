@@ -33,6 +33,12 @@ pub fn name(c: &Command) -> &'static str {
         Command::Worker(_) => "worker",
         Command::Rollback { .. } => "rollback",
         Command::Demo(_) => "demo",
+        Command::Serve { .. } => "serve",
+        Command::Start { .. } => "start",
+        Command::Stop { .. } => "stop",
+        Command::Restart { .. } => "restart",
+        Command::Health => "health",
+        Command::Logs { .. } => "logs",
         Command::Prediction(p) => p.name(),
     }
 }
@@ -82,6 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     let cfg = load_config(&cli)?;
     let json = cli.json;
+    let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy };
     match cli.command {
         Command::Config { .. } => {
             let value = serde_json::to_value(&cfg).context("encoding the config")?;
@@ -103,6 +110,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker(args) => crate::worker::run(&cfg.coordination.dir, args),
         Command::Rollback { decision_id } => rollback(&Engine::new(cfg), &decision_id, json),
         Command::Demo(args) => crate::demo::run(&cfg, args, json),
+        Command::Serve { dry_run, .. } => {
+            let stop = install_stop_handlers()?;
+            crate::daemon::serve(Engine::new(cfg), dry_run, stop)
+        }
+        Command::Start { dry_run } => {
+            let global = daemon_args(&cli_global, &cfg)?;
+            crate::daemon::start(&Engine::new(cfg), &global, dry_run, json)
+        }
+        Command::Stop { timeout } => crate::daemon::stop(&Engine::new(cfg), seconds(timeout, "--timeout")?, json),
+        Command::Restart { timeout } => {
+            let engine = Engine::new(cfg.clone());
+            crate::daemon::stop(&engine, seconds(timeout, "--timeout")?, json)?;
+            let global = daemon_args(&cli_global, &cfg)?;
+            crate::daemon::start(&engine, &global, false, json)
+        }
+        Command::Health => crate::daemon::health(&Engine::new(cfg), json),
+        Command::Logs { tail, follow } => {
+            let stop = install_stop_handlers()?;
+            crate::daemon::logs(&Engine::new(cfg), tail, follow, &stop)
+        }
         Command::Prediction(p) => crate::predict::run(p, &Engine::new(cfg), json),
     }
 }
@@ -284,6 +311,45 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
     Ok(ExitCode::SUCCESS)
 }
 
+/// The global flags `start` passes on to the daemon it spawns.
+struct GlobalFlags {
+    config: Option<std::path::PathBuf>,
+    policy: Option<PolicyArg>,
+}
+
+/// Arguments for the background daemon: absolute paths, since it may
+/// outlive the shell that started it.
+fn daemon_args(g: &GlobalFlags, cfg: &Config) -> Result<Vec<String>> {
+    let abs = |p: &Path| -> Result<String> {
+        let p = if p.is_absolute() { p.to_owned() } else { std::env::current_dir().context("reading the working directory")?.join(p) };
+        Ok(p.display().to_string())
+    };
+    let mut args = vec!["--coordination".to_owned(), abs(&cfg.coordination.dir)?, "--state-dir".to_owned(), abs(&cfg.state_dir())?];
+    if let Some(c) = &g.config {
+        args.extend(["--config".to_owned(), abs(c)?]);
+    } else if Path::new(config::DEFAULT_FILE).is_file() {
+        args.extend(["--config".to_owned(), abs(Path::new(config::DEFAULT_FILE))?]);
+    }
+    if let Some(p) = g.policy {
+        args.extend([
+            "--policy".to_owned(),
+            match p {
+                PolicyArg::Adaptive => "adaptive".to_owned(),
+                PolicyArg::Classic => "classic".to_owned(),
+            },
+        ]);
+    }
+    Ok(args)
+}
+
+fn seconds(v: f64, flag: &str) -> Result<Duration> {
+    if v.is_finite() && (0.0..1e7).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(UsageError(format!("{flag} {v} must be a number of seconds")).into())
+    }
+}
+
 /// SIGINT/SIGTERM: the first sets the flag (finish the cycle, stop the
 /// fleet in order); a second exits at once.
 pub fn install_stop_handlers() -> Result<Arc<AtomicBool>> {
@@ -305,21 +371,6 @@ fn rollback(engine: &Engine, decision_id: &str, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether a daemon runs for this state directory, from its pidfile.
-fn daemon_info(state_dir: &Path) -> Value {
-    let pidfile = state_dir.join("steward.pid");
-    let Ok(text) = std::fs::read_to_string(&pidfile) else {
-        return json!({"running": false, "pid": null, "uptime_seconds": null});
-    };
-    let pid = text.split_whitespace().next().and_then(|p| p.parse::<u32>().ok());
-    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-    if !alive {
-        return json!({"running": false, "pid": null, "uptime_seconds": null, "stale_pidfile": true});
-    }
-    let uptime = std::fs::metadata(&pidfile).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).map(|d| d.as_secs());
-    json!({"running": true, "pid": pid, "uptime_seconds": uptime})
-}
-
 fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
     let (_snapshot, analysis) = engine.analyze()?;
     let a = &analysis.assessment;
@@ -328,7 +379,7 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
         Some(j) => j.recent_decisions(10).context("reading recent decisions")?,
         None => Vec::new(),
     };
-    let daemon = daemon_info(&engine.config.state_dir());
+    let daemon = crate::daemon::daemon_info(&engine.config.state_dir());
     let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
     if json {
         let data = json!({

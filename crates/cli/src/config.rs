@@ -48,6 +48,65 @@ pub struct Config {
     /// Prices for `steward cost`.
     #[serde(default)]
     pub cost: CostConfig,
+    /// The daemon's HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The daemon's log file.
+    #[serde(default)]
+    pub logs: LogsConfig,
+}
+
+/// The `server:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where `steward serve` listens. Any address but loopback needs `token`. Default 127.0.0.1:8080.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token required on every endpoint but /health (env STEWARD_SERVER_TOKEN). Default none.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes. Default 1048576.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen(), token: None, max_body_bytes: default_max_body() }
+    }
+}
+
+/// The `logs:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Size at which the daemon's log file is rotated, in bytes. Default 100 MB.
+    #[serde(default = "default_log_size")]
+    pub max_size: u64,
+    /// Rotated generations kept (steward.log.1 ... .N). Default 5.
+    #[serde(default = "default_log_keep")]
+    pub keep: u32,
+}
+
+fn default_log_size() -> u64 {
+    100_000_000
+}
+fn default_log_keep() -> u32 {
+    5
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self { max_size: default_log_size(), keep: default_log_keep() }
+    }
 }
 
 /// The `cost:` section: what agents cost, for `steward cost`.
@@ -122,6 +181,15 @@ pub struct StateConfig {
 }
 
 impl Config {
+    /// The server's options (validated at load).
+    pub fn server_options(&self) -> steward_server::ServerOptions {
+        steward_server::ServerOptions {
+            listen: self.server.listen.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            token: self.server.token.clone(),
+            max_body_bytes: self.server.max_body_bytes,
+        }
+    }
+
     /// The pure engine's part of the config.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -151,6 +219,18 @@ impl Config {
         self.adaptive.validate()?;
         self.predict.validate()?;
         self.cost.validate()?;
+        let listen: std::net::SocketAddr = self.server.listen.parse().map_err(|_| InvalidValue {
+            key: "server.listen".into(),
+            message: format!("{:?} is not an address:port", self.server.listen),
+        })?;
+        let opts = steward_server::ServerOptions { listen, token: self.server.token.clone(), max_body_bytes: self.server.max_body_bytes };
+        steward_server::check_exposure(&opts).map_err(|message| InvalidValue { key: "server.token".into(), message })?;
+        if self.server.max_body_bytes == 0 {
+            return Err(InvalidValue { key: "server.max_body_bytes".into(), message: "must be above zero".into() });
+        }
+        if self.logs.max_size < 1024 {
+            return Err(InvalidValue { key: "logs.max_size".into(), message: "must be at least 1024 bytes".into() });
+        }
         match &self.fleet {
             FleetConfig::None => Ok(()),
             FleetConfig::Supervisor(c) => c.validate(),

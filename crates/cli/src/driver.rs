@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::engine::{CycleReport, Engine, LockBusy, RunOptions};
+use crate::engine::{CycleReport, Engine, LockBusy, RunOptions, TargetLock};
 
 /// How the driver runs.
 #[derive(Debug, Clone)]
@@ -38,16 +38,26 @@ pub enum Next {
 /// # Errors
 /// Only when the lock cannot be taken at the start; a failing cycle is
 /// logged and retried with backoff (up to 8 intervals), never fatal.
-pub fn drive(
-    engine: &Engine,
-    opts: &DriveOptions,
-    stop: &AtomicBool,
-    mut on_cycle: impl FnMut(&Result<CycleReport>) -> Next,
-) -> Result<u64> {
-    let run = RunOptions { dry_run: opts.dry_run, ..RunOptions::default() };
+pub fn drive(engine: &Engine, opts: &DriveOptions, stop: &AtomicBool, on_cycle: impl FnMut(&Result<CycleReport>) -> Next) -> Result<u64> {
     // The loop holds the target for its whole life, so no other executor
     // acts between its cycles (spec/engine.md: one executor per target).
     let lock = if opts.dry_run || engine.config.auto.dry_run { None } else { Some(engine.lock()?) };
+    drive_with(engine, opts, stop, lock.as_ref(), on_cycle)
+}
+
+/// [`drive`] under a lock the caller holds (the daemon shares it with its
+/// HTTP actions), or none for a dry run.
+///
+/// # Errors
+/// None today: failing cycles are retried, never fatal.
+pub fn drive_with(
+    engine: &Engine,
+    opts: &DriveOptions,
+    stop: &AtomicBool,
+    lock: Option<&TargetLock>,
+    mut on_cycle: impl FnMut(&Result<CycleReport>) -> Next,
+) -> Result<u64> {
+    let run = RunOptions { dry_run: opts.dry_run, ..RunOptions::default() };
     let mut cycles = 0u64;
     let mut failures = 0u32;
     let mut next_cycle = Instant::now();
@@ -61,7 +71,7 @@ pub fn drive(
             next_tick = now + opts.tick_every;
         }
         if now >= next_cycle {
-            let result = match &lock {
+            let result = match lock {
                 Some(lock) => engine.execute_locked(&run, lock),
                 None => engine.execute(&run),
             };

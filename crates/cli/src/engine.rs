@@ -73,6 +73,9 @@ pub struct Engine {
     fleet: Mutex<Option<Fleet>>,
     /// Opened on first write, then kept.
     journal: Mutex<Option<Journal>>,
+    /// Held for a whole cycle: the loop and `POST /execute` never run two
+    /// cycles on one target at once.
+    cycle_gate: Mutex<()>,
 }
 
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,7 +184,7 @@ impl Engine {
         let engine = config.engine();
         let source = CoordinationSource::new(config.coordination.clone());
         let policy = policy::builtin(config.auto.policy);
-        Self { config, engine, source, policy, fleet: Mutex::new(None), journal: Mutex::new(None) }
+        Self { config, engine, source, policy, fleet: Mutex::new(None), journal: Mutex::new(None), cycle_gate: Mutex::new(()) }
     }
 
     /// The journal, opened (and the state directory created) on first use.
@@ -410,6 +413,7 @@ impl Engine {
     }
 
     fn cycle(&self, opts: &RunOptions, lock: Option<&TargetLock>) -> Result<CycleReport> {
+        let _gate = lock_ignoring_poison(&self.cycle_gate);
         let dry_run = opts.dry_run || self.engine.auto.dry_run;
         if !dry_run && lock.is_none() {
             anyhow::bail!("internal: a cycle that acts needs the target lock");
@@ -603,6 +607,18 @@ impl Engine {
     /// An unknown id (bad input), [`RollbackRefused`] when the inverse is
     /// missing or unsafe, a held lock, or a failed action.
     pub fn rollback(&self, id: &str) -> Result<RollbackReport> {
+        self.rollback_under(id, None)
+    }
+
+    /// [`Engine::rollback`] under a lock the caller already holds (the daemon).
+    ///
+    /// # Errors
+    /// As [`Engine::rollback`].
+    pub fn rollback_locked(&self, id: &str, lock: &TargetLock) -> Result<RollbackReport> {
+        self.rollback_under(id, Some(lock))
+    }
+
+    fn rollback_under(&self, id: &str, held: Option<&TargetLock>) -> Result<RollbackReport> {
         self.check_target()?;
         // An unknown id is bad input whether or not another steward holds the lock.
         let known = match Journal::open_existing(&self.journal_path()).context("opening the journal")? {
@@ -612,7 +628,8 @@ impl Engine {
         if !known {
             return Err(crate::UsageError(format!("no decision {id:?} in the journal {}", self.journal_path().display())).into());
         }
-        let _lock = self.lock()?;
+        let _own_lock = if held.is_none() { Some(self.lock()?) } else { None };
+        let _gate = lock_ignoring_poison(&self.cycle_gate);
         let refuse = |why: String| anyhow::Error::new(RollbackRefused { id: id.to_owned(), why });
         let (original, already) = {
             let guard = self.journal()?;

@@ -17,6 +17,7 @@ macro_rules! outln {
 mod cli;
 mod commands;
 mod config;
+mod daemon;
 mod demo;
 mod driver;
 mod engine;
@@ -50,14 +51,23 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32)) {
+    let default = match (verbose, log_file.is_some()) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    match log_file {
+        // Daemonized: JSON lines to a file rotated by size.
+        Some(path) => {
+            let file: &'static daemon::RotatingFile = Box::leak(Box::new(daemon::RotatingFile::new(path.to_owned(), logs.0, logs.1)));
+            let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(move || file).with_target(false).try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,7 +89,11 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    init_logging(cli.log_level);
+    let (log_file, rotation) = match &cli.command {
+        cli::Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep)),
+        _ => (None, (0, 0)),
+    };
+    init_logging(cli.log_level, log_file.as_deref(), rotation);
     let json = cli.json || commands::wants_json(&cli.command);
     let name = commands::name(&cli.command);
     match commands::run(cli) {

@@ -1,0 +1,132 @@
+//! The daemon run for real: start, HTTP, status, stop, crash recovery.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::{wait_for, Fixture};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+fn setup(f: &Fixture, port: u16) {
+    f.write("agent_1.json", r#"{"id":"agent_1","status":"active"}"#);
+    f.write("agent_2.json", r#"{"id":"agent_2","status":"active"}"#);
+    for i in 0..6 {
+        f.write(&format!("work_{i}.json"), "{}");
+    }
+    f.write("completed_x.json", "{}");
+    fs::write(f.tmp.path().join("steward.yaml"), format!("server: {{listen: \"127.0.0.1:{port}\"}}\nauto: {{interval: 1s}}\n")).unwrap();
+}
+
+fn pidfile(f: &Fixture) -> std::path::PathBuf {
+    f.tmp.path().join(".steward/steward.pid")
+}
+
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+/// Acceptance: start on a free port, talk to it, stop it.
+#[test]
+fn start_serve_status_stop() {
+    let f = Fixture::new();
+    let port = free_port();
+    setup(&f, port);
+    let out = f.run(&["start"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid: u32 = fs::read_to_string(pidfile(&f)).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&pid.to_string()));
+
+    let (code, body) = get(port, "/health");
+    assert_eq!(code, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "healthy");
+
+    // The metrics' health score is the one `status` reports for the same directory.
+    assert!(wait_for(10, || get(port, "/metrics").1.contains("steward_cycles_total 1")
+        || get(port, "/metrics").1.contains("steward_cycles_total 2")));
+    let (code, metrics) = get(port, "/metrics");
+    assert_eq!(code, 200);
+    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok() || value == "+Inf", "not Prometheus text: {line:?}");
+    }
+    let score: f64 = metrics.lines().find_map(|l| l.strip_prefix("steward_health_score ")).unwrap().parse().unwrap();
+    let status = f.json(&["--json", "status"]);
+    assert_eq!(status["data"]["status"]["health_score"].as_f64().unwrap(), score);
+    assert_eq!(status["data"]["daemon"]["running"], true);
+    assert_eq!(status["data"]["daemon"]["pid"].as_u64(), Some(u64::from(pid)));
+    assert!(String::from_utf8_lossy(&f.run(&["status"]).stdout).contains(&format!("pid {pid}")));
+
+    for path in ["/status", "/tasks", "/decisions?limit=5", "/"] {
+        assert_eq!(get(port, path).0, 200, "{path}");
+    }
+    let health = f.run(&["health"]);
+    assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stdout));
+
+    // A second start refuses, clearly.
+    let again = f.run(&["start"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already runs"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    let stop = f.run(&["stop"]);
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    assert!(!alive(pid), "the daemon is gone");
+    assert!(!pidfile(&f).exists(), "the pidfile is gone");
+    assert_eq!(f.run(&["health"]).status.code(), Some(1), "no daemon answers now");
+    // The daemon logged JSON lines.
+    let log = fs::read_to_string(f.tmp.path().join(".steward/logs/steward.log")).unwrap();
+    assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{log}");
+    assert!(log.contains("Daemon started."));
+}
+
+/// Acceptance: SIGKILL the daemon; `start` sees the stale pidfile, starts,
+/// and the journal passes SQLite's integrity check.
+#[test]
+fn a_killed_daemon_leaves_a_stale_pidfile_that_start_cleans() {
+    let f = Fixture::new();
+    let port = free_port();
+    setup(&f, port);
+    assert!(f.run(&["start"]).status.success());
+    let pid = fs::read_to_string(pidfile(&f)).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(wait_for(10, || get(port, "/metrics").1.contains("steward_cycles_total 2")));
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(wait_for(10, || !alive(pid.parse().unwrap())));
+    assert!(pidfile(&f).exists(), "a SIGKILL leaves the pidfile");
+    assert_eq!(f.json(&["--json", "status"])["data"]["daemon"]["stale_pidfile"], true);
+
+    let out = f.run(&["start"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(port, "/health").0, 200);
+    let journal = steward_store::Journal::open_existing(&f.tmp.path().join(".steward/journal.db")).unwrap().unwrap();
+    journal.integrity_check().unwrap();
+    assert!(f.run(&["stop"]).status.success());
+}
+
+#[test]
+fn a_non_loopback_address_without_a_token_is_refused() {
+    let f = Fixture::new();
+    fs::write(f.tmp.path().join("steward.yaml"), "server: {listen: \"0.0.0.0:8089\"}\n").unwrap();
+    let out = f.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.token"));
+    assert!(!Path::new(&f.tmp.path().join(".steward/steward.pid")).exists());
+}
