@@ -227,7 +227,9 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
         min_confidence: args.min_confidence,
         force_confidence: args.force_confidence,
     };
-    let mut report = engine.execute(&opts)?;
+    let result = engine.execute(&opts);
+    engine.flush_telemetry();
+    let mut report = result?;
     if !args.verbose {
         report.decisions = None;
     }
@@ -306,6 +308,7 @@ fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bo
     });
     // Whatever ended the loop, the fleet stops with it (unless detached).
     engine.shutdown();
+    engine.flush_telemetry();
     let cycles = cycles?;
     tracing::info!(cycles, "Loop stopped.");
     Ok(ExitCode::SUCCESS)

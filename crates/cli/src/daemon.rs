@@ -132,6 +132,10 @@ impl Control for EngineControl {
         Ok(json!({"decisions": entries}))
     }
 
+    fn ingest(&self, records: u64) {
+        self.engine.ingest(records);
+    }
+
     fn tasks(&self) -> Value {
         // Reconciliation (spec/reconcile.md) is not built yet: the queue is empty.
         json!({"tasks": [], "by_priority": {"critical": 0, "high": 0, "medium": 0, "low": 0}})
@@ -267,6 +271,7 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
     stop.store(true, Ordering::SeqCst);
     let looped = driver.join();
     engine.shutdown();
+    engine.flush_telemetry();
     // Only our own pidfile is removed.
     if running_daemon(&state_dir).is_none_or(|(pid, _)| pid == std::process::id()) {
         let _ = fs::remove_file(&pidfile);

@@ -409,6 +409,7 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
     // accounting sees every item in exactly one state.
     let _ = engine.execute(&crate::engine::RunOptions::default());
     engine.shutdown();
+    engine.flush_telemetry();
     summary.cycles = cycles;
     summary.produced = produced.load(Ordering::SeqCst);
     let (counts, unaccounted) = account(&coordination, summary.produced);

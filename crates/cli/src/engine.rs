@@ -76,6 +76,12 @@ pub struct Engine {
     /// Held for a whole cycle: the loop and `POST /execute` never run two
     /// cycles on one target at once.
     cycle_gate: Mutex<()>,
+    /// Telemetry records received over OTLP, with when, for the window.
+    ingested: Mutex<std::collections::VecDeque<(UnixMs, u64)>>,
+    /// Spans out, when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    exporter: Option<crate::otel::Exporter>,
+    /// The last cycle's health score, for `system_improvement`.
+    last_score: Mutex<Option<f64>>,
 }
 
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,7 +190,39 @@ impl Engine {
         let engine = config.engine();
         let source = CoordinationSource::new(config.coordination.clone());
         let policy = policy::builtin(config.auto.policy);
-        Self { config, engine, source, policy, fleet: Mutex::new(None), journal: Mutex::new(None), cycle_gate: Mutex::new(()) }
+        Self {
+            config,
+            engine,
+            source,
+            policy,
+            fleet: Mutex::new(None),
+            journal: Mutex::new(None),
+            cycle_gate: Mutex::new(()),
+            ingested: Mutex::new(std::collections::VecDeque::new()),
+            exporter: crate::otel::Exporter::from_env(),
+            last_score: Mutex::new(None),
+        }
+    }
+
+    /// Counts telemetry records received over OTLP into the telemetry volume
+    /// of the cycles within `coordination.telemetry_window`.
+    pub fn ingest(&self, records: u64) {
+        lock_ignoring_poison(&self.ingested).push_back((now_ms(), records));
+    }
+
+    fn ingested_since(&self, since: UnixMs) -> u64 {
+        let mut q = lock_ignoring_poison(&self.ingested);
+        while q.front().is_some_and(|(t, _)| *t < since) {
+            q.pop_front();
+        }
+        q.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Sends the spans still queued (at exit).
+    pub fn flush_telemetry(&self) {
+        if let Some(e) = &self.exporter {
+            e.flush();
+        }
     }
 
     /// The journal, opened (and the state directory created) on first use.
@@ -423,7 +461,9 @@ impl Engine {
         let Some(journal) = journal_guard.as_mut() else { anyhow::bail!("internal: the journal is not open") };
         let now = now_ms();
         let mut history = self.history(Some(journal), now)?;
-        let snapshot = self.source.snapshot(now)?;
+        let mut snapshot = self.source.snapshot(now)?;
+        let window = i64::try_from(self.config.coordination.telemetry_window.as_millis()).unwrap_or(i64::MAX);
+        snapshot.telemetry_volume += self.ingested_since(now.saturating_sub(window));
         // Agents' readings join the history now (the planner sees them this
         // cycle) and the journal (later cycles see the trend).
         let samples: Vec<Sample> = snapshot
@@ -537,6 +577,10 @@ impl Engine {
             "Cycle done."
         );
         report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
+        if let Some(exporter) = &self.exporter {
+            let previous = lock_ignoring_poison(&self.last_score).replace(report.metrics.health_score);
+            exporter.export_cycle(&report, now, now_ms(), previous);
+        }
         Ok(report)
     }
 

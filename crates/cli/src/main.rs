@@ -21,6 +21,7 @@ mod daemon;
 mod demo;
 mod driver;
 mod engine;
+mod otel;
 mod output;
 mod predict;
 mod worker;

@@ -9,6 +9,7 @@
 //! never read whole), a missing or wrong token 401.
 
 pub mod metrics;
+pub mod otlp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,6 +78,9 @@ pub trait Control: Send + Sync + 'static {
     fn tasks(&self) -> Value;
     /// Each component's health.
     fn health(&self) -> Vec<Component>;
+    /// Telemetry records received over OTLP (spans or metrics), counted
+    /// into the telemetry volume.
+    fn ingest(&self, records: u64);
 }
 
 /// How the server listens and whom it lets in.
@@ -136,6 +140,8 @@ pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOpt
         .route("/decisions", get(decisions))
         .route("/execute", post(execute))
         .route("/rollback/{id}", post(rollback))
+        .route("/v1/traces", post(ingest_traces))
+        .route("/v1/metrics", post(ingest_metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
         .layer(middleware::from_fn_with_state(app.clone(), authorize))
@@ -231,6 +237,38 @@ async fn execute(State(app): State<App>, _body: Bytes) -> Result<Json<Value>, Co
 async fn rollback(State(app): State<App>, Path(id): Path<String>, _body: Bytes) -> Result<Json<Value>, ControlError> {
     let control = app.control.clone();
     tokio::task::spawn_blocking(move || control.rollback(&id)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+}
+
+async fn ingest_traces(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    ingest(&app, &headers, &body, true)
+}
+
+async fn ingest_metrics(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    ingest(&app, &headers, &body, false)
+}
+
+/// OTLP/HTTP ingest: protobuf (`application/x-protobuf`) or JSON
+/// (`application/json`); anything else is 415, a malformed body 400.
+fn ingest(app: &App, headers: &HeaderMap, body: &[u8], traces: bool) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/x-protobuf");
+    let json = if content_type.starts_with("application/json") {
+        true
+    } else if content_type.starts_with("application/x-protobuf") || content_type.starts_with("application/protobuf") {
+        false
+    } else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type {content_type:?}: OTLP/HTTP is application/x-protobuf or application/json"),
+        );
+    };
+    match otlp::count(body, json, traces) {
+        Ok(n) => {
+            app.control.ingest(n);
+            // An empty partial_success is a full success in OTLP.
+            (StatusCode::OK, Json(json!({"partialSuccess": {}}))).into_response()
+        }
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
 }
 
 async fn dashboard() -> Html<&'static str> {

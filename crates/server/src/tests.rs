@@ -6,6 +6,7 @@ use super::*;
 struct Fake {
     failing: AtomicBool,
     executed: AtomicUsize,
+    ingested: std::sync::atomic::AtomicU64,
 }
 
 impl Control for Fake {
@@ -28,6 +29,9 @@ impl Control for Fake {
     fn tasks(&self) -> Value {
         json!({"tasks": []})
     }
+    fn ingest(&self, records: u64) {
+        self.ingested.fetch_add(records, Ordering::SeqCst);
+    }
     fn health(&self) -> Vec<Component> {
         let failing = self.failing.load(Ordering::SeqCst);
         vec![
@@ -40,7 +44,8 @@ impl Control for Fake {
 /// Starts a server on a free loopback port; returns its address and the fake.
 fn start(token: Option<&str>) -> (SocketAddr, Arc<Fake>, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let fake = Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0) });
+    let fake =
+        Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0), ingested: std::sync::atomic::AtomicU64::new(0) });
     let opts = ServerOptions { listen: "127.0.0.1:0".parse().unwrap(), token: token.map(Into::into), max_body_bytes: 64 * 1024 };
     let listener = rt.block_on(tokio::net::TcpListener::bind(opts.listen)).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -154,4 +159,44 @@ fn exposure_needs_a_token() {
     assert!(check_exposure(&o("0.0.0.0:8080", None)).is_err());
     assert!(check_exposure(&o("0.0.0.0:8080", Some(""))).is_err());
     assert!(check_exposure(&o("0.0.0.0:8080", Some("t"))).is_ok());
+}
+
+fn post_typed(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    send(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+        body,
+    )
+}
+
+#[test]
+fn otlp_ingest_counts_spans_and_rejects_garbage() {
+    use prost::Message as _;
+    let (addr, fake, _rt) = start(None);
+    let span = |name: &str| otlp::Span { name: name.into(), trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
+    let req = otlp::ExportTraceServiceRequest {
+        resource_spans: vec![otlp::ResourceSpans {
+            resource: None,
+            scope_spans: vec![otlp::ScopeSpans { scope: None, spans: vec![span("a"), span("b"), span("c")] }],
+        }],
+    };
+    let (code, body) = post_typed(addr, "/v1/traces", "application/x-protobuf", &req.encode_to_vec());
+    assert_eq!(code, 200, "{body}");
+    let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x"},{"name":"y"}]}]}]}"#;
+    assert_eq!(post_typed(addr, "/v1/traces", "application/json", json).0, 200);
+    assert_eq!(
+        post_typed(addr, "/v1/metrics", "application/json", br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"m"}]}]}]}"#).0,
+        200
+    );
+    assert_eq!(fake.ingested.load(Ordering::SeqCst), 6);
+    // Malformed OTLP: 400 with a JSON error; an unknown media type: 415.
+    let (code, body) = post_typed(addr, "/v1/traces", "application/x-protobuf", &[0xff, 0xff, 0xff, 0x0f, 0x01]);
+    assert_eq!(code, 400, "{body}");
+    assert!(is_json_error(&body));
+    assert_eq!(post_typed(addr, "/v1/traces", "application/json", b"{not json").0, 400);
+    assert_eq!(post_typed(addr, "/v1/traces", "text/plain", b"hello").0, 415);
+    assert_eq!(get(addr, "/health", None).0, 200, "still serving");
 }
