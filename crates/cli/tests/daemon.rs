@@ -130,3 +130,43 @@ fn a_non_loopback_address_without_a_token_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.token"));
     assert!(!Path::new(&f.tmp.path().join(".steward/steward.pid")).exists());
 }
+
+fn raw(port: u16, request: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Acceptance: hostile HTTP against the real daemon, which keeps serving;
+/// and with a token, everything but /health needs it.
+#[test]
+fn hostile_http_against_the_real_daemon() {
+    let f = Fixture::new();
+    let port = free_port();
+    setup(&f, port);
+    fs::write(
+        f.tmp.path().join("steward.yaml"),
+        format!("server: {{listen: \"127.0.0.1:{port}\", token: s3cret, max_body_bytes: 4096}}\nauto: {{interval: 1s}}\n"),
+    )
+    .unwrap();
+    assert!(f.run(&["start"]).status.success());
+    let auth = "Authorization: Bearer s3cret\r\n";
+    assert_eq!(raw(port, format!("GET /nope HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 404);
+    assert_eq!(raw(port, format!("DELETE /status HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 405);
+    let big =
+        format!("POST /execute HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100000\r\nConnection: close\r\n\r\n{}", "x".repeat(100_000));
+    assert_eq!(raw(port, big.as_bytes()), 413);
+    let bad_otlp = format!("POST /v1/traces HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/x-protobuf\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\u{ff}\u{ff}\u{ff}");
+    assert_eq!(raw(port, bad_otlp.as_bytes()), 400);
+    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 401);
+    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n"), 401);
+    assert_eq!(raw(port, b"\x00\x01\x02 garbage\r\n\r\n"), 400);
+    // Still serving, and /health needs no token.
+    assert_eq!(get(port, "/health").0, 200);
+    assert_eq!(raw(port, format!("GET /status HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 200);
+    assert!(f.run(&["health"]).status.success());
+    assert!(f.run(&["stop"]).status.success());
+}
