@@ -21,22 +21,11 @@ pub enum Signal {
 /// # Errors
 /// The process does not exist (`ESRCH`) or may not be signalled.
 pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
-    let sig = match signal {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    if pid <= 0 {
-        // 0 and negatives address process groups: never what is meant here.
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    let rc = unsafe { libc::kill(pid, sig) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // 0 and negatives address process groups: never what is meant here.
+    send(pid, 0, signal, |pid, sig| {
+        // SAFETY: kill(2) takes plain integers and has no memory effects.
+        unsafe { libc::kill(pid, sig) }
+    })
 }
 
 /// Sends `signal` to every process of the group `pgid` (a program started
@@ -45,17 +34,24 @@ pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
 /// # Errors
 /// No such group, or it may not be signalled.
 pub fn kill_group(pgid: u32, signal: Signal) -> io::Result<()> {
+    // Group 1 would be init's: never what is meant here.
+    send(pgid, 1, signal, |pgid, sig| {
+        // SAFETY: killpg(2) takes plain integers and has no memory effects.
+        unsafe { libc::killpg(pgid, sig) }
+    })
+}
+
+/// Checks the target is above `floor` and maps the signal, then calls `raw`.
+fn send(target: u32, floor: libc::pid_t, signal: Signal, raw: impl FnOnce(libc::pid_t, libc::c_int) -> libc::c_int) -> io::Result<()> {
     let sig = match signal {
         Signal::Term => libc::SIGTERM,
         Signal::Kill => libc::SIGKILL,
     };
-    let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    if pgid <= 1 {
+    let target = libc::pid_t::try_from(target).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if target <= floor {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    // SAFETY: killpg(2) takes plain integers and has no memory effects.
-    let rc = unsafe { libc::killpg(pgid, sig) };
-    if rc == 0 {
+    if raw(target, sig) == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
