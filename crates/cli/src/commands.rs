@@ -358,7 +358,8 @@ fn seconds(v: f64, flag: &str) -> Result<Duration> {
 pub fn install_stop_handlers() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop)).context("installing signal handlers")?;
+        // The second signal exits at once, with the shell's code for it (130, 143).
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop)).context("installing signal handlers")?;
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
     Ok(stop)

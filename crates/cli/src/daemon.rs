@@ -28,6 +28,9 @@ use crate::engine::{now_ms, CycleReport, Engine, RollbackRefused, RunOptions, Ta
 use crate::output::{envelope, print_json};
 use crate::UsageError;
 
+/// Seconds requests in flight get to finish once a stop is asked for.
+const HTTP_DRAIN_SECS: u64 = 5;
+
 /// The pidfile's name in the state directory.
 pub const PIDFILE: &str = "steward.pid";
 
@@ -48,7 +51,7 @@ struct EngineControl {
 }
 
 impl EngineControl {
-    fn record(&self, result: &Result<CycleReport>, took: Duration) {
+    fn record(&self, result: &Result<CycleReport>) {
         let now = now_ms();
         match result {
             Ok(r) => {
@@ -59,9 +62,9 @@ impl EngineControl {
                     .chain(r.failed.iter().map(|e| (e.kind.clone(), "failed".to_owned())))
                     .chain(r.skipped.iter().map(|e| (e.kind.clone(), "skipped".to_owned())))
                     .collect();
-                self.metrics.observe_cycle(&r.metrics, &decisions, took.as_secs_f64());
+                self.metrics.observe_cycle(&r.metrics, &decisions, r.duration_ms as f64 / 1000.0);
                 self.state.consecutive_failures.store(0, Ordering::SeqCst);
-                let summary = json!({"cycle_id": r.cycle_id, "metrics": r.metrics, "executed": r.executed.len(), "failed": r.failed.len(), "skipped": r.skipped.len()});
+                let summary = json!({"cycle_id": r.cycle_id, "metrics": r.metrics, "executed": r.executed.len(), "failed": r.failed.len(), "skipped": r.skipped.len(), "target_exists": r.target_exists});
                 *self.state.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, Ok(summary)));
             }
             Err(e) => {
@@ -80,12 +83,11 @@ fn internal(e: &anyhow::Error) -> ControlError {
 
 impl Control for EngineControl {
     fn execute(&self) -> Result<Value, ControlError> {
-        let started = Instant::now();
         let result = match &self.lock {
             Some(lock) => self.engine.execute_locked(&RunOptions::default(), lock),
             None => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
         };
-        self.record(&result, started.elapsed());
+        self.record(&result);
         result.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(|e| internal(&e))
     }
 
@@ -161,8 +163,12 @@ impl Control for EngineControl {
             Some((_, Err(e))) if e.contains("journal") && failures >= 3 => c("journal", "failing", e.clone()),
             _ => c("journal", "ok", format!("{}", self.engine.journal_path().display())),
         };
-        // A non-empty queue is work, not a failure.
+        // A non-empty queue is work, not a failure; a queue that is not
+        // there at all (unmounted volume, wrong path) is one.
         let queue_c = match &last {
+            Some((_, Ok(s))) if s["target_exists"] == false => {
+                c("queue", "failing", format!("the coordination directory {} does not exist", self.engine.coordination_dir().display()))
+            }
             Some((_, Ok(s))) => {
                 c("queue", "ok", format!("{} pending, {} in flight", s["metrics"]["work_queue_size"], s["metrics"]["in_flight"]))
             }
@@ -187,7 +193,12 @@ pub fn running_daemon(state_dir: &Path) -> Option<(u32, String)> {
     let pid: u32 = parts.next()?.parse().ok()?;
     let start_ticks: u64 = parts.next()?.parse().ok()?;
     let listen = parts.next().unwrap_or("").to_owned();
-    let is_steward = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("steward"));
+    // A steward daemon: its program is a steward binary and it was asked to serve.
+    let is_steward = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+        let program = args.first().map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default();
+        Path::new(&program).file_name().is_some_and(|n| n.to_string_lossy().starts_with("steward")) && args.iter().any(|a| *a == b"serve")
+    });
     (process::is_running(pid, start_ticks) && is_steward).then_some((pid, listen))
 }
 
@@ -250,10 +261,8 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
             .spawn(move || {
                 let opts =
                     DriveOptions { interval: engine.config.auto.interval, max_cycles: 0, dry_run, tick_every: Duration::from_millis(200) };
-                let mut started = Instant::now();
                 drive_with(&engine, &opts, &stop, lock.as_deref(), |result| {
-                    control.record(result, started.elapsed());
-                    started = Instant::now();
+                    control.record(result);
                     Next::Continue
                 })
             })
@@ -267,8 +276,27 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
             }
         }
     };
-    let served = runtime.block_on(steward_server::serve(listener, router, shutdown));
+    // A slow or stuck client must not hold the stop past the fleet's drain
+    // and systemd's timeout: requests in flight get a few seconds.
+    let served = runtime.block_on(async {
+        let server = steward_server::serve(listener, router, shutdown);
+        tokio::pin!(server);
+        let stop_wait = stop.clone();
+        tokio::select! {
+            r = &mut server => r,
+            () = async move {
+                while !stop_wait.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(HTTP_DRAIN_SECS)).await;
+            } => {
+                tracing::warn!(seconds = HTTP_DRAIN_SECS, "HTTP requests still open at the stop deadline; closing them.");
+                Ok(())
+            }
+        }
+    });
     stop.store(true, Ordering::SeqCst);
+    runtime.shutdown_timeout(Duration::from_secs(1));
     let looped = driver.join();
     engine.shutdown();
     engine.flush_telemetry();
@@ -302,8 +330,8 @@ pub fn start(engine: &Engine, global: &[String], dry_run: bool, json: bool) -> R
     let logs = state_dir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let log_path = logs.join("steward.log");
-    let out =
-        fs::OpenOptions::new().create(true).append(true).open(logs.join("steward.out")).context("opening the daemon's output file")?;
+    // Anything the daemon prints before its log is set up (this run only).
+    let out = fs::File::create(logs.join("steward.out")).context("opening the daemon's output file")?;
     let err = out.try_clone().context("opening the daemon's output file")?;
     let exe = std::env::current_exe().context("finding the steward executable")?;
     let mut cmd = Command::new(exe);
@@ -450,13 +478,19 @@ pub fn logs(engine: &Engine, tail: usize, follow: bool, stop: &AtomicBool) -> Re
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
+    use std::os::unix::fs::MetadataExt;
     let mut pos = text.len() as u64;
+    let mut inode = fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
     while !stop.load(Ordering::SeqCst) && !crate::output::stdout_closed() {
         std::thread::sleep(Duration::from_millis(200));
         let Ok(mut f) = fs::File::open(&path) else { continue };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < pos {
-            pos = 0; // rotated
+        let meta = f.metadata().ok();
+        let len = meta.as_ref().map_or(0, |m| m.len());
+        let ino = meta.as_ref().map_or(0, MetadataExt::ino);
+        // Rotated (a new file under the name) or truncated: start from its top.
+        if ino != inode || len < pos {
+            inode = ino;
+            pos = 0;
         }
         if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
             let reader = std::io::BufReader::new(&mut f);

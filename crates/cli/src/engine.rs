@@ -126,6 +126,10 @@ pub struct CycleReport {
     pub skipped: Vec<Skipped>,
     /// Source warnings.
     pub warnings: Vec<String>,
+    /// Whether the coordination directory exists.
+    pub target_exists: bool,
+    /// How long the cycle took, in milliseconds.
+    pub duration_ms: u64,
     /// Every decision in full (with `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decisions: Option<Vec<Decision>>,
@@ -545,6 +549,8 @@ impl Engine {
             failed: Vec::new(),
             skipped: Vec::new(),
             warnings: snapshot.warnings.iter().map(ToString::to_string).collect(),
+            target_exists: snapshot.target_exists,
+            duration_ms: 0,
             decisions: None,
         };
         let mut coordination = CoordinationActuator::new(self.coordination_dir(), self.config.coordination.max_attempts);
@@ -577,6 +583,7 @@ impl Engine {
             "Cycle done."
         );
         report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if let Some(exporter) = &self.exporter {
             let previous = lock_ignoring_poison(&self.last_score).replace(report.metrics.health_score);
             exporter.export_cycle(&report, now, now_ms(), previous);

@@ -52,8 +52,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32)) {
-    let default = match (verbose, log_file.is_some()) {
+fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32), daemon: bool) {
+    use std::io::IsTerminal;
+    let json_stderr = daemon && !std::io::stderr().is_terminal();
+    let default = match (verbose, log_file.is_some() || daemon) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
         _ => "debug",
@@ -64,6 +66,10 @@ fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32
         Some(path) => {
             let file: &'static daemon::RotatingFile = Box::leak(Box::new(daemon::RotatingFile::new(path.to_owned(), logs.0, logs.1)));
             let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(move || file).with_target(false).try_init();
+        }
+        // `serve` under systemd or Kubernetes (stderr not a terminal): JSON lines.
+        None if json_stderr => {
+            let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
         }
         None => {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
@@ -90,11 +96,11 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    let (log_file, rotation) = match &cli.command {
-        cli::Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep)),
-        _ => (None, (0, 0)),
+    let (log_file, rotation, daemon) = match &cli.command {
+        cli::Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep), true),
+        _ => (None, (0, 0), false),
     };
-    init_logging(cli.log_level, log_file.as_deref(), rotation);
+    init_logging(cli.log_level, log_file.as_deref(), rotation, daemon);
     let json = cli.json || commands::wants_json(&cli.command);
     let name = commands::name(&cli.command);
     match commands::run(cli) {

@@ -25,10 +25,18 @@ use crate::engine::CycleReport;
 
 /// Where and how to export.
 pub struct Exporter {
-    tx: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
-    done: Mutex<Option<std::thread::JoinHandle<()>>>,
+    tx: Mutex<Option<mpsc::SyncSender<Vec<u8>>>>,
+    /// Told when the export thread has sent everything and ended.
+    done: Mutex<Option<mpsc::Receiver<()>>>,
     resource: Vec<KeyValue>,
+    dropped: std::sync::atomic::AtomicU64,
 }
+
+/// Traces waiting for a slow collector; more are dropped, not buffered
+/// without bound.
+const QUEUE: usize = 64;
+/// How long `flush` (at exit) waits for the queue to drain.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 struct Target {
     host: String,
@@ -83,18 +91,33 @@ impl Exporter {
         attrs.insert("service.version".into(), env!("CARGO_PKG_VERSION").into());
         let resource = attrs.into_iter().map(|(k, v)| KeyValue::new(&k, Value::String(v))).collect();
         let target = Target { host, port, path, headers };
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let done = std::thread::Builder::new()
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
             .name("otlp-export".into())
             .spawn(move || {
+                let mut failures = 0u64;
                 for body in rx {
-                    if let Err(e) = post(&target, &body) {
-                        tracing::warn!(error = %e, "OTLP export failed.");
+                    match post(&target, &body) {
+                        Ok(()) => {
+                            if failures > 0 {
+                                tracing::info!(failures, "OTLP export works again.");
+                            }
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            // The first failure, then every 100th: a dead collector is not worth a line per cycle.
+                            if failures == 1 || failures.is_multiple_of(100) {
+                                tracing::warn!(error = %e, failures, "OTLP export failed.");
+                            }
+                        }
                     }
                 }
+                let _ = done_tx.send(());
             })
             .ok()?;
-        Some(Self { tx: Mutex::new(Some(tx)), done: Mutex::new(Some(done)), resource })
+        Some(Self { tx: Mutex::new(Some(tx)), done: Mutex::new(Some(done_rx)), resource, dropped: std::sync::atomic::AtomicU64::new(0) })
     }
 
     /// Queues the spans of one cycle: `started` and `ended` in Unix ms;
@@ -102,24 +125,32 @@ impl Exporter {
     pub fn export_cycle(&self, report: &CycleReport, started: UnixMs, ended: UnixMs, previous_score: Option<f64>) {
         let body = encode_cycle(&self.resource, report, started, ended, previous_score);
         if let Some(tx) = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            let _ = tx.send(body);
+            if tx.try_send(body).is_err() {
+                let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n == 1 || n.is_multiple_of(100) {
+                    tracing::warn!(dropped = n, "OTLP export queue full (collector slow or down); dropping traces.");
+                }
+            }
         }
     }
 
-    /// Sends what is queued and stops the export thread (at exit).
+    /// Sends what is queued, for at most a few seconds, and stops the
+    /// export thread (at exit): a dead collector never holds a stop.
     pub fn flush(&self) {
         self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(h) = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-            let _ = h.join();
+        if let Some(done) = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            if done.recv_timeout(FLUSH_DEADLINE).is_err() {
+                tracing::warn!("OTLP export did not finish within the flush deadline; remaining traces dropped.");
+            }
         }
     }
 }
 
 fn post(t: &Target, body: &[u8]) -> std::io::Result<()> {
     let addr = (t.host.as_str(), t.port).to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("endpoint resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n",
         t.path,

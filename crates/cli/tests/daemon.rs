@@ -170,3 +170,43 @@ fn hostile_http_against_the_real_daemon() {
     assert!(f.run(&["health"]).status.success());
     assert!(f.run(&["stop"]).status.success());
 }
+
+/// Regressions (operator review of the daemon): the cycle-duration histogram
+/// holds cycle times, not the interval; a vanished coordination directory
+/// makes /health fail; a pidfile naming another process is never obeyed.
+#[test]
+fn operator_review_regressions() {
+    let f = Fixture::new();
+    let port = free_port();
+    setup(&f, port);
+    assert!(f.run(&["start"]).status.success());
+    assert!(wait_for(15, || get(port, "/metrics").1.contains("steward_cycles_total 3")));
+    let metrics = get(port, "/metrics").1;
+    let sum: f64 = metrics.lines().find_map(|l| l.strip_prefix("steward_cycle_duration_seconds_sum ")).unwrap().parse().unwrap();
+    assert!(sum < 1.0, "3 cycles of a few ms, not 3 intervals of 1 s: {sum}");
+
+    fs::rename(f.dir(), f.tmp.path().join("moved")).unwrap();
+    assert!(wait_for(10, || get(port, "/health").0 == 503), "a missing coordination directory fails /health");
+    let body: Value = serde_json::from_str(&get(port, "/health").1).unwrap();
+    assert_eq!(body["failing"][0]["name"], "queue");
+    fs::rename(f.tmp.path().join("moved"), f.dir()).unwrap();
+    assert!(f.run(&["stop"]).status.success());
+
+    // A pidfile left pointing at some other process: not running, and never signalled.
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    let ticks = fs::read_to_string(format!("/proc/{}/stat", other.id()))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned();
+    fs::write(pidfile(&f), format!("{} {ticks} 127.0.0.1:{port}\n", other.id())).unwrap();
+    assert_eq!(f.json(&["--json", "status"])["data"]["daemon"]["running"], false);
+    assert!(f.run(&["stop"]).status.success());
+    assert!(other.try_wait().unwrap().is_none(), "the unrelated process was not killed");
+    let _ = other.kill();
+    let _ = other.wait();
+}

@@ -53,7 +53,9 @@ fn daemon() -> Daemon {
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies() {
     let unit = fs::read_to_string(deploy("steward.service")).unwrap();
-    for line in ["NoNewPrivileges=yes", "ProtectSystem=strict", "User=steward", "Restart=on-failure", "KillSignal=SIGTERM"] {
+    for line in
+        ["NoNewPrivileges=yes", "ProtectSystem=strict", "User=steward", "Restart=on-failure", "KillSignal=SIGTERM", "KillMode=mixed"]
+    {
         assert!(unit.lines().any(|l| l.trim() == line), "the unit lacks {line}");
     }
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
@@ -75,11 +77,18 @@ fn manifests_parse_and_their_probes_and_dashboard_queries_are_real() {
     let text = fs::read_to_string(deploy("kubernetes/steward.yaml")).unwrap();
     let docs: Vec<Value> = text.split("\n---\n").map(|d| serde_saphyr::from_str::<Value>(d).unwrap()).collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
-    let container = &docs[1]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(kinds, ["ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment", "Service"]);
+    // Everything the Deployment refers to is defined here.
+    let deployment = &docs[3];
+    let pod = &deployment["spec"]["template"]["spec"];
+    let claim = pod["volumes"].as_array().unwrap().iter().find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str()).unwrap();
+    assert_eq!(claim, docs[2]["metadata"]["name"].as_str().unwrap());
+    let container = &pod["containers"][0];
+    let secret = container["env"].as_array().unwrap().iter().find_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str()).unwrap();
+    assert_eq!(secret, docs[1]["metadata"]["name"].as_str().unwrap());
     let mut paths: Vec<String> =
         ["livenessProbe", "readinessProbe"].iter().map(|p| container[p]["httpGet"]["path"].as_str().unwrap().to_owned()).collect();
-    paths.push(docs[1]["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"].as_str().unwrap().to_owned());
+    paths.push(deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"].as_str().unwrap().to_owned());
     assert_eq!(container["ports"][0]["containerPort"], 8080);
 
     // The ConfigMap's steward.yaml is a valid config (its token comes from the Secret).

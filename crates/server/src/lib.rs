@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -165,12 +166,18 @@ pub async fn serve(
 async fn authorize(State(app): State<App>, headers: HeaderMap, request: Request, next: Next) -> Response {
     if let Some(token) = &app.token {
         if request.uri().path() != "/health" {
-            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            // The scheme name is case-insensitive (RFC 7235).
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            });
             // Compare without an early exit, so timing does not reveal a prefix.
             let ok =
                 given.is_some_and(|g| g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
             if !ok {
-                return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"steward\""));
+                return r;
             }
         }
     }
@@ -197,10 +204,21 @@ struct MetricsQuery {
     format: Option<String>,
 }
 
-async fn prometheus(State(app): State<App>, Query(q): Query<MetricsQuery>) -> Response {
+/// A query or body the extractors refused, as a JSON error with their status.
+fn rejected(status: StatusCode, text: String) -> Response {
+    error(status, text)
+}
+
+async fn prometheus(State(app): State<App>, q: Result<Query<MetricsQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return rejected(e.status(), e.body_text()),
+    };
     match q.format.as_deref() {
         None | Some("prometheus" | "text") => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.encode()).into_response()
+            // prometheus-client writes OpenMetrics text (`_total` samples of
+            // TYPE-named counters, `# EOF`): say so, so parsers read it right.
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode()).into_response()
         }
         Some("json") => Json(app.control.status().get("metrics").cloned().unwrap_or(Value::Null)).into_response(),
         Some(other) => error(StatusCode::BAD_REQUEST, format!("unknown format {other:?} (prometheus or json)")),
@@ -216,7 +234,8 @@ struct DecisionsQuery {
     limit: Option<String>,
 }
 
-async fn decisions(State(app): State<App>, Query(q): Query<DecisionsQuery>) -> Result<Json<Value>, ControlError> {
+async fn decisions(State(app): State<App>, q: Result<Query<DecisionsQuery>, QueryRejection>) -> Result<Json<Value>, ControlError> {
+    let Query(q) = q.map_err(|e| ControlError::BadRequest(e.body_text()))?;
     let limit = match q.limit.as_deref() {
         None => 20,
         Some(t) => t
@@ -229,22 +248,42 @@ async fn decisions(State(app): State<App>, Query(q): Query<DecisionsQuery>) -> R
     tokio::task::spawn_blocking(move || control.decisions(limit)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
 }
 
-async fn execute(State(app): State<App>, _body: Bytes) -> Result<Json<Value>, ControlError> {
+async fn execute(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(e) = body {
+        return rejected(e.status(), e.body_text());
+    }
     let control = app.control.clone();
-    tokio::task::spawn_blocking(move || control.execute()).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+    match tokio::task::spawn_blocking(move || control.execute()).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ControlError::Internal(e.to_string()).into_response(),
+    }
 }
 
-async fn rollback(State(app): State<App>, Path(id): Path<String>, _body: Bytes) -> Result<Json<Value>, ControlError> {
+async fn rollback(State(app): State<App>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(e) = body {
+        return rejected(e.status(), e.body_text());
+    }
     let control = app.control.clone();
-    tokio::task::spawn_blocking(move || control.rollback(&id)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+    match tokio::task::spawn_blocking(move || control.rollback(&id)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ControlError::Internal(e.to_string()).into_response(),
+    }
 }
 
-async fn ingest_traces(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    ingest(&app, &headers, &body, true)
+async fn ingest_traces(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(b) => ingest(&app, &headers, &b, true),
+        Err(e) => rejected(e.status(), e.body_text()),
+    }
 }
 
-async fn ingest_metrics(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    ingest(&app, &headers, &body, false)
+async fn ingest_metrics(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(b) => ingest(&app, &headers, &b, false),
+        Err(e) => rejected(e.status(), e.body_text()),
+    }
 }
 
 /// OTLP/HTTP ingest: protobuf (`application/x-protobuf`) or JSON

@@ -107,6 +107,10 @@ fn hostile_requests_get_json_4xx_and_the_server_keeps_serving() {
     // 1 MiB against a 64 KiB limit: refused, and the action never ran.
     let (code, body) = post(addr, "/execute", &vec![b'x'; 1 << 20]);
     assert_eq!(code, 413, "{body}");
+    assert!(is_json_error(&body), "413 is JSON too: {body}");
+    let (code, body) = get(addr, "/decisions?limit=1&limit=2", None);
+    assert_eq!(code, 400);
+    assert!(is_json_error(&body), "{body}");
     assert_eq!(fake.executed.load(Ordering::SeqCst), 0);
     let (code, body) = get(addr, "/decisions?limit=abc", None);
     assert_eq!(code, 400);
@@ -133,6 +137,9 @@ fn a_token_guards_everything_but_health() {
         assert_eq!(get(addr, path, Some("wrong")).0, 401, "{path}");
         assert_eq!(get(addr, path, Some("s3cret")).0, 200, "{path}");
     }
+    // The scheme is case-insensitive.
+    let (code, _) = send(addr, "GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: bearer s3cret\r\nConnection: close\r\n\r\n", b"");
+    assert_eq!(code, 200);
 }
 
 #[test]
