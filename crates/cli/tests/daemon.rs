@@ -40,6 +40,18 @@ fn pidfile(f: &Fixture) -> std::path::PathBuf {
     f.tmp.path().join(".steward/steward.pid")
 }
 
+/// Kills whatever daemon a fixture's pidfile names when the test ends, so a
+/// failing assertion never leaves a daemon running.
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = fs::read_to_string(&self.0).ok().and_then(|t| t.split_whitespace().next().map(str::to_owned)) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
@@ -50,6 +62,7 @@ fn start_serve_status_stop() {
     let f = Fixture::new();
     let port = free_port();
     setup(&f, port);
+    let _guard = KillOnDrop(pidfile(&f));
     let out = f.run(&["start"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pid: u32 = fs::read_to_string(pidfile(&f)).unwrap().split_whitespace().next().unwrap().parse().unwrap();
@@ -105,6 +118,7 @@ fn a_killed_daemon_leaves_a_stale_pidfile_that_start_cleans() {
     let f = Fixture::new();
     let port = free_port();
     setup(&f, port);
+    let _guard = KillOnDrop(pidfile(&f));
     assert!(f.run(&["start"]).status.success());
     let pid = fs::read_to_string(pidfile(&f)).unwrap().split_whitespace().next().unwrap().to_owned();
     assert!(wait_for(10, || get(port, "/metrics").1.contains("steward_cycles_total 2")));
@@ -152,6 +166,7 @@ fn hostile_http_against_the_real_daemon() {
         format!("server: {{listen: \"127.0.0.1:{port}\", token: s3cret, max_body_bytes: 4096}}\nauto: {{interval: 1s}}\n"),
     )
     .unwrap();
+    let _guard = KillOnDrop(pidfile(&f));
     assert!(f.run(&["start"]).status.success());
     let auth = "Authorization: Bearer s3cret\r\n";
     assert_eq!(raw(port, format!("GET /nope HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 404);
@@ -179,6 +194,7 @@ fn operator_review_regressions() {
     let f = Fixture::new();
     let port = free_port();
     setup(&f, port);
+    let _guard = KillOnDrop(pidfile(&f));
     assert!(f.run(&["start"]).status.success());
     assert!(wait_for(15, || get(port, "/metrics").1.contains("steward_cycles_total 3")));
     let metrics = get(port, "/metrics").1;
