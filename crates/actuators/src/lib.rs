@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod coordination;
+pub mod http;
 pub mod process;
 pub mod supervisor;
 pub mod webhook;

@@ -3,8 +3,6 @@
 //! HTTPS endpoints, use the command actuator with curl).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +10,7 @@ use steward_core::config::{duration, InvalidValue};
 use steward_core::decision::Action;
 use steward_core::time::{format_rfc3339, UnixMs};
 
+use crate::http::{self, Url};
 use crate::{Actuator, ActuatorError};
 
 /// The `fleet:` section when `kind: webhook`.
@@ -32,36 +31,8 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-/// A parsed `http://host[:port]/path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Url {
-    host: String,
-    port: u16,
-    path: String,
-}
-
 fn parse_url(url: &str) -> Result<Url, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            "https is not supported by the webhook actuator; use `kind: command` with curl".to_owned()
-        } else {
-            format!("{url:?} is not an http:// URL")
-        }
-    })?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    if authority.is_empty() || authority.contains('@') {
-        return Err(format!("{url:?} has no plain host"));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h.to_owned(), p.parse::<u16>().map_err(|_| format!("bad port in {url:?}"))?)
-        }
-        _ => (authority.to_owned(), 80),
-    };
-    if path.contains(['\r', '\n', ' ']) {
-        return Err(format!("{url:?} has characters a request line cannot carry"));
-    }
-    Ok(Url { host, port, path })
+    Url::parse(url).map_err(|e| if url.starts_with("https://") { format!("{e}; use `kind: command` with curl for https") } else { e })
 }
 
 impl WebhookConfig {
@@ -97,43 +68,17 @@ impl WebhookActuator {
 
     fn post(&self, body: &[u8]) -> Result<String, ActuatorError> {
         let url = parse_url(&self.cfg.url).map_err(ActuatorError::Refused)?;
-        let refused = |what: &str, e: std::io::Error| ActuatorError::Refused(format!("{what} {}: {e}", self.cfg.url));
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| refused("cannot resolve", e))?
-            .next()
-            .ok_or_else(|| ActuatorError::Refused(format!("{} resolves to nothing", url.host)))?;
-        let mut stream = TcpStream::connect_timeout(&addr, self.cfg.timeout).map_err(|e| refused("cannot connect to", e))?;
-        stream.set_read_timeout(Some(self.cfg.timeout)).map_err(|e| refused("socket", e))?;
-        stream.set_write_timeout(Some(self.cfg.timeout)).map_err(|e| refused("socket", e))?;
-        let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: steward/{}\r\n",
-            url.path,
-            url.host,
-            body.len(),
-            env!("CARGO_PKG_VERSION")
-        );
-        for (k, v) in &self.cfg.headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).and_then(|()| stream.write_all(body)).map_err(|e| refused("cannot send to", e))?;
-        let mut head = Vec::new();
-        let _ = stream.take(16 * 1024).read_to_end(&mut head);
-        let text = String::from_utf8_lossy(&head);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| ActuatorError::Refused(format!("{} sent no HTTP status", self.cfg.url)))?;
-        if (200..300).contains(&status) {
-            Ok(format!("POST {} answered {status}", self.cfg.url))
+        let headers: Vec<(String, String)> = self.cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let answer = http::request("POST", &url, &headers, Some(("application/json", body)), self.cfg.timeout)
+            .map_err(|e| ActuatorError::Refused(format!("POST {}: {e}", self.cfg.url)))?;
+        if (200..300).contains(&answer.status) {
+            Ok(format!("POST {} answered {}", self.cfg.url, answer.status))
         } else {
-            let body_start = text.find("\r\n\r\n").map_or("", |i| &text[i + 4..]);
             Err(ActuatorError::Refused(format!(
-                "POST {} answered {status}: {}",
+                "POST {} answered {}: {}",
                 self.cfg.url,
-                body_start.chars().take(300).collect::<String>()
+                answer.status,
+                answer.body.chars().take(300).collect::<String>()
             )))
         }
     }
@@ -159,6 +104,7 @@ impl Actuator for WebhookActuator {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     use super::*;

@@ -8,8 +8,8 @@
 //! fleet, flush, exit 0. A second one: exit at once.
 
 use std::fs;
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, Seek, SeekFrom, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -405,18 +405,12 @@ pub fn stop(engine: &Engine, timeout: Duration, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// A minimal HTTP GET on loopback for `health` and `start`: (status, body).
+/// GET on the daemon's own address, for `health` and `start`: (status, body).
 fn http_get(listen: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let addr: SocketAddr = listen.parse().map_err(|_| std::io::Error::other(format!("bad address {listen}")))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {listen}\r\n{auth}Connection: close\r\n\r\n")?;
-    let mut out = Vec::new();
-    s.take(1 << 20).read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no HTTP status"))?;
-    Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+    let url = steward_actuators::http::Url::parse(&format!("http://{listen}{path}")).map_err(std::io::Error::other)?;
+    let headers: Vec<(String, String)> = token.map(|t| ("Authorization".to_owned(), format!("Bearer {t}"))).into_iter().collect();
+    let answer = steward_actuators::http::request("GET", &url, &headers, None, Duration::from_secs(5))?;
+    Ok((answer.status, answer.body))
 }
 
 /// `steward health`: each component's status; exit 0 healthy, 1 not.

@@ -214,6 +214,15 @@ impl Engine {
         lock_ignoring_poison(&self.ingested).push_back((now_ms(), records));
     }
 
+    /// The one place snapshots are taken: the directory, plus telemetry
+    /// records received over OTLP within `telemetry_window`.
+    fn snapshot(&self, now: UnixMs) -> Result<Snapshot> {
+        let mut snapshot = self.source.snapshot(now)?;
+        let window = i64::try_from(self.config.coordination.telemetry_window.as_millis()).unwrap_or(i64::MAX);
+        snapshot.telemetry_volume += self.ingested_since(now.saturating_sub(window));
+        Ok(snapshot)
+    }
+
     fn ingested_since(&self, since: UnixMs) -> u64 {
         let mut q = lock_ignoring_poison(&self.ingested);
         while q.front().is_some_and(|(t, _)| *t < since) {
@@ -373,7 +382,7 @@ impl Engine {
         let journal = Journal::open_existing(&self.journal_path()).context("opening the journal")?;
         let history = self.history(journal.as_ref(), now)?;
         let started = Instant::now();
-        let snapshot = self.source.snapshot(now)?;
+        let snapshot = self.snapshot(now)?;
         tracing::info!(
             dir = %self.coordination_dir().display(),
             agents = snapshot.agents.len(),
@@ -465,9 +474,7 @@ impl Engine {
         let Some(journal) = journal_guard.as_mut() else { anyhow::bail!("internal: the journal is not open") };
         let now = now_ms();
         let mut history = self.history(Some(journal), now)?;
-        let mut snapshot = self.source.snapshot(now)?;
-        let window = i64::try_from(self.config.coordination.telemetry_window.as_millis()).unwrap_or(i64::MAX);
-        snapshot.telemetry_volume += self.ingested_since(now.saturating_sub(window));
+        let snapshot = self.snapshot(now)?;
         // Agents' readings join the history now (the planner sees them this
         // cycle) and the journal (later cycles see the trend).
         let samples: Vec<Sample> = snapshot
@@ -712,7 +719,7 @@ impl Engine {
             return Err(refuse("only scale decisions can be rolled back".into()));
         };
         let now = now_ms();
-        let snapshot = self.source.snapshot(now)?;
+        let snapshot = self.snapshot(now)?;
         let assessment = steward_core::assess::assess(&snapshot, &self.engine, now);
         // The supervisor knows its fleet exactly; other fleets are seen through agent files.
         let current = {

@@ -8,13 +8,12 @@
 //! slow collector never holds a cycle back; `flush` waits for it.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use prost::Message as _;
+use steward_actuators::http::{self, Url};
 use steward_core::time::UnixMs;
 use steward_server::otlp::{
     AnyValue, ArrayValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, Status,
@@ -39,9 +38,7 @@ const QUEUE: usize = 64;
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 struct Target {
-    host: String,
-    port: u16,
-    path: String,
+    url: Url,
     headers: Vec<(String, String)>,
 }
 
@@ -72,14 +69,12 @@ impl Exporter {
             tracing::warn!(%protocol, "Only OTLP http/protobuf is supported; spans are not exported.");
             return None;
         }
-        let Some(rest) = url.strip_prefix("http://") else {
-            tracing::warn!(%url, "Only http:// OTLP endpoints are supported (use a local collector for TLS); spans are not exported.");
-            return None;
-        };
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().unwrap_or(4318)),
-            None => (authority.to_owned(), 80),
+        let parsed = match Url::parse(&url) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "Unusable OTLP endpoint (for TLS, use a local collector); spans are not exported.");
+                return None;
+            }
         };
         let headers = env("OTEL_EXPORTER_OTLP_HEADERS").map(|h| parse_pairs(&h)).unwrap_or_default();
         let mut attrs: BTreeMap<String, String> =
@@ -90,7 +85,7 @@ impl Exporter {
         attrs.entry("service.name".into()).or_insert_with(|| "steward".into());
         attrs.insert("service.version".into(), env!("CARGO_PKG_VERSION").into());
         let resource = attrs.into_iter().map(|(k, v)| KeyValue::new(&k, Value::String(v))).collect();
-        let target = Target { host, port, path, headers };
+        let target = Target { url: parsed, headers };
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
         let (done_tx, done_rx) = mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -147,30 +142,11 @@ impl Exporter {
 }
 
 fn post(t: &Target, body: &[u8]) -> std::io::Result<()> {
-    let addr = (t.host.as_str(), t.port).to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("endpoint resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n",
-        t.path,
-        t.host,
-        t.port,
-        body.len()
-    );
-    for (k, v) in &t.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut resp = Vec::new();
-    let _ = s.take(64 * 1024).read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp);
-    match text.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok()) {
-        Some(code) if (200..300).contains(&code) => Ok(()),
-        Some(code) => Err(std::io::Error::other(format!("collector answered {code}"))),
-        None => Err(std::io::Error::other("collector sent no HTTP status")),
+    let answer = http::request("POST", &t.url, &t.headers, Some(("application/x-protobuf", body)), Duration::from_secs(5))?;
+    if (200..300).contains(&answer.status) {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("collector answered {}", answer.status)))
     }
 }
 

@@ -193,19 +193,10 @@ impl Policy for Adaptive {
 
         // Predicted failures become decisions (a restart already proposed
         // for the same agent is not proposed twice).
-        let agent_ids: Vec<String> = a.agent_ids.clone();
-        for p in maintenance_proposals(a, history, &agent_ids, cfg) {
-            let duplicate = match (
-                &p.action,
-                out.iter().find_map(|q: &Proposal| match &q.action {
-                    Action::Restart { agents } => Some(agents.clone()),
-                    _ => None,
-                }),
-            ) {
-                (Action::Restart { agents }, Some(already)) => agents.iter().all(|x| already.contains(x)),
-                _ => false,
-            };
-            if !duplicate {
+        let restarting: Vec<&String> = a.restart.iter().map(|(id, _)| id).collect();
+        for p in maintenance_proposals(a, history, &a.agent_ids, cfg) {
+            let already = matches!(&p.action, Action::Restart { agents } if agents.iter().all(|x| restarting.contains(&x)));
+            if !already {
                 out.push(p);
             }
         }
