@@ -11,7 +11,7 @@ use steward_core::config::{duration, InvalidValue};
 use steward_core::decision::Action;
 use steward_core::time::UnixMs;
 
-use crate::{Actuator, ActuatorError};
+use crate::actuator::{Actuator, ActuatorError};
 
 /// The `fleet:` section when `kind: command`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +118,7 @@ impl Actuator for CommandActuator {
                 }
                 Ok(done.join("; "))
             }
-            other => Err(ActuatorError::Unsupported { actuator: "command", action: crate::action_kind(other) }),
+            other => Err(ActuatorError::Unsupported { actuator: "command", action: crate::actuator::action_kind(other) }),
         }
     }
 }

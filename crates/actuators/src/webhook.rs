@@ -10,8 +10,8 @@ use steward_core::config::{duration, InvalidValue};
 use steward_core::decision::Action;
 use steward_core::time::{format_rfc3339, UnixMs};
 
+use crate::actuator::{Actuator, ActuatorError};
 use crate::http::{self, Url};
-use crate::{Actuator, ActuatorError};
 
 /// The `fleet:` section when `kind: webhook`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl Actuator for WebhookActuator {
 
     fn apply(&mut self, action: &Action, now: UnixMs) -> Result<String, ActuatorError> {
         if !action.is_fleet() {
-            return Err(ActuatorError::Unsupported { actuator: "webhook", action: crate::action_kind(action) });
+            return Err(ActuatorError::Unsupported { actuator: "webhook", action: crate::actuator::action_kind(action) });
         }
         let body = serde_json::json!({"action": action, "sent_at": format_rfc3339(now), "source": "steward"});
         self.post(body.to_string().as_bytes())

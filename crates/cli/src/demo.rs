@@ -7,7 +7,6 @@
 //! `--chaos` a random worker is SIGKILLed every few seconds. It ends with
 //! a summary that accounts for every item by id.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,12 +18,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use steward_actuators::coordination::{write_atomic_with, Durability};
 use steward_actuators::process::{self, Signal};
 use steward_actuators::SupervisorConfig;
 use steward_core::config::PolicyName;
 use steward_core::decision::DecisionType;
 use steward_core::time::format_rfc3339;
+use steward_protocol::{write_atomic, CoordinationDir, Durability};
 
 use crate::config::{Config, FleetConfig, StateConfig};
 use crate::driver::{drive, DriveOptions, Next};
@@ -184,7 +183,7 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             let id = format!("d{n:06}");
             let body =
                 json!({"id": id, "status": "pending", "priority": "medium", "created": format_rfc3339(now_ms()), "payload": {"n": n}});
-            if write_atomic_with(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes(), Durability::Visible).is_ok() {
+            if write_atomic(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes(), Durability::Visible).is_ok() {
                 produced.store(n, Ordering::SeqCst);
             }
         }
@@ -193,33 +192,10 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             last_telemetry = secs + 1;
             let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
                 "metrics": {"arrival_rate": load_at(t, duration, peak), "error_rate": 0.02}});
-            let _ =
-                write_atomic_with(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
+            let _ = write_atomic(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Counts items by state from file names, and ids in more than one state.
-fn account(dir: &Path, produced: u64) -> (BTreeMap<&'static str, u64>, u64) {
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let Ok(name) = e.file_name().into_string() else { continue };
-            for (prefix, key) in
-                [("work_", "pending"), ("claimed_", "in_flight"), ("completed_", "completed"), ("failed_", "dead_lettered")]
-            {
-                if let Some(id) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".json")) {
-                    *counts.entry(key).or_default() += 1;
-                    *seen.entry(id.to_owned()).or_default() += 1;
-                }
-            }
-        }
-    }
-    let missing = produced.saturating_sub(seen.len() as u64);
-    let doubled = seen.values().filter(|&&n| n > 1).count() as u64;
-    (counts, missing + doubled)
 }
 
 struct View {
@@ -412,12 +388,13 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
     engine.flush_telemetry();
     summary.cycles = cycles;
     summary.produced = produced.load(Ordering::SeqCst);
-    let (counts, unaccounted) = account(&coordination, summary.produced);
-    summary.completed = counts.get("completed").copied().unwrap_or(0);
-    summary.pending = counts.get("pending").copied().unwrap_or(0);
-    summary.in_flight = counts.get("in_flight").copied().unwrap_or(0);
-    summary.dead_lettered = counts.get("dead_lettered").copied().unwrap_or(0);
-    summary.unaccounted = unaccounted;
+    let census = CoordinationDir::new(&coordination, 1).census();
+    summary.completed = census.completed;
+    summary.pending = census.pending;
+    summary.in_flight = census.in_flight;
+    summary.dead_lettered = census.dead_lettered;
+    // Produced ids found in no state, plus ids found in two at once.
+    summary.unaccounted = summary.produced.saturating_sub(census.distinct) + census.in_several_states;
     summary.duplicates = fs::read_to_string(&ledger).map_or(0, |t| t.lines().filter(|l| l.starts_with("duplicate ")).count() as u64);
     summary.duration_secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     if summary.health_start.is_nan() {

@@ -15,18 +15,18 @@
 //! SIGINT: finish the current item, then exit.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
-use steward_actuators::coordination::{completion_recorded, write_atomic_with, CoordinationActuator, Durability, ItemOutcome};
 use steward_core::time::format_rfc3339;
+use steward_protocol::{agent_file_name, Claim, Completion, CoordinationDir, Durability, Finished, ItemOutcome};
 
 use crate::engine::now_ms;
 use crate::UsageError;
@@ -162,21 +162,10 @@ impl ServiceTime {
     }
 }
 
-/// The agent file's name for an id.
-pub fn agent_file(id: &str) -> String {
-    if id.starts_with("agent_") {
-        format!("{id}.json")
-    } else {
-        format!("agent_{id}.json")
-    }
-}
-
-static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
 struct Worker {
     dir: PathBuf,
     id: String,
-    act: CoordinationActuator,
+    queue: CoordinationDir,
     args: WorkerArgs,
     service: ServiceTime,
     rng: Rng,
@@ -233,7 +222,7 @@ pub fn run(dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
     }
     let mut w = Worker {
         dir: dir.to_owned(),
-        act: CoordinationActuator::new(dir, args.max_attempts),
+        queue: CoordinationDir::new(dir, args.max_attempts),
         id,
         service,
         rng: Rng::new(seed),
@@ -251,7 +240,7 @@ pub fn run(dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
     let result = w.work(&stop);
     // Whatever happened, leave no agent file claiming life: the agent is gone.
     w.phase = "decommissioning";
-    let _ = fs::remove_file(w.dir.join(agent_file(&w.id)));
+    w.queue.remove_agent(&w.id);
     result?;
     tracing::info!(agent = %w.id, processed = w.processed, failures = w.failures, duplicates = w.duplicates, "Worker stopped.");
     Ok(ExitCode::SUCCESS)
@@ -279,40 +268,33 @@ impl Worker {
             "duplicates": self.duplicates,
             "worker": "steward",
         });
-        let path = self.dir.join(agent_file(&self.id));
-        write_atomic_with(&self.dir, &path, body.to_string().as_bytes(), Durability::Visible)
-            .with_context(|| format!("writing the agent file {}", path.display()))?;
+        self.queue
+            .write_agent(&self.id, &body, Durability::Visible)
+            .with_context(|| format!("writing the agent file {}", self.dir.join(agent_file_name(&self.id)).display()))?;
         Ok(())
     }
 
-    /// Names of pending items, rotated by a random offset so workers that
+    /// Ids of pending items, rotated by a random offset so workers that
     /// list at once do not all race for the same first file.
     fn pending(&mut self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with("work_") && n.ends_with(".json") && n.len() > "work_.json".len())
-            .collect();
-        if !names.is_empty() {
-            let k = (self.rng.next_u64() % names.len() as u64) as usize;
-            names.rotate_left(k);
+        let mut ids = self.queue.pending();
+        if !ids.is_empty() {
+            let k = (self.rng.next_u64() % ids.len() as u64) as usize;
+            ids.rotate_left(k);
         }
-        names
+        ids
     }
 
     fn work(&mut self, stop: &AtomicBool) -> Result<()> {
         let mut idle_since = Instant::now();
         let mut poll = Duration::from_millis(10);
         while !stop.load(Ordering::SeqCst) {
-            let names = self.pending();
+            let ids = self.pending();
             let mut did = false;
-            for name in names {
+            for id in ids {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let Some(id) = name.strip_prefix("work_").and_then(|n| n.strip_suffix(".json")) else { continue };
-                let id = id.to_owned();
                 if self.process(&id)? {
                     did = true;
                     if self.args.max_items != 0 && self.processed + self.failures >= self.args.max_items {
@@ -342,35 +324,15 @@ impl Worker {
 
     /// Claims and works one item; `Ok(false)` when another agent was faster.
     fn process(&mut self, id: &str) -> Result<bool> {
-        let work = self.dir.join(format!("work_{id}.json"));
-        let claimed = self.dir.join(format!("claimed_{id}.json"));
-        match fs::rename(&work, &claimed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e).with_context(|| format!("claiming {}", work.display())),
-        }
-        // A requeue may have raced a slow claimant that finished after all.
-        if completion_recorded(&self.dir, id) {
-            // Caught before any work was done: a leftover, not a duplicate.
-            let _ = fs::remove_file(&claimed);
-            return Ok(true);
-        }
-        let bytes = fs::read(&claimed).with_context(|| format!("reading {}", claimed.display()))?;
-        let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&bytes) else {
-            // Not an item anyone can work: dead-letter it as it is.
-            let failed = self.dir.join(format!("failed_{id}.json"));
-            if !failed.exists() {
-                fs::rename(&claimed, &failed).with_context(|| format!("dead-lettering {}", claimed.display()))?;
+        let item = match self.queue.claim(id, &self.id, now_ms(), self.durability()).with_context(|| format!("claiming item {id}"))? {
+            Claim::Lost => return Ok(false),
+            Claim::AlreadyCompleted => return Ok(true),
+            Claim::Poison => {
+                self.failures += 1;
+                return Ok(true);
             }
-            self.failures += 1;
-            return Ok(true);
+            Claim::Won(item) => item,
         };
-        let now = now_ms();
-        item.insert("claimed_by".into(), self.id.clone().into());
-        item.insert("claimed_at".into(), format_rfc3339(now).into());
-        item.insert("status".into(), "claimed".into());
-        let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the claim")?;
-        write_atomic_with(&self.dir, &claimed, &body, self.durability()).with_context(|| format!("rewriting {}", claimed.display()))?;
         // The agent file says what the agent holds as soon as it turns busy.
         let turning_busy = self.last_status != "busy";
         self.beat("busy", Some(id), turning_busy)?;
@@ -379,7 +341,7 @@ impl Worker {
         let outcome = match self.run_item(&item) {
             Err(ItemError::Fatal(why)) => {
                 // Not the item's fault: put it back as it was, uncounted, and stop.
-                let _ = fs::rename(&claimed, &work);
+                let _ = self.queue.release(id);
                 anyhow::bail!("{why}; item {id} was put back untouched");
             }
             Err(ItemError::Failed(why)) => Err(why),
@@ -388,29 +350,19 @@ impl Worker {
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(result) => {
-                item.remove("claimed_by");
-                item.remove("claimed_at");
-                item.insert("status".into(), "completed".into());
-                item.insert("agent_id".into(), self.id.clone().into());
-                item.insert("completed_at".into(), format_rfc3339(now_ms()).into());
-                item.insert("duration_ms".into(), duration_ms.into());
-                if let Some(r) = result {
-                    item.insert("result".into(), r);
+                let done = Finished { agent: &self.id, at: now_ms(), duration_ms, result };
+                match self.queue.complete(id, item, done, self.durability()).with_context(|| format!("completing item {id}"))? {
+                    Completion::Recorded => self.processed += 1,
+                    Completion::Duplicate => {
+                        self.duplicates += 1;
+                        self.record_duplicate(id);
+                        tracing::warn!(agent = %self.id, item = %id, "Item was already completed by another agent; kept the first record.");
+                    }
                 }
-                if self.publish_completion(id, &item)? {
-                    self.processed += 1;
-                } else {
-                    self.duplicates += 1;
-                    self.record_duplicate(id);
-                    tracing::warn!(agent = %self.id, item = %id, "Item was already completed by another agent; kept the first record.");
-                }
-                fs::remove_file(&claimed)
-                    .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
-                    .with_context(|| format!("removing {}", claimed.display()))?;
             }
             Err(why) => {
                 self.failures += 1;
-                match self.act.requeue(id, &why, now_ms()) {
+                match self.queue.retry(id, &why, now_ms()) {
                     Ok(ItemOutcome::Kept(reason)) => tracing::warn!(agent = %self.id, item = %id, %reason, "Failed item kept in place."),
                     Ok(_) => {}
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("returning failed item {id}"))),
@@ -435,28 +387,6 @@ impl Worker {
         if let Err(e) = written {
             tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
         }
-    }
-
-    /// Writes the completed record without ever replacing one: a temp file
-    /// hard-linked to its final name. `Ok(false)` if one already existed.
-    fn publish_completion(&self, id: &str, item: &Map<String, Value>) -> Result<bool> {
-        let dest = self.dir.join(format!("completed_{id}.json"));
-        let tmp = self.dir.join(format!(".steward-worker-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
-        let body = serde_json::to_vec(&Value::Object(item.clone())).context("encoding the completion")?;
-        let written = (|| -> io::Result<bool> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            if self.args.fsync {
-                f.sync_all()?;
-            }
-            match fs::hard_link(&tmp, &dest) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
-        })();
-        let _ = fs::remove_file(&tmp);
-        written.with_context(|| format!("writing {}", dest.display()))
     }
 
     /// Works one item: `Ok(result)` on success, or why it failed.
@@ -531,11 +461,5 @@ mod tests {
         for bad in ["fast", "exp:", "uniform:2,1", "const:-1", "exp:1e9", "weibull:1,2"] {
             assert!(bad.parse::<ServiceTime>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn agent_file_names() {
-        assert_eq!(agent_file("agent_3"), "agent_3.json");
-        assert_eq!(agent_file("w1"), "agent_w1.json");
     }
 }

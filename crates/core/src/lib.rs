@@ -12,6 +12,7 @@
 
 pub mod assess;
 pub mod config;
+pub mod control;
 pub mod decision;
 pub mod guard;
 pub mod health;

@@ -1,7 +1,7 @@
 //! The daemon's HTTP server (spec/observability.md).
 //!
 //! **Architecture invariant:** the server acts only through [`Control`],
-//! which the binary implements with the same executor, guards and journal
+//! which the runtime implements with the same executor, guards and journal
 //! as the loop. The server itself owns no engine state.
 //!
 //! Bad requests get a 4xx with a JSON error body: unknown paths 404, wrong
@@ -9,7 +9,7 @@
 //! never read whole), a missing or wrong token 401.
 
 pub mod metrics;
-pub mod otlp;
+pub use steward_otlp as otlp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,62 +27,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use metrics::Metrics;
-
-/// Why a control call failed, mapped to an HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The request is wrong (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// No such thing (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// Refused now, for a stated reason (409): a rollback that is unsafe, ...
-    #[error("{0}")]
-    Refused(String),
-    /// Something broke (500).
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// One component's health.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Component {
-    /// Its name (loop, journal, queue, fleet, ...).
-    pub name: String,
-    /// `ok`, `idle` or `failing`. Only `failing` makes the daemon unhealthy.
-    pub status: String,
-    /// What it is doing, in a sentence.
-    pub message: String,
-}
-
-/// What the server asks of the engine. Implemented by the binary.
-pub trait Control: Send + Sync + 'static {
-    /// One cycle through the guards and the journal, as the loop runs it.
-    ///
-    /// # Errors
-    /// The cycle could not run.
-    fn execute(&self) -> Result<Value, ControlError>;
-    /// Applies a decision's inverse (`steward rollback`).
-    ///
-    /// # Errors
-    /// Unknown id, refused, or failed.
-    fn rollback(&self, id: &str) -> Result<Value, ControlError>;
-    /// Components, assessment and daemon information.
-    fn status(&self) -> Value;
-    /// Recent decisions with outcomes, newest first.
-    ///
-    /// # Errors
-    /// The journal cannot be read.
-    fn decisions(&self, limit: usize) -> Result<Value, ControlError>;
-    /// The task queue by priority.
-    fn tasks(&self) -> Value;
-    /// Each component's health.
-    fn health(&self) -> Vec<Component>;
-    /// Telemetry records received over OTLP (spans or metrics), counted
-    /// into the telemetry volume.
-    fn ingest(&self, records: u64);
-}
+pub use steward_core::control::{Component, Control, ControlError};
 
 /// How the server listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -117,16 +62,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": {"status": status.as_u16(), "message": message.into()}}))).into_response()
 }
 
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Refused(_) => StatusCode::CONFLICT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        error(status, self.to_string())
-    }
+/// A control error as its HTTP status and a JSON body.
+fn control_error(e: ControlError) -> Response {
+    let status = match &e {
+        ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+        ControlError::Refused(_) => StatusCode::CONFLICT,
+        ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
 }
 
 /// The router with every endpoint.
@@ -234,18 +178,29 @@ struct DecisionsQuery {
     limit: Option<String>,
 }
 
-async fn decisions(State(app): State<App>, q: Result<Query<DecisionsQuery>, QueryRejection>) -> Result<Json<Value>, ControlError> {
-    let Query(q) = q.map_err(|e| ControlError::BadRequest(e.body_text()))?;
+async fn decisions(State(app): State<App>, q: Result<Query<DecisionsQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return control_error(ControlError::BadRequest(e.body_text())),
+    };
     let limit = match q.limit.as_deref() {
         None => 20,
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ControlError::BadRequest(format!("limit {t:?} must be 1 to 1000")))?,
+        Some(t) => match t.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)) {
+            Some(n) => n,
+            None => return control_error(ControlError::BadRequest(format!("limit {t:?} must be 1 to 1000"))),
+        },
     };
     let control = app.control.clone();
-    tokio::task::spawn_blocking(move || control.decisions(limit)).await.map_err(|e| ControlError::Internal(e.to_string()))?.map(Json)
+    answer(tokio::task::spawn_blocking(move || control.decisions(limit)).await)
+}
+
+/// The answer of a control call run on the blocking pool.
+fn answer(joined: Result<Result<Value, ControlError>, tokio::task::JoinError>) -> Response {
+    match joined {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => control_error(e),
+        Err(e) => control_error(ControlError::Internal(e.to_string())),
+    }
 }
 
 async fn execute(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -253,11 +208,7 @@ async fn execute(State(app): State<App>, body: Result<Bytes, BytesRejection>) ->
         return rejected(e.status(), e.body_text());
     }
     let control = app.control.clone();
-    match tokio::task::spawn_blocking(move || control.execute()).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => ControlError::Internal(e.to_string()).into_response(),
-    }
+    answer(tokio::task::spawn_blocking(move || control.execute()).await)
 }
 
 async fn rollback(State(app): State<App>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -265,11 +216,7 @@ async fn rollback(State(app): State<App>, Path(id): Path<String>, body: Result<B
         return rejected(e.status(), e.body_text());
     }
     let control = app.control.clone();
-    match tokio::task::spawn_blocking(move || control.rollback(&id)).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => ControlError::Internal(e.to_string()).into_response(),
-    }
+    answer(tokio::task::spawn_blocking(move || control.rollback(&id)).await)
 }
 
 async fn ingest_traces(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {

@@ -1,4 +1,9 @@
 use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+use steward_core::time::format_rfc3339;
 
 use super::*;
 

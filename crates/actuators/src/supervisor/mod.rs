@@ -20,20 +20,19 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use steward_core::decision::Action;
 use steward_core::time::{format_rfc3339, UnixMs};
+use steward_protocol::{write_atomic, AgentStatus, CoordinationDir, Durability};
 
 pub use config::{AgentFiles, SupervisorConfig};
 
-use crate::coordination::{write_atomic, write_atomic_with, CoordinationActuator, Durability};
+use crate::actuator::{Actuator, ActuatorError};
 use crate::process::{self, Signal};
-use crate::{Actuator, ActuatorError};
 
 /// Shared things the supervisor needs from the process that runs it.
 #[derive(Debug, Clone)]
@@ -200,7 +199,7 @@ impl Supervisor {
             path: self.cx.state_dir.join("fleet.json"),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&self.cx.state_dir, &self.cx.state_dir.join("fleet.json"), &bytes)
+        write_atomic(&self.cx.state_dir, &self.cx.state_dir.join("fleet.json"), &bytes, Durability::Flushed).map_err(ActuatorError::from)
     }
 
     fn argv(&self, id: &str) -> Vec<String> {
@@ -359,7 +358,7 @@ impl Supervisor {
                     Ok(_) => changed = true,
                     Err(e) => {
                         self.crashes.push(now);
-                        self.event(now, "", "start_failed", crate::error_chain(&e));
+                        self.event(now, "", "start_failed", crate::actuator::error_chain(&e));
                         break;
                     }
                 }
@@ -376,7 +375,7 @@ impl Supervisor {
         }
         if changed {
             if let Err(e) = self.save() {
-                self.event(now, "", "registry_failed", crate::error_chain(&e));
+                self.event(now, "", "registry_failed", crate::actuator::error_chain(&e));
             }
         }
         changed
@@ -385,14 +384,13 @@ impl Supervisor {
     /// After a worker ended: requeue its claims if it did not finish
     /// cleanly, remove its temp files and its agent file.
     fn clean_up_after(&mut self, rec: &Record, now: UnixMs, requeue: bool) {
-        let dir = self.cx.coordination_dir.clone();
+        let dir = self.coordination();
         if requeue {
-            let claims = claims_of(&dir, &rec.id);
+            let claims = dir.claims_of(&rec.id);
             if !claims.is_empty() {
-                let act = CoordinationActuator::new(&dir, self.cx.max_attempts);
                 let mut n = 0;
                 for item in &claims {
-                    if act.requeue(item, &format!("claimant {} died", rec.id), now).is_ok() {
+                    if dir.requeue(item, &format!("claimant {} died", rec.id), now).is_ok() {
                         n += 1;
                     }
                 }
@@ -400,16 +398,13 @@ impl Supervisor {
             }
         }
         // A temp file of a dead writer is garbage: nobody will rename it.
-        let prefixes = [format!(".steward-tmp-{}-", rec.pid), format!(".steward-worker-{}-", rec.pid)];
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                if name.to_str().is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let _ = fs::remove_file(dir.join(format!("agent_{}.json", rec.id.strip_prefix("agent_").unwrap_or(&rec.id))));
+        dir.remove_temp_files_of(rec.pid);
+        dir.remove_agent(&rec.id);
+    }
+
+    /// The coordination directory, as the claim protocol sees it.
+    fn coordination(&self) -> CoordinationDir {
+        CoordinationDir::new(&self.cx.coordination_dir, self.cx.max_attempts)
     }
 
     fn write_agent_file(&mut self, id: &str, now: UnixMs, phase: &str) {
@@ -424,8 +419,7 @@ impl Supervisor {
             "lifecycle": phase,
             "managed_by": "steward-supervisor",
         });
-        let dir = &self.cx.coordination_dir;
-        let _ = write_atomic_with(dir, &dir.join(format!("{id}.json")), body.to_string().as_bytes(), Durability::Visible);
+        let _ = self.coordination().write_agent(id, &body, Durability::Visible);
     }
 
     /// Stops every worker: SIGTERM, up to `grace` for them to finish their
@@ -457,40 +451,19 @@ impl Supervisor {
     /// Picks the workers to stop on a scale-down: idle ones first (by their
     /// agent file), then the newest.
     fn pick_to_stop(&self, n: usize) -> Vec<String> {
+        let dir = self.coordination();
         let mut candidates: Vec<(bool, UnixMs, String)> = self
             .workers
             .values()
             .filter(|w| w.rec.stop_requested_at.is_none())
             .map(|w| {
-                let busy = fs::read(self.cx.coordination_dir.join(format!("{}.json", w.rec.id)))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-                    .is_some_and(|m| m.get("status").and_then(Value::as_str) == Some("busy"));
+                let busy = dir.agent_status(&w.rec.id) == Some(AgentStatus::Busy);
                 (busy, -w.rec.started_at, w.rec.id.clone())
             })
             .collect();
         candidates.sort();
         candidates.into_iter().take(n).map(|(_, _, id)| id).collect()
     }
-}
-
-/// Item ids of the claims whose `claimed_by` is `agent`.
-fn claims_of(dir: &Path, agent: &str) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_prefix("claimed_")).and_then(|n| n.strip_suffix(".json")) else { continue };
-        let by = fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-            .and_then(|m| m.get("claimed_by").and_then(Value::as_str).map(str::to_owned));
-        if by.as_deref() == Some(agent) {
-            out.push(id.to_owned());
-        }
-    }
-    out.sort();
-    out
 }
 
 impl Actuator for Supervisor {
@@ -527,7 +500,7 @@ impl Actuator for Supervisor {
                                 return Err(ActuatorError::Partial {
                                     failed: (to - running) as usize - started.len(),
                                     total: (to - running) as usize,
-                                    first: crate::error_chain(&e),
+                                    first: crate::actuator::error_chain(&e),
                                 });
                             }
                         }
@@ -587,7 +560,7 @@ impl Actuator for Supervisor {
                     Ok(format!("restarting {}; not ours or already replaced: {}", restarted.join(", "), unknown.join(", ")))
                 }
             }
-            other => Err(ActuatorError::Unsupported { actuator: "supervisor", action: crate::action_kind(other) }),
+            other => Err(ActuatorError::Unsupported { actuator: "supervisor", action: crate::actuator::action_kind(other) }),
         };
         self.save()?;
         result

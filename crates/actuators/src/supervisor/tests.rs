@@ -86,7 +86,7 @@ fn a_crashed_worker_is_replaced_and_its_claims_requeued() {
     let events = sup.take_events();
     assert!(events.iter().any(|e| e.kind == "crashed" && e.agent == victim), "{events:?}");
     assert!(events.iter().any(|e| e.kind == "requeued" && e.agent == victim), "{events:?}");
-    let requeued: Value = serde_json::from_slice(&fs::read(f.cx.coordination_dir.join("work_w1.json")).unwrap()).unwrap();
+    let requeued: serde_json::Value = serde_json::from_slice(&fs::read(f.cx.coordination_dir.join("work_w1.json")).unwrap()).unwrap();
     assert_eq!(requeued["attempts"], 1);
     sup.shutdown(Duration::from_secs(2), &clock);
 }

@@ -17,7 +17,6 @@
 mod config;
 mod read;
 
-pub use read::completion_recorded;
 #[cfg(test)]
 mod tests;
 
@@ -28,43 +27,11 @@ use std::sync::{mpsc, Mutex};
 
 use steward_core::snapshot::{Snapshot, SourceWarning};
 use steward_core::time::UnixMs;
+use steward_protocol::{classify, FileKind};
 
 pub use config::CoordinationConfig;
 
 use crate::{Source, SourceError};
-
-/// The kinds of file the directory holds, by name prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// `agent_*.json`
-    Agent,
-    /// `work_*.json`
-    Work,
-    /// `claimed_*.json`
-    Claimed,
-    /// `completed_*.json`
-    Completed,
-    /// `failed_*.json`
-    Failed,
-    /// `telemetry_*.json`
-    Telemetry,
-}
-
-const PREFIXES: [(&[u8], FileKind); 6] = [
-    (b"agent_", FileKind::Agent),
-    (b"work_", FileKind::Work),
-    (b"claimed_", FileKind::Claimed),
-    (b"completed_", FileKind::Completed),
-    (b"failed_", FileKind::Failed),
-    (b"telemetry_", FileKind::Telemetry),
-];
-
-/// Classifies a file name: `Some((kind, id))` when it matches exactly
-/// `<prefix>_<id>.json` (case-sensitive), else `None`.
-pub fn classify(name: &[u8]) -> Option<(FileKind, &[u8])> {
-    let stem = name.strip_suffix(b".json")?;
-    PREFIXES.iter().find_map(|(prefix, kind)| stem.strip_prefix(*prefix).map(|id| (*kind, id)))
-}
 
 /// Reads a coordination directory into snapshots.
 #[derive(Debug, Clone)]

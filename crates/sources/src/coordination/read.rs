@@ -1,25 +1,20 @@
 //! Reading the files whose content a metric needs: agents, claims, and a
 //! bounded sample of recent telemetry.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{mpsc, Mutex};
-use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use steward_core::snapshot::{AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary};
 use steward_core::time::{parse_json_timestamp, UnixMs};
+use steward_protocol::{completion_recorded, read_record};
 
 use super::Job;
 
 /// Clock skew tolerated before a heartbeat counts as being in the future.
 const FUTURE_TOLERANCE_MS: i64 = 60_000;
-
-/// Files larger than this are not agent, claim or telemetry records.
-pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// What one reader thread produced.
 #[derive(Default)]
@@ -53,45 +48,6 @@ pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>, now: UnixMs) ->
     part
 }
 
-fn unix_ms(t: SystemTime) -> UnixMs {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
-
-/// Opens and reads a record; `Ok(None)` when it vanished since the listing
-/// (an agent deregistered, a claim completed): that is not a problem.
-fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<Option<UnixMs>, String> {
-    let mut file = match File::open(dir.join(name)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open: {e}")),
-    };
-    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-    if meta.len() > MAX_RECORD_BYTES {
-        return Err(format!("{} bytes is larger than a record can be ({MAX_RECORD_BYTES}); ignored", meta.len()));
-    }
-    // Read exactly the length fstat gave (records are replaced by rename,
-    // never grown in place), so no size probe and no read for EOF:
-    // open, fstat, read, close is all a record costs.
-    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    buf.clear();
-    buf.resize(len, 0);
-    let mut filled = 0;
-    while filled < len {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("cannot read: {e}")),
-        }
-    }
-    buf.truncate(filled);
-    let mtime = meta.modified().map(unix_ms).map_err(|e| format!("no modification time: {e}"))?;
-    Ok(Some(mtime))
-}
-
 fn parse_error(e: &serde_json::Error, bytes: &[u8]) -> String {
     let what = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return "empty file".into(),
@@ -107,13 +63,6 @@ fn parse_error(e: &serde_json::Error, bytes: &[u8]) -> String {
     } else {
         format!("malformed JSON ({e})")
     }
-}
-
-/// Whether a completed record for `id` exists: a non-empty regular file
-/// (not a directory, not a symbolic link), the only kind of completion
-/// that may justify removing a claim.
-pub fn completion_recorded(dir: &Path, id: &str) -> bool {
-    fs::symlink_metadata(dir.join(format!("completed_{id}.json"))).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// The fields of an agent record steward uses; the rest is kept on disk
@@ -184,7 +133,7 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now:
     let mtime = match read_record(dir, &name, buf) {
         Ok(Some(t)) => t,
         Ok(None) => return,
-        Err(reason) => return part.warnings.push(SourceWarning { file: name, reason }),
+        Err(e) => return part.warnings.push(SourceWarning { file: name, reason: e.to_string() }),
     };
     let rec: AgentFile<'_> = match serde_json::from_slice(buf) {
         Ok(r) => r,
@@ -253,9 +202,9 @@ fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     let mtime = match read_record(dir, &name, buf) {
         Ok(Some(t)) => t,
         Ok(None) => return,
-        Err(reason) => {
+        Err(e) => {
             // Unreadable, but still a claim: count it and let its age speak.
-            part.warnings.push(SourceWarning { file: name.clone(), reason });
+            part.warnings.push(SourceWarning { file: name.clone(), reason: e.to_string() });
             return part.claims.push(ClaimRecord { id, completed_exists, ..ClaimRecord::default() });
         }
     };
@@ -339,8 +288,8 @@ fn read_telemetry(dir: &Path, names: &[String], since: UnixMs) -> (Means, Vec<So
         let mtime = match read_record(dir, name, &mut buf) {
             Ok(Some(mtime)) => mtime,
             Ok(None) => continue,
-            Err(reason) => {
-                warnings.push(SourceWarning { file: name.clone(), reason });
+            Err(e) => {
+                warnings.push(SourceWarning { file: name.clone(), reason: e.to_string() });
                 continue;
             }
         };

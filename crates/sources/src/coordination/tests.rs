@@ -19,24 +19,6 @@ fn source(dir: &Path) -> CoordinationSource {
 }
 
 #[test]
-fn classify_matches_exact_prefixes_only() {
-    assert_eq!(classify(b"agent_3.json"), Some((FileKind::Agent, &b"3"[..])));
-    assert_eq!(classify(b"work_.json"), Some((FileKind::Work, &b""[..])));
-    assert_eq!(classify(b"claimed_w1.json"), Some((FileKind::Claimed, &b"w1"[..])));
-    for other in [
-        &b"Agent_3.json"[..],
-        b"agent_3.json.tmp",
-        b"agent3.json",
-        b".work_1.json",
-        b"work_1.JSON",
-        b"agents_1.json",
-        b"coordination_log.json",
-    ] {
-        assert_eq!(classify(other), None, "{}", String::from_utf8_lossy(other));
-    }
-}
-
-#[test]
 fn reads_a_directory_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -171,7 +153,7 @@ fn many_agents_across_threads_are_all_read_once() {
 fn oversized_records_are_refused_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let big = format!(r#"{{"id":"big","status":"active","pad":"{}"}}"#, "x".repeat((read::MAX_RECORD_BYTES + 1) as usize));
+    let big = format!(r#"{{"id":"big","status":"active","pad":"{}"}}"#, "x".repeat((steward_protocol::MAX_RECORD_BYTES + 1) as usize));
     write(d, "agent_big.json", &big);
     let s = source(d).snapshot(now_ms()).unwrap();
     assert!(s.agents.is_empty());

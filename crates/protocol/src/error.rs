@@ -1,0 +1,26 @@
+//! The protocol's one error type.
+
+use std::path::PathBuf;
+
+/// A protocol step that could not be done. The item stays where it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// A file operation failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done (`create`, `rename`, `read`, ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ProtocolError {
+    /// A closure that wraps an I/O error with what was done to which file.
+    pub(crate) fn io<'a>(op: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |source| Self::Io { op, path: path.to_owned(), source }
+    }
+}
