@@ -114,9 +114,9 @@ pub enum Command {
         decision_id: String,
     },
     /// The built-in worker: claims work_*.json items and completes them (the supervisor runs it)
-    Worker(crate::worker::WorkerArgs),
+    Worker(WorkerArgs),
     /// A self-contained run: a load burst, real workers scaled up and back down, a live view
-    Demo(crate::demo::DemoArgs),
+    Demo(DemoArgs),
     /// The daemon in the foreground: the loop plus the HTTP server (what systemd and Kubernetes run)
     ///
     /// Endpoints: /health, /status, /metrics (Prometheus), /tasks, /decisions, POST /execute,
@@ -168,7 +168,7 @@ pub enum Command {
     },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
-    Prediction(crate::predict::PredictionCommand),
+    Prediction(PredictionCommand),
     /// Show the effective config, or an example with every key
     Config {
         /// Print an example steward.yaml with every key, its default and meaning
@@ -206,5 +206,262 @@ fn unit_interval(s: &str) -> Result<f64, String> {
         Ok(x)
     } else {
         Err(format!("{x} is not between 0 and 1"))
+    }
+}
+
+/// Flags of `steward worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// This agent's id; its file is agent_<id>.json (or <id>.json when the id starts with "agent_")
+    /// [default: env STEWARD_AGENT_ID, else agent_<pid>]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Simulated time per item: a number of seconds, const:S, exp:MEAN, uniform:A,B or lognormal:MEDIAN,SIGMA
+    #[arg(long, default_value = "0", value_name = "DIST")]
+    pub service_time: String,
+    /// Fraction of simulated items that fail (and are retried or dead-lettered)
+    #[arg(long, default_value_t = 0.0, value_name = "X")]
+    pub fail_rate: f64,
+    /// Run this program per item instead of simulating: the item's JSON on stdin, exit 0 = done.
+    /// Give it last: `steward worker --exec python3 handle.py`
+    #[arg(long, num_args = 1.., value_name = "ARGV", allow_hyphen_values = true)]
+    pub exec: Option<Vec<String>>,
+    /// Seconds allowed per --exec run before it is killed and the item failed
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub exec_timeout: f64,
+    /// Seconds between heartbeats in the agent file
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub heartbeat_interval: f64,
+    /// Attempts before an item is dead-lettered (an item's own max_attempts wins)
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub max_attempts: u32,
+    /// Exit after this many items (0 = no limit)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_items: u64,
+    /// Exit after this many seconds without work (0 = wait for work forever)
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub exit_when_idle: f64,
+    /// Seed of the simulation's random numbers [default: from the id and the clock]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Append a line to FILE for each item this worker finished but found already completed
+    /// (a duplicate execution); used by `steward demo` and tests to prove there are none
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// fsync every claim and completion before it becomes visible (survives a power loss,
+    /// at a large cost in throughput); without it, writes survive any process crash
+    #[arg(long)]
+    pub fsync: bool,
+}
+
+/// Flags of `steward demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Longest the demo runs, in seconds: a burst in the first part, a drain after. It ends
+    /// earlier once the load is over, the queue drained and the fleet scaled back down
+    #[arg(long, default_value_t = 75.0, value_name = "SECS")]
+    pub duration: f64,
+    /// SIGKILL a random worker every few seconds (nothing may be lost)
+    #[arg(long)]
+    pub chaos: bool,
+    /// Directory to run in; made fresh (a previous demo's is replaced, anything else is refused)
+    #[arg(long, default_value = "steward-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Arrivals per second at the peak of the burst
+    #[arg(long, default_value_t = 20.0, value_name = "N")]
+    pub peak_rate: f64,
+    /// Seconds between cycles
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub interval: f64,
+}
+
+/// The prediction commands, flattened into the top-level command list.
+#[derive(Debug, Subcommand)]
+pub enum PredictionCommand {
+    /// Forecast a `timestamp,value` series, or the queue's arrival rate.
+    ///
+    /// Without --input the series is the arrival rate (items per second)
+    /// between the journal's recorded cycles. Prints the pattern
+    /// (periodic|trending|stable, from seasonal strength and a Mann-Kendall
+    /// test), the season length, the model chosen on a holdout, the forecast
+    /// with 95 % intervals, and a confidence from holdout accuracy and the
+    /// amount of data.
+    Forecast(ForecastArgs),
+    /// Streaming anomaly scores for a `timestamp,value` series.
+    ///
+    /// Writes `timestamp,value,anomaly_score` row for row (score 0..1). Each
+    /// score uses only its row and the rows before it. Rows with a repeated
+    /// timestamp are scored in order (a warning says where) unless --strict.
+    Detect(DetectArgs),
+    /// Predict failures: per component and metric, the trend extrapolated to
+    /// its limit.
+    ///
+    /// Input: --input CSV with the header `timestamp,component,metric,value`,
+    /// else the telemetry records in the coordination directory
+    /// (`telemetry_*.json`: `timestamp`, `metrics` {name: number}; the
+    /// component is `attributes.component`, `attributes.agent_id`,
+    /// `attributes.host` or `name`). Limits: memory 95, disk 95, cpu 95,
+    /// error_rate 0.05 (matched by name), changed with --limit.
+    Predict(PredictArgs),
+    /// Tune: workers from Little's law, a memory split, query-time estimates.
+    ///
+    /// Workers: the arrival rate (--arrival-rate, else the forecast peak of
+    /// the journal's arrival rate over --horizon) times the service time
+    /// (--service-time, else measured from the journal), over the target
+    /// utilization. Memory: --usage CSV with `application_mb` (and optional
+    /// `buffer_mb`) columns and --total-memory-mb. Queries: --queries CSV with
+    /// `rows,bytes,duration_ms`, and --rows/--bytes for the query to estimate.
+    Tune(TuneArgs),
+    /// Cost strategies under a monthly budget and an SLA (p95 queue wait).
+    ///
+    /// The load is the forecast of the journal's arrival rate (or of --input,
+    /// a `timestamp,value` trace of arrivals per row) over --horizon; the
+    /// service time is --service-time or measured from the journal. Prices
+    /// per agent-hour come from --price-on-demand, --price-spot, --price-idle.
+    Cost(CostArgs),
+}
+
+/// `steward forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// Input CSV with a `timestamp,value` header (default: the journal's arrival rate)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// Points to forecast, or a duration such as 60m, 6h, 1d
+    #[arg(long, default_value = "24", value_name = "N|DURATION")]
+    pub horizon: String,
+    /// Probability of the prediction interval
+    #[arg(long, default_value_t = 0.95)]
+    pub interval: f64,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Input CSV with a `timestamp,value` header
+    #[arg(long, value_name = "IN.csv")]
+    pub input: PathBuf,
+    /// Output CSV (`-` for stdout)
+    #[arg(long, value_name = "OUT.csv")]
+    pub output: PathBuf,
+    /// Reject repeated timestamps instead of scoring them in order
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `steward predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// CSV with a `timestamp,component,metric,value` header (default: telemetry in the coordination directory)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// A limit, `metric=value` (rising, e.g. memory_percent=90) or `metric<value` (falling, e.g. free_gb<5); repeatable
+    #[arg(long, value_name = "METRIC=VALUE")]
+    pub limit: Vec<String>,
+    /// Failures further away than this are not predicted [default: predict.horizon, 168 h]
+    #[arg(long, value_name = "HOURS")]
+    pub horizon_hours: Option<f64>,
+    /// Only the last this many hours of each series are fitted [default: predict.window, 72 h]
+    #[arg(long, value_name = "HOURS")]
+    pub window_hours: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Arrival rate to size for, items per second (default: forecast peak from the journal)
+    #[arg(long, value_name = "PER_SEC")]
+    pub arrival_rate: Option<f64>,
+    /// Mean service time per item, seconds (default: measured from the journal)
+    #[arg(long, value_name = "SECS")]
+    pub service_time: Option<f64>,
+    /// Target utilization, 0..1 (default: adaptive.target_utilization)
+    #[arg(long, value_name = "RHO")]
+    pub target_utilization: Option<f64>,
+    /// How far ahead the forecast peak is taken (the agents' start-up time or more)
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub horizon: String,
+    /// Memory usage CSV with `application_mb` and optional `buffer_mb` columns
+    #[arg(long, value_name = "USAGE.csv")]
+    pub usage: Option<PathBuf>,
+    /// Memory to split, MB (with --usage)
+    #[arg(long, value_name = "MB")]
+    pub total_memory_mb: Option<f64>,
+    /// Query history CSV with `rows,bytes,duration_ms` columns
+    #[arg(long, value_name = "QUERIES.csv")]
+    pub queries: Option<PathBuf>,
+    /// Rows of the query to estimate (with --queries)
+    #[arg(long, default_value_t = 0.0)]
+    pub rows: f64,
+    /// Bytes of the query to estimate (with --queries)
+    #[arg(long, default_value_t = 0.0)]
+    pub bytes: f64,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `steward cost`.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Monthly budget, in the prices' currency
+    #[arg(long, value_name = "X")]
+    pub budget_per_month: f64,
+    /// SLA: the 95th percentile of the queue wait, milliseconds
+    #[arg(long, value_name = "MS")]
+    pub sla_ms: f64,
+    /// Arrival trace, `timestamp,value` with arrivals per row (default: the journal)
+    #[arg(long, value_name = "IN.csv")]
+    pub input: Option<PathBuf>,
+    /// Mean service time per item, seconds (default: measured from the journal)
+    #[arg(long, value_name = "SECS")]
+    pub service_time: Option<f64>,
+    /// Agents running now (default: the journal's mean active agents)
+    #[arg(long, value_name = "N")]
+    pub current_agents: Option<f64>,
+    /// The period the strategies are sized over (a forecast horizon)
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    pub horizon: String,
+    /// Price of an on-demand agent-hour [default: cost.on_demand_per_agent_hour, 0.10]
+    #[arg(long)]
+    pub price_on_demand: Option<f64>,
+    /// Price of a spot agent-hour [default: cost.spot_per_agent_hour, 0.03]
+    #[arg(long)]
+    pub price_spot: Option<f64>,
+    /// Price of an idle (suspended) agent-hour [default: cost.idle_per_agent_hour, 0.01]
+    #[arg(long)]
+    pub price_idle: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+impl PredictionCommand {
+    /// The command's name, for the JSON envelope.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Forecast(_) => "forecast",
+            Self::Detect(_) => "detect",
+            Self::Predict(_) => "predict",
+            Self::Tune(_) => "tune",
+            Self::Cost(_) => "cost",
+        }
+    }
+
+    /// Whether the command's own flags ask for JSON.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Self::Forecast(a) => a.format == Format::Json,
+            Self::Detect(_) => false,
+            Self::Predict(a) => a.format == Format::Json,
+            Self::Tune(a) => a.format == Format::Json,
+            Self::Cost(a) => a.format == Format::Json,
+        }
     }
 }

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,14 +10,15 @@ use serde_json::{json, Value};
 use steward_core::assess::{age_secs, is_active};
 use steward_core::decision::Decision;
 use steward_core::time::format_rfc3339;
-use steward_store::Journal;
+use steward_runtime::worker::{self, WorkerOptions};
+use steward_runtime::{drive, CycleReport, DriveOptions, Engine, Next, RunOptions};
 
-use crate::cli::{Cli, Command, ExecuteArgs, Format, PolicyArg};
+use crate::cli::{Cli, Command, ExecuteArgs, Format, PolicyArg, WorkerArgs};
 use crate::config::{self, Config, FlagOverrides};
-use crate::driver::{drive, DriveOptions, Next};
-use crate::engine::{CycleReport, Engine, RunOptions};
-use crate::output::{age, envelope, print_json, table};
-use crate::UsageError;
+use crate::error::UsageError;
+use crate::output::{age, envelope, out, outln, print_json, table};
+use crate::signals::{install_finish_handlers, install_stop_handlers};
+use crate::wire;
 
 /// The command's name, for the JSON envelope.
 pub fn name(c: &Command) -> &'static str {
@@ -89,6 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = load_config(&cli)?;
     let json = cli.json;
     let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy };
+    let engine = || wire::engine(&cfg);
     match cli.command {
         Command::Config { .. } => {
             let value = serde_json::to_value(&cfg).context("encoding the config")?;
@@ -102,35 +102,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => status(&Engine::new(cfg), json),
-        Command::Analyze { format } => analyze(&Engine::new(cfg), json || format == Format::Json),
-        Command::Execute(args) => execute(&Engine::new(cfg), &args, json),
-        Command::Loop { interval, max_cycles, dry_run } => run_loop(&Engine::new(cfg), interval, max_cycles, dry_run, json),
-        Command::Agents => agents(&Engine::new(cfg), json),
-        Command::Worker(args) => crate::worker::run(&cfg.coordination.dir, args),
-        Command::Rollback { decision_id } => rollback(&Engine::new(cfg), &decision_id, json),
-        Command::Demo(args) => crate::demo::run(&cfg, args, json),
+        Command::Status => status(&cfg, &engine()?, json),
+        Command::Analyze { format } => analyze(&cfg, &engine()?, json || format == Format::Json),
+        Command::Execute(args) => execute(&engine()?, &args, json),
+        Command::Loop { interval, max_cycles, dry_run } => run_loop(&cfg, &engine()?, interval, max_cycles, dry_run, json),
+        Command::Agents => agents(&engine()?, json),
+        Command::Worker(args) => run_worker(&cfg, args),
+        Command::Rollback { decision_id } => rollback(&engine()?, &decision_id, json),
+        Command::Demo(args) => crate::demo::run(args, json),
         Command::Serve { dry_run, .. } => {
             let stop = install_stop_handlers()?;
-            crate::daemon::serve(Engine::new(cfg), dry_run, stop)
+            crate::daemon::serve(&cfg, engine()?, dry_run, stop)
         }
         Command::Start { dry_run } => {
             let global = daemon_args(&cli_global, &cfg)?;
-            crate::daemon::start(&Engine::new(cfg), &global, dry_run, json)
+            crate::daemon::start(&cfg, &global, dry_run, json)
         }
-        Command::Stop { timeout } => crate::daemon::stop(&Engine::new(cfg), seconds(timeout, "--timeout")?, json),
+        Command::Stop { timeout } => crate::daemon::stop(&cfg, seconds(timeout, "--timeout")?, json),
         Command::Restart { timeout } => {
-            let engine = Engine::new(cfg.clone());
-            crate::daemon::stop(&engine, seconds(timeout, "--timeout")?, json)?;
+            crate::daemon::stop(&cfg, seconds(timeout, "--timeout")?, json)?;
             let global = daemon_args(&cli_global, &cfg)?;
-            crate::daemon::start(&engine, &global, false, json)
+            crate::daemon::start(&cfg, &global, false, json)
         }
-        Command::Health => crate::daemon::health(&Engine::new(cfg), json),
+        Command::Health => crate::daemon::health(&cfg, json),
         Command::Logs { tail, follow } => {
             let stop = install_stop_handlers()?;
-            crate::daemon::logs(&Engine::new(cfg), tail, follow, &stop)
+            crate::daemon::logs(&cfg, tail, follow, &stop)
         }
-        Command::Prediction(p) => crate::predict::run(p, &Engine::new(cfg), json),
+        Command::Prediction(p) => crate::predict::run(p, &cfg, json),
     }
 }
 
@@ -151,15 +150,15 @@ fn decision_json(d: &Decision) -> Value {
     serde_json::to_value(d).unwrap_or(Value::Null)
 }
 
-fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
+fn analyze(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
     let (snapshot, analysis) = engine.analyze()?;
     let a = &analysis.assessment;
     let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
     if json {
         print_json(&json!({
             "timestamp": format_rfc3339(a.taken_at),
-            "coordination_dir": engine.coordination_dir(),
-            "policy": engine.config.auto.policy.to_string(),
+            "coordination_dir": cfg.coordination.dir,
+            "policy": cfg.auto.policy.to_string(),
             "metrics": a.metrics,
             "decisions": analysis.decisions.iter().map(decision_json).collect::<Vec<_>>(),
             "warnings": warnings,
@@ -168,7 +167,7 @@ fn analyze(engine: &Engine, json: bool) -> Result<ExitCode> {
     }
     let m = &a.metrics;
     let mut out = String::new();
-    out.push_str(&format!("steward analyze: {} (policy {})\n\n", engine.coordination_dir().display(), engine.config.auto.policy));
+    out.push_str(&format!("steward analyze: {} (policy {})\n\n", cfg.coordination.dir.display(), cfg.auto.policy));
     if !snapshot.target_exists {
         out.push_str("The coordination directory does not exist: scoring it as an empty system.\n\n");
     }
@@ -245,7 +244,7 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
 fn render_report(engine: &Engine, r: &CycleReport) -> String {
     let mut out = format!(
         "steward execute: {} (cycle {}, policy {}{})\n\n",
-        engine.coordination_dir().display(),
+        engine.target(),
         r.cycle_id,
         r.policy,
         if r.dry_run { ", dry run: nothing touched" } else { "" }
@@ -271,14 +270,14 @@ fn render_report(engine: &Engine, r: &CycleReport) -> String {
     out
 }
 
-fn run_loop(engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bool, json: bool) -> Result<ExitCode> {
+fn run_loop(cfg: &Config, engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bool, json: bool) -> Result<ExitCode> {
     let interval = match interval {
-        None => engine.config.auto.interval,
+        None => cfg.auto.interval,
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
         Some(s) => return Err(UsageError(format!("--interval {s} must be a positive number of seconds")).into()),
     };
     let stop = install_stop_handlers()?;
-    tracing::info!(dir = %engine.coordination_dir().display(), interval_secs = interval.as_secs_f64(), "Loop started.");
+    tracing::info!(dir = %engine.target(), interval_secs = interval.as_secs_f64(), "Loop started.");
     let opts = DriveOptions { interval, max_cycles, dry_run, tick_every: Duration::from_millis(200) };
     let cycles = drive(engine, &opts, &stop, |result| {
         if let Ok(report) = result {
@@ -353,18 +352,6 @@ fn seconds(v: f64, flag: &str) -> Result<Duration> {
     }
 }
 
-/// SIGINT/SIGTERM: the first sets the flag (finish the cycle, stop the
-/// fleet in order); a second exits at once.
-pub fn install_stop_handlers() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The second signal exits at once, with the shell's code for it (130, 143).
-        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop)).context("installing signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
-    }
-    Ok(stop)
-}
-
 fn rollback(engine: &Engine, decision_id: &str, json: bool) -> Result<ExitCode> {
     let report = engine.rollback(decision_id)?;
     if json {
@@ -375,20 +362,17 @@ fn rollback(engine: &Engine, decision_id: &str, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
+fn status(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
     let (_snapshot, analysis) = engine.analyze()?;
     let a = &analysis.assessment;
     let m = &a.metrics;
-    let recent = match Journal::open_existing(&engine.journal_path()).context("opening the journal")? {
-        Some(j) => j.recent_decisions(10).context("reading recent decisions")?,
-        None => Vec::new(),
-    };
-    let daemon = crate::daemon::daemon_info(&engine.config.state_dir());
+    let recent = engine.recent_decisions(10)?;
+    let daemon = crate::daemon::daemon_info(&cfg.state_dir());
     let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
     if json {
         let data = json!({
-            "coordination_dir": engine.coordination_dir(),
-            "state_dir": engine.config.state_dir(),
+            "coordination_dir": cfg.coordination.dir,
+            "state_dir": cfg.state_dir(),
             "status": {
                 "health_score": m.health_score,
                 "health_state": m.health_state,
@@ -408,7 +392,7 @@ fn status(engine: &Engine, json: bool) -> Result<ExitCode> {
         print_json(&envelope("status", true, data, vec![], warnings));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = format!("steward status: {}\n\n", engine.coordination_dir().display());
+    let mut out = format!("steward status: {}\n\n", cfg.coordination.dir.display());
     out.push_str(&metrics_block(m));
     match (daemon["running"].as_bool(), daemon["pid"].as_u64()) {
         (Some(true), Some(pid)) => {
@@ -450,7 +434,7 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
                 "file": a.file,
                 "status": a.status,
                 "lifecycle": a.lifecycle,
-                "active": is_active(a, &engine.engine, now),
+                "active": is_active(a, engine.config(), now),
                 "heartbeat_age_seconds": a.last_seen.map(|t| age_secs(now, t)),
                 "liveness_from": a.liveness_from,
                 "pid": a.pid,
@@ -461,11 +445,11 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
         .collect();
     let warnings: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
     if json {
-        print_json(&envelope("agents", true, json!({"coordination_dir": engine.coordination_dir(), "agents": rows}), vec![], warnings));
+        print_json(&envelope("agents", true, json!({"coordination_dir": engine.target(), "agents": rows}), vec![], warnings));
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        outln!("No agent files in {}.", engine.coordination_dir().display());
+        outln!("No agent files in {}.", engine.target());
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()
@@ -487,5 +471,38 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
         out!("{}", table(&["AGENT", "STATUS", "PHASE", "HEARTBEAT", "ACTIVE", "PID", "WORK"], &table_rows));
     }
     out!("{}", warnings_block(&warnings));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `steward worker`: the built-in worker until SIGTERM (or its limits).
+fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
+    let service = args.service_time.parse().map_err(|e: String| UsageError(format!("--service-time: {e}")))?;
+    let positive = |flag: &str, v: f64| -> Result<Duration> {
+        if v.is_finite() && v > 0.0 && v < 1e7 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(UsageError(format!("{flag} {v} must be a positive number of seconds")).into())
+        }
+    };
+    if !(args.exit_when_idle.is_finite() && (0.0..1e7).contains(&args.exit_when_idle)) {
+        return Err(UsageError(format!("--exit-when-idle {} must be zero or more seconds", args.exit_when_idle)).into());
+    }
+    let id = args.id.or_else(|| std::env::var("STEWARD_AGENT_ID").ok()).unwrap_or_else(|| format!("agent_{}", std::process::id()));
+    let opts = WorkerOptions {
+        service,
+        fail_rate: args.fail_rate,
+        exec: args.exec,
+        exec_timeout: positive("--exec-timeout", args.exec_timeout)?,
+        heartbeat_interval: positive("--heartbeat-interval", args.heartbeat_interval)?,
+        max_attempts: args.max_attempts,
+        max_items: args.max_items,
+        exit_when_idle: (args.exit_when_idle > 0.0).then(|| Duration::from_secs_f64(args.exit_when_idle)),
+        seed: args.seed,
+        ledger: args.ledger,
+        fsync: args.fsync,
+        ..WorkerOptions::new(id)
+    };
+    let stop = install_finish_handlers()?;
+    worker::run(&cfg.coordination.dir, opts, &stop)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use steward_actuators::{CommandConfig, SupervisorConfig, WebhookConfig};
 use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue, PredictConfig};
+use steward_runtime::FleetConfig;
 use steward_sources::CoordinationConfig;
 
 /// The example config, with every key, its default and its meaning.
@@ -155,22 +155,6 @@ impl CostConfig {
     }
 }
 
-/// The `fleet:` section: the actuator for scale and restart decisions,
-/// chosen by `kind`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FleetConfig {
-    /// None: scale and restart decisions are journaled as skipped.
-    #[default]
-    None,
-    /// Local worker processes run by steward's supervisor.
-    Supervisor(SupervisorConfig),
-    /// A command per action (e.g. kubectl scale).
-    Command(CommandConfig),
-    /// A JSON POST per action.
-    Webhook(WebhookConfig),
-}
-
 /// The `state:` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,12 +215,7 @@ impl Config {
         if self.logs.max_size < 1024 {
             return Err(InvalidValue { key: "logs.max_size".into(), message: "must be at least 1024 bytes".into() });
         }
-        match &self.fleet {
-            FleetConfig::None => Ok(()),
-            FleetConfig::Supervisor(c) => c.validate(),
-            FleetConfig::Command(c) => c.validate(),
-            FleetConfig::Webhook(c) => c.validate(),
-        }
+        self.fleet.validate()
     }
 }
 

@@ -12,178 +12,24 @@ use std::io::{BufRead, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use steward_actuators::process::{self, Signal};
-use steward_core::time::{format_rfc3339, UnixMs};
-use steward_server::{Component, Control, ControlError, Metrics};
-use steward_store::Journal;
+use steward_runtime::{drive_with, DriveOptions, Engine, EngineControl, Next};
+use steward_server::Metrics;
 
-use crate::driver::{drive_with, DriveOptions, Next};
-use crate::engine::{now_ms, CycleReport, Engine, RollbackRefused, RunOptions, TargetLock};
-use crate::output::{envelope, print_json};
-use crate::UsageError;
+use crate::config::Config;
+use crate::output::{envelope, outln, print_json};
 
 /// Seconds requests in flight get to finish once a stop is asked for.
 const HTTP_DRAIN_SECS: u64 = 5;
 
 /// The pidfile's name in the state directory.
 pub const PIDFILE: &str = "steward.pid";
-
-/// What the daemon knows about its own loop, for /health.
-struct LoopState {
-    started_at: UnixMs,
-    interval: Duration,
-    cycles: AtomicU64,
-    consecutive_failures: AtomicU64,
-    last: Mutex<Option<(UnixMs, Result<Value, String>)>>,
-}
-
-struct EngineControl {
-    engine: Arc<Engine>,
-    lock: Option<Arc<TargetLock>>,
-    metrics: Arc<Metrics>,
-    state: Arc<LoopState>,
-}
-
-impl EngineControl {
-    fn record(&self, result: &Result<CycleReport>) {
-        let now = now_ms();
-        match result {
-            Ok(r) => {
-                let decisions: Vec<(String, String)> = r
-                    .executed
-                    .iter()
-                    .map(|e| (e.kind.clone(), "executed".to_owned()))
-                    .chain(r.failed.iter().map(|e| (e.kind.clone(), "failed".to_owned())))
-                    .chain(r.skipped.iter().map(|e| (e.kind.clone(), "skipped".to_owned())))
-                    .collect();
-                self.metrics.observe_cycle(&r.metrics, &decisions, r.duration_ms as f64 / 1000.0);
-                self.state.consecutive_failures.store(0, Ordering::SeqCst);
-                let summary = json!({"cycle_id": r.cycle_id, "metrics": r.metrics, "executed": r.executed.len(), "failed": r.failed.len(), "skipped": r.skipped.len(), "target_exists": r.target_exists});
-                *self.state.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, Ok(summary)));
-            }
-            Err(e) => {
-                self.state.consecutive_failures.fetch_add(1, Ordering::SeqCst);
-                *self.state.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((now, Err(crate::error_chain(e.as_ref()))));
-            }
-        }
-        self.state.cycles.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn internal(e: &anyhow::Error) -> ControlError {
-    ControlError::Internal(crate::error_chain(e.as_ref()))
-}
-
-impl Control for EngineControl {
-    fn execute(&self) -> Result<Value, ControlError> {
-        let result = match &self.lock {
-            Some(lock) => self.engine.execute_locked(&RunOptions::default(), lock),
-            None => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
-        };
-        self.record(&result);
-        result.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(|e| internal(&e))
-    }
-
-    fn rollback(&self, id: &str) -> Result<Value, ControlError> {
-        let Some(lock) = &self.lock else {
-            return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into()));
-        };
-        match self.engine.rollback_locked(id, lock) {
-            Ok(r) => Ok(serde_json::to_value(r).unwrap_or(Value::Null)),
-            Err(e) if e.is::<UsageError>() => Err(ControlError::NotFound(e.to_string())),
-            Err(e) if e.is::<RollbackRefused>() => Err(ControlError::Refused(e.to_string())),
-            Err(e) => Err(internal(&e)),
-        }
-    }
-
-    fn status(&self) -> Value {
-        let last = self.state.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let (metrics, last_cycle) = match &last {
-            Some((ts, Ok(summary))) => (summary["metrics"].clone(), json!({"at": format_rfc3339(*ts), "ok": true, "summary": summary})),
-            Some((ts, Err(e))) => (Value::Null, json!({"at": format_rfc3339(*ts), "ok": false, "error": e})),
-            None => (Value::Null, Value::Null),
-        };
-        json!({
-            "components": self.health(),
-            "metrics": metrics,
-            "assessment": {"metrics": metrics, "last_cycle": last_cycle},
-            "daemon": {
-                "running": true,
-                "pid": std::process::id(),
-                "uptime_seconds": (now_ms() - self.state.started_at).max(0) / 1000,
-                "cycles": self.state.cycles.load(Ordering::SeqCst),
-                "coordination_dir": self.engine.coordination_dir(),
-                "dry_run": self.lock.is_none(),
-            },
-        })
-    }
-
-    fn decisions(&self, limit: usize) -> Result<Value, ControlError> {
-        let entries =
-            match Journal::open_existing(&self.engine.journal_path()).map_err(|e| ControlError::Internal(crate::error_chain(&e)))? {
-                Some(j) => j.recent_decisions(limit).map_err(|e| ControlError::Internal(crate::error_chain(&e)))?,
-                None => Vec::new(),
-            };
-        Ok(json!({"decisions": entries}))
-    }
-
-    fn ingest(&self, records: u64) {
-        self.engine.ingest(records);
-    }
-
-    fn tasks(&self) -> Value {
-        // Reconciliation (spec/reconcile.md) is not built yet: the queue is empty.
-        json!({"tasks": [], "by_priority": {"critical": 0, "high": 0, "medium": 0, "low": 0}})
-    }
-
-    fn health(&self) -> Vec<Component> {
-        let c = |name: &str, status: &str, message: String| Component { name: name.into(), status: status.into(), message };
-        let now = now_ms();
-        let late_after = i64::try_from(self.state.interval.as_millis()).unwrap_or(i64::MAX).saturating_mul(3).saturating_add(30_000);
-        let last = self.state.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let failures = self.state.consecutive_failures.load(Ordering::SeqCst);
-        let loop_c = match &last {
-            None if now - self.state.started_at < late_after => c("loop", "ok", "starting: no cycle yet".into()),
-            None => c("loop", "failing", format!("no cycle in {} s", (now - self.state.started_at) / 1000)),
-            Some((ts, _)) if now - ts > late_after => {
-                c("loop", "failing", format!("last cycle {} s ago (interval {} s)", (now - ts) / 1000, self.state.interval.as_secs()))
-            }
-            Some((_, Err(e))) if failures >= 3 => c("loop", "failing", format!("{failures} cycles failed in a row: {e}")),
-            Some((ts, Err(e))) => c("loop", "ok", format!("last cycle {} s ago failed ({e}); retrying", (now - ts) / 1000)),
-            Some((ts, Ok(_))) => c("loop", "ok", format!("last cycle {} s ago", (now - ts) / 1000)),
-        };
-        let journal_c = match &last {
-            Some((_, Err(e))) if e.contains("journal") && failures >= 3 => c("journal", "failing", e.clone()),
-            _ => c("journal", "ok", format!("{}", self.engine.journal_path().display())),
-        };
-        // A non-empty queue is work, not a failure; a queue that is not
-        // there at all (unmounted volume, wrong path) is one.
-        let queue_c = match &last {
-            Some((_, Ok(s))) if s["target_exists"] == false => {
-                c("queue", "failing", format!("the coordination directory {} does not exist", self.engine.coordination_dir().display()))
-            }
-            Some((_, Ok(s))) => {
-                c("queue", "ok", format!("{} pending, {} in flight", s["metrics"]["work_queue_size"], s["metrics"]["in_flight"]))
-            }
-            _ => c("queue", "ok", "not read yet".into()),
-        };
-        vec![
-            loop_c,
-            journal_c,
-            queue_c,
-            c("reconciler", "idle", "no datasets configured".into()),
-            c("orchestrator", "idle", "no tasks queued".into()),
-            c("inventory", "idle", "no inventory configured".into()),
-        ]
-    }
-}
 
 /// Who holds the pidfile of a state directory, if that process still runs
 /// and is a steward: `(pid, listen address)`.
@@ -220,16 +66,16 @@ pub fn daemon_info(state_dir: &Path) -> Value {
 /// # Errors
 /// Another daemon runs for this state directory, the target is locked, or
 /// the address cannot be bound.
-pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<ExitCode> {
-    let state_dir = engine.config.state_dir();
+pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<ExitCode> {
+    let state_dir = cfg.state_dir();
     fs::create_dir_all(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     if let Some((pid, listen)) = running_daemon(&state_dir) {
         if pid != std::process::id() {
             anyhow::bail!("a steward daemon already runs for {} (pid {pid}, listening on {listen})", state_dir.display());
         }
     }
-    let opts = engine.config.server_options();
-    let dry_run = dry_run || engine.config.auto.dry_run;
+    let opts = cfg.server_options();
+    let dry_run = dry_run || cfg.auto.dry_run;
     let lock = if dry_run { None } else { Some(Arc::new(engine.lock()?)) };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
@@ -240,18 +86,16 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
     let ticks = process::stat(std::process::id()).map_or(0, |s| s.start_ticks);
     let pidfile = state_dir.join(PIDFILE);
     fs::write(&pidfile, format!("{} {ticks} {local}\n", std::process::id())).with_context(|| format!("writing {}", pidfile.display()))?;
-    tracing::info!(listen = %local, pid = std::process::id(), dir = %engine.coordination_dir().display(), dry_run, "Daemon started.");
+    tracing::info!(listen = %local, pid = std::process::id(), dir = %engine.target(), dry_run, "Daemon started.");
 
     let engine = Arc::new(engine);
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(LoopState {
-        started_at: now_ms(),
-        interval: engine.config.auto.interval,
-        cycles: AtomicU64::new(0),
-        consecutive_failures: AtomicU64::new(0),
-        last: Mutex::new(None),
+    let interval = cfg.auto.interval;
+    let observed = metrics.clone();
+    let observer = Box::new(move |r: &steward_runtime::CycleReport| {
+        observed.observe_cycle(&r.metrics, &r.decision_results(), r.duration_ms as f64 / 1000.0);
     });
-    let control = Arc::new(EngineControl { engine: engine.clone(), lock: lock.clone(), metrics: metrics.clone(), state });
+    let control = Arc::new(EngineControl::new(engine.clone(), lock.clone(), interval, observer));
     let router = steward_server::router(control.clone(), metrics, &opts);
 
     let driver = {
@@ -259,8 +103,7 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
         std::thread::Builder::new()
             .name("steward-loop".into())
             .spawn(move || {
-                let opts =
-                    DriveOptions { interval: engine.config.auto.interval, max_cycles: 0, dry_run, tick_every: Duration::from_millis(200) };
+                let opts = DriveOptions { interval, max_cycles: 0, dry_run, tick_every: Duration::from_millis(200) };
                 drive_with(&engine, &opts, &stop, lock.as_deref(), |result| {
                     control.record(result);
                     Next::Continue
@@ -307,7 +150,7 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
     tracing::info!("Daemon stopped.");
     served.context("serving HTTP")?;
     match looped {
-        Ok(r) => r.map(|_| ExitCode::SUCCESS),
+        Ok(r) => Ok(r.map(|_| ExitCode::SUCCESS)?),
         Err(_) => anyhow::bail!("the loop thread panicked"),
     }
 }
@@ -317,8 +160,8 @@ pub fn serve(engine: Engine, dry_run: bool, stop: Arc<AtomicBool>) -> Result<Exi
 ///
 /// # Errors
 /// A daemon already runs, or the new one did not come up.
-pub fn start(engine: &Engine, global: &[String], dry_run: bool, json: bool) -> Result<ExitCode> {
-    let state_dir = engine.config.state_dir();
+pub fn start(cfg: &Config, global: &[String], dry_run: bool, json: bool) -> Result<ExitCode> {
+    let state_dir = cfg.state_dir();
     if let Some((pid, listen)) = running_daemon(&state_dir) {
         anyhow::bail!("a steward daemon already runs for {} (pid {pid}, listening on {listen}); `steward stop` first", state_dir.display());
     }
@@ -336,7 +179,7 @@ pub fn start(engine: &Engine, global: &[String], dry_run: bool, json: bool) -> R
     let exe = std::env::current_exe().context("finding the steward executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(global).arg("serve").arg("--log-file").arg(&log_path);
-    cmd.arg("--log-max-size").arg(engine.config.logs.max_size.to_string()).arg("--log-keep").arg(engine.config.logs.keep.to_string());
+    cmd.arg("--log-max-size").arg(cfg.logs.max_size.to_string()).arg("--log-keep").arg(cfg.logs.keep.to_string());
     if dry_run {
         cmd.arg("--dry-run");
     }
@@ -351,7 +194,7 @@ pub fn start(engine: &Engine, global: &[String], dry_run: bool, json: bool) -> R
             anyhow::bail!("the daemon exited at start ({status}): {}", last.into_iter().rev().collect::<Vec<_>>().join(" | "));
         }
         if let Some((pid, listen)) = running_daemon(&state_dir) {
-            if pid == child.id() && http_get(&listen, "/health", engine.config.server.token.as_deref()).is_ok() {
+            if pid == child.id() && http_get(&listen, "/health", cfg.server.token.as_deref()).is_ok() {
                 if json {
                     print_json(&envelope("start", true, json!({"pid": pid, "listen": listen, "log": log_path}), vec![], vec![]));
                 } else {
@@ -372,8 +215,8 @@ pub fn start(engine: &Engine, global: &[String], dry_run: bool, json: bool) -> R
 ///
 /// # Errors
 /// The process could not be signalled.
-pub fn stop(engine: &Engine, timeout: Duration, json: bool) -> Result<ExitCode> {
-    let state_dir = engine.config.state_dir();
+pub fn stop(cfg: &Config, timeout: Duration, json: bool) -> Result<ExitCode> {
+    let state_dir = cfg.state_dir();
     let pidfile = state_dir.join(PIDFILE);
     let Some((pid, _)) = running_daemon(&state_dir) else {
         if pidfile.exists() {
@@ -417,10 +260,10 @@ fn http_get(listen: &str, path: &str, token: Option<&str>) -> std::io::Result<(u
 ///
 /// # Errors
 /// Never for an unhealthy daemon (that is exit 1), only for bad config.
-pub fn health(engine: &Engine, json: bool) -> Result<ExitCode> {
-    let state_dir = engine.config.state_dir();
-    let listen = running_daemon(&state_dir).map(|(_, l)| l).unwrap_or_else(|| engine.config.server.listen.clone());
-    match http_get(&listen, "/health", engine.config.server.token.as_deref()) {
+pub fn health(cfg: &Config, json: bool) -> Result<ExitCode> {
+    let state_dir = cfg.state_dir();
+    let listen = running_daemon(&state_dir).map(|(_, l)| l).unwrap_or_else(|| cfg.server.listen.clone());
+    match http_get(&listen, "/health", cfg.server.token.as_deref()) {
         Ok((code, body)) => {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             if json {
@@ -454,8 +297,8 @@ pub fn health(engine: &Engine, json: bool) -> Result<ExitCode> {
 ///
 /// # Errors
 /// The log cannot be read.
-pub fn logs(engine: &Engine, tail: usize, follow: bool, stop: &AtomicBool) -> Result<ExitCode> {
-    let path = engine.config.state_dir().join("logs").join("steward.log");
+pub fn logs(cfg: &Config, tail: usize, follow: bool, stop: &AtomicBool) -> Result<ExitCode> {
+    let path = cfg.state_dir().join("logs").join("steward.log");
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => String::new(),

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use steward_actuators::process::{self, Signal};
@@ -24,34 +23,15 @@ use steward_core::config::PolicyName;
 use steward_core::decision::DecisionType;
 use steward_core::time::format_rfc3339;
 use steward_protocol::{write_atomic, CoordinationDir, Durability};
+use steward_runtime::worker::Rng;
+use steward_runtime::{drive, now_ms, CycleReport, DriveOptions, FleetConfig, Next, RunOptions};
 
-use crate::config::{Config, FleetConfig, StateConfig};
-use crate::driver::{drive, DriveOptions, Next};
-use crate::engine::{now_ms, CycleReport, Engine};
-use crate::output::print_json;
-use crate::worker::Rng;
-use crate::UsageError;
-
-/// Flags of `steward demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Longest the demo runs, in seconds: a burst in the first part, a drain after. It ends
-    /// earlier once the load is over, the queue drained and the fleet scaled back down
-    #[arg(long, default_value_t = 75.0, value_name = "SECS")]
-    pub duration: f64,
-    /// SIGKILL a random worker every few seconds (nothing may be lost)
-    #[arg(long)]
-    pub chaos: bool,
-    /// Directory to run in; made fresh (a previous demo's is replaced, anything else is refused)
-    #[arg(long, default_value = "steward-demo", value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Arrivals per second at the peak of the burst
-    #[arg(long, default_value_t = 20.0, value_name = "N")]
-    pub peak_rate: f64,
-    /// Seconds between cycles
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
-    pub interval: f64,
-}
+use crate::cli::DemoArgs;
+use crate::config::{Config, StateConfig};
+use crate::error::UsageError;
+use crate::output::{out, outln, print_json};
+use crate::signals::install_stop_handlers;
+use crate::wire;
 
 /// The `--json` summary (spec/cli.md).
 #[derive(Debug, Clone, Serialize)]
@@ -269,7 +249,7 @@ impl View {
 /// # Errors
 /// Bad flags (exit 2), a directory that is not a previous demo's, or a
 /// failure to start.
-pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
+pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     if !(args.duration.is_finite() && (5.0..=3600.0).contains(&args.duration)) {
         return Err(UsageError(format!("--duration {} must be between 5 and 3600 seconds", args.duration)).into());
     }
@@ -284,8 +264,8 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
     let cfg = demo_config(&dir, Duration::from_secs_f64(args.interval));
     let coordination = cfg.coordination.dir.clone();
     let ledger = dir.join(".steward").join("duplicates.log");
-    let engine = Engine::new(cfg);
-    let stop = crate::commands::install_stop_handlers()?;
+    let engine = wire::engine(&cfg)?;
+    let stop = install_stop_handlers()?;
     let produced = AtomicU64::new(0);
     let producer_done = AtomicBool::new(false);
     let started = Instant::now();
@@ -383,7 +363,7 @@ pub fn run(_cfg: &Config, args: DemoArgs, json: bool) -> Result<ExitCode> {
     let cycles = drive_result?;
     // A last cycle requeues what killed workers left claimed, so the
     // accounting sees every item in exactly one state.
-    let _ = engine.execute(&crate::engine::RunOptions::default());
+    let _ = engine.execute(&RunOptions::default());
     engine.shutdown();
     engine.flush_telemetry();
     summary.cycles = cycles;

@@ -1,56 +1,23 @@
-//! The `steward` binary: parses flags, loads the config, wires the layers
-//! and reports errors once, mapped to exit codes (0 ok, 1 failure, 2 bad
-//! usage or bad input).
-
-/// `print!` that never panics: a closed stdout (`steward demo | head`)
-/// marks the output closed, and long runs stop gracefully on it.
-macro_rules! out {
-    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), false) };
-}
-
-/// `println!` that never panics (see `out!`).
-macro_rules! outln {
-    () => { $crate::output::write_out(format_args!(""), true) };
-    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), true) };
-}
+//! The `steward` binary: parses flags, loads the config, wires the
+//! library crates and reports errors once, mapped to exit codes (0 ok,
+//! 1 failure, 2 bad usage or bad input).
 
 mod cli;
 mod commands;
 mod config;
 mod daemon;
 mod demo;
-mod driver;
-mod engine;
-mod otel;
+mod error;
 mod output;
 mod predict;
-mod worker;
+mod signals;
+mod wire;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::Cli;
-
-/// An error in what the user asked for (bad flag, bad config): exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// The error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        src = inner.source();
-    }
-    s
-}
+use crate::cli::{Cli, Command};
 
 fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32), daemon: bool) {
     use std::io::IsTerminal;
@@ -97,7 +64,7 @@ fn main() -> ExitCode {
         }
     };
     let (log_file, rotation, daemon) = match &cli.command {
-        cli::Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep), true),
+        Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep), true),
         _ => (None, (0, 0), false),
     };
     init_logging(cli.log_level, log_file.as_deref(), rotation, daemon);
@@ -106,25 +73,12 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let usage = err.chain().any(|e| {
-                e.is::<UsageError>()
-                    || e.is::<config::ConfigError>()
-                    || matches!(e.downcast_ref::<steward_sources::SourceError>(), Some(steward_sources::SourceError::NotADirectory { .. }))
-            });
-            let message = err.chain().map(ToString::to_string).fold(String::new(), |mut acc, part| {
-                if !acc.contains(&part) {
-                    if !acc.is_empty() {
-                        acc.push_str(": ");
-                    }
-                    acc.push_str(&part);
-                }
-                acc
-            });
+            let message = error::one_line(&err);
             if json {
                 output::print_json(&output::envelope(name, false, serde_json::Value::Null, vec![message.clone()], Vec::new()));
             }
             eprintln!("error: {message}");
-            ExitCode::from(if usage { 2 } else { 1 })
+            ExitCode::from(if error::is_usage(&err) { 2 } else { 1 })
         }
     }
 }

@@ -1,4 +1,19 @@
-//! Rendering: the JSON envelope and readable tables.
+//! Rendering: the JSON envelope, readable tables, and stdout writes that
+//! never panic.
+
+/// `print!` that never panics: a closed stdout (`steward demo | head`)
+/// marks the output closed, and long runs stop gracefully on it.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), false) };
+}
+
+/// `println!` that never panics (see `out!`).
+macro_rules! outln {
+    () => { $crate::output::write_out(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*), true) };
+}
+
+pub(crate) use {out, outln};
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::now_ms;
+use steward_runtime::now_ms;
 
 /// The `--json` envelope of spec/cli.md.
 pub fn envelope(command: &str, success: bool, data: Value, errors: Vec<String>, warnings: Vec<String>) -> Value {

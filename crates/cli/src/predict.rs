@@ -6,11 +6,10 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use steward_core::history::CycleSummary;
 use steward_core::predict::cost::{self, CostInput, Load, Prices};
@@ -20,216 +19,26 @@ use steward_core::predict::maintenance::{self, Limit, MaintenanceConfig, MetricS
 use steward_core::predict::series::{self, parse_csv_rows, Duplicates, Series};
 use steward_core::predict::tune;
 use steward_core::time::{format_rfc3339, UnixMs};
-use steward_store::Journal;
+use steward_runtime::now_ms;
+use steward_store::{Journal, JOURNAL_FILE};
 
-use crate::cli::Format;
-use crate::engine::{now_ms, Engine};
-use crate::output::{print_json, table};
-use crate::UsageError;
-
-/// The prediction commands, flattened into the top-level command list.
-#[derive(Debug, Subcommand)]
-pub enum PredictionCommand {
-    /// Forecast a `timestamp,value` series, or the queue's arrival rate.
-    ///
-    /// Without --input the series is the arrival rate (items per second)
-    /// between the journal's recorded cycles. Prints the pattern
-    /// (periodic|trending|stable, from seasonal strength and a Mann-Kendall
-    /// test), the season length, the model chosen on a holdout, the forecast
-    /// with 95 % intervals, and a confidence from holdout accuracy and the
-    /// amount of data.
-    Forecast(ForecastArgs),
-    /// Streaming anomaly scores for a `timestamp,value` series.
-    ///
-    /// Writes `timestamp,value,anomaly_score` row for row (score 0..1). Each
-    /// score uses only its row and the rows before it. Rows with a repeated
-    /// timestamp are scored in order (a warning says where) unless --strict.
-    Detect(DetectArgs),
-    /// Predict failures: per component and metric, the trend extrapolated to
-    /// its limit.
-    ///
-    /// Input: --input CSV with the header `timestamp,component,metric,value`,
-    /// else the telemetry records in the coordination directory
-    /// (`telemetry_*.json`: `timestamp`, `metrics` {name: number}; the
-    /// component is `attributes.component`, `attributes.agent_id`,
-    /// `attributes.host` or `name`). Limits: memory 95, disk 95, cpu 95,
-    /// error_rate 0.05 (matched by name), changed with --limit.
-    Predict(PredictArgs),
-    /// Tune: workers from Little's law, a memory split, query-time estimates.
-    ///
-    /// Workers: the arrival rate (--arrival-rate, else the forecast peak of
-    /// the journal's arrival rate over --horizon) times the service time
-    /// (--service-time, else measured from the journal), over the target
-    /// utilization. Memory: --usage CSV with `application_mb` (and optional
-    /// `buffer_mb`) columns and --total-memory-mb. Queries: --queries CSV with
-    /// `rows,bytes,duration_ms`, and --rows/--bytes for the query to estimate.
-    Tune(TuneArgs),
-    /// Cost strategies under a monthly budget and an SLA (p95 queue wait).
-    ///
-    /// The load is the forecast of the journal's arrival rate (or of --input,
-    /// a `timestamp,value` trace of arrivals per row) over --horizon; the
-    /// service time is --service-time or measured from the journal. Prices
-    /// per agent-hour come from --price-on-demand, --price-spot, --price-idle.
-    Cost(CostArgs),
-}
-
-/// `steward forecast`.
-#[derive(Debug, Args)]
-pub struct ForecastArgs {
-    /// Input CSV with a `timestamp,value` header (default: the journal's arrival rate)
-    #[arg(long, value_name = "IN.csv")]
-    pub input: Option<PathBuf>,
-    /// Points to forecast, or a duration such as 60m, 6h, 1d
-    #[arg(long, default_value = "24", value_name = "N|DURATION")]
-    pub horizon: String,
-    /// Probability of the prediction interval
-    #[arg(long, default_value_t = 0.95)]
-    pub interval: f64,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
-
-/// `steward detect`.
-#[derive(Debug, Args)]
-pub struct DetectArgs {
-    /// Input CSV with a `timestamp,value` header
-    #[arg(long, value_name = "IN.csv")]
-    pub input: PathBuf,
-    /// Output CSV (`-` for stdout)
-    #[arg(long, value_name = "OUT.csv")]
-    pub output: PathBuf,
-    /// Reject repeated timestamps instead of scoring them in order
-    #[arg(long)]
-    pub strict: bool,
-}
-
-/// `steward predict`.
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// CSV with a `timestamp,component,metric,value` header (default: telemetry in the coordination directory)
-    #[arg(long, value_name = "IN.csv")]
-    pub input: Option<PathBuf>,
-    /// A limit, `metric=value` (rising, e.g. memory_percent=90) or `metric<value` (falling, e.g. free_gb<5); repeatable
-    #[arg(long, value_name = "METRIC=VALUE")]
-    pub limit: Vec<String>,
-    /// Failures further away than this are not predicted [default: predict.horizon, 168 h]
-    #[arg(long, value_name = "HOURS")]
-    pub horizon_hours: Option<f64>,
-    /// Only the last this many hours of each series are fitted [default: predict.window, 72 h]
-    #[arg(long, value_name = "HOURS")]
-    pub window_hours: Option<f64>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
-
-/// `steward tune`.
-#[derive(Debug, Args)]
-pub struct TuneArgs {
-    /// Arrival rate to size for, items per second (default: forecast peak from the journal)
-    #[arg(long, value_name = "PER_SEC")]
-    pub arrival_rate: Option<f64>,
-    /// Mean service time per item, seconds (default: measured from the journal)
-    #[arg(long, value_name = "SECS")]
-    pub service_time: Option<f64>,
-    /// Target utilization, 0..1 (default: adaptive.target_utilization)
-    #[arg(long, value_name = "RHO")]
-    pub target_utilization: Option<f64>,
-    /// How far ahead the forecast peak is taken (the agents' start-up time or more)
-    #[arg(long, default_value = "15m", value_name = "DURATION")]
-    pub horizon: String,
-    /// Memory usage CSV with `application_mb` and optional `buffer_mb` columns
-    #[arg(long, value_name = "USAGE.csv")]
-    pub usage: Option<PathBuf>,
-    /// Memory to split, MB (with --usage)
-    #[arg(long, value_name = "MB")]
-    pub total_memory_mb: Option<f64>,
-    /// Query history CSV with `rows,bytes,duration_ms` columns
-    #[arg(long, value_name = "QUERIES.csv")]
-    pub queries: Option<PathBuf>,
-    /// Rows of the query to estimate (with --queries)
-    #[arg(long, default_value_t = 0.0)]
-    pub rows: f64,
-    /// Bytes of the query to estimate (with --queries)
-    #[arg(long, default_value_t = 0.0)]
-    pub bytes: f64,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
-
-/// `steward cost`.
-#[derive(Debug, Args)]
-pub struct CostArgs {
-    /// Monthly budget, in the prices' currency
-    #[arg(long, value_name = "X")]
-    pub budget_per_month: f64,
-    /// SLA: the 95th percentile of the queue wait, milliseconds
-    #[arg(long, value_name = "MS")]
-    pub sla_ms: f64,
-    /// Arrival trace, `timestamp,value` with arrivals per row (default: the journal)
-    #[arg(long, value_name = "IN.csv")]
-    pub input: Option<PathBuf>,
-    /// Mean service time per item, seconds (default: measured from the journal)
-    #[arg(long, value_name = "SECS")]
-    pub service_time: Option<f64>,
-    /// Agents running now (default: the journal's mean active agents)
-    #[arg(long, value_name = "N")]
-    pub current_agents: Option<f64>,
-    /// The period the strategies are sized over (a forecast horizon)
-    #[arg(long, default_value = "1d", value_name = "DURATION")]
-    pub horizon: String,
-    /// Price of an on-demand agent-hour [default: cost.on_demand_per_agent_hour, 0.10]
-    #[arg(long)]
-    pub price_on_demand: Option<f64>,
-    /// Price of a spot agent-hour [default: cost.spot_per_agent_hour, 0.03]
-    #[arg(long)]
-    pub price_spot: Option<f64>,
-    /// Price of an idle (suspended) agent-hour [default: cost.idle_per_agent_hour, 0.01]
-    #[arg(long)]
-    pub price_idle: Option<f64>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
-
-impl PredictionCommand {
-    /// The command's name, for the JSON envelope.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Forecast(_) => "forecast",
-            Self::Detect(_) => "detect",
-            Self::Predict(_) => "predict",
-            Self::Tune(_) => "tune",
-            Self::Cost(_) => "cost",
-        }
-    }
-
-    /// Whether the command's own flags ask for JSON.
-    pub fn wants_json(&self) -> bool {
-        match self {
-            Self::Forecast(a) => a.format == Format::Json,
-            Self::Detect(_) => false,
-            Self::Predict(a) => a.format == Format::Json,
-            Self::Tune(a) => a.format == Format::Json,
-            Self::Cost(a) => a.format == Format::Json,
-        }
-    }
-}
+use crate::cli::{CostArgs, DetectArgs, ForecastArgs, PredictArgs, PredictionCommand, TuneArgs};
+use crate::config::Config;
+use crate::error::UsageError;
+use crate::output::{out, print_json, table};
 
 /// Runs a prediction command.
 ///
 /// # Errors
 /// Bad input (exit 2 through `UsageError`) or failures (exit 1).
-pub fn run(cmd: PredictionCommand, engine: &Engine, json: bool) -> Result<ExitCode> {
+pub fn run(cmd: PredictionCommand, cfg: &Config, json: bool) -> Result<ExitCode> {
     let json = json || cmd.wants_json();
     match cmd {
-        PredictionCommand::Forecast(a) => run_forecast(&a, engine, json),
+        PredictionCommand::Forecast(a) => run_forecast(&a, cfg, json),
         PredictionCommand::Detect(a) => run_detect(&a),
-        PredictionCommand::Predict(a) => run_predict(&a, engine, json),
-        PredictionCommand::Tune(a) => run_tune(&a, engine, json),
-        PredictionCommand::Cost(a) => run_cost(&a, engine, json),
+        PredictionCommand::Predict(a) => run_predict(&a, cfg, json),
+        PredictionCommand::Tune(a) => run_tune(&a, cfg, json),
+        PredictionCommand::Cost(a) => run_cost(&a, cfg, json),
     }
 }
 
@@ -248,8 +57,8 @@ fn read_series(path: &Path, duplicates: Duplicates) -> Result<(String, Series)> 
 }
 
 /// The journal's cycles, oldest first (empty without a journal).
-fn journal_cycles(engine: &Engine) -> Result<Vec<CycleSummary>> {
-    let path = engine.journal_path();
+fn journal_cycles(cfg: &Config) -> Result<Vec<CycleSummary>> {
+    let path = cfg.state_dir().join(JOURNAL_FILE);
     let Some(journal) = Journal::open_existing(&path).with_context(|| format!("opening the journal {}", path.display()))? else {
         return Ok(Vec::new());
     };
@@ -280,18 +89,18 @@ fn forecast_json(f: &Forecast) -> Value {
     })
 }
 
-fn run_forecast(a: &ForecastArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if !(a.interval > 0.0 && a.interval < 1.0) {
         return Err(usage(format!("--interval {} must be between 0 and 1", a.interval)));
     }
     let (series, source) = match &a.input {
         Some(p) => (read_series(p, Duplicates::Reject)?.1, p.display().to_string()),
         None => {
-            let rates = arrival_rates(&journal_cycles(engine)?);
+            let rates = arrival_rates(&journal_cycles(cfg)?);
             if rates.len() < 2 {
                 return Err(usage(format!(
                     "the journal {} has {} arrival-rate point(s): run the loop for a while, or pass --input",
-                    engine.journal_path().display(),
+                    cfg.state_dir().join(JOURNAL_FILE).display(),
                     rates.len()
                 )));
             }
@@ -453,26 +262,26 @@ fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
     (out, warnings)
 }
 
-fn run_predict(a: &PredictArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     // The predict: section of the config, then the flags.
-    let mut cfg: MaintenanceConfig = engine.config.predict.maintenance();
-    cfg.horizon_hours = a.horizon_hours.unwrap_or(cfg.horizon_hours);
-    cfg.window_hours = a.window_hours.unwrap_or(cfg.window_hours);
-    if !(cfg.horizon_hours.is_finite() && cfg.horizon_hours > 0.0 && cfg.window_hours.is_finite() && cfg.window_hours > 0.0) {
+    let mut m: MaintenanceConfig = cfg.predict.maintenance();
+    m.horizon_hours = a.horizon_hours.unwrap_or(m.horizon_hours);
+    m.window_hours = a.window_hours.unwrap_or(m.window_hours);
+    if !(m.horizon_hours.is_finite() && m.horizon_hours > 0.0 && m.window_hours.is_finite() && m.window_hours > 0.0) {
         return Err(usage("--horizon-hours and --window-hours must be positive"));
     }
     for l in &a.limit {
         let (name, limit) = parse_limit(l)?;
-        cfg.limits.insert(name, limit);
+        m.limits.insert(name, limit);
     }
     let (samples, warnings, source) = match &a.input {
         Some(p) => (parse_metric_csv(p, &read_input(p)?)?, Vec::new(), p.display().to_string()),
         None => {
-            let (s, w) = telemetry_samples(engine.coordination_dir());
-            (s, w, format!("telemetry in {}", engine.coordination_dir().display()))
+            let (s, w) = telemetry_samples(&cfg.coordination.dir);
+            (s, w, format!("telemetry in {}", &cfg.coordination.dir.display()))
         }
     };
-    let predictions = maintenance::predict(&samples, &cfg);
+    let predictions = maintenance::predict(&samples, &m);
     if json {
         let items: Vec<Value> = predictions
             .iter()
@@ -487,7 +296,7 @@ fn run_predict(a: &PredictArgs, engine: &Engine, json: bool) -> Result<ExitCode>
         print_json(&json!({"source": source, "predictions": items, "warnings": warnings}));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = format!("steward predict: {source}, horizon {} h\n\n", cfg.horizon_hours);
+    let mut out = format!("steward predict: {source}, horizon {} h\n\n", m.horizon_hours);
     if predictions.is_empty() {
         out.push_str("No series with a limit (memory, disk, cpu, error_rate, or --limit).\n");
     }
@@ -523,8 +332,8 @@ struct Measured {
     mean_agents: Option<f64>,
 }
 
-fn measured(engine: &Engine) -> Result<Measured> {
-    let cycles = journal_cycles(engine)?;
+fn measured(cfg: &Config) -> Result<Measured> {
+    let cycles = journal_cycles(cfg)?;
     let mean_agents = (!cycles.is_empty()).then(|| cycles.iter().map(|c| c.active_agents as f64).sum::<f64>() / cycles.len() as f64);
     Ok(Measured { rates: arrival_rates(&cycles), service_secs: tune::service_secs_from_history(&cycles), mean_agents })
 }
@@ -548,14 +357,14 @@ fn load_profile(rates: &Series, horizon: &str) -> Result<(Load, String)> {
     ))
 }
 
-fn run_tune(a: &TuneArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
-    let rho = a.target_utilization.unwrap_or(engine.config.adaptive.target_utilization);
+fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
+    let rho = a.target_utilization.unwrap_or(cfg.adaptive.target_utilization);
     if !(rho > 0.0 && rho <= 1.0) {
         return Err(usage(format!("--target-utilization {rho} must be in (0, 1]")));
     }
     let mut notes: Vec<String> = Vec::new();
     let need_journal = a.arrival_rate.is_none() || a.service_time.is_none();
-    let m = if need_journal { Some(measured(engine)?) } else { None };
+    let m = if need_journal { Some(measured(cfg)?) } else { None };
     let arrival = match (a.arrival_rate, &m) {
         (Some(r), _) => Some((r, "--arrival-rate".to_owned())),
         (None, Some(m)) if m.rates.len() >= 2 => {
@@ -682,11 +491,11 @@ fn read_queries(path: &Path) -> Result<Vec<tune::QuerySample>> {
     Ok((0..n).map(|i| tune::QuerySample { duration_ms: get(0, i), rows: get(1, i), bytes: get(2, i) }).collect())
 }
 
-fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
+fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if !(a.budget_per_month >= 0.0 && a.sla_ms > 0.0) {
         return Err(usage("--budget-per-month must be ≥ 0 and --sla-ms > 0"));
     }
-    let c = &engine.config.cost;
+    let c = &cfg.cost;
     let prices = Prices {
         on_demand: a.price_on_demand.unwrap_or(c.on_demand_per_agent_hour),
         spot: a.price_spot.unwrap_or(c.spot_per_agent_hour),
@@ -695,7 +504,7 @@ fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
     if [prices.on_demand, prices.spot, prices.idle].iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
         return Err(usage("prices must be non-negative numbers"));
     }
-    let m = measured(engine)?;
+    let m = measured(cfg)?;
     let (rates, source) = match &a.input {
         Some(p) => {
             let (_, s) = read_series(p, Duplicates::Reject)?;
@@ -703,7 +512,7 @@ fn run_cost(a: &CostArgs, engine: &Engine, json: bool) -> Result<ExitCode> {
             let per_sec = Series { ts: s.ts.clone(), values: s.values.iter().map(|v| v / step_s).collect() };
             (per_sec, p.display().to_string())
         }
-        None => (m.rates.clone(), format!("journal {}", engine.journal_path().display())),
+        None => (m.rates.clone(), format!("journal {}", cfg.state_dir().join(JOURNAL_FILE).display())),
     };
     if rates.len() < 2 {
         return Err(usage(format!("{source}: fewer than 2 arrival-rate points: run the loop for a while, or pass --input")));

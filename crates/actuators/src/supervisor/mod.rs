@@ -157,6 +157,11 @@ impl Supervisor {
         self.events.push(FleetEvent { ts, agent: agent.to_owned(), kind, message });
     }
 
+    /// Its configuration.
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.cfg
+    }
+
     /// Events since the last call, for the journal.
     pub fn take_events(&mut self) -> Vec<FleetEvent> {
         std::mem::take(&mut self.events)

@@ -31,7 +31,7 @@ use steward_protocol::{classify, FileKind};
 
 pub use config::CoordinationConfig;
 
-use crate::{Source, SourceError};
+use crate::source::{Source, SourceError};
 
 /// Reads a coordination directory into snapshots.
 #[derive(Debug, Clone)]
@@ -77,6 +77,18 @@ struct Counts {
 }
 
 impl Source for CoordinationSource {
+    fn target(&self) -> String {
+        self.cfg.dir.display().to_string()
+    }
+
+    fn check(&self) -> Result<(), SourceError> {
+        let dir = &self.cfg.dir;
+        if dir.exists() && !dir.is_dir() {
+            return Err(SourceError::NotADirectory { path: dir.clone() });
+        }
+        Ok(())
+    }
+
     fn snapshot(&self, now: UnixMs) -> Result<Snapshot, SourceError> {
         let dir = &self.cfg.dir;
         let entries = match fs::read_dir(dir) {

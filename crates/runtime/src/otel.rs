@@ -15,12 +15,12 @@ use std::time::Duration;
 use prost::Message as _;
 use steward_actuators::http::{self, Url};
 use steward_core::time::UnixMs;
-use steward_server::otlp::{
+use steward_otlp::{
     AnyValue, ArrayValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, Status,
     Value,
 };
 
-use crate::engine::CycleReport;
+use crate::report::CycleReport;
 
 /// Where and how to export.
 pub struct Exporter {

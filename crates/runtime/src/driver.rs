@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-
-use crate::engine::{CycleReport, Engine, LockBusy, RunOptions, TargetLock};
+use crate::engine::Engine;
+use crate::error::{error_chain, RuntimeError};
+use crate::lock::TargetLock;
+use crate::report::{CycleReport, RunOptions};
 
 /// How the driver runs.
 #[derive(Debug, Clone)]
@@ -38,10 +39,15 @@ pub enum Next {
 /// # Errors
 /// Only when the lock cannot be taken at the start; a failing cycle is
 /// logged and retried with backoff (up to 8 intervals), never fatal.
-pub fn drive(engine: &Engine, opts: &DriveOptions, stop: &AtomicBool, on_cycle: impl FnMut(&Result<CycleReport>) -> Next) -> Result<u64> {
+pub fn drive(
+    engine: &Engine,
+    opts: &DriveOptions,
+    stop: &AtomicBool,
+    on_cycle: impl FnMut(&Result<CycleReport, RuntimeError>) -> Next,
+) -> Result<u64, RuntimeError> {
     // The loop holds the target for its whole life, so no other executor
     // acts between its cycles (spec/engine.md: one executor per target).
-    let lock = if opts.dry_run || engine.config.auto.dry_run { None } else { Some(engine.lock()?) };
+    let lock = if opts.dry_run || engine.config().auto.dry_run { None } else { Some(engine.lock()?) };
     drive_with(engine, opts, stop, lock.as_ref(), on_cycle)
 }
 
@@ -55,8 +61,8 @@ pub fn drive_with(
     opts: &DriveOptions,
     stop: &AtomicBool,
     lock: Option<&TargetLock>,
-    mut on_cycle: impl FnMut(&Result<CycleReport>) -> Next,
-) -> Result<u64> {
+    mut on_cycle: impl FnMut(&Result<CycleReport, RuntimeError>) -> Next,
+) -> Result<u64, RuntimeError> {
     let run = RunOptions { dry_run: opts.dry_run, ..RunOptions::default() };
     let mut cycles = 0u64;
     let mut failures = 0u32;
@@ -66,7 +72,7 @@ pub fn drive_with(
         let now = Instant::now();
         if now >= next_tick {
             if let Err(e) = engine.tick() {
-                tracing::warn!(error = %crate::error_chain(e.as_ref()), "Fleet tick failed.");
+                tracing::warn!(error = %error_chain(&e), "Fleet tick failed.");
             }
             next_tick = now + opts.tick_every;
         }
@@ -77,10 +83,10 @@ pub fn drive_with(
             };
             match &result {
                 Ok(_) => failures = 0,
-                Err(e) if e.is::<LockBusy>() => tracing::warn!(error = %e, "Cycle skipped."),
+                Err(e @ RuntimeError::LockBusy { .. }) => tracing::warn!(error = %e, "Cycle skipped."),
                 Err(e) => {
                     failures += 1;
-                    tracing::error!(error = %crate::error_chain(e.as_ref()), consecutive = failures, "Cycle failed.");
+                    tracing::error!(error = %error_chain(e), consecutive = failures, "Cycle failed.");
                 }
             }
             cycles += 1;

@@ -1,0 +1,31 @@
+//! Builds the engine from the loaded config: the coordination source, the
+//! configured policy, the coordination actuator, the fleet (built on first
+//! use, so commands that only look never start or adopt workers), the
+//! journal in the state directory, the lock in the coordination directory,
+//! and span export from the environment.
+
+use steward_actuators::CoordinationActuator;
+use steward_runtime::otel::Exporter;
+use steward_runtime::{Engine, RuntimeError};
+use steward_sources::CoordinationSource;
+
+use crate::config::Config;
+
+/// The engine for a command.
+///
+/// # Errors
+/// Never for a validated config; the builder's checks are kept anyway.
+pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
+    let (dir, state_dir, max_attempts) = (cfg.coordination.dir.clone(), cfg.state_dir(), cfg.coordination.max_attempts);
+    let fleet = cfg.fleet.clone();
+    let (fleet_dir, fleet_state) = (dir.clone(), state_dir.clone());
+    Engine::builder(cfg.engine())
+        .source(CoordinationSource::new(cfg.coordination.clone()))
+        .actuator(CoordinationActuator::new(&dir, max_attempts))
+        .fleet_with(move || fleet.build(&fleet_dir, &fleet_state, max_attempts))
+        .state_dir(state_dir)
+        .lock_dir(dir)
+        .telemetry_window(cfg.coordination.telemetry_window)
+        .exporter(Exporter::from_env())
+        .build()
+}

@@ -1,0 +1,177 @@
+//! The daemon's control surface: [`Control`] implemented by the engine,
+//! with the same lock, guards and journal as the loop, plus what the
+//! daemon knows of its own loop for `/health` and `/status`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use steward_core::control::{Component, Control, ControlError};
+use steward_core::time::{format_rfc3339, UnixMs};
+
+use crate::clock::now_ms;
+use crate::engine::{lock_ignoring_poison, Engine};
+use crate::error::{error_chain, RuntimeError};
+use crate::lock::TargetLock;
+use crate::report::{CycleReport, RunOptions};
+
+/// Called with every cycle that ran, the loop's and `POST /execute`'s
+/// (the daemon feeds its Prometheus metrics from it).
+pub type CycleObserver = Box<dyn Fn(&CycleReport) + Send + Sync>;
+
+/// What the daemon knows about its own loop.
+struct LoopState {
+    started_at: UnixMs,
+    interval: Duration,
+    cycles: AtomicU64,
+    consecutive_failures: AtomicU64,
+    last: Mutex<Option<(UnixMs, Result<Value, String>)>>,
+}
+
+/// The engine as the HTTP server sees it. Every action goes through the
+/// engine's guards and journal, under the daemon's lock (or none, dry).
+pub struct EngineControl {
+    engine: Arc<Engine>,
+    lock: Option<Arc<TargetLock>>,
+    state: LoopState,
+    observer: CycleObserver,
+}
+
+impl EngineControl {
+    /// Control over `engine`, acting under `lock` (`None`: the daemon runs
+    /// dry and changes nothing). `interval` is the loop's, for judging
+    /// whether it still cycles.
+    pub fn new(engine: Arc<Engine>, lock: Option<Arc<TargetLock>>, interval: Duration, observer: CycleObserver) -> Self {
+        let state = LoopState {
+            started_at: now_ms(),
+            interval,
+            cycles: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            last: Mutex::new(None),
+        };
+        Self { engine, lock, state, observer }
+    }
+
+    /// Records a cycle's result: the loop calls this after each of its cycles.
+    pub fn record(&self, result: &Result<CycleReport, RuntimeError>) {
+        let now = now_ms();
+        match result {
+            Ok(r) => {
+                (self.observer)(r);
+                self.state.consecutive_failures.store(0, Ordering::SeqCst);
+                let summary = json!({"cycle_id": r.cycle_id, "metrics": r.metrics, "executed": r.executed.len(), "failed": r.failed.len(), "skipped": r.skipped.len(), "target_exists": r.target_exists});
+                *lock_ignoring_poison(&self.state.last) = Some((now, Ok(summary)));
+            }
+            Err(e) => {
+                self.state.consecutive_failures.fetch_add(1, Ordering::SeqCst);
+                *lock_ignoring_poison(&self.state.last) = Some((now, Err(error_chain(e))));
+            }
+        }
+        self.state.cycles.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn internal(e: &RuntimeError) -> ControlError {
+    ControlError::Internal(error_chain(e))
+}
+
+impl Control for EngineControl {
+    fn execute(&self) -> Result<Value, ControlError> {
+        let result = match &self.lock {
+            Some(lock) => self.engine.execute_locked(&RunOptions::default(), lock),
+            None => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
+        };
+        self.record(&result);
+        result.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(|e| internal(&e))
+    }
+
+    fn rollback(&self, id: &str) -> Result<Value, ControlError> {
+        let Some(lock) = &self.lock else {
+            return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into()));
+        };
+        match self.engine.rollback_locked(id, lock) {
+            Ok(r) => Ok(serde_json::to_value(r).unwrap_or(Value::Null)),
+            Err(e @ RuntimeError::UnknownDecision { .. }) => Err(ControlError::NotFound(e.to_string())),
+            Err(e @ RuntimeError::RollbackRefused { .. }) => Err(ControlError::Refused(e.to_string())),
+            Err(e) => Err(internal(&e)),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let last = lock_ignoring_poison(&self.state.last).clone();
+        let (metrics, last_cycle) = match &last {
+            Some((ts, Ok(summary))) => (summary["metrics"].clone(), json!({"at": format_rfc3339(*ts), "ok": true, "summary": summary})),
+            Some((ts, Err(e))) => (Value::Null, json!({"at": format_rfc3339(*ts), "ok": false, "error": e})),
+            None => (Value::Null, Value::Null),
+        };
+        json!({
+            "components": self.health(),
+            "metrics": metrics,
+            "assessment": {"metrics": metrics, "last_cycle": last_cycle},
+            "daemon": {
+                "running": true,
+                "pid": std::process::id(),
+                "uptime_seconds": (now_ms() - self.state.started_at).max(0) / 1000,
+                "cycles": self.state.cycles.load(Ordering::SeqCst),
+                "coordination_dir": self.engine.target(),
+                "dry_run": self.lock.is_none(),
+            },
+        })
+    }
+
+    fn decisions(&self, limit: usize) -> Result<Value, ControlError> {
+        let entries = self.engine.recent_decisions(limit).map_err(|e| internal(&e))?;
+        Ok(json!({"decisions": entries}))
+    }
+
+    fn ingest(&self, records: u64) {
+        self.engine.ingest(records);
+    }
+
+    fn tasks(&self) -> Value {
+        // Reconciliation (spec/reconcile.md) is not built yet: the queue is empty.
+        json!({"tasks": [], "by_priority": {"critical": 0, "high": 0, "medium": 0, "low": 0}})
+    }
+
+    fn health(&self) -> Vec<Component> {
+        let c = |name: &str, status: &str, message: String| Component { name: name.into(), status: status.into(), message };
+        let now = now_ms();
+        let late_after = i64::try_from(self.state.interval.as_millis()).unwrap_or(i64::MAX).saturating_mul(3).saturating_add(30_000);
+        let last = lock_ignoring_poison(&self.state.last).clone();
+        let failures = self.state.consecutive_failures.load(Ordering::SeqCst);
+        let loop_c = match &last {
+            None if now - self.state.started_at < late_after => c("loop", "ok", "starting: no cycle yet".into()),
+            None => c("loop", "failing", format!("no cycle in {} s", (now - self.state.started_at) / 1000)),
+            Some((ts, _)) if now - ts > late_after => {
+                c("loop", "failing", format!("last cycle {} s ago (interval {} s)", (now - ts) / 1000, self.state.interval.as_secs()))
+            }
+            Some((_, Err(e))) if failures >= 3 => c("loop", "failing", format!("{failures} cycles failed in a row: {e}")),
+            Some((ts, Err(e))) => c("loop", "ok", format!("last cycle {} s ago failed ({e}); retrying", (now - ts) / 1000)),
+            Some((ts, Ok(_))) => c("loop", "ok", format!("last cycle {} s ago", (now - ts) / 1000)),
+        };
+        let journal_c = match &last {
+            Some((_, Err(e))) if e.contains("journal") && failures >= 3 => c("journal", "failing", e.clone()),
+            _ => c("journal", "ok", format!("{}", self.engine.journal_path().display())),
+        };
+        // A non-empty queue is work, not a failure; a queue that is not
+        // there at all (unmounted volume, wrong path) is one.
+        let queue_c = match &last {
+            Some((_, Ok(s))) if s["target_exists"] == false => {
+                c("queue", "failing", format!("the coordination directory {} does not exist", self.engine.target()))
+            }
+            Some((_, Ok(s))) => {
+                c("queue", "ok", format!("{} pending, {} in flight", s["metrics"]["work_queue_size"], s["metrics"]["in_flight"]))
+            }
+            _ => c("queue", "ok", "not read yet".into()),
+        };
+        vec![
+            loop_c,
+            journal_c,
+            queue_c,
+            c("reconciler", "idle", "no datasets configured".into()),
+            c("orchestrator", "idle", "no tasks queued".into()),
+            c("inventory", "idle", "no inventory configured".into()),
+        ]
+    }
+}

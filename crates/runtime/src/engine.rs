@@ -1,0 +1,688 @@
+//! The engine: one cycle of snapshot → analyze → guard → journal → act →
+//! journal, built from parts the caller hands in.
+//!
+//! This is where the layers meet. Everything above the actuators is the
+//! pure core; the engine supplies the clock, the source, the journal and
+//! the actuators, and keeps the order that makes it safe: every decision
+//! and its verdict is journaled before any action starts, and every
+//! outcome after. A journal write that fails stops the cycle before any
+//! action.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use steward_actuators::supervisor::FleetEvent;
+use steward_actuators::{action_kind, Actuator};
+use steward_core::config::EngineConfig;
+use steward_core::decision::{Action, Outcome, OutcomeResult};
+use steward_core::guard::{self, GuardContext, Guarded, Verdict};
+use steward_core::history::{History, Sample};
+use steward_core::policy::{self, Policy};
+use steward_core::snapshot::Snapshot;
+use steward_core::time::{format_rfc3339, UnixMs};
+use steward_core::Analysis;
+use steward_sources::Source;
+use steward_store::{CycleStart, DecisionEntry, Journal, VerdictRecord, JOURNAL_FILE};
+
+use crate::clock::{cycle_id, now_ms};
+use crate::error::{error_chain, RuntimeError};
+use crate::fleet::{unhandled, Fleet};
+use crate::lock::TargetLock;
+use crate::otel::Exporter;
+use crate::report::{CycleReport, Executed, Failed, RunOptions, Skipped};
+
+/// Most metric readings loaded for failure prediction per cycle.
+const MAX_SAMPLES: usize = 200_000;
+
+/// Builds a fleet on first use, so `analyze` never starts or adopts workers.
+type FleetFactory = Box<dyn Fn() -> Result<Fleet, RuntimeError> + Send>;
+
+/// The fleet, before and after its first use.
+pub(crate) enum FleetSlot {
+    /// Not built yet.
+    Pending(FleetFactory),
+    /// Built.
+    Built(Fleet),
+}
+
+/// The loop's engine: a source, a policy, actuators and a journal, and
+/// the order in which they are used. Shared between threads (the loop and
+/// the HTTP server); a cycle gate keeps two cycles from running at once.
+pub struct Engine {
+    cfg: EngineConfig,
+    source: Box<dyn Source + Send + Sync>,
+    policy: Box<dyn Policy + Send + Sync>,
+    /// Actuators for everything but fleet actions, tried in order.
+    actuators: Mutex<Vec<Box<dyn Actuator>>>,
+    fleet: Mutex<FleetSlot>,
+    state_dir: PathBuf,
+    journal_path: PathBuf,
+    lock_dir: Option<PathBuf>,
+    target: String,
+    /// Opened on first write, then kept.
+    journal: Mutex<Option<Journal>>,
+    /// Held for a whole cycle or rollback.
+    cycle_gate: Mutex<()>,
+    /// Telemetry records received over OTLP, with when, for the window.
+    ingested: Mutex<VecDeque<(UnixMs, u64)>>,
+    telemetry_window_ms: i64,
+    exporter: Option<Exporter>,
+    /// The last cycle's health score, for `system_improvement`.
+    last_score: Mutex<Option<f64>>,
+}
+
+/// Builds an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
+    cfg: EngineConfig,
+    source: Option<Box<dyn Source + Send + Sync>>,
+    policy: Option<Box<dyn Policy + Send + Sync>>,
+    actuators: Vec<Box<dyn Actuator>>,
+    fleet: FleetSlot,
+    state_dir: Option<PathBuf>,
+    journal_path: Option<PathBuf>,
+    lock_dir: Option<PathBuf>,
+    telemetry_window: Duration,
+    exporter: Option<Exporter>,
+}
+
+impl EngineBuilder {
+    /// Where the snapshots come from (required).
+    #[must_use]
+    pub fn source(mut self, source: impl Source + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The policy that plans decisions. Default: the built-in one named by
+    /// `auto.policy` (`adaptive`).
+    #[must_use]
+    pub fn policy(mut self, policy: Box<dyn Policy + Send + Sync>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// An actuator for actions other than scaling and restarts (requeues,
+    /// leftover claims, ...). Actuators are asked in the order added; the
+    /// first that handles an action applies it.
+    #[must_use]
+    pub fn actuator(mut self, actuator: impl Actuator + 'static) -> Self {
+        self.actuators.push(Box::new(actuator));
+        self
+    }
+
+    /// The fleet actuator for scale and restart decisions. Default: none
+    /// (such decisions are journaled as skipped).
+    #[must_use]
+    pub fn fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = FleetSlot::Built(fleet);
+        self
+    }
+
+    /// A fleet built on first use (and again after a failed build), so
+    /// that commands that only look never start or adopt workers.
+    #[must_use]
+    pub fn fleet_with(mut self, build: impl Fn() -> Result<Fleet, RuntimeError> + Send + 'static) -> Self {
+        self.fleet = FleetSlot::Pending(Box::new(build));
+        self
+    }
+
+    /// The state directory (required): the journal lives there unless
+    /// [`journal_path`](Self::journal_path) says otherwise, and the lock
+    /// when there is no lock directory. Created on the first write.
+    #[must_use]
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The journal's file. Default `<state_dir>/journal.db`.
+    #[must_use]
+    pub fn journal_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal_path = Some(path.into());
+        self
+    }
+
+    /// Where the target lock (`.steward.lock`) is taken: the target's own
+    /// directory, so every steward acting on it meets the same lock. While
+    /// it does not exist, and by default, the lock is in the state directory.
+    #[must_use]
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// How long telemetry received through [`Engine::ingest`] counts into
+    /// the telemetry volume. Default 15 minutes.
+    #[must_use]
+    pub fn telemetry_window(mut self, window: Duration) -> Self {
+        self.telemetry_window = window;
+        self
+    }
+
+    /// Where each cycle's spans go, if anywhere.
+    #[must_use]
+    pub fn exporter(mut self, exporter: Option<Exporter>) -> Self {
+        self.exporter = exporter;
+        self
+    }
+
+    /// The engine.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Incomplete`] without a source or a state directory.
+    pub fn build(self) -> Result<Engine, RuntimeError> {
+        let source = self.source.ok_or(RuntimeError::Incomplete("a source"))?;
+        let state_dir = self.state_dir.ok_or(RuntimeError::Incomplete("a state directory"))?;
+        let policy = self.policy.unwrap_or_else(|| policy::builtin(self.cfg.auto.policy));
+        Ok(Engine {
+            target: source.target(),
+            journal_path: self.journal_path.unwrap_or_else(|| state_dir.join(JOURNAL_FILE)),
+            state_dir,
+            lock_dir: self.lock_dir,
+            source,
+            policy,
+            actuators: Mutex::new(self.actuators),
+            fleet: Mutex::new(self.fleet),
+            journal: Mutex::new(None),
+            cycle_gate: Mutex::new(()),
+            ingested: Mutex::new(VecDeque::new()),
+            telemetry_window_ms: i64::try_from(self.telemetry_window.as_millis()).unwrap_or(i64::MAX),
+            exporter: self.exporter,
+            last_score: Mutex::new(None),
+            cfg: self.cfg,
+        })
+    }
+}
+
+/// A panic elsewhere cannot leave these half-updated in a way that matters
+/// more than stopping would: keep going.
+pub(crate) fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Engine {
+    /// Starts building an engine on the pure part of the config.
+    pub fn builder(cfg: EngineConfig) -> EngineBuilder {
+        EngineBuilder {
+            cfg,
+            source: None,
+            policy: None,
+            actuators: Vec::new(),
+            fleet: FleetSlot::Built(Fleet::None),
+            state_dir: None,
+            journal_path: None,
+            lock_dir: None,
+            telemetry_window: Duration::from_secs(900),
+            exporter: None,
+        }
+    }
+
+    /// The engine's config (health, guards, policy sizing, prediction).
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// What the source reads, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The journal's path.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal_path
+    }
+
+    /// The policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// Counts telemetry records received from outside (OTLP) into the
+    /// telemetry volume of the cycles within the telemetry window.
+    pub fn ingest(&self, records: u64) {
+        lock_ignoring_poison(&self.ingested).push_back((now_ms(), records));
+    }
+
+    /// The one place snapshots are taken: the source, plus telemetry
+    /// received within the window.
+    pub(crate) fn snapshot(&self, now: UnixMs) -> Result<Snapshot, RuntimeError> {
+        let mut snapshot = self.source.snapshot(now)?;
+        snapshot.telemetry_volume += self.ingested_since(now.saturating_sub(self.telemetry_window_ms));
+        Ok(snapshot)
+    }
+
+    fn ingested_since(&self, since: UnixMs) -> u64 {
+        let mut q = lock_ignoring_poison(&self.ingested);
+        while q.front().is_some_and(|(t, _)| *t < since) {
+            q.pop_front();
+        }
+        q.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Sends the spans still queued (at exit), for at most a few seconds.
+    pub fn flush_telemetry(&self) {
+        if let Some(e) = &self.exporter {
+            e.flush();
+        }
+    }
+
+    /// The journal, opened (and the state directory created) on first use.
+    pub(crate) fn journal(&self) -> Result<MutexGuard<'_, Option<Journal>>, RuntimeError> {
+        let mut guard = lock_ignoring_poison(&self.journal);
+        if guard.is_none() {
+            fs::create_dir_all(&self.state_dir).map_err(RuntimeError::io("creating the state directory", &self.state_dir))?;
+            *guard = Some(Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?);
+        }
+        Ok(guard)
+    }
+
+    /// The journal if one exists, opened without creating anything.
+    pub(crate) fn existing_journal(&self) -> Result<Option<Journal>, RuntimeError> {
+        Journal::open_existing(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))
+    }
+
+    /// The most recent decisions with their outcomes, newest first; none
+    /// when no journal exists yet.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    pub fn recent_decisions(&self, limit: usize) -> Result<Vec<DecisionEntry>, RuntimeError> {
+        match self.existing_journal()? {
+            Some(j) => j.recent_decisions(limit).map_err(RuntimeError::journal("reading recent decisions")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The fleet actuator, built on first use.
+    pub(crate) fn fleet(&self) -> Result<MutexGuard<'_, FleetSlot>, RuntimeError> {
+        let mut guard = lock_ignoring_poison(&self.fleet);
+        if let FleetSlot::Pending(build) = &*guard {
+            let fleet = build()?;
+            *guard = FleetSlot::Built(fleet);
+        }
+        Ok(guard)
+    }
+
+    /// Writes the supervisor's events to the journal.
+    fn journal_fleet_events(&self, fleet: &mut Fleet, decision_id: Option<&str>) {
+        let Fleet::Supervisor(sup) = fleet else { return };
+        let events = sup.take_events();
+        if events.is_empty() {
+            return;
+        }
+        match self.journal() {
+            Ok(guard) => {
+                if let Some(j) = guard.as_ref() {
+                    for e in &events {
+                        log_fleet_event(e);
+                        if let Err(err) = j.record_event(e.ts, e.kind, &e.agent, &e.message, decision_id) {
+                            tracing::warn!(error = %error_chain(&err), "Could not journal a fleet event.");
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %error_chain(&err), "Could not journal fleet events."),
+        }
+    }
+
+    /// Between cycles: lets a supervisor reap, replace crashed workers and
+    /// escalate drains. Cheap when there is nothing to do.
+    ///
+    /// # Errors
+    /// The fleet cannot be built.
+    pub fn tick(&self) -> Result<(), RuntimeError> {
+        let mut guard = self.fleet()?;
+        if let FleetSlot::Built(fleet) = &mut *guard {
+            if let Fleet::Supervisor(sup) = fleet {
+                sup.tick(now_ms());
+            }
+            self.journal_fleet_events(fleet, None);
+        }
+        Ok(())
+    }
+
+    /// When the loop stops: a supervisor's workers stop too (SIGTERM,
+    /// `drain_timeout`, SIGKILL) unless its config says `detach`. A fleet
+    /// that was never built is left alone.
+    pub fn shutdown(&self) {
+        let mut guard = lock_ignoring_poison(&self.fleet);
+        if let FleetSlot::Built(fleet) = &mut *guard {
+            if let Fleet::Supervisor(sup) = fleet {
+                if sup.config().detach {
+                    tracing::info!(workers = sup.workers().len(), "Leaving the fleet running (fleet.detach).");
+                    return;
+                }
+                let grace = sup.config().drain_timeout;
+                sup.shutdown(grace, &now_ms);
+            }
+            self.journal_fleet_events(fleet, None);
+        }
+    }
+
+    /// The supervisor's workers (id, pid), for views and tests.
+    pub fn fleet_workers(&self) -> Vec<(String, u32)> {
+        match &*lock_ignoring_poison(&self.fleet) {
+            FleetSlot::Built(Fleet::Supervisor(sup)) => sup.workers(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// History as the policy and guards need it.
+    fn history(&self, journal: Option<&Journal>, now: UnixMs) -> Result<History, RuntimeError> {
+        let Some(j) = journal else {
+            return Ok(History::default());
+        };
+        let a = &self.cfg.auto;
+        let window = a.scale_down_window.max(a.breaker_cooldown).max(a.scale_up_cooldown);
+        let cycles = (self.cfg.adaptive.rate_window as usize + 1).max(64);
+        let mut history = j
+            .history(now, cycles, i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+            .map_err(RuntimeError::journal("reading the journal's history"))?;
+        if self.cfg.predict.act {
+            let since = now.saturating_sub(i64::try_from(self.cfg.predict.window.as_millis()).unwrap_or(i64::MAX));
+            history.samples = j.samples(since, MAX_SAMPLES).map_err(RuntimeError::journal("reading metric history"))?;
+        }
+        Ok(history)
+    }
+
+    /// Snapshot and analysis, touching nothing. Reads the journal's history
+    /// if a journal exists; never creates one.
+    ///
+    /// # Errors
+    /// The source fails, or the journal cannot be read.
+    pub fn analyze(&self) -> Result<(Snapshot, Analysis), RuntimeError> {
+        let now = now_ms();
+        let journal = self.existing_journal()?;
+        let history = self.history(journal.as_ref(), now)?;
+        let started = Instant::now();
+        let snapshot = self.snapshot(now)?;
+        tracing::info!(
+            dir = %self.target,
+            agents = snapshot.agents.len(),
+            queue = snapshot.work_queue_size,
+            warnings = snapshot.warnings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Snapshot taken."
+        );
+        let analysis = steward_core::analyze(&snapshot, &history, &self.cfg, self.policy.as_ref(), &cycle_id(now), now);
+        Ok((snapshot, analysis))
+    }
+
+    /// Takes the lock on the target: in the lock directory when it exists,
+    /// else in the state directory.
+    ///
+    /// # Errors
+    /// [`RuntimeError::LockBusy`] when another process holds it; a wrong
+    /// target; I/O errors.
+    pub fn lock(&self) -> Result<TargetLock, RuntimeError> {
+        self.source.check()?;
+        let dir = match &self.lock_dir {
+            Some(d) if d.is_dir() => d.as_path(),
+            _ => self.state_dir.as_path(),
+        };
+        TargetLock::acquire(dir, &self.target)
+    }
+
+    /// One cycle: analyze, guard, journal, act, journal. Takes the lock
+    /// unless dry-run (a dry run touches nothing, not even the lock file).
+    ///
+    /// # Errors
+    /// The lock is busy, the source fails, or the journal cannot be
+    /// written (then nothing is executed).
+    pub fn execute(&self, opts: &RunOptions) -> Result<CycleReport, RuntimeError> {
+        self.source.check()?;
+        let dry_run = opts.dry_run || self.cfg.auto.dry_run;
+        let lock = if dry_run { None } else { Some(self.lock()?) };
+        self.cycle(opts, lock.as_ref())
+    }
+
+    /// One cycle under a lock the caller holds for longer (the loop, the
+    /// daemon): no other executor can slip in between cycles.
+    ///
+    /// # Errors
+    /// As [`Engine::execute`], less the lock.
+    pub fn execute_locked(&self, opts: &RunOptions, lock: &TargetLock) -> Result<CycleReport, RuntimeError> {
+        self.source.check()?;
+        self.cycle(opts, Some(lock))
+    }
+
+    /// Checks the target before anything is created.
+    pub(crate) fn check_target(&self) -> Result<(), RuntimeError> {
+        Ok(self.source.check()?)
+    }
+
+    fn cycle(&self, opts: &RunOptions, lock: Option<&TargetLock>) -> Result<CycleReport, RuntimeError> {
+        let _gate = lock_ignoring_poison(&self.cycle_gate);
+        let dry_run = opts.dry_run || self.cfg.auto.dry_run;
+        if !dry_run && lock.is_none() {
+            return Err(RuntimeError::Incomplete("the target lock for a cycle that acts"));
+        }
+        let started = Instant::now();
+        let mut journal_guard = self.journal()?;
+        let Some(journal) = journal_guard.as_mut() else { return Err(RuntimeError::Incomplete("an open journal")) };
+        let now = now_ms();
+        let mut history = self.history(Some(journal), now)?;
+        let snapshot = self.snapshot(now)?;
+        // Agents' readings join the history now (the planner sees them this
+        // cycle) and the journal (later cycles see the trend).
+        let samples: Vec<Sample> = snapshot
+            .agents
+            .iter()
+            .flat_map(|a| {
+                a.metrics.iter().map(|(metric, value)| Sample {
+                    ts: a.last_seen.unwrap_or(now),
+                    component: a.id.clone(),
+                    metric: metric.clone(),
+                    value: *value,
+                })
+            })
+            .collect();
+        if !dry_run {
+            journal.record_samples(&samples).map_err(RuntimeError::journal("journaling agent metrics"))?;
+        }
+        history.samples.extend(samples);
+        tracing::info!(
+            dir = %self.target,
+            agents = snapshot.agents.len(),
+            queue = snapshot.work_queue_size,
+            claims = snapshot.claims.len(),
+            warnings = snapshot.warnings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Snapshot taken."
+        );
+        let id = cycle_id(now);
+        let analysis = steward_core::analyze(&snapshot, &history, &self.cfg, self.policy.as_ref(), &id, now);
+
+        let mut auto = self.cfg.auto.clone();
+        auto.dry_run = dry_run;
+        if let Some(n) = opts.max_decisions {
+            auto.max_decisions = n;
+        }
+        if let Some(x) = opts.min_confidence {
+            auto.min_confidence = x;
+        }
+        let cx = GuardContext {
+            auto: &auto,
+            history: &history,
+            now,
+            recommended_agents: analysis.recommended_agents,
+            force_confidence: opts.force_confidence,
+        };
+        let guarded = guard::apply(analysis.decisions.clone(), &cx);
+
+        // Journal first: the cycle, then every decision with its verdict.
+        let m = &analysis.assessment.metrics;
+        journal
+            .record_cycle(&CycleStart {
+                id: &id,
+                ts: now,
+                policy: self.policy.name(),
+                dry_run,
+                metrics: m,
+                recommended_agents: analysis.recommended_agents,
+                warnings: snapshot.warnings.len(),
+            })
+            .map_err(RuntimeError::journal("journaling the cycle"))?;
+        for g in &guarded {
+            let (verdict, guard, reason) = match &g.verdict {
+                Verdict::Execute => ("execute", None, None),
+                Verdict::Skip { guard, reason } => ("skip", Some(guard.as_str()), Some(reason.as_str())),
+            };
+            journal
+                .record_decision(&id, now, &g.decision, &VerdictRecord { verdict, guard, reason, notes: &g.notes })
+                .map_err(RuntimeError::journal(format!("journaling decision {}; nothing was executed", g.decision.id)))?;
+        }
+
+        let mut report = CycleReport {
+            cycle_id: id.clone(),
+            timestamp: format_rfc3339(now),
+            policy: self.policy.name(),
+            dry_run,
+            metrics: m.clone(),
+            decisions_generated: guarded.len(),
+            executed: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            warnings: snapshot.warnings.iter().map(ToString::to_string).collect(),
+            target_exists: snapshot.target_exists,
+            duration_ms: 0,
+            decisions: None,
+        };
+        for g in &guarded {
+            let (outcome, events) = self.act(g)?;
+            for e in &events {
+                log_fleet_event(e);
+                journal
+                    .record_event(e.ts, e.kind, &e.agent, &e.message, Some(&g.decision.id))
+                    .map_err(RuntimeError::journal("journaling a fleet event"))?;
+            }
+            journal
+                .record_outcome(&g.decision.id, now_ms(), &outcome)
+                .map_err(RuntimeError::journal(format!("journaling the outcome of {}", g.decision.id)))?;
+            let (decision_id, kind) = (g.decision.id.clone(), g.decision.kind.to_string());
+            match outcome.result {
+                OutcomeResult::Executed => {
+                    report.executed.push(Executed { decision_id, kind, result: outcome.reason, duration_ms: outcome.duration_ms })
+                }
+                OutcomeResult::Failed => report.failed.push(Failed { decision_id, kind, error: outcome.reason }),
+                OutcomeResult::Skipped => report.skipped.push(Skipped { decision_id, kind, reason: outcome.reason }),
+            }
+        }
+        journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;
+        tracing::info!(
+            cycle = %id,
+            health = report.metrics.health_score,
+            executed = report.executed.len(),
+            failed = report.failed.len(),
+            skipped = report.skipped.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Cycle done."
+        );
+        report.decisions = Some(guarded.into_iter().map(|g| g.decision).collect());
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Some(exporter) = &self.exporter {
+            let previous = lock_ignoring_poison(&self.last_score).replace(report.metrics.health_score);
+            exporter.export_cycle(&report, now, now_ms(), previous);
+        }
+        Ok(report)
+    }
+
+    /// Acts on one guarded decision. Returns the outcome and the fleet
+    /// events it caused, which the caller journals with the journal it holds.
+    pub(crate) fn act(&self, g: &Guarded) -> Result<(Outcome, Vec<FleetEvent>), RuntimeError> {
+        let skipped = |reason: String| Outcome { result: OutcomeResult::Skipped, reason, duration_ms: 0 };
+        if let Verdict::Skip { guard, reason } = &g.verdict {
+            return Ok((skipped(format!("{}: {reason}", guard.as_str())), Vec::new()));
+        }
+        let action = &g.decision.action;
+        if let Action::Advisory { note } = action {
+            return Ok((skipped(format!("advisory: no actuator changes anything for {} ({note})", g.decision.kind)), Vec::new()));
+        }
+        if !action.is_fleet() {
+            let mut actuators = lock_ignoring_poison(&self.actuators);
+            let outcome = match actuators.iter_mut().find(|a| a.handles(action)) {
+                Some(a) => apply_with(a.as_mut(), g),
+                None => skipped(format!("no actuator handles {} actions", action_kind(action))),
+            };
+            return Ok((outcome, Vec::new()));
+        }
+        let mut guard = self.fleet()?;
+        let FleetSlot::Built(fleet) = &mut *guard else { return Err(RuntimeError::Incomplete("a built fleet")) };
+        let outcome = match &mut *fleet {
+            Fleet::Supervisor(sup) => apply_with(sup.as_mut(), g),
+            Fleet::Actuator(a) if a.handles(action) => apply_with(a.as_mut(), g),
+            other => skipped(unhandled(other)),
+        };
+        let events = match fleet {
+            Fleet::Supervisor(sup) => sup.take_events(),
+            _ => Vec::new(),
+        };
+        Ok((outcome, events))
+    }
+
+    /// The fleet's size as the fleet itself knows it.
+    ///
+    /// # Errors
+    /// The fleet cannot be built.
+    pub(crate) fn fleet_size(&self, now: UnixMs) -> Result<FleetSize, RuntimeError> {
+        let mut guard = self.fleet()?;
+        Ok(match &mut *guard {
+            FleetSlot::Built(Fleet::Supervisor(sup)) => {
+                sup.tick(now);
+                FleetSize::Exact(sup.running())
+            }
+            FleetSlot::Built(Fleet::Actuator(_)) => FleetSize::FromAgentRecords,
+            FleetSlot::Built(Fleet::None) | FleetSlot::Pending(_) => FleetSize::NoFleet,
+        })
+    }
+
+    /// Holds the cycle gate: no cycle runs while the guard lives.
+    pub(crate) fn gate(&self) -> MutexGuard<'_, ()> {
+        lock_ignoring_poison(&self.cycle_gate)
+    }
+}
+
+/// What the fleet knows of its own size.
+pub(crate) enum FleetSize {
+    /// A supervisor's running workers, after a tick.
+    Exact(u32),
+    /// Only the agent records can tell.
+    FromAgentRecords,
+    /// There is no fleet actuator.
+    NoFleet,
+}
+
+/// Logs a fleet event: trouble as a warning, the rest as information.
+pub(crate) fn log_fleet_event(e: &FleetEvent) {
+    if matches!(e.kind, "crashed" | "crash_loop" | "start_failed" | "killing" | "registry_failed" | "gone") {
+        tracing::warn!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+    } else {
+        tracing::info!(agent = %e.agent, kind = e.kind, message = %e.message, "Fleet event.");
+    }
+}
+
+/// Applies an action and turns the result into an outcome.
+fn apply_with(actuator: &mut dyn Actuator, g: &Guarded) -> Outcome {
+    let started = Instant::now();
+    let result = actuator.apply(&g.decision.action, now_ms());
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(what) => {
+            tracing::info!(decision = %g.decision.id, kind = %g.decision.kind, %what, "Executed.");
+            Outcome { result: OutcomeResult::Executed, reason: what, duration_ms }
+        }
+        Err(e) => {
+            let error = error_chain(&e);
+            tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
+            Outcome { result: OutcomeResult::Failed, reason: error, duration_ms }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The fleet: what carries out scale and restart decisions. One tagged
+//! config enum (`fleet.kind`) lists the built-in kinds; an embedder hands
+//! in any [`Actuator`] instead.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use steward_actuators::{
+    Actuator, CommandActuator, CommandConfig, Supervisor, SupervisorConfig, SupervisorContext, WebhookActuator, WebhookConfig,
+};
+use steward_core::config::InvalidValue;
+
+use crate::clock::now_ms;
+use crate::error::RuntimeError;
+
+/// The fleet actuator of an engine.
+pub enum Fleet {
+    /// None: scale and restart decisions are journaled as skipped, saying so.
+    None,
+    /// Local worker processes, ticked between cycles (reaping, replacing, draining).
+    Supervisor(Box<Supervisor>),
+    /// Any other actuator: a command, a webhook, an embedder's own.
+    Actuator(Box<dyn Actuator>),
+}
+
+/// The `fleet:` section of the config, chosen by `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetConfig {
+    /// None: scale and restart decisions are journaled as skipped.
+    #[default]
+    None,
+    /// Local worker processes run by steward's supervisor.
+    Supervisor(SupervisorConfig),
+    /// A command per action (e.g. kubectl scale).
+    Command(CommandConfig),
+    /// A JSON POST per action.
+    Webhook(WebhookConfig),
+}
+
+/// Creates a directory and makes its path absolute, since workers may run
+/// elsewhere (`fleet.cwd`).
+fn absolute(p: &Path) -> Result<PathBuf, RuntimeError> {
+    fs::create_dir_all(p).map_err(RuntimeError::io("creating", p))?;
+    fs::canonicalize(p).map_err(RuntimeError::io("resolving", p))
+}
+
+impl FleetConfig {
+    /// Checks the chosen kind's settings.
+    ///
+    /// # Errors
+    /// A value out of range, naming its key.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        match self {
+            Self::None => Ok(()),
+            Self::Supervisor(c) => c.validate(),
+            Self::Command(c) => c.validate(),
+            Self::Webhook(c) => c.validate(),
+        }
+    }
+
+    /// Whether the fleet is local processes that need ticks between cycles.
+    pub fn is_supervisor(&self) -> bool {
+        matches!(self, Self::Supervisor(_))
+    }
+
+    /// Builds the fleet for the workers of `coordination_dir`. A supervisor
+    /// creates both directories, records its workers in `state_dir`, adopts
+    /// the live ones recorded there, and runs this executable's `worker`
+    /// command unless `fleet.command` names another; items its dead workers
+    /// held are requeued, or dead-lettered after `max_attempts`.
+    ///
+    /// # Errors
+    /// A directory cannot be created, the executable cannot be found, or
+    /// the supervisor's registry cannot be read or written.
+    pub fn build(&self, coordination_dir: &Path, state_dir: &Path, max_attempts: u32) -> Result<Fleet, RuntimeError> {
+        Ok(match self {
+            Self::None => Fleet::None,
+            Self::Supervisor(cfg) => {
+                let scx = SupervisorContext {
+                    coordination_dir: absolute(coordination_dir)?,
+                    state_dir: absolute(state_dir)?,
+                    exe: std::env::current_exe()
+                        .map_err(RuntimeError::io("finding the executable for the built-in worker", Path::new("")))?,
+                    max_attempts,
+                };
+                Fleet::Supervisor(Box::new(Supervisor::new(cfg.clone(), scx, now_ms()).map_err(RuntimeError::Fleet)?))
+            }
+            Self::Command(cfg) => Fleet::Actuator(Box::new(CommandActuator::new(cfg.clone()))),
+            Self::Webhook(cfg) => Fleet::Actuator(Box::new(WebhookActuator::new(cfg.clone()))),
+        })
+    }
+}
+
+/// Why an action could not reach an actuator, in the words the journal keeps.
+pub(crate) fn unhandled(fleet: &Fleet) -> String {
+    match fleet {
+        Fleet::None => "no fleet actuator configured".into(),
+        Fleet::Supervisor(_) => "the supervisor does not handle this action".into(),
+        Fleet::Actuator(a) => format!("the {} actuator has nothing configured for this action", a.name()),
+    }
+}
