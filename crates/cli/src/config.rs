@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use steward_core::config::{AdaptiveConfig, AutoConfig, EngineConfig, HealthConfig, InvalidValue, PredictConfig};
+use steward_core::config::{AdaptiveConfig, AutoConfig, CostConfig, EngineConfig, HealthConfig, InvalidValue, PredictConfig};
 use steward_runtime::FleetConfig;
+use steward_server::ServerConfig;
 use steward_sources::CoordinationConfig;
 
 /// The example config, with every key, its default and its meaning.
@@ -56,34 +57,6 @@ pub struct Config {
     pub logs: LogsConfig,
 }
 
-/// The `server:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Where `steward serve` listens. Any address but loopback needs `token`. Default 127.0.0.1:8080.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// Bearer token required on every endpoint but /health (env STEWARD_SERVER_TOKEN). Default none.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// Largest request body accepted, in bytes. Default 1048576.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_max_body() -> usize {
-    1 << 20
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self { listen: default_listen(), token: None, max_body_bytes: default_max_body() }
-    }
-}
-
 /// The `logs:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,52 +82,6 @@ impl Default for LogsConfig {
     }
 }
 
-/// The `cost:` section: what agents cost, for `steward cost`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CostConfig {
-    /// Price of an on-demand agent-hour. Default 0.10.
-    #[serde(default = "default_on_demand")]
-    pub on_demand_per_agent_hour: f64,
-    /// Price of a spot (interruptible) agent-hour. Default 0.03.
-    #[serde(default = "default_spot")]
-    pub spot_per_agent_hour: f64,
-    /// Price of an idle (scaled-to-standby) agent-hour. Default 0.01.
-    #[serde(default = "default_idle")]
-    pub idle_per_agent_hour: f64,
-}
-
-fn default_on_demand() -> f64 {
-    0.10
-}
-fn default_spot() -> f64 {
-    0.03
-}
-fn default_idle() -> f64 {
-    0.01
-}
-
-impl Default for CostConfig {
-    fn default() -> Self {
-        Self { on_demand_per_agent_hour: default_on_demand(), spot_per_agent_hour: default_spot(), idle_per_agent_hour: default_idle() }
-    }
-}
-
-impl CostConfig {
-    fn validate(&self) -> Result<(), InvalidValue> {
-        for (key, v) in [
-            ("on_demand_per_agent_hour", self.on_demand_per_agent_hour),
-            ("spot_per_agent_hour", self.spot_per_agent_hour),
-            ("idle_per_agent_hour", self.idle_per_agent_hour),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(InvalidValue { key: format!("cost.{key}"), message: format!("must be a price of zero or more, got {v}") });
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The `state:` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,15 +92,6 @@ pub struct StateConfig {
 }
 
 impl Config {
-    /// The server's options (validated at load).
-    pub fn server_options(&self) -> steward_server::ServerOptions {
-        steward_server::ServerOptions {
-            listen: self.server.listen.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
-            token: self.server.token.clone(),
-            max_body_bytes: self.server.max_body_bytes,
-        }
-    }
-
     /// The pure engine's part of the config.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -203,15 +121,7 @@ impl Config {
         self.adaptive.validate()?;
         self.predict.validate()?;
         self.cost.validate()?;
-        let listen: std::net::SocketAddr = self.server.listen.parse().map_err(|_| InvalidValue {
-            key: "server.listen".into(),
-            message: format!("{:?} is not an address:port", self.server.listen),
-        })?;
-        let opts = steward_server::ServerOptions { listen, token: self.server.token.clone(), max_body_bytes: self.server.max_body_bytes };
-        steward_server::check_exposure(&opts).map_err(|message| InvalidValue { key: "server.token".into(), message })?;
-        if self.server.max_body_bytes == 0 {
-            return Err(InvalidValue { key: "server.max_body_bytes".into(), message: "must be above zero".into() });
-        }
+        self.server.validate()?;
         if self.logs.max_size < 1024 {
             return Err(InvalidValue { key: "logs.max_size".into(), message: "must be at least 1024 bytes".into() });
         }

@@ -74,7 +74,7 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
             anyhow::bail!("a steward daemon already runs for {} (pid {pid}, listening on {listen})", state_dir.display());
         }
     }
-    let opts = cfg.server_options();
+    let opts = cfg.server.options()?;
     let dry_run = dry_run || cfg.auto.dry_run;
     let lock = if dry_run { None } else { Some(Arc::new(engine.lock()?)) };
     let runtime =
@@ -111,33 +111,10 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
             })
             .context("starting the loop")?
     };
-    let shutdown = {
-        let stop = stop.clone();
-        async move {
-            while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    // A slow or stuck client must not hold the stop past the fleet's drain
-    // and systemd's timeout: requests in flight get a few seconds.
-    let served = runtime.block_on(async {
-        let server = steward_server::serve(listener, router, shutdown);
-        tokio::pin!(server);
-        let stop_wait = stop.clone();
-        tokio::select! {
-            r = &mut server => r,
-            () = async move {
-                while !stop_wait.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                tokio::time::sleep(Duration::from_secs(HTTP_DRAIN_SECS)).await;
-            } => {
-                tracing::warn!(seconds = HTTP_DRAIN_SECS, "HTTP requests still open at the stop deadline; closing them.");
-                Ok(())
-            }
-        }
-    });
+    let served = runtime.block_on(steward_server::serve_until(listener, router, stop.clone(), Duration::from_secs(HTTP_DRAIN_SECS)));
+    if let Ok(steward_server::Stopped::CutOff) = served {
+        tracing::warn!(seconds = HTTP_DRAIN_SECS, "HTTP requests still open at the stop deadline; closing them.");
+    }
     stop.store(true, Ordering::SeqCst);
     runtime.shutdown_timeout(Duration::from_secs(1));
     let looped = driver.join();

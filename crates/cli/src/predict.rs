@@ -6,21 +6,22 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use steward_core::history::CycleSummary;
-use steward_core::predict::cost::{self, CostInput, Load, Prices};
+use steward_core::predict::cost::{self, CostInput, Prices};
 use steward_core::predict::detect::{Detector, DetectorConfig};
 use steward_core::predict::forecast::{self, arrival_rates, Forecast, ForecastConfig};
-use steward_core::predict::maintenance::{self, Limit, MaintenanceConfig, MetricSample};
-use steward_core::predict::series::{self, parse_csv_rows, Duplicates, Series};
+use steward_core::predict::input;
+use steward_core::predict::maintenance::{self, MaintenanceConfig};
+use steward_core::predict::series::{parse_csv_rows, Duplicates, Series};
 use steward_core::predict::tune;
-use steward_core::time::{format_rfc3339, UnixMs};
-use steward_runtime::now_ms;
-use steward_store::{Journal, JOURNAL_FILE};
+use steward_core::time::format_rfc3339;
+use steward_runtime::predict::{journal_cycles, load_profile, measured};
+use steward_sources::coordination::telemetry_samples;
+use steward_store::JOURNAL_FILE;
 
 use crate::cli::{CostArgs, DetectArgs, ForecastArgs, PredictArgs, PredictionCommand, TuneArgs};
 use crate::config::Config;
@@ -50,19 +51,20 @@ fn read_input(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
+/// A parse error of a file's content, as bad input naming the file.
+fn in_file<T>(path: &Path, parsed: Result<T, String>) -> Result<T> {
+    parsed.map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// The journal of the state directory.
+fn journal_path(cfg: &Config) -> PathBuf {
+    cfg.state_dir().join(JOURNAL_FILE)
+}
+
 fn read_series(path: &Path, duplicates: Duplicates) -> Result<(String, Series)> {
     let text = read_input(path)?;
     let series = parse_csv_rows(&text, 2, duplicates).map_err(|e| usage(format!("{}: {e}", path.display())))?.series;
     Ok((text, series))
-}
-
-/// The journal's cycles, oldest first (empty without a journal).
-fn journal_cycles(cfg: &Config) -> Result<Vec<CycleSummary>> {
-    let path = cfg.state_dir().join(JOURNAL_FILE);
-    let Some(journal) = Journal::open_existing(&path).with_context(|| format!("opening the journal {}", path.display()))? else {
-        return Ok(Vec::new());
-    };
-    Ok(journal.history(now_ms(), 1_000_000, 0).context("reading the journal's history")?.cycles)
 }
 
 /// `N` points, or a duration converted to points of `step_ms`.
@@ -96,7 +98,7 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
     let (series, source) = match &a.input {
         Some(p) => (read_series(p, Duplicates::Reject)?.1, p.display().to_string()),
         None => {
-            let rates = arrival_rates(&journal_cycles(cfg)?);
+            let rates = arrival_rates(&journal_cycles(&journal_path(cfg))?);
             if rates.len() < 2 {
                 return Err(usage(format!(
                     "the journal {} has {} arrival-rate point(s): run the loop for a while, or pass --input",
@@ -161,107 +163,6 @@ fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses `--limit metric=value` (rising) or `metric<value` (falling).
-fn parse_limit(text: &str) -> Result<(String, Limit)> {
-    let (name, value, rising) = if let Some((n, v)) = text.split_once('<') {
-        (n, v, false)
-    } else if let Some((n, v)) = text.split_once(['=', '>']) {
-        (n, v, true)
-    } else {
-        return Err(usage(format!("--limit {text:?}: expected METRIC=VALUE or METRIC<VALUE")));
-    };
-    let value = series::parse_value(value).ok_or_else(|| usage(format!("--limit {text:?}: {value:?} is not a number")))?;
-    if name.trim().is_empty() {
-        return Err(usage(format!("--limit {text:?}: no metric name")));
-    }
-    Ok((name.trim().to_owned(), Limit { value, rising }))
-}
-
-/// Reads `timestamp,component,metric,value` rows.
-fn parse_metric_csv(path: &Path, text: &str) -> Result<Vec<MetricSample>> {
-    let bad = |msg: String| usage(format!("{}: {msg}", path.display()));
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
-    let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header `timestamp,component,metric,value`".to_owned()))?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
-    let find = |name: &str| cols.iter().position(|c| c == name).ok_or_else(|| bad(format!("line {hl}: the header has no `{name}` column")));
-    let (it, ic, im, iv) = (find("timestamp")?, find("component")?, find("metric")?, find("value")?);
-    let need = it.max(ic).max(im).max(iv) + 1;
-    let mut out = Vec::new();
-    let mut last_seen: std::collections::HashMap<(String, String), (UnixMs, usize)> = std::collections::HashMap::new();
-    for (line, row) in lines {
-        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
-        if f.len() < need {
-            return Err(bad(format!("line {line}: expected {} fields, found {}", cols.len(), f.len())));
-        }
-        let ts = series::parse_timestamp(f[it]).ok_or_else(|| bad(format!("line {line}: {:?} is not a timestamp", f[it])))?;
-        let value = series::parse_value(f[iv]).ok_or_else(|| bad(format!("line {line}: value {:?} is not a finite number", f[iv])))?;
-        let key = (f[ic].to_owned(), f[im].to_owned());
-        if let Some(&(prev, prev_line)) = last_seen.get(&key) {
-            if ts == prev {
-                return Err(bad(format!(
-                    "line {line}: duplicate timestamp {:?} for {}/{} (also on line {prev_line})",
-                    f[it], key.0, key.1
-                )));
-            }
-            if ts < prev {
-                return Err(bad(format!("line {line}: timestamp {:?} is earlier than line {prev_line}'s for {}/{}", f[it], key.0, key.1)));
-            }
-        }
-        last_seen.insert(key.clone(), (ts, line));
-        out.push(MetricSample { ts, component: key.0, metric: key.1, value });
-    }
-    if out.is_empty() {
-        return Err(bad("no data rows".to_owned()));
-    }
-    Ok(out)
-}
-
-/// Metric samples from the coordination directory's telemetry records.
-fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut warnings = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        warnings.push(format!("{}: cannot read the coordination directory", dir.display()));
-        return (out, warnings);
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("telemetry_") && name.ends_with(".json")) {
-            continue;
-        }
-        let parsed: Result<Value, String> = std::fs::read_to_string(entry.path())
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
-        let record = match parsed {
-            Ok(v) => v,
-            Err(e) => {
-                warnings.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let ts = record.get("timestamp").and_then(steward_core::time::parse_json_timestamp).or_else(|| {
-            let modified = entry.metadata().ok()?.modified().ok()?;
-            Some(modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
-        });
-        let Some(ts) = ts else { continue };
-        let attrs = record.get("attributes");
-        let component = ["component", "agent_id", "agent", "host"]
-            .iter()
-            .find_map(|k| attrs.and_then(|a| a.get(k)).and_then(Value::as_str))
-            .or_else(|| record.get("name").and_then(Value::as_str))
-            .unwrap_or("system")
-            .to_owned();
-        if let Some(metrics) = record.get("metrics").and_then(Value::as_object) {
-            for (metric, v) in metrics {
-                if let Some(value) = v.as_f64().filter(|x| x.is_finite()) {
-                    out.push(MetricSample { ts, component: component.clone(), metric: metric.clone(), value });
-                }
-            }
-        }
-    }
-    (out, warnings)
-}
-
 fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     // The predict: section of the config, then the flags.
     let mut m: MaintenanceConfig = cfg.predict.maintenance();
@@ -271,11 +172,11 @@ fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
         return Err(usage("--horizon-hours and --window-hours must be positive"));
     }
     for l in &a.limit {
-        let (name, limit) = parse_limit(l)?;
+        let (name, limit) = input::parse_limit(l).map_err(|e| usage(format!("--limit {l:?}: {e}")))?;
         m.limits.insert(name, limit);
     }
     let (samples, warnings, source) = match &a.input {
-        Some(p) => (parse_metric_csv(p, &read_input(p)?)?, Vec::new(), p.display().to_string()),
+        Some(p) => (in_file(p, input::metric_samples(&read_input(p)?))?, Vec::new(), p.display().to_string()),
         None => {
             let (s, w) = telemetry_samples(&cfg.coordination.dir);
             (s, w, format!("telemetry in {}", &cfg.coordination.dir.display()))
@@ -324,39 +225,6 @@ fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The measured load: arrival rates (items/s) from the journal, and the
-/// service time per item when the journal can tell.
-struct Measured {
-    rates: Series,
-    service_secs: Option<f64>,
-    mean_agents: Option<f64>,
-}
-
-fn measured(cfg: &Config) -> Result<Measured> {
-    let cycles = journal_cycles(cfg)?;
-    let mean_agents = (!cycles.is_empty()).then(|| cycles.iter().map(|c| c.active_agents as f64).sum::<f64>() / cycles.len() as f64);
-    Ok(Measured { rates: arrival_rates(&cycles), service_secs: tune::service_secs_from_history(&cycles), mean_agents })
-}
-
-/// Forecast mean and upper bound over `horizon` of a rate series; with too
-/// little data for a model, the measured values themselves.
-fn load_profile(rates: &Series, horizon: &str) -> Result<(Load, String)> {
-    let points = horizon_points(horizon, rates.step_ms())?;
-    if rates.len() >= forecast::MIN_MODEL_POINTS {
-        if let Ok(f) = forecast::forecast(rates, points, &ForecastConfig::default()) {
-            let how = format!("forecast ({}, {} points, confidence {:.2})", f.model, points, f.confidence);
-            return Ok((
-                Load { rate: f.forecast.iter().map(|p| p.value).collect(), upper: f.forecast.iter().map(|p| p.upper).collect() },
-                how,
-            ));
-        }
-    }
-    Ok((
-        Load { rate: rates.values.clone(), upper: rates.values.clone() },
-        format!("measured ({} points, too few for a forecast)", rates.len()),
-    ))
-}
-
 fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     let rho = a.target_utilization.unwrap_or(cfg.adaptive.target_utilization);
     if !(rho > 0.0 && rho <= 1.0) {
@@ -364,11 +232,11 @@ fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     }
     let mut notes: Vec<String> = Vec::new();
     let need_journal = a.arrival_rate.is_none() || a.service_time.is_none();
-    let m = if need_journal { Some(measured(cfg)?) } else { None };
+    let m = if need_journal { Some(measured(&journal_path(cfg))?) } else { None };
     let arrival = match (a.arrival_rate, &m) {
         (Some(r), _) => Some((r, "--arrival-rate".to_owned())),
         (None, Some(m)) if m.rates.len() >= 2 => {
-            let (load, how) = load_profile(&m.rates, &a.horizon)?;
+            let (load, how) = load_profile(&m.rates, horizon_points(&a.horizon, m.rates.step_ms())?);
             load.rate
                 .iter()
                 .copied()
@@ -399,7 +267,7 @@ fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     let memory = match &a.usage {
         Some(p) => {
             let total = a.total_memory_mb.ok_or_else(|| usage("--usage needs --total-memory-mb"))?;
-            let (app, buf) = read_usage(p)?;
+            let (app, buf) = in_file(p, input::memory_usage(&read_input(p)?))?;
             Some(serde_json::to_value(
                 tune::memory_split(total, &app, &buf).ok_or_else(|| usage(format!("{}: no application_mb values", p.display())))?,
             )?)
@@ -408,7 +276,7 @@ fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     };
     let query = match &a.queries {
         Some(p) => {
-            let hist = read_queries(p)?;
+            let hist = in_file(p, input::query_history(&read_input(p)?))?;
             let model = tune::fit_queries(&hist).ok_or_else(|| usage(format!("{}: at least 3 queries needed", p.display())))?;
             Some(json!({"rows": a.rows, "bytes": a.bytes, "estimate": tune::estimate_query(&model, a.rows, a.bytes)}))
         }
@@ -446,51 +314,6 @@ fn run_tune(a: &TuneArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Numeric columns of a CSV by header name, with line-numbered errors.
-fn read_columns(path: &Path, wanted: &[&str], required: &[&str]) -> Result<Vec<Vec<f64>>> {
-    let text = read_input(path)?;
-    let bad = |msg: String| usage(format!("{}: {msg}", path.display()));
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
-    let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header".to_owned()))?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
-    for r in required {
-        if !cols.iter().any(|c| c == r) {
-            return Err(bad(format!("line {hl}: the header has no `{r}` column")));
-        }
-    }
-    let idx: Vec<Option<usize>> = wanted.iter().map(|w| cols.iter().position(|c| c == w)).collect();
-    let mut out = vec![Vec::new(); wanted.len()];
-    for (line, row) in lines {
-        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
-        for (k, i) in idx.iter().enumerate() {
-            if let Some(i) = *i {
-                let field = f.get(i).ok_or_else(|| bad(format!("line {line}: missing field `{}`", wanted[k])))?;
-                out[k].push(
-                    series::parse_value(field)
-                        .ok_or_else(|| bad(format!("line {line}: {}: {field:?} is not a finite number", wanted[k])))?,
-                );
-            }
-        }
-    }
-    if out.first().is_none_or(Vec::is_empty) {
-        return Err(bad("no data rows".to_owned()));
-    }
-    Ok(out)
-}
-
-fn read_usage(path: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut cols = read_columns(path, &["application_mb", "buffer_mb"], &["application_mb"])?;
-    let buf = cols.pop().unwrap_or_default();
-    Ok((cols.pop().unwrap_or_default(), buf))
-}
-
-fn read_queries(path: &Path) -> Result<Vec<tune::QuerySample>> {
-    let cols = read_columns(path, &["duration_ms", "rows", "bytes"], &["duration_ms"])?;
-    let n = cols[0].len();
-    let get = |k: usize, i: usize| cols.get(k).and_then(|c| c.get(i)).copied().unwrap_or(0.0);
-    Ok((0..n).map(|i| tune::QuerySample { duration_ms: get(0, i), rows: get(1, i), bytes: get(2, i) }).collect())
-}
-
 fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if !(a.budget_per_month >= 0.0 && a.sla_ms > 0.0) {
         return Err(usage("--budget-per-month must be ≥ 0 and --sla-ms > 0"));
@@ -504,7 +327,7 @@ fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if [prices.on_demand, prices.spot, prices.idle].iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
         return Err(usage("prices must be non-negative numbers"));
     }
-    let m = measured(cfg)?;
+    let m = measured(&journal_path(cfg))?;
     let (rates, source) = match &a.input {
         Some(p) => {
             let (_, s) = read_series(p, Duplicates::Reject)?;
@@ -524,7 +347,7 @@ fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if service_secs.is_nan() || service_secs <= 0.0 {
         return Err(usage("--service-time must be positive"));
     }
-    let (load, how) = load_profile(&rates, &a.horizon)?;
+    let (load, how) = load_profile(&rates, horizon_points(&a.horizon, rates.step_ms())?);
     let current_agents = a.current_agents.or(m.mean_agents).unwrap_or(0.0);
     let input = CostInput { load, service_secs, current_agents, budget_per_month: a.budget_per_month, sla_ms: a.sla_ms, prices };
     let strategies = cost::strategies(&input);

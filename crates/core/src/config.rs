@@ -404,6 +404,56 @@ pub struct LimitConfig {
     pub rising: bool,
 }
 
+/// The `cost:` section: what agents cost, for `steward cost`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// Price of an on-demand agent-hour. Default 0.10.
+    #[serde(default = "default_on_demand")]
+    pub on_demand_per_agent_hour: f64,
+    /// Price of a spot (interruptible) agent-hour. Default 0.03.
+    #[serde(default = "default_spot")]
+    pub spot_per_agent_hour: f64,
+    /// Price of an idle (scaled-to-standby) agent-hour. Default 0.01.
+    #[serde(default = "default_idle")]
+    pub idle_per_agent_hour: f64,
+}
+
+fn default_on_demand() -> f64 {
+    0.10
+}
+fn default_spot() -> f64 {
+    0.03
+}
+fn default_idle() -> f64 {
+    0.01
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        Self { on_demand_per_agent_hour: default_on_demand(), spot_per_agent_hour: default_spot(), idle_per_agent_hour: default_idle() }
+    }
+}
+
+impl CostConfig {
+    /// Checks that every price is a number of zero or more.
+    ///
+    /// # Errors
+    /// The first price that is not, naming its key.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        for (key, v) in [
+            ("on_demand_per_agent_hour", self.on_demand_per_agent_hour),
+            ("spot_per_agent_hour", self.spot_per_agent_hour),
+            ("idle_per_agent_hour", self.idle_per_agent_hour),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(InvalidValue { key: format!("cost.{key}"), message: format!("must be a price of zero or more, got {v}") });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `predict:` section: predictive maintenance from agent metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

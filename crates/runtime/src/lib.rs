@@ -51,6 +51,7 @@ mod error;
 mod fleet;
 mod lock;
 pub mod otel;
+pub mod predict;
 mod report;
 mod rollback;
 pub mod worker;

@@ -13,7 +13,9 @@ pub use steward_otlp as otlp;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -23,11 +25,68 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use steward_core::config::InvalidValue;
 
 pub use metrics::Metrics;
 pub use steward_core::control::{Component, Control, ControlError};
+
+/// The `server:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where `steward serve` listens. Any address but loopback needs `token`. Default 127.0.0.1:8080.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token required on every endpoint but /health (env STEWARD_SERVER_TOKEN). Default none.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes. Default 1048576.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The options the server runs with.
+    ///
+    /// # Errors
+    /// `listen` is not an address and port.
+    pub fn options(&self) -> Result<ServerOptions, InvalidValue> {
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| InvalidValue { key: "server.listen".into(), message: format!("{:?} is not an address:port", self.listen) })?;
+        Ok(ServerOptions { listen, token: self.token.clone(), max_body_bytes: self.max_body_bytes })
+    }
+
+    /// Checks the section: an address, a token where the address is not
+    /// loopback, a body limit above zero.
+    ///
+    /// # Errors
+    /// The first bad value, naming its key.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let opts = self.options()?;
+        check_exposure(&opts).map_err(|message| InvalidValue { key: "server.token".into(), message })?;
+        if self.max_body_bytes == 0 {
+            return Err(InvalidValue { key: "server.max_body_bytes".into(), message: "must be above zero".into() });
+        }
+        Ok(())
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen(), token: None, max_body_bytes: default_max_body() }
+    }
+}
 
 /// How the server listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -105,6 +164,43 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// How [`serve_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every request in flight finished.
+    Drained,
+    /// Requests were still open at the drain deadline and were cut off.
+    CutOff,
+}
+
+/// Serves until `stop` is set; then stops accepting, and gives the
+/// requests in flight `drain` to finish before cutting them off, so a slow
+/// or stuck client never holds a stop past systemd's timeout.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: Arc<AtomicBool>,
+    drain: Duration,
+) -> std::io::Result<Stopped> {
+    let stopped = |stop: Arc<AtomicBool>| async move {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let server = serve(listener, router, stopped(stop.clone()));
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r.map(|()| Stopped::Drained),
+        () = async move {
+            stopped(stop).await;
+            tokio::time::sleep(drain).await;
+        } => Ok(Stopped::CutOff),
+    }
 }
 
 async fn authorize(State(app): State<App>, headers: HeaderMap, request: Request, next: Next) -> Response {

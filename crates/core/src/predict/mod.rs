@@ -15,12 +15,15 @@
 //! - [`detect`]: the online anomaly detector behind `steward detect`.
 //! - [`maintenance`]: trend-to-limit failure prediction (`steward predict`).
 //! - [`tune`]: Little's-law worker count, memory split, query-time estimate.
+//! - [`input`]: the other inputs of the commands (limits, metric samples,
+//!   columns of numbers) parsed from text.
 //! - [`cost`]: cost strategies under a budget and an SLA.
 
 pub mod cost;
 pub mod detect;
 pub mod ets;
 pub mod forecast;
+pub mod input;
 pub mod maintenance;
 pub mod season;
 pub mod series;

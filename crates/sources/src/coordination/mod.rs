@@ -16,6 +16,7 @@
 
 mod config;
 mod read;
+mod samples;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use steward_core::time::UnixMs;
 use steward_protocol::{classify, FileKind};
 
 pub use config::CoordinationConfig;
+pub use samples::telemetry_samples;
 
 use crate::source::{Source, SourceError};
 
