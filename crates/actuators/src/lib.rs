@@ -1,8 +1,10 @@
-//! Actuators apply [`Action`]s to the world.
+//! Actuators apply [`Action`](steward_core::decision::Action)s to the world.
 //!
 //! **Architecture invariant:** actuators are only called by the executor,
 //! after guards and after the decision is journaled. An actuator is
 //! idempotent: applying an action whose effect already holds is a no-op.
+
+#![warn(missing_docs)]
 
 mod actuator;
 pub mod command;

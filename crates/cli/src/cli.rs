@@ -1,4 +1,9 @@
 //! The command line (spec/cli.md).
+//!
+//! The doc comments below are `--help` text, written for a terminal: clap
+//! prints them as they are, so they use `<id>` and `[default: ...]` the way
+//! help does, not rustdoc's markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

@@ -10,6 +10,8 @@
 //! → [`guard::apply`] → verdicts; the driver then acts and records
 //! [`decision::Outcome`]s.
 
+#![warn(missing_docs)]
+
 pub mod assess;
 pub mod config;
 pub mod control;

@@ -6,6 +6,8 @@
 //! OTLP payload decodes. Keeping this to a few prost structs spares every
 //! build the OpenTelemetry SDK.
 
+#![warn(missing_docs)]
+
 /// `ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ExportTraceServiceRequest {

@@ -43,6 +43,8 @@
 //! - **Reads are bounded.** Records are read only as regular files up to a
 //!   size limit ([`read_record`], [`MAX_RECORD_BYTES`]).
 
+#![warn(missing_docs)]
+
 mod agent;
 mod error;
 mod io;

@@ -43,6 +43,8 @@
 //!   [`RuntimeError`] and [`WorkerError`](worker::WorkerError), and the
 //!   caller decides what they mean for a process.
 
+#![warn(missing_docs)]
+
 mod clock;
 mod control;
 mod driver;

@@ -8,6 +8,8 @@
 //! methods 405, bodies over the limit 413 (refused as the limit is crossed,
 //! never read whole), a missing or wrong token 401.
 
+#![warn(missing_docs)]
+
 pub mod metrics;
 pub use steward_otlp as otlp;
 

@@ -3,6 +3,8 @@
 //! **Architecture invariant:** a source only reads. It never calls an
 //! actuator and never changes what it observes.
 
+#![warn(missing_docs)]
+
 pub mod coordination;
 mod source;
 

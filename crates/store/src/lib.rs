@@ -9,6 +9,8 @@
 //! **Architecture invariant:** nothing is executed before it is journaled.
 //! The driver calls [`Journal::record_decision`] and only then the actuator.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
