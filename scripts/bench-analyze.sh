@@ -11,8 +11,11 @@ for tool in hyperfine /usr/bin/time; do
         apt-get update -qq && apt-get install -y -qq hyperfine time >/dev/null
     fi
 done
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p steward-cli
-steward="$here/target/release/steward"
+# STEWARD=/path/to/steward measures another build (e.g. an older one, to compare in one run).
+if [ -z "${STEWARD:-}" ]; then
+    cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p steward-cli
+fi
+steward="${STEWARD:-$here/target/release/steward}"
 work="${BENCH_DIR:-$(mktemp -d)}"
 for n in ${SIZES:-1000 10000 100000}; do
     dir="$work/c$n"

@@ -5,8 +5,11 @@
 # all workers). Repeats RUNS times per worker count and prints the median.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p steward-cli
-steward="$here/target/release/steward"
+# STEWARD=/path/to/steward measures another build (e.g. an older one, to compare in one run).
+if [ -z "${STEWARD:-}" ]; then
+    cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p steward-cli
+fi
+steward="${STEWARD:-$here/target/release/steward}"
 items="${ITEMS:-20000}"
 runs="${RUNS:-3}"
 work="$(mktemp -d -p "${BENCH_TMP:-${TMPDIR:-/tmp}}")"

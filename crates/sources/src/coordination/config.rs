@@ -24,8 +24,10 @@ pub struct CoordinationConfig {
     /// instead of requeued, unless the item sets its own `max_attempts`. Default 3.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// Telemetry files modified within this window feed `error_rate` and
-    /// `response_time_ms`. Default 15m.
+    /// Telemetry records dated within this window (by their own `timestamp`,
+    /// else the file's mtime) feed `error_rate` and `response_time_ms`;
+    /// spans received over OTLP count into the telemetry volume for as long.
+    /// Default 15m.
     #[serde(default = "default_telemetry_window", with = "duration")]
     pub telemetry_window: Duration,
     /// Telemetry files read per cycle for those means: the ones with the

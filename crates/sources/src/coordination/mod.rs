@@ -10,9 +10,10 @@
 //! Telemetry files are counted by name. For `error_rate` and
 //! `response_time_ms` only `telemetry_sample` of them are read: those with
 //! the greatest names in natural order (producers name records by sequence
-//! number or time, so these are the newest), keeping the ones modified
-//! inside `telemetry_window`. No file is stat'ed to choose them, so a
-//! cycle's cost does not grow with the history kept in the directory.
+//! number or time, so these are the newest), keeping the ones dated (by
+//! their `timestamp`, else their mtime) inside `telemetry_window`. No file
+//! is stat'ed to choose them, so a cycle's cost does not grow with the
+//! history kept in the directory.
 
 mod config;
 mod read;
