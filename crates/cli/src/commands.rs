@@ -477,6 +477,9 @@ fn agents(engine: &Engine, json: bool) -> Result<ExitCode> {
 /// `steward worker`: the built-in worker until SIGTERM (or its limits).
 fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
     let service = args.service_time.parse().map_err(|e: String| UsageError(format!("--service-time: {e}")))?;
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        return Err(UsageError(format!("--fail-rate {} must be between 0 and 1", args.fail_rate)).into());
+    }
     let positive = |flag: &str, v: f64| -> Result<Duration> {
         if v.is_finite() && v > 0.0 && v < 1e7 {
             Ok(Duration::from_secs_f64(v))
@@ -484,7 +487,9 @@ fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
             Err(UsageError(format!("{flag} {v} must be a positive number of seconds")).into())
         }
     };
-    if !(args.exit_when_idle.is_finite() && (0.0..1e7).contains(&args.exit_when_idle)) {
+    let heartbeat_interval = positive("--heartbeat-interval", args.heartbeat_interval)?;
+    let exec_timeout = positive("--exec-timeout", args.exec_timeout)?;
+    if !(args.exit_when_idle.is_finite() && args.exit_when_idle >= 0.0) {
         return Err(UsageError(format!("--exit-when-idle {} must be zero or more seconds", args.exit_when_idle)).into());
     }
     let id = args.id.or_else(|| std::env::var("STEWARD_AGENT_ID").ok()).unwrap_or_else(|| format!("agent_{}", std::process::id()));
@@ -492,11 +497,11 @@ fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
         service,
         fail_rate: args.fail_rate,
         exec: args.exec,
-        exec_timeout: positive("--exec-timeout", args.exec_timeout)?,
-        heartbeat_interval: positive("--heartbeat-interval", args.heartbeat_interval)?,
+        exec_timeout,
+        heartbeat_interval,
         max_attempts: args.max_attempts,
         max_items: args.max_items,
-        exit_when_idle: (args.exit_when_idle > 0.0).then(|| Duration::from_secs_f64(args.exit_when_idle)),
+        exit_when_idle: (args.exit_when_idle > 0.0).then(|| Duration::try_from_secs_f64(args.exit_when_idle).unwrap_or(Duration::MAX)),
         seed: args.seed,
         ledger: args.ledger,
         fsync: args.fsync,

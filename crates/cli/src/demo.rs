@@ -22,8 +22,8 @@ use steward_actuators::SupervisorConfig;
 use steward_core::config::PolicyName;
 use steward_core::decision::DecisionType;
 use steward_core::time::format_rfc3339;
-use steward_protocol::{write_atomic, CoordinationDir, Durability};
-use steward_runtime::worker::Rng;
+use steward_protocol::{file_name, write_atomic, CoordinationDir, Durability, FileKind};
+use steward_runtime::worker::{ledger_duplicates, Rng};
 use steward_runtime::{drive, now_ms, CycleReport, DriveOptions, FleetConfig, Next, RunOptions};
 
 use crate::cli::DemoArgs;
@@ -163,7 +163,7 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             let id = format!("d{n:06}");
             let body =
                 json!({"id": id, "status": "pending", "priority": "medium", "created": format_rfc3339(now_ms()), "payload": {"n": n}});
-            if write_atomic(dir, &dir.join(format!("work_{id}.json")), body.to_string().as_bytes(), Durability::Visible).is_ok() {
+            if write_atomic(dir, &dir.join(file_name(FileKind::Work, &id)), body.to_string().as_bytes(), Durability::Visible).is_ok() {
                 produced.store(n, Ordering::SeqCst);
             }
         }
@@ -172,7 +172,12 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             last_telemetry = secs + 1;
             let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
                 "metrics": {"arrival_rate": load_at(t, duration, peak), "error_rate": 0.02}});
-            let _ = write_atomic(dir, &dir.join(format!("telemetry_{secs:05}.json")), body.to_string().as_bytes(), Durability::Visible);
+            let _ = write_atomic(
+                dir,
+                &dir.join(file_name(FileKind::Telemetry, &format!("{secs:05}"))),
+                body.to_string().as_bytes(),
+                Durability::Visible,
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -375,7 +380,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     summary.dead_lettered = census.dead_lettered;
     // Produced ids found in no state, plus ids found in two at once.
     summary.unaccounted = summary.produced.saturating_sub(census.distinct) + census.in_several_states;
-    summary.duplicates = fs::read_to_string(&ledger).map_or(0, |t| t.lines().filter(|l| l.starts_with("duplicate ")).count() as u64);
+    summary.duplicates = ledger_duplicates(&ledger);
     summary.duration_secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     if summary.health_start.is_nan() {
         summary.health_start = 0.0;

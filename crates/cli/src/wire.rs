@@ -1,8 +1,7 @@
 //! Builds the engine from the loaded config: the coordination source, the
-//! configured policy, the coordination actuator, the fleet (built on first
-//! use, so commands that only look never start or adopt workers), the
-//! journal in the state directory, the lock in the coordination directory,
-//! and span export from the environment.
+//! configured policy, the coordination actuator, the fleet, the journal in
+//! the state directory, the lock in the coordination directory, and span
+//! export from the environment.
 
 use steward_actuators::CoordinationActuator;
 use steward_runtime::otel::Exporter;
@@ -17,15 +16,23 @@ use crate::config::Config;
 /// Never for a validated config; the builder's checks are kept anyway.
 pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
     let (dir, state_dir, max_attempts) = (cfg.coordination.dir.clone(), cfg.state_dir(), cfg.coordination.max_attempts);
-    let fleet = cfg.fleet.clone();
-    let (fleet_dir, fleet_state) = (dir.clone(), state_dir.clone());
-    Engine::builder(cfg.engine())
+    let mut builder = Engine::builder(cfg.engine())
         .source(CoordinationSource::new(cfg.coordination.clone()))
         .actuator(CoordinationActuator::new(&dir, max_attempts))
-        .fleet_with(move || fleet.build(&fleet_dir, &fleet_state, max_attempts))
-        .state_dir(state_dir)
-        .lock_dir(dir)
-        .telemetry_window(cfg.coordination.telemetry_window)
-        .exporter(Exporter::from_env())
-        .build()
+        .state_dir(&state_dir)
+        .lock_dir(&dir)
+        .telemetry_window(cfg.coordination.telemetry_window);
+    builder = if cfg.fleet.is_supervisor() {
+        // Built on first use, so commands that only look never start or
+        // adopt workers; the loop's first tick adopts them.
+        let fleet = cfg.fleet.clone();
+        builder.fleet_with(move || fleet.build(&dir, &state_dir, max_attempts))
+    } else {
+        // A command or a webhook has nothing to start: build it now.
+        builder.fleet(cfg.fleet.build(&dir, &state_dir, max_attempts)?)
+    };
+    if let Some(exporter) = Exporter::from_env() {
+        builder = builder.exporter(exporter);
+    }
+    builder.build()
 }

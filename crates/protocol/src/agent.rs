@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 use crate::io::{read_record, write_atomic, Durability};
-use crate::name::{agent_file_name, temp_prefix};
+use crate::name::{agent_file_name, temp_prefix, valid_id};
 use crate::transition::CoordinationDir;
 
 /// An agent's reported status, as far as steward acts on it.
@@ -23,8 +23,11 @@ impl CoordinationDir {
     /// Writes an agent's record (`agent_<id>.json`) atomically.
     ///
     /// # Errors
-    /// The write failed.
+    /// The id is not a plain name, or the write failed.
     pub fn write_agent(&self, id: &str, record: &Value, durability: Durability) -> Result<(), ProtocolError> {
+        if !valid_id(id) {
+            return Err(ProtocolError::InvalidId(id.to_owned()));
+        }
         let path = self.path().join(agent_file_name(id));
         write_atomic(self.path(), &path, record.to_string().as_bytes(), durability)
     }
@@ -43,12 +46,14 @@ impl CoordinationDir {
     }
 
     /// Removes the temp files of a process that has died: nobody will
-    /// rename them, and they never count as records.
+    /// rename them, and they never count as records. Workers of steward
+    /// 0.1.0 named their completions' temp files `.steward-worker-<pid>-`;
+    /// those are swept too, for workers adopted across an upgrade.
     pub fn remove_temp_files_of(&self, pid: u32) {
-        let prefix = temp_prefix(pid);
+        let prefixes = [temp_prefix(pid), format!(".steward-worker-{pid}-")];
         let Ok(entries) = fs::read_dir(self.path()) else { return };
         for e in entries.flatten() {
-            if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            if e.file_name().to_str().is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))) {
                 let _ = fs::remove_file(e.path());
             }
         }

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 /// A protocol step that could not be done. The item stays where it was.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
+    /// The id does not name a file inside the directory (`/`, NUL, `.`, `..`).
+    #[error("{0:?} is not a plain item or agent id")]
+    InvalidId(String),
     /// A file operation failed.
     #[error("{op} {path}")]
     Io {

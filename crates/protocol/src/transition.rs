@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use steward_core::time::{format_rfc3339, parse_json_timestamp, UnixMs};
 
 use crate::error::ProtocolError;
-use crate::io::{publish, read_record, unix_ms, write_atomic, Durability};
+use crate::io::{publish, unix_ms, write_atomic, Durability};
 use crate::name::{classify, file_name, valid_id, FileKind};
 
 /// A coordination directory, and the attempts after which an item that
@@ -41,7 +41,8 @@ pub enum Claim {
     /// This agent holds the item; here it is as `claimed_<id>.json` now
     /// stands (with `claimed_by`, `claimed_at`, `status: claimed`).
     Won(Map<String, Value>),
-    /// Another claimant was faster (or the item is gone).
+    /// Another claimant was faster, the item is gone, or the id is not a
+    /// plain name (so no file of this directory can hold it).
     Lost,
     /// The item's completion was already recorded: the claim was a
     /// leftover of a requeue race and has been removed. Nothing to do.
@@ -162,7 +163,8 @@ impl CoordinationDir {
     /// which never replaces an existing record, then removes the claim.
     ///
     /// # Errors
-    /// The record could not be written or the claim not removed.
+    /// The id is not a plain name, the record could not be written, or the
+    /// claim not removed.
     pub fn complete(
         &self,
         id: &str,
@@ -170,6 +172,9 @@ impl CoordinationDir {
         done: Finished<'_>,
         durability: Durability,
     ) -> Result<Completion, ProtocolError> {
+        if !valid_id(id) {
+            return Err(ProtocolError::InvalidId(id.to_owned()));
+        }
         let dest = self.item_path(FileKind::Completed, id);
         item.remove("claimed_by");
         item.remove("claimed_at");
@@ -283,13 +288,18 @@ impl CoordinationDir {
         }
     }
 
-    /// **release**: the claimant gives an item back untouched and uncounted,
-    /// because the fault was its own (its handler cannot run at all), not
-    /// the item's. Never replaces a `work_<id>.json` that appeared meanwhile.
+    /// **release**: the claimant gives an item back uncounted, because the
+    /// fault was its own (its handler cannot run at all), not the item's.
+    /// The claim is renamed back as it stands: `attempts` is not counted,
+    /// and its `claimed_by`/`claimed_at` stay until the next claim rewrites
+    /// them. Never replaces a `work_<id>.json` that appeared meanwhile.
     ///
     /// # Errors
-    /// The rename failed; the item stays claimed.
+    /// The id is not a plain name, or the rename failed; the item stays claimed.
     pub fn release(&self, id: &str) -> Result<(), ProtocolError> {
+        if !valid_id(id) {
+            return Err(ProtocolError::InvalidId(id.to_owned()));
+        }
         let work = self.item_path(FileKind::Work, id);
         if work.exists() {
             return Ok(());
@@ -317,17 +327,15 @@ impl CoordinationDir {
     /// Each claim with the claim record read, sorted by id.
     fn claims(&self) -> Result<Vec<ClaimFile>, ProtocolError> {
         let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(ProtocolError::io("list", &self.dir))? {
-            let entry = entry.map_err(ProtocolError::io("list", &self.dir))?;
+        // An entry that cannot be read is skipped, not fatal: the others
+        // still need their repairs.
+        for entry in fs::read_dir(&self.dir).map_err(ProtocolError::io("list", &self.dir))?.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some((FileKind::Claimed, id)) = classify(name.as_bytes()) else { continue };
             let Ok(id) = std::str::from_utf8(id) else { continue };
-            let record = match read_record(&self.dir, name, &mut buf) {
-                Ok(Some(_)) => serde_json::from_slice::<Map<String, Value>>(&buf).ok(),
-                _ => None,
-            };
+            // A claim is a work item, whose payload may be of any size.
+            let record = fs::read(entry.path()).ok().and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok());
             out.push(ClaimFile { id: id.to_owned(), path: entry.path(), record });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));

@@ -36,9 +36,17 @@ pub enum Next {
 /// says stop; ticks the fleet in between. Returns the number of cycles.
 /// The caller stops the fleet afterwards ([`Engine::shutdown`]).
 ///
+/// The target lock is taken here and held until the loop ends, so nothing
+/// else can act on the target meanwhile, not even from this process. To
+/// also act from elsewhere in the process (a rollback on request, an HTTP
+/// `POST /execute`), take the lock yourself with [`Engine::lock`], share
+/// it, and run [`drive_with`], [`Engine::execute_locked`] and
+/// [`Engine::rollback_locked`] under it, as the daemon does.
+///
 /// # Errors
-/// Only when the lock cannot be taken at the start; a failing cycle is
-/// logged and retried with backoff (up to 8 intervals), never fatal.
+/// Only when the target is of the wrong kind or the lock cannot be taken
+/// at the start; a failing cycle is logged and retried with backoff (up to
+/// 8 intervals), never fatal.
 pub fn drive(
     engine: &Engine,
     opts: &DriveOptions,
@@ -74,7 +82,7 @@ pub fn drive_with(
             if let Err(e) = engine.tick() {
                 tracing::warn!(error = %error_chain(&e), "Fleet tick failed.");
             }
-            next_tick = now + opts.tick_every;
+            next_tick = later(now, opts.tick_every);
         }
         if now >= next_cycle {
             let result = match lock {
@@ -94,7 +102,7 @@ pub fn drive_with(
                 break;
             }
             // Back off on repeated failures, up to 8 intervals; always requeue.
-            next_cycle = now + opts.interval.saturating_mul(1 << failures.min(3));
+            next_cycle = later(now, opts.interval.saturating_mul(1 << failures.min(3)));
         }
         let wake = next_cycle.min(next_tick);
         let nap = wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
@@ -103,4 +111,9 @@ pub fn drive_with(
         }
     }
     Ok(cycles)
+}
+
+/// `now + d`, or a year from now when `d` is beyond what an `Instant` holds.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(365 * 86_400))).unwrap_or(now)
 }

@@ -99,8 +99,8 @@ impl EngineBuilder {
     /// The policy that plans decisions. Default: the built-in one named by
     /// `auto.policy` (`adaptive`).
     #[must_use]
-    pub fn policy(mut self, policy: Box<dyn Policy + Send + Sync>) -> Self {
-        self.policy = Some(policy);
+    pub fn policy(mut self, policy: impl Policy + Send + Sync + 'static) -> Self {
+        self.policy = Some(Box::new(policy));
         self
     }
 
@@ -121,8 +121,16 @@ impl EngineBuilder {
         self
     }
 
-    /// A fleet built on first use (and again after a failed build), so
-    /// that commands that only look never start or adopt workers.
+    /// The fleet actuator is this actuator (scale and restart actions go to
+    /// it when it handles them): a shorthand for `fleet(Fleet::Actuator(..))`.
+    #[must_use]
+    pub fn fleet_actuator(self, actuator: impl Actuator + 'static) -> Self {
+        self.fleet(Fleet::Actuator(Box::new(actuator)))
+    }
+
+    /// A fleet built on first use (and again after a failed build): at the
+    /// driver's first tick or the first fleet action, so that commands that
+    /// only look never start or adopt workers.
     #[must_use]
     pub fn fleet_with(mut self, build: impl Fn() -> Result<Fleet, RuntimeError> + Send + 'static) -> Self {
         self.fleet = FleetSlot::Pending(Box::new(build));
@@ -162,10 +170,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Where each cycle's spans go, if anywhere.
+    /// Where each cycle's spans go. Default: nowhere.
     #[must_use]
-    pub fn exporter(mut self, exporter: Option<Exporter>) -> Self {
-        self.exporter = exporter;
+    pub fn exporter(mut self, exporter: Exporter) -> Self {
+        self.exporter = Some(exporter);
         self
     }
 
@@ -279,6 +287,9 @@ impl Engine {
         let mut guard = lock_ignoring_poison(&self.journal);
         if guard.is_none() {
             fs::create_dir_all(&self.state_dir).map_err(RuntimeError::io("creating the state directory", &self.state_dir))?;
+            if let Some(parent) = self.journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(RuntimeError::io("creating", parent))?;
+            }
             *guard = Some(Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?);
         }
         Ok(guard)
@@ -311,19 +322,27 @@ impl Engine {
         Ok(guard)
     }
 
-    /// Writes the supervisor's events to the journal.
-    fn journal_fleet_events(&self, fleet: &mut Fleet, decision_id: Option<&str>) {
-        let Fleet::Supervisor(sup) = fleet else { return };
-        let events = sup.take_events();
+    /// The supervisor's events since the last call (none for other fleets).
+    fn take_fleet_events(fleet: &mut Fleet) -> Vec<FleetEvent> {
+        match fleet {
+            Fleet::Supervisor(sup) => sup.take_events(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Writes fleet events to the journal. Called without the fleet lock:
+    /// a cycle holds the journal and then takes the fleet, so taking them
+    /// the other way round here could deadlock with it.
+    fn journal_fleet_events(&self, events: &[FleetEvent]) {
         if events.is_empty() {
             return;
         }
         match self.journal() {
             Ok(guard) => {
                 if let Some(j) = guard.as_ref() {
-                    for e in &events {
+                    for e in events {
                         log_fleet_event(e);
-                        if let Err(err) = j.record_event(e.ts, e.kind, &e.agent, &e.message, decision_id) {
+                        if let Err(err) = j.record_event(e.ts, e.kind, &e.agent, &e.message, None) {
                             tracing::warn!(error = %error_chain(&err), "Could not journal a fleet event.");
                         }
                     }
@@ -334,18 +353,26 @@ impl Engine {
     }
 
     /// Between cycles: lets a supervisor reap, replace crashed workers and
-    /// escalate drains. Cheap when there is nothing to do.
+    /// escalate drains. Cheap when there is nothing to do. A fleet built on
+    /// first use is built here, so a supervisor adopts its workers as soon
+    /// as the loop starts.
     ///
     /// # Errors
     /// The fleet cannot be built.
     pub fn tick(&self) -> Result<(), RuntimeError> {
-        let mut guard = self.fleet()?;
-        if let FleetSlot::Built(fleet) = &mut *guard {
-            if let Fleet::Supervisor(sup) = fleet {
-                sup.tick(now_ms());
+        let events = {
+            let mut guard = self.fleet()?;
+            match &mut *guard {
+                FleetSlot::Built(fleet) => {
+                    if let Fleet::Supervisor(sup) = fleet {
+                        sup.tick(now_ms());
+                    }
+                    Self::take_fleet_events(fleet)
+                }
+                FleetSlot::Pending(_) => Vec::new(),
             }
-            self.journal_fleet_events(fleet, None);
-        }
+        };
+        self.journal_fleet_events(&events);
         Ok(())
     }
 
@@ -353,8 +380,9 @@ impl Engine {
     /// `drain_timeout`, SIGKILL) unless its config says `detach`. A fleet
     /// that was never built is left alone.
     pub fn shutdown(&self) {
-        let mut guard = lock_ignoring_poison(&self.fleet);
-        if let FleetSlot::Built(fleet) = &mut *guard {
+        let events = {
+            let mut guard = lock_ignoring_poison(&self.fleet);
+            let FleetSlot::Built(fleet) = &mut *guard else { return };
             if let Fleet::Supervisor(sup) = fleet {
                 if sup.config().detach {
                     tracing::info!(workers = sup.workers().len(), "Leaving the fleet running (fleet.detach).");
@@ -363,8 +391,9 @@ impl Engine {
                 let grace = sup.config().drain_timeout;
                 sup.shutdown(grace, &now_ms);
             }
-            self.journal_fleet_events(fleet, None);
-        }
+            Self::take_fleet_events(fleet)
+        };
+        self.journal_fleet_events(&events);
     }
 
     /// The supervisor's workers (id, pid), for views and tests.
@@ -684,5 +713,60 @@ fn apply_with(actuator: &mut dyn Actuator, g: &Guarded) -> Outcome {
             tracing::warn!(decision = %g.decision.id, kind = %g.decision.kind, %error, "Action failed.");
             Outcome { result: OutcomeResult::Failed, reason: error, duration_ms }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use steward_actuators::SupervisorConfig;
+    use steward_core::decision::Action;
+    use steward_sources::{CoordinationConfig, CoordinationSource};
+
+    use super::*;
+    use crate::fleet::FleetConfig;
+
+    /// Regression (found moving the loop into this crate): `tick` held the
+    /// fleet lock while it waited for the journal, and a cycle holds the
+    /// journal while it waits for the fleet, so a tick and an HTTP
+    /// `POST /execute` cycle could deadlock. `tick` must let go of the fleet
+    /// before it journals the fleet's events.
+    #[test]
+    fn a_tick_never_holds_the_fleet_while_it_waits_for_the_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, state) = (tmp.path().join("coordination"), tmp.path().join("state"));
+        let cfg = SupervisorConfig {
+            command: vec!["sleep".into(), "30".into()],
+            drain_timeout: Duration::from_millis(200),
+            ..SupervisorConfig::default()
+        };
+        let mut fleet = FleetConfig::Supervisor(cfg).build(&dir, &state, 3).unwrap();
+        let Fleet::Supervisor(sup) = &mut fleet else { unreachable!("a supervisor config builds a supervisor") };
+        // A started worker leaves an event for the next tick to journal.
+        sup.apply(&Action::Scale { from: 0, to: 1 }, now_ms()).unwrap();
+        let engine = Engine::builder(EngineConfig::default())
+            .source(CoordinationSource::new(CoordinationConfig { dir, ..CoordinationConfig::default() }))
+            .fleet(fleet)
+            .state_dir(&state)
+            .build()
+            .unwrap();
+        std::thread::scope(|scope| {
+            // As a cycle does: hold the journal.
+            let journal = engine.journal().unwrap();
+            let ticking = scope.spawn(|| engine.tick());
+            std::thread::sleep(Duration::from_millis(300));
+            {
+                let slot = engine.fleet.try_lock().expect("the fleet must be free while the tick waits for the journal");
+                let FleetSlot::Built(Fleet::Supervisor(sup)) = &*slot else { unreachable!("the fleet was built") };
+                assert_eq!(sup.running(), 1);
+            }
+            drop(journal);
+            ticking.join().unwrap().unwrap();
+        });
+        let events = engine.existing_journal().unwrap().unwrap().recent_events(10).unwrap();
+        assert!(events.iter().any(|e| e.kind == "started"), "the tick journaled the start: {events:?}");
+        engine.shutdown();
+        assert!(engine.fleet_workers().is_empty(), "the worker was stopped");
     }
 }

@@ -8,6 +8,7 @@ use steward_store::JournalError;
 
 /// What stopped a cycle, a rollback or the engine's construction.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuntimeError {
     /// Another executor holds the target's lock.
     #[error("another steward{holder} is already executing on {target}; this one did nothing")]
@@ -40,9 +41,12 @@ pub enum RuntimeError {
         #[source]
         source: JournalError,
     },
-    /// The fleet actuator could not be built.
-    #[error("starting the fleet")]
+    /// The supervisor could not be started (its registry cannot be read or written).
+    #[error("starting the supervisor")]
     Fleet(#[source] ActuatorError),
+    /// The running executable cannot be found (to run its `worker` command).
+    #[error("finding the steward executable for the built-in worker")]
+    Executable(#[source] std::io::Error),
     /// The decision named for rollback is not in the journal.
     #[error("no decision {id:?} in the journal {journal}")]
     UnknownDecision {
@@ -73,8 +77,9 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    /// Whether the error is in what the user asked for (exit 2 in the
-    /// CLI, 404 over HTTP), not in the system.
+    /// Whether the error is in what the user asked for (an unknown
+    /// decision, a target of the wrong kind), not in the system: the CLI
+    /// exits 2 for it.
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Self::UnknownDecision { .. } | Self::Source(SourceError::NotADirectory { .. }))
     }

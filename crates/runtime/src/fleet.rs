@@ -41,8 +41,8 @@ pub enum FleetConfig {
 
 /// Creates a directory and makes its path absolute, since workers may run
 /// elsewhere (`fleet.cwd`).
-fn absolute(p: &Path) -> Result<PathBuf, RuntimeError> {
-    fs::create_dir_all(p).map_err(RuntimeError::io("creating", p))?;
+fn absolute(p: &Path, creating: &'static str) -> Result<PathBuf, RuntimeError> {
+    fs::create_dir_all(p).map_err(RuntimeError::io(creating, p))?;
     fs::canonicalize(p).map_err(RuntimeError::io("resolving", p))
 }
 
@@ -68,8 +68,10 @@ impl FleetConfig {
     /// Builds the fleet for the workers of `coordination_dir`. A supervisor
     /// creates both directories, records its workers in `state_dir`, adopts
     /// the live ones recorded there, and runs this executable's `worker`
-    /// command unless `fleet.command` names another; items its dead workers
-    /// held are requeued, or dead-lettered after `max_attempts`.
+    /// command unless `fleet.command` names another (a program that embeds
+    /// the runtime has no `worker` command: give it `fleet.command`); items
+    /// its dead workers held are requeued, or dead-lettered after
+    /// `max_attempts`. Command and webhook fleets have nothing to start.
     ///
     /// # Errors
     /// A directory cannot be created, the executable cannot be found, or
@@ -79,10 +81,9 @@ impl FleetConfig {
             Self::None => Fleet::None,
             Self::Supervisor(cfg) => {
                 let scx = SupervisorContext {
-                    coordination_dir: absolute(coordination_dir)?,
-                    state_dir: absolute(state_dir)?,
-                    exe: std::env::current_exe()
-                        .map_err(RuntimeError::io("finding the executable for the built-in worker", Path::new("")))?,
+                    coordination_dir: absolute(coordination_dir, "creating the coordination directory")?,
+                    state_dir: absolute(state_dir, "creating the state directory")?,
+                    exe: std::env::current_exe().map_err(RuntimeError::Executable)?,
                     max_attempts,
                 };
                 Fleet::Supervisor(Box::new(Supervisor::new(cfg.clone(), scx, now_ms()).map_err(RuntimeError::Fleet)?))

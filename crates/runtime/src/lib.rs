@@ -66,3 +66,5 @@ pub use error::{error_chain, RuntimeError};
 pub use fleet::{Fleet, FleetConfig};
 pub use lock::{TargetLock, LOCK_FILE};
 pub use report::{CycleReport, Executed, Failed, RollbackReport, RunOptions, Skipped};
+/// A journaled decision with its verdict and outcome, as [`Engine::recent_decisions`] returns it.
+pub use steward_store::DecisionEntry;

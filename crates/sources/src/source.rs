@@ -6,6 +6,7 @@ use steward_core::time::UnixMs;
 /// A source failed to produce any snapshot at all. Unreadable single inputs
 /// are warnings inside the snapshot, not errors.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// The target exists but cannot be listed.
     #[error("cannot read the coordination directory {path}")]
@@ -16,9 +17,9 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
-    /// A source of the embedder's own failed.
-    #[error("{0}")]
-    Other(String),
+    /// A source of the embedder's own failed, for its own reason.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
     /// The target path exists but is not a directory.
     #[error("{path} is not a directory")]
     NotADirectory {

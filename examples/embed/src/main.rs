@@ -22,7 +22,7 @@ use steward_core::decision::Action;
 use steward_core::policy::Adaptive;
 use steward_core::snapshot::{AgentRecord, LivenessSource, Snapshot};
 use steward_core::time::UnixMs;
-use steward_runtime::{drive, DriveOptions, Engine, Fleet, Next, RuntimeError};
+use steward_runtime::{drive, DriveOptions, Engine, Next, RuntimeError};
 use steward_sources::{Source, SourceError};
 
 /// The queue's state: what the HTTP service reports and the replicas drain.
@@ -91,7 +91,7 @@ impl Source for HttpQueueSource {
     }
 
     fn snapshot(&self, now: UnixMs) -> Result<Snapshot, SourceError> {
-        let depth = self.depth().map_err(|e| SourceError::Other(format!("reading the queue depth: {e}")))?;
+        let depth = self.depth().map_err(|e| SourceError::Other(format!("reading the queue depth: {e}").into()))?;
         let replicas = self.replicas.replicas.load(Ordering::SeqCst);
         let agents = (0..replicas)
             .map(|i| AgentRecord {
@@ -151,8 +151,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.adaptive.target_per_agent = 10.0;
     let engine = Engine::builder(cfg)
         .source(HttpQueueSource { addr, replicas: queue.clone() })
-        .policy(Box::new(Adaptive))
-        .fleet(Fleet::Actuator(Box::new(ReplicaActuator { queue: queue.clone() })))
+        .policy(Adaptive)
+        .fleet_actuator(ReplicaActuator { queue: queue.clone() })
         .state_dir(&state_dir)
         .build()?;
 

@@ -32,6 +32,18 @@ pub trait Policy {
     fn plan(&self, assessment: &Assessment, history: &History, cfg: &EngineConfig) -> Plan;
 }
 
+/// A boxed policy is a policy (so `policy::builtin(..)` can be handed on
+/// wherever a policy is taken).
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn plan(&self, assessment: &Assessment, history: &History, cfg: &EngineConfig) -> Plan {
+        (**self).plan(assessment, history, cfg)
+    }
+}
+
 /// The built-in policy of that name.
 pub fn builtin(name: PolicyName) -> Box<dyn Policy + Send + Sync> {
     match name {

@@ -129,3 +129,29 @@ fn old_claims_are_found_by_claimed_at_and_completion() {
     let q = CoordinationDir::new(d, 3);
     assert_eq!(q.claims_older_than(3_600_000, NOW).unwrap(), ["done", "old"]);
 }
+
+/// Regression (review of the move into this crate): claims are work items
+/// of any size; a claim larger than a record's bound is still found as a
+/// dead worker's, so the supervisor requeues it at once.
+#[test]
+fn a_large_claim_is_still_found_by_its_claimant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pad = "x".repeat((crate::io::MAX_RECORD_BYTES + 1) as usize);
+    fs::write(d.join("claimed_big.json"), format!(r#"{{"claimed_by":"agent_7","pad":"{pad}"}}"#)).unwrap();
+    assert_eq!(CoordinationDir::new(d, 3).claims_of("agent_7"), ["big"]);
+}
+
+/// Regression (review of the move into this crate): the temp files of a
+/// worker started by steward 0.1.0 (`.steward-worker-<pid>-N`) are swept
+/// after it dies, as they were before.
+#[test]
+fn a_dead_writers_temp_files_are_swept_under_both_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for name in [".steward-tmp-42-1", ".steward-worker-42-3", ".steward-tmp-421-1", "work_1.json"] {
+        fs::write(d.join(name), "{}").unwrap();
+    }
+    CoordinationDir::new(d, 3).remove_temp_files_of(42);
+    assert_eq!(names(d), [".steward-tmp-421-1", "work_1.json"].map(String::from).into());
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use steward_core::time::format_rfc3339;
-use steward_protocol::{valid_id, Claim, Completion, CoordinationDir, Durability, Finished, ItemOutcome, ProtocolError};
+use steward_protocol::{Claim, Completion, CoordinationDir, Durability, Finished, ItemOutcome, ProtocolError};
 
 pub use sim::{Rng, ServiceTime};
 
@@ -80,6 +80,7 @@ impl WorkerOptions {
 
 /// Why the worker did not start, or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The options cannot work (bad input).
     #[error("{0}")]
@@ -124,6 +125,15 @@ impl WorkerError {
     }
 }
 
+/// The ledger line that marks a duplicate execution starts with this word.
+const LEDGER_DUPLICATE: &str = "duplicate";
+
+/// Duplicate executions recorded in a ledger (`WorkerOptions::ledger`);
+/// 0 when it does not exist.
+pub fn ledger_duplicates(ledger: &Path) -> u64 {
+    fs::read_to_string(ledger).map_or(0, |t| t.lines().filter(|l| l.split(' ').next() == Some(LEDGER_DUPLICATE)).count() as u64)
+}
+
 /// What a worker did before it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -158,9 +168,6 @@ pub fn run(dir: &Path, opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerS
     if !(0.0..=1.0).contains(&opts.fail_rate) {
         return Err(WorkerError::BadOption(format!("--fail-rate {} must be between 0 and 1", opts.fail_rate)));
     }
-    if opts.id.is_empty() || !valid_id(&opts.id) {
-        return Err(WorkerError::BadOption(format!("--id {:?} must be a plain name", opts.id)));
-    }
     if !dir.is_dir() {
         return Err(WorkerError::NoDirectory(dir.to_owned()));
     }
@@ -170,6 +177,9 @@ pub fn run(dir: &Path, opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerS
         if !steward_actuators::process::runnable(program) {
             return Err(WorkerError::BadOption(format!("--exec: {program:?} is not an executable file or a program on PATH")));
         }
+    }
+    if opts.id.is_empty() || opts.id.contains('/') || opts.id.contains('\0') {
+        return Err(WorkerError::BadOption(format!("--id {:?} must be a plain name", opts.id)));
     }
     let seed = opts.seed.unwrap_or_else(|| {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -335,7 +345,7 @@ impl Worker {
 
     fn record_duplicate(&self, id: &str) {
         let Some(path) = &self.opts.ledger else { return };
-        let line = format!("duplicate {id} {} {}\n", self.opts.id, format_rfc3339(now_ms()));
+        let line = format!("{LEDGER_DUPLICATE} {id} {} {}\n", self.opts.id, format_rfc3339(now_ms()));
         let written = fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
             tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
@@ -347,7 +357,8 @@ impl Worker {
         if let Some(argv) = self.opts.exec.clone() {
             return exec_item(&argv, item, self.opts.exec_timeout);
         }
-        let secs = self.opts.service.sample(&mut self.rng);
+        // A heavy-tailed draw can overflow to infinity: no item takes more than a day.
+        let secs = self.opts.service.sample(&mut self.rng).clamp(0.0, 86_400.0);
         if secs > 0.0 {
             // Keep the heartbeat going through long items.
             let until = Instant::now() + Duration::from_secs_f64(secs);

@@ -270,7 +270,7 @@ fn push(tx: &mpsc::Sender<Job>, batch: &mut Vec<String>, name: &str, job: fn(Vec
 }
 
 /// A symbolic link counts only if it resolves to a regular file inside the directory.
-fn symlink_inside(path: &Path, canonical_dir: Option<&Path>) -> Result<(), String> {
+pub(super) fn symlink_inside(path: &Path, canonical_dir: Option<&Path>) -> Result<(), String> {
     let target = fs::canonicalize(path).map_err(|e| format!("symbolic link cannot be resolved ({e}); ignored"))?;
     let inside = canonical_dir.is_some_and(|d| target.parent() == Some(d));
     if !inside {

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use steward_core::snapshot::{AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary};
 use steward_core::time::{parse_json_timestamp, UnixMs};
-use steward_protocol::{completion_recorded, read_record};
+use steward_protocol::{classify, completion_recorded, read_record, FileKind};
 
 use super::Job;
 
@@ -197,7 +197,10 @@ struct ClaimFile<'a> {
 }
 
 fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
-    let id = name.strip_prefix("claimed_").and_then(|s| s.strip_suffix(".json")).unwrap_or(&name).to_owned();
+    let id = match classify(name.as_bytes()) {
+        Some((FileKind::Claimed, id)) => String::from_utf8_lossy(id).into_owned(),
+        _ => name.clone(),
+    };
     let completed_exists = completion_recorded(dir, &id);
     let mtime = match read_record(dir, &name, buf) {
         Ok(Some(t)) => t,

@@ -22,10 +22,23 @@ pub fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
         return (out, warnings);
     };
     let mut buf = Vec::new();
+    let canonical_dir = fs::canonicalize(dir).ok();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !matches!(classify(name.as_bytes()), Some((FileKind::Telemetry, _))) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+        if !matches!(classify(name.as_bytes()), Some((FileKind::Telemetry, _))) {
             continue;
+        }
+        // The same files as a cycle reads: regular ones, and links to regular
+        // files inside the directory. Never a FIFO, which would block the read.
+        match entry.file_type() {
+            Ok(t) if t.is_file() => {}
+            Ok(t) if t.is_symlink() => {
+                if let Err(reason) = super::symlink_inside(&entry.path(), canonical_dir.as_deref()) {
+                    warnings.push(format!("{name}: {reason}"));
+                    continue;
+                }
+            }
+            _ => continue,
         }
         let record = match read_record(dir, &name, &mut buf) {
             Ok(Some(mtime)) => match serde_json::from_slice::<Value>(&buf) {
