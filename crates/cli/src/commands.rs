@@ -505,6 +505,7 @@ fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
         seed: args.seed,
         ledger: args.ledger,
         fsync: args.fsync,
+        max_item_bytes: cfg.coordination.max_item_bytes,
         ..WorkerOptions::new(id)
     };
     let stop = install_finish_handlers()?;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use steward_actuators::process::{self, Signal};
+use steward_protocol::{write_atomic, Durability};
 use steward_runtime::{drive_with, DriveOptions, Engine, EngineControl, Next};
 use steward_server::Metrics;
 
@@ -85,7 +86,8 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
     let ticks = process::stat(std::process::id()).map_or(0, |s| s.start_ticks);
     let pidfile = state_dir.join(PIDFILE);
-    fs::write(&pidfile, format!("{} {ticks} {local}\n", std::process::id())).with_context(|| format!("writing {}", pidfile.display()))?;
+    write_atomic(&state_dir, &pidfile, format!("{} {ticks} {local}\n", std::process::id()).as_bytes(), Durability::Flushed)
+        .with_context(|| format!("writing {}", pidfile.display()))?;
     tracing::info!(listen = %local, pid = std::process::id(), dir = %engine.target(), dry_run, "Daemon started.");
 
     let engine = Arc::new(engine);
@@ -151,7 +153,9 @@ pub fn start(cfg: &Config, global: &[String], dry_run: bool, json: bool) -> Resu
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let log_path = logs.join("steward.log");
     // Anything the daemon prints before its log is set up (this run only).
-    let out = fs::File::create(logs.join("steward.out")).context("opening the daemon's output file")?;
+    let out_path = logs.join("steward.out");
+    let _ = fs::remove_file(&out_path);
+    let out = steward_protocol::create_new(&out_path).context("opening the daemon's output file")?;
     let err = out.try_clone().context("opening the daemon's output file")?;
     let exe = std::env::current_exe().context("finding the steward executable")?;
     let mut cmd = Command::new(exe);
@@ -352,7 +356,7 @@ impl Write for &RotatingFile {
             self.rotate();
         }
         if guard.is_none() {
-            *guard = Some(fs::OpenOptions::new().create(true).append(true).open(&self.path)?);
+            *guard = Some(steward_protocol::open_append(&self.path)?);
         }
         match guard.as_mut() {
             Some(f) => f.write(buf),

@@ -178,7 +178,7 @@ fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     let (samples, warnings, source) = match &a.input {
         Some(p) => (in_file(p, input::metric_samples(&read_input(p)?))?, Vec::new(), p.display().to_string()),
         None => {
-            let (s, w) = telemetry_samples(&cfg.coordination.dir);
+            let (s, w) = telemetry_samples(&cfg.coordination.dir, cfg.coordination.max_item_bytes);
             (s, w, format!("telemetry in {}", &cfg.coordination.dir.display()))
         }
     };

@@ -5,7 +5,7 @@
 
 use steward_actuators::CoordinationActuator;
 use steward_runtime::otel::Exporter;
-use steward_runtime::{Engine, RuntimeError};
+use steward_runtime::{Engine, ItemLimits, RuntimeError};
 use steward_sources::CoordinationSource;
 
 use crate::config::Config;
@@ -15,10 +15,11 @@ use crate::config::Config;
 /// # Errors
 /// Never for a validated config; the builder's checks are kept anyway.
 pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
-    let (dir, state_dir, max_attempts) = (cfg.coordination.dir.clone(), cfg.state_dir(), cfg.coordination.max_attempts);
+    let (dir, state_dir) = (cfg.coordination.dir.clone(), cfg.state_dir());
+    let items = ItemLimits { max_attempts: cfg.coordination.max_attempts, max_item_bytes: cfg.coordination.max_item_bytes };
     let mut builder = Engine::builder(cfg.engine())
         .source(CoordinationSource::new(cfg.coordination.clone()))
-        .actuator(CoordinationActuator::new(&dir, max_attempts))
+        .actuator(CoordinationActuator::new(&dir, items.max_attempts).with_max_item_bytes(items.max_item_bytes))
         .state_dir(&state_dir)
         .lock_dir(&dir)
         .telemetry_window(cfg.coordination.telemetry_window);
@@ -26,10 +27,10 @@ pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
         // Built on first use, so commands that only look never start or
         // adopt workers; the loop's first tick adopts them.
         let fleet = cfg.fleet.clone();
-        builder.fleet_with(move || fleet.build(&dir, &state_dir, max_attempts))
+        builder.fleet_with(move || fleet.build(&dir, &state_dir, items))
     } else {
         // A command or a webhook has nothing to start: build it now.
-        builder.fleet(cfg.fleet.build(&dir, &state_dir, max_attempts)?)
+        builder.fleet(cfg.fleet.build(&dir, &state_dir, items)?)
     };
     if let Some(exporter) = Exporter::from_env() {
         builder = builder.exporter(exporter);

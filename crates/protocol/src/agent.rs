@@ -6,7 +6,7 @@ use std::fs;
 use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
-use crate::io::{read_record, write_atomic, Durability};
+use crate::io::{read_record, write_atomic, Durability, Links};
 use crate::name::{agent_file_name, temp_prefix, valid_id};
 use crate::transition::CoordinationDir;
 
@@ -40,7 +40,7 @@ impl CoordinationDir {
     /// What an agent's record says it is doing; `None` when it has no readable record.
     pub fn agent_status(&self, id: &str) -> Option<AgentStatus> {
         let mut buf = Vec::new();
-        read_record(self.path(), &agent_file_name(id), &mut buf).ok()??;
+        read_record(self.path(), &agent_file_name(id), &mut buf, self.max_item_bytes(), Links::Refuse).ok()??;
         let record: Map<String, Value> = serde_json::from_slice(&buf).ok()?;
         Some(if record.get("status").and_then(Value::as_str) == Some("busy") { AgentStatus::Busy } else { AgentStatus::Other })
     }

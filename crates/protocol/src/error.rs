@@ -6,6 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
+    /// Something that is not a completed record (a link, a directory, an
+    /// empty file) holds the name a completion needs; the claim stays.
+    #[error("{0} exists but is not a completed record (not a non-empty regular file); the claim stays for a requeue")]
+    NotARecord(PathBuf),
     /// The id does not name a file inside the directory (`/`, NUL, `.`, `..`).
     #[error("{0:?} is not a plain item or agent id")]
     InvalidId(String),

@@ -1,8 +1,9 @@
 //! The opens, reads and writes of the protocol: atomic writes, publishing
 //! without replacing, and bounded reads of records.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -12,8 +13,9 @@ use steward_core::time::UnixMs;
 use crate::error::ProtocolError;
 use crate::name::temp_prefix;
 
-/// Files larger than this are not agent, claim or telemetry records.
-pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The default bound on any file read from the directory (an item, an
+/// agent record, a telemetry record): `coordination.max_item_bytes`.
+pub const DEFAULT_MAX_ITEM_BYTES: u64 = 1 << 20;
 
 /// How far a write must get before it counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,56 @@ pub enum Durability {
     Visible,
 }
 
+/// Whether a read may follow a symbolic link at the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Never (`O_NOFOLLOW`): what every transition reads, so a planted link
+    /// cannot pull a file from elsewhere into the queue.
+    Refuse,
+    /// Yes: for a link the caller has checked leads to a regular file
+    /// inside the directory (the source's listing does).
+    Follow,
+}
+
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Tries at creating a temp file before giving up on name collisions.
+const TEMP_ATTEMPTS: u32 = 16;
+
+/// 64 unpredictable bits: the process's randomly keyed hasher over a
+/// counter and the clock. Temp names carry them, so nobody can plant a
+/// file at the next name in advance.
+fn unpredictable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(TMP_SEQ.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+/// Creates a file that must not exist yet: `O_CREAT | O_EXCL | O_NOFOLLOW`
+/// (and `O_CLOEXEC`, as every open of Rust's standard library), mode 0644
+/// before the umask. A name that exists, even as a dangling symbolic link,
+/// is an error, never followed or reused.
+///
+/// # Errors
+/// The name exists (`AlreadyExists`), or the create failed.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+/// Opens a file to append to (a log, a ledger), creating it if needed,
+/// never through a symbolic link, and only if it is a regular file.
+///
+/// # Errors
+/// The name is a symbolic link or not a regular file, or the open failed.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!("{} is not a regular file", path.display())));
+    }
+    Ok(file)
+}
 
 /// What becomes of the temp file once `finish` has run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,8 +89,9 @@ enum Temp {
     Linked,
 }
 
-/// Writes `bytes` to a fresh temp file in `dir` and hands its path to
-/// `finish`.
+/// Writes `bytes` to a fresh temp file in `dir` (an unpredictable name,
+/// created exclusively, never through a link; another name on a collision)
+/// and hands its path to `finish`.
 fn via_temp<T>(
     dir: &Path,
     bytes: &[u8],
@@ -47,13 +99,22 @@ fn via_temp<T>(
     temp: Temp,
     finish: impl FnOnce(&Path) -> Result<T, ProtocolError>,
 ) -> Result<T, ProtocolError> {
-    let tmp = dir.join(format!("{}{}", temp_prefix(std::process::id()), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
+    let prefix = temp_prefix(std::process::id());
+    let mut attempt = 0;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!("{prefix}{:016x}", unpredictable()));
+        match create_new(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(ProtocolError::io("create", &tmp)(e)),
+        }
+    };
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(ProtocolError::io("create", &tmp))?;
         f.write_all(bytes).map_err(ProtocolError::io("write", &tmp))?;
         if durability == Durability::Flushed {
             f.sync_all().map_err(ProtocolError::io("sync", &tmp))?;
         }
+        drop(f);
         finish(&tmp)
     })();
     if result.is_err() || temp == Temp::Linked {
@@ -87,6 +148,7 @@ pub fn publish(dir: &Path, dest: &Path, bytes: &[u8], durability: Durability) ->
 
 /// Why a record could not be read (a warning, never fatal to a cycle).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// It could not be opened.
     #[error("cannot open: {0}")]
@@ -94,15 +156,41 @@ pub enum RecordError {
     /// fstat failed.
     #[error("cannot stat: {0}")]
     Stat(io::Error),
-    /// It is larger than a record can be.
-    #[error("{0} bytes is larger than a record can be ({MAX_RECORD_BYTES}); ignored")]
-    TooLarge(u64),
+    /// It is not a regular file (a symbolic link where none may be, a
+    /// directory, a FIFO, a socket, a device).
+    #[error("not a regular file ({0}); ignored")]
+    NotRegular(&'static str),
+    /// It is larger than the bound.
+    #[error("{len} bytes is larger than a record can be ({limit}, coordination.max_item_bytes); ignored")]
+    TooLarge {
+        /// Its size.
+        len: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// A read failed.
     #[error("cannot read: {0}")]
     Read(io::Error),
     /// The filesystem gives no modification time.
     #[error("no modification time: {0}")]
     Mtime(io::Error),
+}
+
+/// What kind of non-regular file this is, for messages.
+pub(crate) fn kind_of(t: &fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 /// Milliseconds since the Unix epoch (negative before it).
@@ -117,22 +205,33 @@ pub(crate) fn unix_ms(t: SystemTime) -> UnixMs {
 /// time; `Ok(None)` when it vanished since the listing (an agent
 /// deregistered, a claim completed), which is not a problem.
 ///
-/// Open, fstat, read, close is all a record costs: it reads exactly the
-/// length fstat gave (records are replaced by rename, never grown in
-/// place), with no size probe and no read for end of file.
+/// Only a regular file is read, up to `limit` bytes: the open never blocks
+/// (`O_NONBLOCK`, so a FIFO cannot hang it), a symbolic link is refused
+/// unless `links` says it was checked, and a directory, FIFO, socket or
+/// device is refused after `fstat`. Open, fstat, read, close is all a
+/// record costs: it reads exactly the length fstat gave (records are
+/// replaced by rename, never grown in place).
 ///
 /// # Errors
-/// The record cannot be opened, stat'ed or read, or is larger than
-/// [`MAX_RECORD_BYTES`].
-pub fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<Option<UnixMs>, RecordError> {
-    let mut file = match File::open(dir.join(name)) {
+/// The record cannot be opened, stat'ed or read, is not a regular file,
+/// or is larger than `limit`.
+pub fn read_record(dir: &Path, name: &str, buf: &mut Vec<u8>, limit: u64, links: Links) -> Result<Option<UnixMs>, RecordError> {
+    let flags = match links {
+        Links::Refuse => libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        Links::Follow => libc::O_NONBLOCK,
+    };
+    let mut file = match OpenOptions::new().read(true).custom_flags(flags).open(dir.join(name)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(RecordError::NotRegular("a symbolic link")),
         Err(e) => return Err(RecordError::Open(e)),
     };
     let meta = file.metadata().map_err(RecordError::Stat)?;
-    if meta.len() > MAX_RECORD_BYTES {
-        return Err(RecordError::TooLarge(meta.len()));
+    if !meta.is_file() {
+        return Err(RecordError::NotRegular(kind_of(&meta.file_type())));
+    }
+    if meta.len() > limit {
+        return Err(RecordError::TooLarge { len: meta.len(), limit });
     }
     let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     buf.clear();
@@ -170,14 +269,61 @@ mod tests {
     #[test]
     fn records_are_read_whole_or_refused() {
         let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let mut buf = Vec::new();
-        fs::write(tmp.path().join("agent_1.json"), b"{\"id\":1}").unwrap();
-        assert!(read_record(tmp.path(), "agent_1.json", &mut buf).unwrap().is_some());
+        fs::write(d.join("agent_1.json"), b"{\"id\":1}").unwrap();
+        assert!(read_record(d, "agent_1.json", &mut buf, 1024, Links::Refuse).unwrap().is_some());
         assert_eq!(buf, b"{\"id\":1}");
-        assert!(read_record(tmp.path(), "agent_gone.json", &mut buf).unwrap().is_none());
-        let big = File::create(tmp.path().join("agent_big.json")).unwrap();
-        big.set_len(MAX_RECORD_BYTES + 1).unwrap();
-        let e = read_record(tmp.path(), "agent_big.json", &mut buf).unwrap_err();
+        assert!(read_record(d, "agent_gone.json", &mut buf, 1024, Links::Refuse).unwrap().is_none());
+        let big = File::create(d.join("agent_big.json")).unwrap();
+        big.set_len(DEFAULT_MAX_ITEM_BYTES + 1).unwrap();
+        let e = read_record(d, "agent_big.json", &mut buf, DEFAULT_MAX_ITEM_BYTES, Links::Refuse).unwrap_err();
         assert!(e.to_string().contains("larger than a record can be"), "{e}");
+    }
+
+    /// Regression (issue 9): a FIFO, a directory, a device or a planted
+    /// link is refused at once, never read or waited on.
+    #[test]
+    fn only_regular_files_are_read_and_a_fifo_never_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let fifo = std::ffi::CString::new(d.join("claimed_f.json").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        fs::create_dir(d.join("claimed_d.json")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.join("claimed_z.json")).unwrap();
+        fs::write(d.join("secret"), "{}").unwrap();
+        std::os::unix::fs::symlink(d.join("secret"), d.join("claimed_s.json")).unwrap();
+        let mut buf = Vec::new();
+        for (name, kind) in [
+            ("claimed_f.json", "FIFO"),
+            ("claimed_d.json", "directory"),
+            ("claimed_z.json", "symbolic link"),
+            ("claimed_s.json", "symbolic link"),
+        ] {
+            let e = read_record(d, name, &mut buf, 1024, Links::Refuse).unwrap_err();
+            assert!(e.to_string().contains(kind), "{name}: {e}");
+        }
+        let e = read_record(d, "claimed_z.json", &mut buf, 1024, Links::Follow).unwrap_err();
+        assert!(e.to_string().contains("device"), "{e}");
+    }
+
+    /// Regression (issue 9): temp names are unpredictable and created
+    /// exclusively, so a link planted at a name is never written through.
+    #[test]
+    fn temp_files_are_never_written_through_a_planted_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        fs::write(outside.path(), "keep").unwrap();
+        // Links at every name the old scheme would have used next.
+        for seq in 0..64 {
+            std::os::unix::fs::symlink(outside.path(), d.join(format!("{}{seq}", temp_prefix(std::process::id())))).unwrap();
+        }
+        write_atomic(d, &d.join("work_1.json"), b"{}", Durability::Visible).unwrap();
+        assert_eq!(fs::read_to_string(outside.path()).unwrap(), "keep");
+        assert!(fs::symlink_metadata(d.join("work_1.json")).unwrap().is_file(), "the item is a file, not a link out");
+        let e = create_new(&d.join(format!("{}0", temp_prefix(std::process::id())))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
     }
 }

@@ -40,8 +40,14 @@
 //!   `attempts + 1`, rewritten in place before the rename, so a crash
 //!   between the two steps leaves the claim with its attempt counted; at
 //!   `max_attempts` it is dead-lettered instead.
-//! - **Reads are bounded.** Records are read only as regular files up to a
-//!   size limit ([`read_record`], [`MAX_RECORD_BYTES`]).
+//! - **Reads are bounded and never blocked.** Every file is read only as a
+//!   regular file, opened without blocking, up to `coordination.max_item_bytes`
+//!   ([`read_record`], [`DEFAULT_MAX_ITEM_BYTES`]); a transition never
+//!   follows a symbolic link ([`Links::Refuse`]).
+//! - **Nothing is written through a planted name.** Temp files have
+//!   unpredictable names and are created with `O_CREAT | O_EXCL |
+//!   O_NOFOLLOW` ([`create_new`]); an item that is not a regular file is
+//!   never claimed.
 
 #![warn(missing_docs)]
 
@@ -53,6 +59,8 @@ mod transition;
 
 pub use agent::AgentStatus;
 pub use error::ProtocolError;
-pub use io::{publish, read_record, write_atomic, Durability, RecordError, MAX_RECORD_BYTES};
+pub use io::{create_new, open_append, publish, read_record, write_atomic, Durability, Links, RecordError, DEFAULT_MAX_ITEM_BYTES};
 pub use name::{agent_file_name, classify, file_name, is_temp_name, temp_prefix, valid_id, FileKind, TEMP_PREFIX};
-pub use transition::{completion_recorded, Census, Claim, Completion, CoordinationDir, Finished, ItemOutcome};
+pub use transition::{
+    completion_recorded, Census, Claim, Completion, CoordinationDir, Finished, ItemOutcome, Pending, FUTURE_TOLERANCE_MS,
+};

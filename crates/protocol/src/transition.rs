@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use steward_core::time::{format_rfc3339, parse_json_timestamp, UnixMs};
 
 use crate::error::ProtocolError;
-use crate::io::{publish, unix_ms, write_atomic, Durability};
+use crate::io::{publish, read_record, unix_ms, write_atomic, Durability, Links, RecordError, DEFAULT_MAX_ITEM_BYTES};
 use crate::name::{classify, file_name, valid_id, FileKind};
 
 /// A coordination directory, and the attempts after which an item that
@@ -18,6 +18,7 @@ use crate::name::{classify, file_name, valid_id, FileKind};
 pub struct CoordinationDir {
     dir: PathBuf,
     max_attempts: u32,
+    max_item_bytes: u64,
 }
 
 /// What a retry, requeue or adopt did to one item.
@@ -27,6 +28,9 @@ pub enum ItemOutcome {
     Requeued(u32),
     /// Moved to the dead letters after this many attempts.
     DeadLettered(u32),
+    /// Moved to the dead letters as it was, because nobody can work it;
+    /// says why (not a JSON object, too large, not a regular file).
+    Poisoned(String),
     /// A leftover claim removed (its completed record exists).
     LeftoverRemoved,
     /// The claim no longer exists: someone else finished or requeued it.
@@ -47,9 +51,10 @@ pub enum Claim {
     /// The item's completion was already recorded: the claim was a
     /// leftover of a requeue race and has been removed. Nothing to do.
     AlreadyCompleted,
-    /// The item is not a JSON object, so nobody can work it: it was
-    /// dead-lettered as it was (or left claimed if `failed_<id>.json` exists).
-    Poison,
+    /// Nobody can work the item (not a JSON object, larger than
+    /// `max_item_bytes`, or not a regular file): it was dead-lettered as it
+    /// was (or left claimed if `failed_<id>.json` exists). Says why.
+    Poison(String),
 }
 
 /// What publishing a completion found.
@@ -59,6 +64,16 @@ pub enum Completion {
     Recorded,
     /// Another agent had completed the item first; its record was kept.
     Duplicate,
+}
+
+/// What a listing of pending items found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Ids of the items that may be claimed (regular files).
+    pub ids: Vec<String>,
+    /// Entries named like items that are not regular files, with their
+    /// kind: never claimed, worth a warning.
+    pub refused: Vec<(String, &'static str)>,
 }
 
 /// Items by state, counted from file names (the demo's accounting).
@@ -77,6 +92,9 @@ pub struct Census {
     /// Ids found in more than one state at once.
     pub in_several_states: u64,
 }
+
+/// A claim as read: the item, or why nobody can work it.
+type Workable = Result<Map<String, Value>, String>;
 
 /// A claim as listed: its id, its path, and its record (`None` when it is
 /// not a JSON object or cannot be read).
@@ -100,9 +118,43 @@ pub struct Finished<'a> {
 }
 
 impl CoordinationDir {
-    /// The directory `dir`; items without their own `max_attempts` use this one (at least 1).
+    /// The directory `dir`; items without their own `max_attempts` use this
+    /// one (at least 1). Files are read up to [`DEFAULT_MAX_ITEM_BYTES`].
     pub fn new(dir: impl Into<PathBuf>, max_attempts: u32) -> Self {
-        Self { dir: dir.into(), max_attempts: max_attempts.max(1) }
+        Self { dir: dir.into(), max_attempts: max_attempts.max(1), max_item_bytes: DEFAULT_MAX_ITEM_BYTES }
+    }
+
+    /// Reads files up to `bytes` (`coordination.max_item_bytes`); a larger
+    /// item is dead-lettered, a larger record ignored.
+    #[must_use]
+    pub fn with_max_item_bytes(mut self, bytes: u64) -> Self {
+        self.max_item_bytes = bytes;
+        self
+    }
+
+    /// The bound on what is read from the directory.
+    pub fn max_item_bytes(&self) -> u64 {
+        self.max_item_bytes
+    }
+
+    /// Reads a claim as an item: a regular file (never through a link), up
+    /// to the bound, as a JSON object. `Ok(None)` when it is gone;
+    /// `Ok(Some(Err(why)))` when nobody can work it.
+    fn read_claim(&self, id: &str) -> Result<Option<Workable>, ProtocolError> {
+        let name = file_name(FileKind::Claimed, id);
+        let mut buf = Vec::new();
+        match read_record(&self.dir, &name, &mut buf, self.max_item_bytes, Links::Refuse) {
+            Ok(None) => Ok(None),
+            Ok(Some(_)) => Ok(Some(match serde_json::from_slice::<Value>(&buf) {
+                Ok(Value::Object(item)) => Ok(item),
+                Ok(_) => Err("not a JSON object".to_owned()),
+                Err(e) => Err(format!("not JSON ({e})")),
+            })),
+            Err(e @ (RecordError::NotRegular(_) | RecordError::TooLarge { .. })) => Ok(Some(Err(e.to_string()))),
+            Err(RecordError::Open(e) | RecordError::Stat(e) | RecordError::Read(e) | RecordError::Mtime(e)) => {
+                Err(ProtocolError::io("read", &self.dir.join(&name))(e))
+            }
+        }
     }
 
     /// The directory.
@@ -143,10 +195,13 @@ impl CoordinationDir {
             let _ = fs::remove_file(&claimed);
             return Ok(Claim::AlreadyCompleted);
         }
-        let bytes = fs::read(&claimed).map_err(ProtocolError::io("read", &claimed))?;
-        let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&bytes) else {
-            self.dead_letter_untouched(id)?;
-            return Ok(Claim::Poison);
+        let mut item = match self.read_claim(id)? {
+            None => return Ok(Claim::Lost),
+            Some(Ok(item)) => item,
+            Some(Err(why)) => {
+                self.dead_letter_untouched(id, &why)?;
+                return Ok(Claim::Poison(why));
+            }
         };
         item.insert("claimed_by".into(), agent.into());
         item.insert("claimed_at".into(), format_rfc3339(now).into());
@@ -187,6 +242,12 @@ impl CoordinationDir {
         }
         let body = serde_json::to_vec(&Value::Object(item)).map_err(|e| ProtocolError::io("encode", &dest)(io::Error::other(e)))?;
         let first = publish(&self.dir, &dest, &body, durability)?;
+        if !first && !self.completion_recorded(id) {
+            // Something that is not a completion holds the name (a link, a
+            // directory, an empty file): removing the claim would lose the
+            // item. It stays claimed, for a requeue.
+            return Err(ProtocolError::NotARecord(dest));
+        }
         let claimed = self.item_path(FileKind::Claimed, id);
         match fs::remove_file(&claimed) {
             Ok(()) => {}
@@ -222,18 +283,15 @@ impl CoordinationDir {
             return Ok(ItemOutcome::Kept(format!("{id:?} is not a plain item id")));
         }
         let claimed = self.item_path(FileKind::Claimed, id);
-        let bytes = match fs::read(&claimed) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ItemOutcome::Gone),
-            Err(e) => return Err(ProtocolError::io("read", &claimed)(e)),
-        };
+        let Some(read) = self.read_claim(id)? else { return Ok(ItemOutcome::Gone) };
         if self.completion_recorded(id) {
             return self.adopt(id);
         }
-        let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&bytes) else {
-            // A claim that is not a JSON object cannot be annotated; it is a
+        let mut item = match read {
+            Ok(item) => item,
+            // A claim nobody can work cannot be annotated either: it is a
             // poison item: dead-letter it untouched, never delete it.
-            return self.dead_letter_untouched(id);
+            Err(why) => return self.dead_letter_untouched(id, &why),
         };
         let attempts = item.get("attempts").map_or(Some(0), count).unwrap_or(0).saturating_add(1);
         let max = item.get("max_attempts").and_then(count).map_or(u64::from(self.max_attempts), |m| m.max(1));
@@ -253,15 +311,15 @@ impl CoordinationDir {
         Ok(if dead { ItemOutcome::DeadLettered(attempts) } else { ItemOutcome::Requeued(attempts) })
     }
 
-    /// Dead-letters a claim as it is (it cannot be annotated).
-    fn dead_letter_untouched(&self, id: &str) -> Result<ItemOutcome, ProtocolError> {
+    /// Dead-letters a claim as it is (it cannot be annotated), for `why`.
+    fn dead_letter_untouched(&self, id: &str, why: &str) -> Result<ItemOutcome, ProtocolError> {
         let claimed = self.item_path(FileKind::Claimed, id);
         let failed = self.item_path(FileKind::Failed, id);
-        if failed.exists() {
+        if fs::symlink_metadata(&failed).is_ok() {
             return Ok(ItemOutcome::Kept(format!("{} already exists", file_name(FileKind::Failed, id))));
         }
         fs::rename(&claimed, &failed).map_err(ProtocolError::io("rename", &claimed))?;
-        Ok(ItemOutcome::DeadLettered(0))
+        Ok(ItemOutcome::Poisoned(why.to_owned()))
     }
 
     /// **adopt**: a claim whose completed record exists is a leftover (its
@@ -308,20 +366,28 @@ impl CoordinationDir {
         fs::rename(&claimed, &work).map_err(ProtocolError::io("rename", &claimed))
     }
 
-    /// Ids of the pending items (`work_<id>.json`), in listing order; empty
-    /// when the directory cannot be listed.
-    pub fn pending(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name();
-                match classify(name.as_encoded_bytes()) {
-                    Some((FileKind::Work, id)) if !id.is_empty() => std::str::from_utf8(id).ok().map(str::to_owned),
-                    _ => None,
-                }
-            })
-            .collect()
+    /// The pending items (`work_<id>.json`), in listing order: the ids of
+    /// the regular files, which may be claimed, and the names of entries
+    /// that are not regular files (links, FIFOs, directories), which must
+    /// never be claimed. Empty when the directory cannot be listed.
+    pub fn pending(&self) -> Pending {
+        let mut pending = Pending::default();
+        let Ok(entries) = fs::read_dir(&self.dir) else { return pending };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some((FileKind::Work, id)) = classify(name.as_encoded_bytes()) else { continue };
+            let Ok(id) = std::str::from_utf8(id) else { continue };
+            if id.is_empty() {
+                continue;
+            }
+            // d_type from the listing: no stat for the usual regular file.
+            match e.file_type() {
+                Ok(t) if t.is_file() => pending.ids.push(id.to_owned()),
+                Ok(t) => pending.refused.push((file_name(FileKind::Work, id), crate::io::kind_of(&t))),
+                Err(_) => pending.refused.push((file_name(FileKind::Work, id), "of an unknown type")),
+            }
+        }
+        pending
     }
 
     /// Each claim with the claim record read, sorted by id.
@@ -334,8 +400,7 @@ impl CoordinationDir {
             let Some(name) = name.to_str() else { continue };
             let Some((FileKind::Claimed, id)) = classify(name.as_bytes()) else { continue };
             let Ok(id) = std::str::from_utf8(id) else { continue };
-            // A claim is a work item, whose payload may be of any size.
-            let record = fs::read(entry.path()).ok().and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok());
+            let record = self.read_claim(id).ok().flatten().and_then(Result::ok);
             out.push(ClaimFile { id: id.to_owned(), path: entry.path(), record });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -361,13 +426,19 @@ impl CoordinationDir {
     pub fn claims_older_than(&self, max_age_ms: i64, now: UnixMs) -> Result<Vec<String>, ProtocolError> {
         let mut ids = Vec::new();
         for ClaimFile { id, path, record } in self.claims()? {
-            let at = match record.as_ref().and_then(|m| m.get("claimed_at")).and_then(parse_json_timestamp) {
-                Some(t) => t,
-                None => match fs::metadata(&path).and_then(|m| m.modified()) {
-                    Ok(t) => unix_ms(t),
-                    Err(_) => continue,
-                },
+            let mtime = match fs::symlink_metadata(&path).and_then(|m| m.modified()) {
+                Ok(t) => unix_ms(t),
+                Err(_) => continue,
             };
+            // A claimed_at in the future (clock skew, milliseconds read as
+            // seconds) would keep the claim from ever going stale: the file's
+            // mtime stands in, as for heartbeats.
+            let at = record
+                .as_ref()
+                .and_then(|m| m.get("claimed_at"))
+                .and_then(parse_json_timestamp)
+                .filter(|t| *t <= now.saturating_add(FUTURE_TOLERANCE_MS))
+                .unwrap_or(mtime);
             if now - at >= max_age_ms || self.completion_recorded(&id) {
                 ids.push(id);
             }
@@ -407,6 +478,9 @@ impl CoordinationDir {
         }
     }
 }
+
+/// Clock skew tolerated before a timestamp counts as being in the future.
+pub const FUTURE_TOLERANCE_MS: i64 = 60_000;
 
 /// Whether a completed record for `id` exists in `dir`: a non-empty
 /// regular file (not a directory, not a symbolic link), the only kind of

@@ -725,7 +725,7 @@ mod tests {
     use steward_sources::{CoordinationConfig, CoordinationSource};
 
     use super::*;
-    use crate::fleet::FleetConfig;
+    use crate::fleet::{FleetConfig, ItemLimits};
 
     /// Regression (found moving the loop into this crate): `tick` held the
     /// fleet lock while it waited for the journal, and a cycle holds the
@@ -741,7 +741,8 @@ mod tests {
             drain_timeout: Duration::from_millis(200),
             ..SupervisorConfig::default()
         };
-        let mut fleet = FleetConfig::Supervisor(cfg).build(&dir, &state, 3).unwrap();
+        let items = ItemLimits { max_attempts: 3, max_item_bytes: 1 << 20 };
+        let mut fleet = FleetConfig::Supervisor(cfg).build(&dir, &state, items).unwrap();
         let Fleet::Supervisor(sup) = &mut fleet else { unreachable!("a supervisor config builds a supervisor") };
         // A started worker leaves an event for the next tick to journal.
         sup.apply(&Action::Scale { from: 0, to: 1 }, now_ms()).unwrap();

@@ -18,6 +18,15 @@ pub enum RuntimeError {
         /// The target.
         target: String,
     },
+    /// The lock file's name holds something that is not a lock file of
+    /// steward's (a link, a hard link, another file): it is left untouched.
+    #[error("refusing to use the lock file {path}: {why}; remove it if it is not yours")]
+    NotALockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A file operation of the runtime's own failed.
     #[error("{what} {path}")]
     Io {

@@ -39,6 +39,15 @@ pub enum FleetConfig {
     Webhook(WebhookConfig),
 }
 
+/// What the fleet's workers are told about items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemLimits {
+    /// Attempts before an item is dead-lettered (`coordination.max_attempts`).
+    pub max_attempts: u32,
+    /// The largest item read (`coordination.max_item_bytes`).
+    pub max_item_bytes: u64,
+}
+
 /// Creates a directory and makes its path absolute, since workers may run
 /// elsewhere (`fleet.cwd`).
 fn absolute(p: &Path, creating: &'static str) -> Result<PathBuf, RuntimeError> {
@@ -71,12 +80,12 @@ impl FleetConfig {
     /// command unless `fleet.command` names another (a program that embeds
     /// the runtime has no `worker` command: give it `fleet.command`); items
     /// its dead workers held are requeued, or dead-lettered after
-    /// `max_attempts`. Command and webhook fleets have nothing to start.
+    /// `items.max_attempts`. Command and webhook fleets have nothing to start.
     ///
     /// # Errors
     /// A directory cannot be created, the executable cannot be found, or
     /// the supervisor's registry cannot be read or written.
-    pub fn build(&self, coordination_dir: &Path, state_dir: &Path, max_attempts: u32) -> Result<Fleet, RuntimeError> {
+    pub fn build(&self, coordination_dir: &Path, state_dir: &Path, items: ItemLimits) -> Result<Fleet, RuntimeError> {
         Ok(match self {
             Self::None => Fleet::None,
             Self::Supervisor(cfg) => {
@@ -84,7 +93,8 @@ impl FleetConfig {
                     coordination_dir: absolute(coordination_dir, "creating the coordination directory")?,
                     state_dir: absolute(state_dir, "creating the state directory")?,
                     exe: std::env::current_exe().map_err(RuntimeError::Executable)?,
-                    max_attempts,
+                    max_attempts: items.max_attempts,
+                    max_item_bytes: items.max_item_bytes,
                 };
                 Fleet::Supervisor(Box::new(Supervisor::new(cfg.clone(), scx, now_ms()).map_err(RuntimeError::Fleet)?))
             }

@@ -63,7 +63,7 @@ pub use control::{CycleObserver, EngineControl};
 pub use driver::{drive, drive_with, DriveOptions, Next};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{error_chain, RuntimeError};
-pub use fleet::{Fleet, FleetConfig};
+pub use fleet::{Fleet, FleetConfig, ItemLimits};
 pub use lock::{TargetLock, LOCK_FILE};
 pub use report::{CycleReport, Executed, Failed, RollbackReport, RunOptions, Skipped};
 /// A journaled decision with its verdict and outcome, as [`Engine::recent_decisions`] returns it.

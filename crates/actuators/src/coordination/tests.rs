@@ -5,6 +5,8 @@ use std::path::Path;
 use serde_json::Value;
 use steward_core::time::format_rfc3339;
 
+use steward_protocol::ProtocolError;
+
 use super::*;
 
 const NOW: UnixMs = 1_800_000_000_000;
@@ -140,4 +142,51 @@ fn attempts_in_any_numeric_form_are_counted() {
     assert_eq!(json(d, "work_f.json")["attempts"], 2);
     assert_eq!(json(d, "failed_big.json")["attempts"], u64::MAX, "saturates, and is past any limit");
     assert_eq!(json(d, "work_junk.json")["attempts"], 1);
+}
+
+fn broken(id: &str) -> Result<ItemOutcome, ProtocolError> {
+    Err(ProtocolError::Io {
+        op: "read",
+        path: format!("claimed_{id}.json").into(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    })
+}
+
+/// Regression (issue 9): one claim steward cannot repair (here: permission
+/// denied) used to fail the whole action, so three cycles later the
+/// circuit breaker stopped every requeue. Now it is quarantined with a
+/// backoff, and the action fails only when most of its items fail.
+#[test]
+fn one_failing_item_is_quarantined_and_does_not_fail_the_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut act = CoordinationActuator::new(tmp.path(), 3);
+    let run = |act: &mut CoordinationActuator, now: UnixMs| {
+        let mut tally = Tally::default();
+        act.repair(&mut tally, "ok", now, |_| Ok(ItemOutcome::Requeued(1)));
+        act.repair(&mut tally, "bad", now, |_| broken("bad"));
+        tally.finish()
+    };
+    let report = run(&mut act, NOW).unwrap();
+    assert!(
+        report.starts_with("requeued 1,") && report.contains("failed 1 and quarantined (first: bad: read claimed_bad.json"),
+        "{report}"
+    );
+    // Within the backoff the bad item is left alone.
+    let report = run(&mut act, NOW + 10_000).unwrap();
+    assert!(report.contains("1 left alone in quarantine") && !report.contains("failed"), "{report}");
+    // After it, it is tried again; a second failure doubles the backoff.
+    assert!(run(&mut act, NOW + 31_000).unwrap().contains("failed 1"));
+    assert!(run(&mut act, NOW + 31_000 + 59_000).unwrap().contains("left alone"));
+    assert!(run(&mut act, NOW + 31_000 + 61_000).unwrap().contains("failed 1"));
+}
+
+#[test]
+fn an_action_whose_items_mostly_fail_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut act = CoordinationActuator::new(tmp.path(), 3);
+    let mut tally = Tally::default();
+    act.repair(&mut tally, "a", NOW, |_| broken("a"));
+    act.repair(&mut tally, "b", NOW, |_| broken("b"));
+    act.repair(&mut tally, "c", NOW, |_| Ok(ItemOutcome::Requeued(1)));
+    assert!(matches!(tally.finish(), Err(ActuatorError::Partial { failed: 2, total: 3, .. })));
 }

@@ -19,7 +19,7 @@ mod config;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -45,6 +45,9 @@ pub struct SupervisorContext {
     pub exe: PathBuf,
     /// Attempts before a requeued item is dead-lettered.
     pub max_attempts: u32,
+    /// The largest item read (`coordination.max_item_bytes`), also given to
+    /// the workers as `STEWARD_COORDINATION_MAX_ITEM_BYTES`.
+    pub max_item_bytes: u64,
 }
 
 /// Something that happened to the fleet, for the journal.
@@ -235,17 +238,15 @@ impl Supervisor {
         self.next_id += 1;
         let argv = self.argv(&id);
         let log_path = self.cx.state_dir.join("workers").join(format!("{id}.log"));
-        let log = OpenOptions::new().create(true).append(true).open(&log_path).map_err(|source| ActuatorError::Io {
-            op: "open",
-            path: log_path.clone(),
-            source,
-        })?;
+        let log =
+            steward_protocol::open_append(&log_path).map_err(|source| ActuatorError::Io { op: "open", path: log_path.clone(), source })?;
         let log2 = log.try_clone().map_err(|source| ActuatorError::Io { op: "open", path: log_path.clone(), source })?;
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .envs(&self.cfg.env)
             .env("STEWARD_AGENT_ID", &id)
             .env("STEWARD_COORDINATION", &self.cx.coordination_dir)
+            .env("STEWARD_COORDINATION_MAX_ITEM_BYTES", self.cx.max_item_bytes.to_string())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -409,7 +410,7 @@ impl Supervisor {
 
     /// The coordination directory, as the claim protocol sees it.
     fn coordination(&self) -> CoordinationDir {
-        CoordinationDir::new(&self.cx.coordination_dir, self.cx.max_attempts)
+        CoordinationDir::new(&self.cx.coordination_dir, self.cx.max_attempts).with_max_item_bytes(self.cx.max_item_bytes)
     }
 
     fn write_agent_file(&mut self, id: &str, now: UnixMs, phase: &str) {

@@ -18,6 +18,7 @@ fn fleet() -> Fleet {
         state_dir: tmp.path().join("state"),
         exe: PathBuf::from("/bin/false"),
         max_attempts: 3,
+        max_item_bytes: steward_protocol::DEFAULT_MAX_ITEM_BYTES,
     };
     fs::create_dir_all(&cx.coordination_dir).unwrap();
     Fleet { _tmp: tmp, cx }

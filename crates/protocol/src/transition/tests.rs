@@ -22,7 +22,7 @@ fn an_item_goes_from_work_to_claimed_to_completed() {
     let d = tmp.path();
     fs::write(d.join("work_w1.json"), r#"{"id":"w1","payload":{"k":1}}"#).unwrap();
     let q = CoordinationDir::new(d, 3);
-    assert_eq!(q.pending(), ["w1"]);
+    assert_eq!(q.pending().ids, ["w1"]);
     let Claim::Won(item) = q.claim("w1", "agent_a", NOW, Durability::Visible).unwrap() else { panic!("the claim must win") };
     assert_eq!(names(d), ["claimed_w1.json"].map(String::from).into());
     let on_disk = json(d, "claimed_w1.json");
@@ -66,7 +66,7 @@ fn a_poison_item_is_dead_lettered_as_it_was() {
     let d = tmp.path();
     fs::write(d.join("work_p.json"), "not json").unwrap();
     let q = CoordinationDir::new(d, 3);
-    assert_eq!(q.claim("p", "a", NOW, Durability::Visible).unwrap(), Claim::Poison);
+    assert_eq!(q.claim("p", "a", NOW, Durability::Visible).unwrap(), Claim::Poison("not JSON (expected ident at line 1 column 2)".into()));
     assert_eq!(fs::read(d.join("failed_p.json")).unwrap(), b"not json");
 }
 
@@ -130,16 +130,17 @@ fn old_claims_are_found_by_claimed_at_and_completion() {
     assert_eq!(q.claims_older_than(3_600_000, NOW).unwrap(), ["done", "old"]);
 }
 
-/// Regression (review of the move into this crate): claims are work items
-/// of any size; a claim larger than a record's bound is still found as a
-/// dead worker's, so the supervisor requeues it at once.
+/// Regression (review of the move into this crate): a claim larger than
+/// the old fixed 1 MiB record bound, but within `max_item_bytes`, is still
+/// found as a dead worker's, so the supervisor requeues it at once.
 #[test]
 fn a_large_claim_is_still_found_by_its_claimant() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let pad = "x".repeat((crate::io::MAX_RECORD_BYTES + 1) as usize);
+    let pad = "x".repeat((crate::io::DEFAULT_MAX_ITEM_BYTES + 1) as usize);
     fs::write(d.join("claimed_big.json"), format!(r#"{{"claimed_by":"agent_7","pad":"{pad}"}}"#)).unwrap();
-    assert_eq!(CoordinationDir::new(d, 3).claims_of("agent_7"), ["big"]);
+    let q = CoordinationDir::new(d, 3).with_max_item_bytes(4 << 20);
+    assert_eq!(q.claims_of("agent_7"), ["big"]);
 }
 
 /// Regression (review of the move into this crate): the temp files of a
@@ -154,4 +155,72 @@ fn a_dead_writers_temp_files_are_swept_under_both_names() {
     }
     CoordinationDir::new(d, 3).remove_temp_files_of(42);
     assert_eq!(names(d), [".steward-tmp-421-1", "work_1.json"].map(String::from).into());
+}
+
+/// Regression (issue 9): links, FIFOs and directories named like items are
+/// never claimed, and a claim that turned into one is dead-lettered as it
+/// is, never read through.
+#[test]
+fn only_regular_files_are_claimed_and_a_planted_link_is_never_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    fs::write(secret.path(), r#"{"password":"hunter2"}"#).unwrap();
+    std::os::unix::fs::symlink(secret.path(), d.join("work_leak.json")).unwrap();
+    fs::create_dir(d.join("work_dir.json")).unwrap();
+    fs::write(d.join("work_ok.json"), "{}").unwrap();
+    let q = CoordinationDir::new(d, 3);
+    let p = q.pending();
+    assert_eq!(p.ids, ["ok"]);
+    let mut refused = p.refused.clone();
+    refused.sort();
+    assert_eq!(refused, [("work_dir.json".to_owned(), "a directory"), ("work_leak.json".to_owned(), "a symbolic link")]);
+    // Raced: the link is claimed anyway (a rename moves the link itself).
+    let Claim::Poison(why) = q.claim("leak", "a", NOW, Durability::Visible).unwrap() else { panic!("a link is poison") };
+    assert!(why.contains("symbolic link"), "{why}");
+    assert!(fs::symlink_metadata(d.join("failed_leak.json")).unwrap().file_type().is_symlink(), "dead-lettered as it was");
+    assert!(!names(d).iter().any(|n| n.starts_with("completed_")));
+}
+
+/// Regression (issue 9): an item larger than `max_item_bytes` is
+/// dead-lettered with the reason, never read whole.
+#[test]
+fn an_oversized_item_is_dead_lettered_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let f = fs::File::create(d.join("work_huge.json")).unwrap();
+    f.set_len(3 << 30).unwrap();
+    let q = CoordinationDir::new(d, 3).with_max_item_bytes(1 << 20);
+    let Claim::Poison(why) = q.claim("huge", "a", NOW, Durability::Visible).unwrap() else { panic!("too large is poison") };
+    assert!(why.contains("larger than"), "{why}");
+    assert!(d.join("failed_huge.json").exists());
+    fs::write(d.join("claimed_big.json"), "x".repeat(2 << 20)).unwrap();
+    assert!(matches!(q.requeue("big", "stale", NOW).unwrap(), ItemOutcome::Poisoned(why) if why.contains("larger than")));
+}
+
+/// Regression (issue 9): something that is not a completed record at the
+/// completion's name (a planted link) is not taken for a duplicate: the
+/// claim stays, so the item is not lost.
+#[test]
+fn a_fake_completion_does_not_swallow_the_item() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("claimed_w1.json"), r#"{"id":"w1"}"#).unwrap();
+    std::os::unix::fs::symlink("/nowhere", d.join("completed_w1.json")).unwrap();
+    let q = CoordinationDir::new(d, 3);
+    let item = serde_json::from_str(r#"{"id":"w1"}"#).unwrap();
+    assert!(matches!(q.complete("w1", item, done("a"), Durability::Visible), Err(ProtocolError::NotARecord(_))));
+    assert!(d.join("claimed_w1.json").exists());
+}
+
+/// Regression (issue 9): a claim dated in the future still goes stale, by
+/// its file's modification time.
+#[test]
+fn a_claim_from_the_future_still_goes_stale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("claimed_f.json"), r#"{"claimed_at":"2999-01-01T00:00:00Z"}"#).unwrap();
+    let q = CoordinationDir::new(d, 3);
+    let later = crate::io::unix_ms(std::time::SystemTime::now()) + 3 * 3_600_000;
+    assert_eq!(q.claims_older_than(3_600_000, later).unwrap(), ["f"]);
 }

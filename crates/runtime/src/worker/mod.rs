@@ -56,6 +56,9 @@ pub struct WorkerOptions {
     pub ledger: Option<PathBuf>,
     /// fsync every claim and completion before it becomes visible.
     pub fsync: bool,
+    /// The largest item read (`coordination.max_item_bytes`); a larger one
+    /// is dead-lettered with the reason.
+    pub max_item_bytes: u64,
 }
 
 impl WorkerOptions {
@@ -74,6 +77,7 @@ impl WorkerOptions {
             seed: None,
             ledger: None,
             fsync: false,
+            max_item_bytes: steward_protocol::DEFAULT_MAX_ITEM_BYTES,
         }
     }
 }
@@ -147,6 +151,8 @@ pub struct WorkerStats {
 
 struct Worker {
     queue: CoordinationDir,
+    /// Entries named like items that are not regular files, already warned about.
+    refused: std::collections::HashSet<String>,
     opts: WorkerOptions,
     rng: Rng,
     started_at: i64,
@@ -189,7 +195,8 @@ pub fn run(dir: &Path, opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerS
         h ^ now_ms().unsigned_abs() ^ u64::from(std::process::id())
     });
     let mut w = Worker {
-        queue: CoordinationDir::new(dir, opts.max_attempts),
+        queue: CoordinationDir::new(dir, opts.max_attempts).with_max_item_bytes(opts.max_item_bytes),
+        refused: std::collections::HashSet::new(),
         rng: Rng::new(seed),
         started_at: now_ms(),
         stats: WorkerStats::default(),
@@ -237,9 +244,16 @@ impl Worker {
     }
 
     /// Ids of pending items, rotated by a random offset so workers that
-    /// list at once do not all race for the same first file.
+    /// list at once do not all race for the same first file. Entries that
+    /// are not regular files are never claimed, and warned about once.
     fn pending(&mut self) -> Vec<String> {
-        let mut ids = self.queue.pending();
+        let pending = self.queue.pending();
+        for (name, kind) in pending.refused {
+            if self.refused.insert(name.clone()) {
+                tracing::warn!(agent = %self.opts.id, file = %name, kind, "Not a regular file; never claimed.");
+            }
+        }
+        let mut ids = pending.ids;
         if !ids.is_empty() {
             let k = (self.rng.next_u64() % ids.len() as u64) as usize;
             ids.rotate_left(k);
@@ -299,7 +313,8 @@ impl Worker {
         let item = match self.queue.claim(id, &self.opts.id, now_ms(), self.durability()).map_err(protocol("claiming"))? {
             Claim::Lost => return Ok(false),
             Claim::AlreadyCompleted => return Ok(true),
-            Claim::Poison => {
+            Claim::Poison(why) => {
+                tracing::warn!(agent = %self.opts.id, item = %id, reason = %why, "Item dead-lettered as it was: nobody can work it.");
                 self.stats.failures += 1;
                 return Ok(true);
             }
@@ -346,7 +361,7 @@ impl Worker {
     fn record_duplicate(&self, id: &str) {
         let Some(path) = &self.opts.ledger else { return };
         let line = format!("{LEDGER_DUPLICATE} {id} {} {}\n", self.opts.id, format_rfc3339(now_ms()));
-        let written = fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(line.as_bytes()));
+        let written = steward_protocol::open_append(path).and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
             tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
         }

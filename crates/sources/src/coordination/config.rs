@@ -38,6 +38,11 @@ pub struct CoordinationConfig {
     /// Threads that read agent and claim files (0 = one per core). Default 0.
     #[serde(default)]
     pub read_threads: u32,
+    /// The largest file read from the directory (an item, an agent or
+    /// telemetry record), in bytes: a larger record is ignored with a
+    /// warning, a larger item dead-lettered with the reason. Default 1048576.
+    #[serde(default = "default_max_item_bytes")]
+    pub max_item_bytes: u64,
 }
 
 fn default_dir() -> PathBuf {
@@ -55,6 +60,9 @@ fn default_max_attempts() -> u32 {
 fn default_telemetry_window() -> Duration {
     Duration::from_secs(900)
 }
+fn default_max_item_bytes() -> u64 {
+    steward_protocol::DEFAULT_MAX_ITEM_BYTES
+}
 fn default_telemetry_sample() -> u32 {
     100
 }
@@ -69,6 +77,7 @@ impl Default for CoordinationConfig {
             telemetry_window: default_telemetry_window(),
             telemetry_sample: default_telemetry_sample(),
             read_threads: 0,
+            max_item_bytes: default_max_item_bytes(),
         }
     }
 }
@@ -84,6 +93,12 @@ impl CoordinationConfig {
         }
         if self.claim_ttl.is_zero() {
             return Err(InvalidValue { key: "coordination.claim_ttl".into(), message: "must be above zero".into() });
+        }
+        if !(1024..=1 << 40).contains(&self.max_item_bytes) {
+            return Err(InvalidValue {
+                key: "coordination.max_item_bytes".into(),
+                message: format!("{} must be between 1024 bytes and 1 TiB", self.max_item_bytes),
+            });
         }
         if self.read_threads > 64 {
             return Err(InvalidValue {

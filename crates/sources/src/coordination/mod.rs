@@ -111,6 +111,7 @@ impl Source for CoordinationSource {
             Err(source) => return Err(SourceError::ListDir { path: dir.clone(), source }),
         };
 
+        let limit = self.cfg.max_item_bytes;
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Mutex::new(rx);
         let mut counts = Counts::default();
@@ -118,10 +119,10 @@ impl Source for CoordinationSource {
         let workers = self.threads().saturating_sub(1);
 
         let (mut parts, telemetry_names) = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx, now))).collect();
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx, now, limit))).collect();
             let names = list(dir, entries, &tx, &mut counts, &mut listing_warnings);
             drop(tx);
-            let mut parts = vec![read::drain(dir, &rx, now)];
+            let mut parts = vec![read::drain(dir, &rx, now, limit)];
             for h in handles {
                 // A reader thread only panics on a bug; keep what the others read.
                 if let Ok(p) = h.join() {
@@ -154,6 +155,7 @@ impl Source for CoordinationSource {
             now.saturating_sub(window_ms),
             self.cfg.telemetry_sample as usize,
             self.threads(),
+            limit,
             &mut snapshot.warnings,
         );
         snapshot.warnings.sort_by(|a, b| a.file.cmp(&b.file));
@@ -195,7 +197,13 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
                     }
                 }
             }
-            Ok(_) => false,
+            // A FIFO, directory, socket or device is never read: opening a
+            // FIFO would block the cycle.
+            Ok(t) => {
+                let kind = if t.is_dir() { "a directory" } else { "a FIFO, socket or device" };
+                warnings.push(SourceWarning { file: name.to_owned(), reason: format!("not a regular file ({kind}); ignored") });
+                false
+            }
             Err(e) => {
                 warnings.push(SourceWarning { file: name.to_owned(), reason: format!("cannot tell its file type: {e}") });
                 false

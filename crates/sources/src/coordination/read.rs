@@ -9,12 +9,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use steward_core::snapshot::{AgentRecord, ClaimRecord, LivenessSource, SourceWarning, TelemetrySummary};
 use steward_core::time::{parse_json_timestamp, UnixMs};
-use steward_protocol::{classify, completion_recorded, read_record, FileKind};
+use steward_protocol::{classify, completion_recorded, read_record, FileKind, Links, FUTURE_TOLERANCE_MS};
 
 use super::Job;
 
-/// Clock skew tolerated before a heartbeat counts as being in the future.
-const FUTURE_TOLERANCE_MS: i64 = 60_000;
+/// A response time beyond a year is not a measurement.
+const MAX_RESPONSE_TIME_MS: f64 = 365.0 * 86_400_000.0;
 
 /// What one reader thread produced.
 #[derive(Default)]
@@ -25,7 +25,7 @@ pub(super) struct Part {
 }
 
 /// Reads jobs until the channel closes.
-pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>, now: UnixMs) -> Part {
+pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>, now: UnixMs, limit: u64) -> Part {
     let mut part = Part::default();
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -35,12 +35,12 @@ pub(super) fn drain(dir: &Path, rx: &Mutex<mpsc::Receiver<Job>>, now: UnixMs) ->
         match job {
             Job::Agents(names) => {
                 for name in names {
-                    read_agent(dir, name, &mut buf, &mut part, now);
+                    read_agent(dir, name, &mut buf, &mut part, now, limit);
                 }
             }
             Job::Claims(names) => {
                 for name in names {
-                    read_claim(dir, name, &mut buf, &mut part);
+                    read_claim(dir, name, &mut buf, &mut part, now, limit);
                 }
             }
         }
@@ -129,8 +129,10 @@ fn timestamp(v: Option<&RawValue>) -> Option<UnixMs> {
     }
 }
 
-fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now: UnixMs) {
-    let mtime = match read_record(dir, &name, buf) {
+fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now: UnixMs, limit: u64) {
+    // The listing let through regular files and links it checked lead to
+    // one inside the directory; the read checks the type again.
+    let mtime = match read_record(dir, &name, buf, limit, Links::Follow) {
         Ok(Some(t)) => t,
         Ok(None) => return,
         Err(e) => return part.warnings.push(SourceWarning { file: name, reason: e.to_string() }),
@@ -196,13 +198,13 @@ struct ClaimFile<'a> {
     max_attempts: Option<&'a RawValue>,
 }
 
-fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
+fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now: UnixMs, limit: u64) {
     let id = match classify(name.as_bytes()) {
         Some((FileKind::Claimed, id)) => String::from_utf8_lossy(id).into_owned(),
         _ => name.clone(),
     };
     let completed_exists = completion_recorded(dir, &id);
-    let mtime = match read_record(dir, &name, buf) {
+    let mtime = match read_record(dir, &name, buf, limit, Links::Follow) {
         Ok(Some(t)) => t,
         Ok(None) => return,
         Err(e) => {
@@ -214,9 +216,21 @@ fn read_claim(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part) {
     let as_u32 = |v: Option<&RawValue>| number_u64(v).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let claim = match serde_json::from_slice::<ClaimFile<'_>>(buf) {
         Ok(r) => ClaimRecord {
+            claimed_at: Some(match timestamp(r.claimed_at) {
+                // A claim dated in the future would never go stale: trust
+                // the mtime instead, and say so (as for heartbeats).
+                Some(t) if t > now.saturating_add(FUTURE_TOLERANCE_MS) => {
+                    part.warnings.push(SourceWarning {
+                        file: name.clone(),
+                        reason: format!("claimed_at is {} s in the future; using the file's modification time", (t - now) / 1000),
+                    });
+                    mtime
+                }
+                Some(t) => t,
+                None => mtime,
+            }),
             id,
             claimed_by: text(r.claimed_by),
-            claimed_at: Some(timestamp(r.claimed_at).unwrap_or(mtime)),
             attempts: as_u32(r.attempts).unwrap_or(0),
             max_attempts: as_u32(r.max_attempts),
             completed_exists,
@@ -253,6 +267,7 @@ pub(super) fn telemetry_summary(
     since: UnixMs,
     sample: usize,
     threads: usize,
+    limit: u64,
     warnings: &mut Vec<SourceWarning>,
 ) -> TelemetrySummary {
     if sample == 0 || names.is_empty() {
@@ -264,7 +279,7 @@ pub(super) fn telemetry_summary(
     }
     let chunk = names.len().div_ceil(threads.max(1));
     let results: Vec<(Means, Vec<SourceWarning>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = names.chunks(chunk).map(|names| scope.spawn(move || read_telemetry(dir, names, since))).collect();
+        let handles: Vec<_> = names.chunks(chunk).map(|names| scope.spawn(move || read_telemetry(dir, names, since, limit))).collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let mut total = Means::default();
@@ -283,12 +298,12 @@ pub(super) fn telemetry_summary(
     }
 }
 
-fn read_telemetry(dir: &Path, names: &[String], since: UnixMs) -> (Means, Vec<SourceWarning>) {
+fn read_telemetry(dir: &Path, names: &[String], since: UnixMs, limit: u64) -> (Means, Vec<SourceWarning>) {
     let mut m = Means::default();
     let mut warnings = Vec::new();
     let mut buf = Vec::with_capacity(1024);
     for name in names {
-        let mtime = match read_record(dir, name, &mut buf) {
+        let mtime = match read_record(dir, name, &mut buf, limit, Links::Follow) {
             Ok(Some(mtime)) => mtime,
             Ok(None) => continue,
             Err(e) => {
@@ -312,15 +327,29 @@ fn read_telemetry(dir: &Path, names: &[String], since: UnixMs) -> (Means, Vec<So
         let Some(Value::Object(metrics)) = rec.metrics else {
             continue;
         };
-        let num = |k: &str| metrics.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
-        // Only where reported: never derived or invented.
+        let num = |k: &str| metrics.get(k).and_then(Value::as_f64);
+        // Only where reported: never derived or invented. A value outside
+        // its domain is a warning, not an input to the health score.
         if let Some(e) = num("error_rate") {
-            m.error_sum += e;
-            m.error_n += 1;
+            if (0.0..=1.0).contains(&e) {
+                m.error_sum += e;
+                m.error_n += 1;
+            } else {
+                warnings.push(SourceWarning { file: name.clone(), reason: format!("error_rate {e} is not between 0 and 1; ignored") });
+            }
         }
-        if let Some(rt) = num("response_time_ms").or_else(|| num("response_time")) {
-            m.rt_sum += rt;
-            m.rt_n += 1;
+        if let Some((key, rt)) =
+            num("response_time_ms").map(|v| ("response_time_ms", v)).or_else(|| num("response_time").map(|v| ("response_time", v)))
+        {
+            if rt.is_finite() && (0.0..=MAX_RESPONSE_TIME_MS).contains(&rt) {
+                m.rt_sum += rt;
+                m.rt_n += 1;
+            } else {
+                warnings.push(SourceWarning {
+                    file: name.clone(),
+                    reason: format!("{key} {rt} is not a duration between 0 and {MAX_RESPONSE_TIME_MS} ms; ignored"),
+                });
+            }
         }
     }
     (m, warnings)

@@ -8,13 +8,15 @@ use std::path::Path;
 use serde_json::Value;
 use steward_core::predict::maintenance::MetricSample;
 use steward_core::time::parse_json_timestamp;
-use steward_protocol::{classify, read_record, FileKind};
+use steward_protocol::{classify, read_record, FileKind, Links};
 
 /// Each numeric metric of each `telemetry_*.json` record as a sample at the
 /// record's `timestamp` (its mtime when it has none), with a warning per
 /// record that cannot be read. The component is `attributes.component`,
 /// `.agent_id`, `.agent` or `.host`, else the record's `name`, else `system`.
-pub fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
+/// Files are read as a cycle reads them: regular ones (or links checked to
+/// lead inside the directory), up to `max_item_bytes`.
+pub fn telemetry_samples(dir: &Path, max_item_bytes: u64) -> (Vec<MetricSample>, Vec<String>) {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
@@ -40,7 +42,7 @@ pub fn telemetry_samples(dir: &Path) -> (Vec<MetricSample>, Vec<String>) {
             }
             _ => continue,
         }
-        let record = match read_record(dir, &name, &mut buf) {
+        let record = match read_record(dir, &name, &mut buf, max_item_bytes, Links::Follow) {
             Ok(Some(mtime)) => match serde_json::from_slice::<Value>(&buf) {
                 Ok(v) => (v, mtime),
                 Err(e) => {

@@ -65,7 +65,9 @@ fn reads_a_directory_exactly() {
     assert_eq!(s.agents[3].liveness_from, LivenessSource::Mtime);
 
     let files: Vec<&str> = s.warnings.iter().map(|w| w.file.as_str()).collect();
-    assert_eq!(files, ["agent_bad.json", "agent_hb.json", "agent_status.json"], "{:?}", s.warnings);
+    // A directory named like an item is a warning too (issue 9: only regular files are read).
+    assert_eq!(files, ["agent_bad.json", "agent_hb.json", "agent_status.json", "work_dir.json"], "{:?}", s.warnings);
+    assert!(s.warnings[3].reason.contains("not a regular file (a directory)"));
     assert!(s.warnings[0].reason.contains("malformed JSON"));
     assert!(s.warnings[2].reason.contains("not a JSON object"));
 
@@ -153,7 +155,8 @@ fn many_agents_across_threads_are_all_read_once() {
 fn oversized_records_are_refused_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let big = format!(r#"{{"id":"big","status":"active","pad":"{}"}}"#, "x".repeat((steward_protocol::MAX_RECORD_BYTES + 1) as usize));
+    let big =
+        format!(r#"{{"id":"big","status":"active","pad":"{}"}}"#, "x".repeat((steward_protocol::DEFAULT_MAX_ITEM_BYTES + 1) as usize));
     write(d, "agent_big.json", &big);
     let s = source(d).snapshot(now_ms()).unwrap();
     assert!(s.agents.is_empty());
