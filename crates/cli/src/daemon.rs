@@ -76,6 +76,9 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
         }
     }
     let opts = cfg.server.options()?;
+    // Clients must not share the default 1024 descriptors with the loop.
+    let fds = steward_server::raise_fd_limit();
+    tracing::info!(fds, connections = steward_server::connection_budget(opts.limits.max_connections), "Connection limits set.");
     let dry_run = dry_run || cfg.auto.dry_run;
     let lock = if dry_run { None } else { Some(Arc::new(engine.lock()?)) };
     let runtime =
@@ -113,7 +116,8 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
             })
             .context("starting the loop")?
     };
-    let served = runtime.block_on(steward_server::serve_until(listener, router, stop.clone(), Duration::from_secs(HTTP_DRAIN_SECS)));
+    let served =
+        runtime.block_on(steward_server::serve_until(listener, router, stop.clone(), Duration::from_secs(HTTP_DRAIN_SECS), opts.limits));
     if let Ok(steward_server::Stopped::CutOff) = served {
         tracing::warn!(seconds = HTTP_DRAIN_SECS, "HTTP requests still open at the stop deadline; closing them.");
     }

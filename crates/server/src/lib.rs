@@ -10,12 +10,11 @@
 
 #![warn(missing_docs)]
 
+mod listen;
 pub mod metrics;
 pub use steward_otlp as otlp;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use steward_core::config::InvalidValue;
 
+pub use listen::{connection_budget, raise_fd_limit, serve, serve_until, ConnectionLimits, Stopped, FD_RESERVE};
 pub use metrics::Metrics;
 pub use steward_core::control::{Component, Control, ControlError};
 
@@ -47,6 +47,19 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Default 1048576.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// A client must send a request's headers within this, and an idle
+    /// keep-alive connection its next request, or it is closed (slowloris).
+    /// Default 10s.
+    #[serde(default = "default_header_timeout", with = "steward_core::config::duration")]
+    pub header_timeout: Duration,
+    /// A whole request (body and answer) must be done within this, or it
+    /// gets 408. Default 60s.
+    #[serde(default = "default_request_timeout", with = "steward_core::config::duration")]
+    pub request_timeout: Duration,
+    /// Connections served at once; more are closed as they are accepted.
+    /// Lowered to keep 256 file descriptors for the loop. Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -59,7 +72,13 @@ impl ServerConfig {
             .listen
             .parse()
             .map_err(|_| InvalidValue { key: "server.listen".into(), message: format!("{:?} is not an address:port", self.listen) })?;
-        Ok(ServerOptions { listen, token: self.token.clone(), max_body_bytes: self.max_body_bytes })
+        Ok(ServerOptions {
+            listen,
+            token: self.token.clone(),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            limits: ConnectionLimits { header_timeout: self.header_timeout, max_connections: self.max_connections },
+        })
     }
 
     /// Checks the section: an address, a token where the address is not
@@ -68,13 +87,40 @@ impl ServerConfig {
     /// # Errors
     /// The first bad value, naming its key.
     pub fn validate(&self) -> Result<(), InvalidValue> {
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(InvalidValue {
+                key: "server.token".into(),
+                message: "is empty or only white space: that is no token (leave it unset for none)".into(),
+            });
+        }
         let opts = self.options()?;
         check_exposure(&opts).map_err(|message| InvalidValue { key: "server.token".into(), message })?;
         if self.max_body_bytes == 0 {
             return Err(InvalidValue { key: "server.max_body_bytes".into(), message: "must be above zero".into() });
         }
+        for (key, d) in [("server.header_timeout", self.header_timeout), ("server.request_timeout", self.request_timeout)] {
+            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&d) {
+                return Err(InvalidValue { key: key.into(), message: format!("{d:?} must be between 100ms and 1h") });
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(InvalidValue {
+                key: "server.max_connections".into(),
+                message: format!("{} must be between 1 and 1000000", self.max_connections),
+            });
+        }
         Ok(())
     }
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    4096
 }
 
 fn default_listen() -> String {
@@ -86,7 +132,14 @@ fn default_max_body() -> usize {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), token: None, max_body_bytes: default_max_body() }
+        Self {
+            listen: default_listen(),
+            token: None,
+            max_body_bytes: default_max_body(),
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
+        }
     }
 }
 
@@ -99,6 +152,10 @@ pub struct ServerOptions {
     pub token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A whole request must be done within this, or it gets 408.
+    pub request_timeout: Duration,
+    /// Header deadline and connection cap.
+    pub limits: ConnectionLimits,
 }
 
 /// A listen address that is not loopback needs a token.
@@ -106,7 +163,7 @@ pub struct ServerOptions {
 /// # Errors
 /// A message saying so.
 pub fn check_exposure(opts: &ServerOptions) -> Result<(), String> {
-    if !opts.listen.ip().is_loopback() && opts.token.as_deref().is_none_or(str::is_empty) {
+    if !opts.listen.ip().is_loopback() && opts.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return Err(format!("listening on {} (not loopback) requires server.token", opts.listen));
     }
     Ok(())
@@ -136,7 +193,7 @@ fn control_error(e: ControlError) -> Response {
 
 /// The router with every endpoint.
 pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions) -> Router {
-    let app = App { control, metrics, token: opts.token.clone().filter(|t| !t.is_empty()).map(Arc::from) };
+    let app = App { control, metrics, token: opts.token.clone().filter(|t| !t.trim().is_empty()).map(Arc::from) };
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
@@ -152,56 +209,16 @@ pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOpt
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
         .layer(middleware::from_fn_with_state(app.clone(), authorize))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn_with_state(opts.request_timeout, deadline))
         .with_state(app)
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets
-/// requests in flight finish.
-///
-/// # Errors
-/// The listener fails.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
-}
-
-/// How [`serve_until`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// Every request in flight finished.
-    Drained,
-    /// Requests were still open at the drain deadline and were cut off.
-    CutOff,
-}
-
-/// Serves until `stop` is set; then stops accepting, and gives the
-/// requests in flight `drain` to finish before cutting them off, so a slow
-/// or stuck client never holds a stop past systemd's timeout.
-///
-/// # Errors
-/// The listener fails.
-pub async fn serve_until(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: Arc<AtomicBool>,
-    drain: Duration,
-) -> std::io::Result<Stopped> {
-    let stopped = |stop: Arc<AtomicBool>| async move {
-        while !stop.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let server = serve(listener, router, stopped(stop.clone()));
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r.map(|()| Stopped::Drained),
-        () = async move {
-            stopped(stop).await;
-            tokio::time::sleep(drain).await;
-        } => Ok(Stopped::CutOff),
+/// A request that takes longer than its deadline (a client that trickles
+/// its body) gets 408 and its connection back.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(StatusCode::REQUEST_TIMEOUT, format!("the request took longer than {} s", limit.as_secs_f64())),
     }
 }
 

@@ -46,7 +46,13 @@ fn start(token: Option<&str>) -> (SocketAddr, Arc<Fake>, tokio::runtime::Runtime
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let fake =
         Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0), ingested: std::sync::atomic::AtomicU64::new(0) });
-    let opts = ServerOptions { listen: "127.0.0.1:0".parse().unwrap(), token: token.map(Into::into), max_body_bytes: 64 * 1024 };
+    let opts = ServerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: token.map(Into::into),
+        max_body_bytes: 64 * 1024,
+        request_timeout: std::time::Duration::from_secs(60),
+        limits: ConnectionLimits::default(),
+    };
     let listener = rt.block_on(tokio::net::TcpListener::bind(opts.listen)).unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router(fake.clone(), Arc::new(Metrics::new()), &opts);
@@ -160,11 +166,14 @@ fn exposure_needs_a_token() {
         listen: listen.parse().unwrap(),
         token: token.map(Into::into),
         max_body_bytes: 1,
+        request_timeout: std::time::Duration::from_secs(1),
+        limits: ConnectionLimits::default(),
     };
     assert!(check_exposure(&o("127.0.0.1:8080", None)).is_ok());
     assert!(check_exposure(&o("[::1]:8080", None)).is_ok());
     assert!(check_exposure(&o("0.0.0.0:8080", None)).is_err());
     assert!(check_exposure(&o("0.0.0.0:8080", Some(""))).is_err());
+    assert!(check_exposure(&o("0.0.0.0:8080", Some("   "))).is_err(), "a token of spaces is no token");
     assert!(check_exposure(&o("0.0.0.0:8080", Some("t"))).is_ok());
 }
 
@@ -206,4 +215,76 @@ fn otlp_ingest_counts_spans_and_rejects_garbage() {
     assert_eq!(post_typed(addr, "/v1/traces", "application/json", b"{not json").0, 400);
     assert_eq!(post_typed(addr, "/v1/traces", "text/plain", b"hello").0, 415);
     assert_eq!(get(addr, "/health", None).0, 200, "still serving");
+}
+
+/// Regression (issue 9): a token of only spaces was accepted as a token.
+#[test]
+fn a_blank_token_is_refused_by_the_config() {
+    let cfg = ServerConfig { token: Some("   ".into()), ..ServerConfig::default() };
+    let e = cfg.validate().unwrap_err();
+    assert_eq!(e.key, "server.token");
+    assert!(ServerConfig { token: Some("s3cret".into()), ..ServerConfig::default() }.validate().is_ok());
+}
+
+/// Starts `router` behind `serve_until` with the given limits.
+fn start_limited(limits: ConnectionLimits) -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake =
+        Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0), ingested: std::sync::atomic::AtomicU64::new(0) });
+    let opts =
+        ServerOptions { listen: addr, token: None, max_body_bytes: 1024, request_timeout: std::time::Duration::from_secs(60), limits };
+    let app = router(fake, Arc::new(Metrics::new()), &opts);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.spawn(serve_until(listener, app, stop.clone(), std::time::Duration::from_secs(1), limits));
+    (addr, stop, rt)
+}
+
+/// Whether the server closed this connection within `within` (reads EOF or a reset).
+fn closed_within(stream: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Regression (issue 9): a client that sends half its headers and goes
+/// silent (slowloris) was kept forever; so was an idle keep-alive
+/// connection. Both are closed after the header timeout.
+#[test]
+fn half_sent_headers_and_idle_connections_are_closed() {
+    use std::io::Write;
+    let limits = ConnectionLimits { header_timeout: std::time::Duration::from_millis(300), max_connections: 64 };
+    let (addr, _stop, _rt) = start_limited(limits);
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    assert!(closed_within(&mut slow, std::time::Duration::from_secs(10)), "a half-sent request is closed");
+    assert!(closed_within(&mut idle, std::time::Duration::from_secs(10)), "an idle connection is closed");
+    // A client that sends its request in time is answered.
+    assert_eq!(get(addr, "/health", None).0, 200);
+}
+
+/// Regression (issue 9): connections beyond the cap are closed as they
+/// come, so strangers cannot take every file descriptor; once they leave,
+/// the server serves again.
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once() {
+    let limits = ConnectionLimits { header_timeout: std::time::Duration::from_secs(30), max_connections: 16 };
+    let (addr, _stop, _rt) = start_limited(limits);
+    let held: Vec<std::net::TcpStream> = (0..16).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    assert!(closed_within(&mut extra, std::time::Duration::from_secs(10)), "the 17th connection is closed");
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(get(addr, "/health", None).0, 200, "served again once the others left");
 }
