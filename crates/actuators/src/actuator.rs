@@ -76,6 +76,7 @@ pub fn action_kind(action: &Action) -> &'static str {
         Action::RequeueClaims { .. } => "requeue_claims",
         Action::RemoveLeftoverClaims { .. } => "remove_leftover_claims",
         Action::ClearOldWork { .. } => "clear_old_work",
+        Action::Tidy { .. } => "tidy",
         Action::Advisory { .. } => "advisory",
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use steward_core::assess::{age_secs, is_active};
+use steward_core::config::MIN_INTERVAL;
 use steward_core::decision::Decision;
 use steward_core::time::format_rfc3339;
 use steward_runtime::worker::{self, WorkerOptions};
@@ -273,7 +274,13 @@ fn render_report(engine: &Engine, r: &CycleReport) -> String {
 fn run_loop(cfg: &Config, engine: &Engine, interval: Option<f64>, max_cycles: u64, dry_run: bool, json: bool) -> Result<ExitCode> {
     let interval = match interval {
         None => cfg.auto.interval,
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
+        Some(s) if s.is_finite() && s >= MIN_INTERVAL.as_secs_f64() && s < 1e9 => Duration::from_secs_f64(s),
+        Some(s) if s.is_finite() && s > 0.0 && s < MIN_INTERVAL.as_secs_f64() => {
+            return Err(UsageError(format!(
+                "--interval {s} is below the floor of 0.1 s: a cycle lists the whole directory and writes the journal"
+            ))
+            .into())
+        }
         Some(s) => return Err(UsageError(format!("--interval {s} must be a positive number of seconds")).into()),
     };
     let stop = install_stop_handlers()?;

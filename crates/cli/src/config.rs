@@ -340,6 +340,10 @@ fn parse_scalar(raw: &str) -> Value {
     Value::String(raw.to_owned())
 }
 
+/// `STEWARD_` variables that are not config keys: what the supervisor
+/// hands its workers, and the test harness's own.
+const NOT_CONFIG: [&str; 1] = ["STEWARD_AGENT_ID"];
+
 /// Maps environment variables to (section, key): `STEWARD_<SECTION>_<KEY>`,
 /// and `DSLMODEL_AUTO_<KEY>` as an alias of `STEWARD_AUTO_<KEY>`, which
 /// wins when both are set. `STEWARD_COORDINATION` is the directory.
@@ -373,7 +377,8 @@ fn env_overrides(env: &[(String, String)]) -> (Vec<(String, (String, String), St
             } else {
                 primary.push(item);
             }
-        } else if known.iter().any(|(section, _)| rest.starts_with(&format!("{section}_"))) {
+        } else if known.iter().any(|(section, _)| rest.starts_with(&format!("{section}_"))) || !NOT_CONFIG.contains(&var.as_str()) {
+            // A typo in a key or in a section: worth a warning either way.
             unknown.push(var.clone());
         }
     }
@@ -529,6 +534,11 @@ mod tests {
         let (cfg, _) = load(None, &env(&[("STEWARD_AUTO_MAX_AGNTS", "3")]), &FlagOverrides::default()).unwrap();
         assert_eq!(cfg.auto.max_agents, 10);
         assert_eq!(env_overrides(&env(&[("STEWARD_AUTO_MAX_AGNTS", "3"), ("STEWARD_AGENT_ID", "x")])).1, ["STEWARD_AUTO_MAX_AGNTS"]);
+        // Regression (issue 9): an unknown section was ignored silently.
+        assert_eq!(
+            env_overrides(&env(&[("STEWARD_FOO_BAR", "1"), ("DSLMODEL_AUTO_MAX_AGNTS", "2")])).1,
+            ["DSLMODEL_AUTO_MAX_AGNTS", "STEWARD_FOO_BAR"]
+        );
     }
 
     #[test]

@@ -72,7 +72,25 @@ pub struct Assessment {
     pub warnings: Vec<SourceWarning>,
     /// Ids of every agent record, alive or not.
     pub agent_ids: Vec<String>,
+    /// What dead writers left that may be removed.
+    pub leftovers: Leftovers,
 }
+
+/// What dead writers left: steward's own agent records silent for long,
+/// and temp files unchanged for long.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Agent record files.
+    pub agent_files: Vec<String>,
+    /// Temp files.
+    pub temp_files: Vec<String>,
+    /// Both were last written at or before this.
+    pub unchanged_since: UnixMs,
+}
+
+/// A writer silent for this long is gone: no write of steward's takes this
+/// long, and no heartbeat is this late (unless `agent_ttl` is longer).
+pub const LEFTOVER_AFTER_MS: i64 = 10 * 60 * 1000;
 
 const INACTIVE_STATUSES: [&str; 3] = ["failed", "stopped", "decommissioned"];
 
@@ -147,7 +165,26 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
         }
     }
 
+    // agent_ttl = 0 counts every agent file as alive: nothing is stale then.
+    let ttl = cfg.liveness.agent_ttl.as_millis() as i64;
+    let unchanged_since = now.saturating_sub(ttl.max(LEFTOVER_AFTER_MS));
+    let leftovers = Leftovers {
+        agent_files: if ttl == 0 {
+            Vec::new()
+        } else {
+            snapshot
+                .agents
+                .iter()
+                .filter(|a| a.managed_by_steward && a.last_seen.is_some_and(|t| t <= unchanged_since))
+                .map(|a| a.file.clone())
+                .collect()
+        },
+        temp_files: snapshot.temp_files.iter().filter(|t| t.modified <= unchanged_since).map(|t| t.name.clone()).collect(),
+        unchanged_since,
+    };
+
     Assessment {
+        leftovers,
         taken_at: snapshot.taken_at,
         target_exists: snapshot.target_exists,
         metrics: Metrics {

@@ -267,6 +267,9 @@ impl Default for AutoConfig {
     }
 }
 
+/// The shortest time between cycles (`auto.interval`, `loop --interval`).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 impl AutoConfig {
     /// Checks ranges and relations between keys.
     ///
@@ -283,8 +286,11 @@ impl AutoConfig {
         if !(self.scale_factor.is_finite() && self.scale_factor > 1.0) {
             return Err(invalid("auto.scale_factor", format!("must be above 1, got {}", self.scale_factor)));
         }
-        if self.interval.is_zero() {
-            return Err(invalid("auto.interval", "must be above zero"));
+        if self.interval < MIN_INTERVAL {
+            return Err(invalid(
+                "auto.interval",
+                format!("{:?} is below the floor of 100ms: a cycle lists the whole directory and writes the journal", self.interval),
+            ));
         }
         if self.breaker_failures == 0 {
             return Err(invalid("auto.breaker_failures", "must be at least 1"));

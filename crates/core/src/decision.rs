@@ -111,6 +111,17 @@ pub enum Action {
         /// Claims at least this old are treated as stale.
         max_age_hours: f64,
     },
+    /// Remove what dead writers left: records of steward's own agents and
+    /// temp files, each only if it has not changed since `unchanged_since`
+    /// (so a writer that came back keeps its file). Never touches work.
+    Tidy {
+        /// Agent record files (`agent_<id>.json`) of steward's own agents.
+        agent_files: Vec<String>,
+        /// Temp files (`.steward-tmp-*`).
+        temp_files: Vec<String>,
+        /// Only files last written at or before this are removed.
+        unchanged_since: crate::time::UnixMs,
+    },
     /// Nothing to change in the world: a recommendation for a human.
     Advisory {
         /// What a human should look at.
@@ -222,6 +233,9 @@ pub enum OutcomeResult {
     Failed,
     /// A guard (or the absence of an actuator) kept the action from running.
     Skipped,
+    /// Its cycle stopped before its outcome was recorded (steward was
+    /// killed mid-action): whether the action took effect is unknown.
+    Interrupted,
 }
 
 impl OutcomeResult {
@@ -231,6 +245,7 @@ impl OutcomeResult {
             Self::Executed => "executed",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -242,6 +257,7 @@ impl std::str::FromStr for OutcomeResult {
             "executed" => Ok(Self::Executed),
             "failed" => Ok(Self::Failed),
             "skipped" => Ok(Self::Skipped),
+            "interrupted" => Ok(Self::Interrupted),
             other => Err(format!("unknown outcome {other:?}")),
         }
     }
@@ -250,7 +266,7 @@ impl std::str::FromStr for OutcomeResult {
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// Executed, failed or skipped.
+    /// Executed, failed, skipped or interrupted.
     pub result: OutcomeResult,
     /// Why it was skipped or failed, or what it did.
     pub reason: String,

@@ -85,7 +85,8 @@ impl History {
                     last.get_or_insert(a.ts);
                 }
                 OutcomeResult::Executed => break,
-                OutcomeResult::Skipped => {}
+                // Neither a success nor a failure the breaker can count.
+                OutcomeResult::Skipped | OutcomeResult::Interrupted => {}
             }
         }
         (count, last)

@@ -37,6 +37,19 @@ pub struct Snapshot {
     pub telemetry: TelemetrySummary,
     /// Files or inputs the source could not use, each with its reason.
     pub warnings: Vec<SourceWarning>,
+    /// Temp files of writers (`.steward-tmp-*`), with when they were last
+    /// written: one that has not changed for long belongs to a writer that died.
+    pub temp_files: Vec<TempFile>,
+}
+
+/// A temp file a writer left in the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TempFile {
+    /// Its name inside the target.
+    pub name: String,
+    /// When it was last written.
+    pub modified: UnixMs,
 }
 
 /// An agent as its record describes it.
@@ -64,6 +77,9 @@ pub struct AgentRecord {
     /// Numeric readings the agent reports in its `metrics` object
     /// (e.g. `memory_percent`), kept in the journal for failure prediction.
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The record was written by steward (its built-in worker, or its
+    /// supervisor for a worker): steward may tidy it away once it is stale.
+    pub managed_by_steward: bool,
 }
 
 /// Where an agent's last sign of life was read from.

@@ -6,8 +6,10 @@ use std::fs;
 use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
-use crate::io::{read_record, write_atomic, Durability, Links};
-use crate::name::{agent_file_name, temp_prefix, valid_id};
+use steward_core::time::UnixMs;
+
+use crate::io::{read_record, unix_ms, write_atomic, Durability, Links};
+use crate::name::{agent_file_name, classify, is_temp_name, temp_prefix, valid_id, FileKind};
 use crate::transition::CoordinationDir;
 
 /// An agent's reported status, as far as steward acts on it.
@@ -43,6 +45,31 @@ impl CoordinationDir {
         read_record(self.path(), &agent_file_name(id), &mut buf, self.max_item_bytes(), Links::Refuse).ok()??;
         let record: Map<String, Value> = serde_json::from_slice(&buf).ok()?;
         Some(if record.get("status").and_then(Value::as_str) == Some("busy") { AgentStatus::Busy } else { AgentStatus::Other })
+    }
+
+    /// Removes what a writer that stopped left behind, an agent record or a
+    /// temp file, only if it is still a regular file last written at or
+    /// before `unchanged_since` (a writer that came back keeps its file).
+    /// `Ok(false)` when it was left (changed since, gone, or not such a file).
+    ///
+    /// # Errors
+    /// The name is neither an agent record nor a temp file, or the removal failed.
+    pub fn remove_stale(&self, name: &str, unchanged_since: UnixMs) -> Result<bool, ProtocolError> {
+        let kind_ok = matches!(classify(name.as_bytes()), Some((FileKind::Agent, _))) || is_temp_name(name);
+        if !kind_ok || !valid_id(name) {
+            return Err(ProtocolError::InvalidId(name.to_owned()));
+        }
+        let path = self.path().join(name);
+        let Ok(meta) = fs::symlink_metadata(&path) else { return Ok(false) };
+        let modified = meta.modified().map(unix_ms).unwrap_or(UnixMs::MAX);
+        if !meta.is_file() || modified > unchanged_since {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ProtocolError::io("remove", &path)(e)),
+        }
     }
 
     /// Removes the temp files of a process that has died: nobody will

@@ -515,6 +515,12 @@ impl Engine {
             })
             .collect();
         if !dry_run {
+            // Under the lock no other cycle runs: decisions still without an
+            // outcome belong to a cycle that was killed mid-action.
+            let interrupted = journal.mark_interrupted(now).map_err(RuntimeError::journal("marking interrupted decisions"))?;
+            if !interrupted.is_empty() {
+                tracing::warn!(decisions = ?interrupted, "Decisions of an interrupted cycle marked interrupted.");
+            }
             journal.record_samples(&samples).map_err(RuntimeError::journal("journaling agent metrics"))?;
         }
         history.samples.extend(samples);
@@ -602,7 +608,9 @@ impl Engine {
                     report.executed.push(Executed { decision_id, kind, result: outcome.reason, duration_ms: outcome.duration_ms })
                 }
                 OutcomeResult::Failed => report.failed.push(Failed { decision_id, kind, error: outcome.reason }),
-                OutcomeResult::Skipped => report.skipped.push(Skipped { decision_id, kind, reason: outcome.reason }),
+                OutcomeResult::Skipped | OutcomeResult::Interrupted => {
+                    report.skipped.push(Skipped { decision_id, kind, reason: outcome.reason });
+                }
             }
         }
         journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;

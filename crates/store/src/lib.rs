@@ -341,6 +341,31 @@ impl Journal {
         Ok(())
     }
 
+    /// Gives every decision still without an outcome the outcome
+    /// `interrupted`: its cycle was stopped mid-action (steward killed).
+    /// Call it only while no other cycle can be running (under the target
+    /// lock, before the next cycle records anything). Returns the ids.
+    ///
+    /// # Errors
+    /// The journal cannot be read or written.
+    pub fn mark_interrupted(&self, ts: UnixMs) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT d.id FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.id WHERE o.decision_id IS NULL ORDER BY d.id")
+            .map_err(sql("finding interrupted decisions"))?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql("finding interrupted decisions"))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(sql("finding interrupted decisions"))?;
+        let reason =
+            "its cycle stopped before the outcome was recorded (steward was stopped mid-action); check whether the action took effect";
+        for id in &ids {
+            self.record_outcome(id, ts, &Outcome { result: OutcomeResult::Interrupted, reason: reason.into(), duration_ms: 0 })?;
+        }
+        Ok(ids)
+    }
+
     /// Marks a cycle finished.
     ///
     /// # Errors

@@ -129,6 +129,31 @@ impl CoordinationActuator {
         self
     }
 
+    /// Removes stale agent records of steward's own agents and stale temp
+    /// files; says which (the outcome is journaled). A file that cannot be
+    /// removed is named, never fatal: tidying is best effort.
+    fn tidy(&self, agent_files: &[String], temp_files: &[String], unchanged_since: UnixMs) -> String {
+        let mut removed_agents = Vec::new();
+        let (mut temps, mut kept, mut errors) = (0, 0, Vec::new());
+        for (name, is_agent) in agent_files.iter().map(|n| (n, true)).chain(temp_files.iter().map(|n| (n, false))) {
+            match self.dir.remove_stale(name, unchanged_since) {
+                Ok(true) if is_agent => removed_agents.push(name.as_str()),
+                Ok(true) => temps += 1,
+                Ok(false) => kept += 1,
+                Err(e) => errors.push(format!("{name}: {}", error_chain(&e))),
+            }
+        }
+        let mut report = format!("removed {} stale agent record(s)", removed_agents.len());
+        if !removed_agents.is_empty() {
+            report.push_str(&format!(" ({})", removed_agents.join(", ")));
+        }
+        report.push_str(&format!(" and {temps} temp file(s); {kept} changed since or gone"));
+        if let Some(first) = errors.first() {
+            report.push_str(&format!("; {} could not be removed (first: {first})", errors.len()));
+        }
+        report
+    }
+
     /// Repairs one item unless it is in quarantine; a failure puts it
     /// there, with a backoff that doubles each time.
     fn repair(
@@ -164,7 +189,10 @@ impl Actuator for CoordinationActuator {
     }
 
     fn handles(&self, action: &Action) -> bool {
-        matches!(action, Action::RequeueClaims { .. } | Action::RemoveLeftoverClaims { .. } | Action::ClearOldWork { .. })
+        matches!(
+            action,
+            Action::RequeueClaims { .. } | Action::RemoveLeftoverClaims { .. } | Action::ClearOldWork { .. } | Action::Tidy { .. }
+        )
     }
 
     fn apply(&mut self, action: &Action, now: UnixMs) -> Result<String, ActuatorError> {
@@ -187,6 +215,7 @@ impl Actuator for CoordinationActuator {
                     self.repair(&mut tally, &id, now, |dir| dir.requeue(&id, &why, now));
                 }
             }
+            Action::Tidy { agent_files, temp_files, unchanged_since } => return Ok(self.tidy(agent_files, temp_files, *unchanged_since)),
             other => return Err(ActuatorError::Unsupported { actuator: "coordination", action: action_kind(other) }),
         }
         self.dir.sync();

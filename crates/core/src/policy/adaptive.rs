@@ -191,6 +191,31 @@ impl Policy for Adaptive {
             );
         }
 
+        // What dead writers left: steward's own stale agent records and temp files.
+        let lo = &a.leftovers;
+        if !lo.agent_files.is_empty() || !lo.temp_files.is_empty() {
+            out.push(
+                Proposal::new(
+                    DecisionType::CoordinationImprove,
+                    1,
+                    0.9 - penalty,
+                    Action::Tidy {
+                        agent_files: lo.agent_files.clone(),
+                        temp_files: lo.temp_files.clone(),
+                        unchanged_since: lo.unchanged_since,
+                    },
+                    format!("Tidy {} stale agent record(s) and {} temp file(s)", lo.agent_files.len(), lo.temp_files.len()),
+                    format!(
+                        "Left by writers that stopped: steward's agent records and temp files unchanged for at least {} s.",
+                        (a.taken_at - lo.unchanged_since).max(0) / 1000
+                    ),
+                )
+                .param("method", "tidy")
+                .param("agent_files", lo.agent_files.clone())
+                .param("temp_files", lo.temp_files.clone()),
+            );
+        }
+
         // Predicted failures become decisions (a restart already proposed
         // for the same agent is not proposed twice).
         let restarting: Vec<&String> = a.restart.iter().map(|(id, _)| id).collect();

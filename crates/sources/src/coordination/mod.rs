@@ -27,9 +27,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 
-use steward_core::snapshot::{Snapshot, SourceWarning};
+use steward_core::snapshot::{Snapshot, SourceWarning, TempFile};
 use steward_core::time::UnixMs;
-use steward_protocol::{classify, FileKind};
+use steward_protocol::{classify, is_temp_name, FileKind};
 
 pub use config::CoordinationConfig;
 pub use samples::telemetry_samples;
@@ -116,11 +116,12 @@ impl Source for CoordinationSource {
         let rx = Mutex::new(rx);
         let mut counts = Counts::default();
         let mut listing_warnings = Vec::new();
+        let mut temp_files = Vec::new();
         let workers = self.threads().saturating_sub(1);
 
         let (mut parts, telemetry_names) = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| read::drain(dir, &rx, now, limit))).collect();
-            let names = list(dir, entries, &tx, &mut counts, &mut listing_warnings);
+            let names = list(dir, entries, &tx, &mut counts, &mut listing_warnings, &mut temp_files);
             drop(tx);
             let mut parts = vec![read::drain(dir, &rx, now, limit)];
             for h in handles {
@@ -139,6 +140,8 @@ impl Source for CoordinationSource {
         snapshot.failed = counts.failed;
         snapshot.telemetry_volume = counts.telemetry;
         snapshot.warnings = listing_warnings;
+        temp_files.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.temp_files = temp_files;
         for part in &mut parts {
             snapshot.agents.append(&mut part.agents);
             snapshot.claims.append(&mut part.claims);
@@ -164,7 +167,14 @@ impl Source for CoordinationSource {
 }
 
 /// The listing pass: counts by name, sends readable names to the readers.
-fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut Counts, warnings: &mut Vec<SourceWarning>) -> Vec<String> {
+fn list(
+    dir: &Path,
+    entries: fs::ReadDir,
+    tx: &mpsc::Sender<Job>,
+    counts: &mut Counts,
+    warnings: &mut Vec<SourceWarning>,
+    temp_files: &mut Vec<TempFile>,
+) -> Vec<String> {
     let mut agents = Vec::new();
     let mut claims = Vec::new();
     let mut telemetry = Vec::new();
@@ -181,6 +191,19 @@ fn list(dir: &Path, entries: fs::ReadDir, tx: &mpsc::Sender<Job>, counts: &mut C
         let Some(name) = os_name.to_str() else {
             continue;
         };
+        if is_temp_name(name) {
+            // Rare (writes in flight, or left by a writer that died): stat'ed
+            // for their age, so a dead writer's can be tidied.
+            if let Ok(meta) = entry.metadata() {
+                if meta.is_file() {
+                    let modified = meta.modified().map_or(0, |t| {
+                        t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    });
+                    temp_files.push(TempFile { name: name.to_owned(), modified });
+                }
+            }
+            continue;
+        }
         let Some((kind, _id)) = classify(name.as_bytes()) else {
             continue;
         };

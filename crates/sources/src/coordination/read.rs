@@ -91,6 +91,10 @@ struct AgentFile<'a> {
     created: Option<&'a RawValue>,
     #[serde(borrow)]
     metrics: Option<&'a RawValue>,
+    #[serde(borrow)]
+    worker: Option<&'a RawValue>,
+    #[serde(borrow)]
+    managed_by: Option<&'a RawValue>,
 }
 
 /// A JSON string or number as text; `None` for null, bool, array, object.
@@ -183,6 +187,9 @@ fn read_agent(dir: &Path, name: String, buf: &mut Vec<u8>, part: &mut Part, now:
         capacity: number_u64(rec.capacity).map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1)),
         started_at: timestamp(rec.started_at).or_else(|| timestamp(rec.created)),
         metrics: numeric_metrics(rec.metrics),
+        // What steward's own worker and supervisor write into their records.
+        managed_by_steward: text(rec.worker).as_deref() == Some("steward")
+            || text(rec.managed_by).is_some_and(|m| m.starts_with("steward")),
     });
 }
 
