@@ -546,4 +546,53 @@ mod tests {
         let e = load(Some(Path::new("/nonexistent/steward.yaml")), &[], &FlagOverrides::default()).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }));
     }
+
+    fn fuzz_cases() -> u32 {
+        std::env::var("STEWARD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)
+    }
+
+    /// YAML documents built from the config's own sections and keys with
+    /// values of every kind, plus raw text.
+    fn yaml() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let keys: Vec<(String, String)> = known_keys();
+        let value = prop_oneof![
+            Just("~".to_owned()),
+            Just("-1".to_owned()),
+            Just("1e999".to_owned()),
+            Just("0".to_owned()),
+            Just("\"5 fortnights\"".to_owned()),
+            Just("[1, [2, [3]]]".to_owned()),
+            Just("{a: 1}".to_owned()),
+            Just("*ref".to_owned()),
+            Just("&ref [1]".to_owned()),
+            Just("\"0.0.0.0:80\"".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|x| x.to_string()),
+            "[ -~]{0,16}".prop_map(|s| format!("{s:?}")),
+        ];
+        prop_oneof![
+            proptest::collection::vec((proptest::sample::select(keys), value), 0..10)
+                .prop_map(|kv| { kv.iter().map(|((section, key), v)| format!("{section}:\n  {key}: {v}\n")).collect::<String>() }),
+            "[ -~\n\t]{0,200}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: fuzz_cases(), ..proptest::prelude::ProptestConfig::default() })]
+
+        /// Fuzzing the config loader (issue 9): any file and any
+        /// environment loads or fails with a message naming a key or the
+        /// file, never a panic; what loads passes its own validation.
+        #[test]
+        fn any_config_loads_or_is_refused_with_a_message(text in yaml(), env_value in "[ -~]{0,12}", key in proptest::sample::select(known_keys())) {
+            let tmp = tempfile::tempdir().unwrap();
+            let p = write(tmp.path(), &text);
+            let var = format!("STEWARD_{}_{}", key.0.to_ascii_uppercase(), key.1.to_ascii_uppercase());
+            match load(Some(&p), &env(&[(var.as_str(), env_value.as_str())]), &FlagOverrides::default()) {
+                Ok((cfg, _)) => proptest::prop_assert!(cfg.validate().is_ok()),
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 }

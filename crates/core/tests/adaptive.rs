@@ -396,3 +396,42 @@ fn a_predicted_memory_leak_becomes_a_restart_decision() {
     let a = steward_core::analyze(&s, &history, &cfg, &Adaptive, "c", NOW);
     assert!(a.decisions.iter().all(|d| d.kind != DecisionType::Restart));
 }
+
+/// Issue 9: what dead writers leave (steward's own agent records silent
+/// for long, temp files unchanged for long) becomes one tidy decision;
+/// other agents' records, fresh files and `agent_ttl = 0` never do.
+#[test]
+fn leftovers_of_dead_writers_become_a_tidy_decision() {
+    use steward_core::snapshot::TempFile;
+    let mut s = snap(2, 0, 0);
+    let stale = |id: &str, managed: bool| AgentRecord {
+        id: id.into(),
+        file: format!("agent_{id}.json"),
+        status: "busy".into(),
+        last_seen: Some(NOW - 3_600_000),
+        capacity: 1,
+        managed_by_steward: managed,
+        ..Default::default()
+    };
+    s.agents.push(stale("w9", true));
+    s.agents.push(stale("theirs", false));
+    s.temp_files = vec![
+        TempFile { name: ".steward-tmp-1-old".into(), modified: NOW - 3_600_000 },
+        TempFile { name: ".steward-tmp-2-new".into(), modified: NOW - 1000 },
+    ];
+    let a = run(&s, &History::default());
+    let tidy: Vec<&Action> = a.decisions.iter().map(|d| &d.action).filter(|x| matches!(x, Action::Tidy { .. })).collect();
+    assert_eq!(tidy.len(), 1, "{:?}", a.decisions);
+    let Action::Tidy { agent_files, temp_files, unchanged_since } = tidy[0] else { unreachable!("filtered to tidy") };
+    assert_eq!(agent_files, &["agent_w9.json"]);
+    assert_eq!(temp_files, &[".steward-tmp-1-old"]);
+    assert!(*unchanged_since <= NOW - 600_000);
+
+    let mut cfg = EngineConfig::default();
+    cfg.liveness.agent_ttl = Duration::ZERO;
+    let a = steward_core::analyze(&s, &History::default(), &cfg, &Adaptive, "c", NOW);
+    let Some(Action::Tidy { agent_files, .. }) = a.decisions.iter().map(|d| &d.action).find(|x| matches!(x, Action::Tidy { .. })) else {
+        panic!("the temp file is still tidied");
+    };
+    assert!(agent_files.is_empty(), "agent_ttl 0 counts every agent file as alive");
+}
