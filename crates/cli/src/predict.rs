@@ -111,7 +111,7 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
     };
     let horizon = horizon_points(&a.horizon, series.step_ms())?;
     let cfg = ForecastConfig { interval: a.interval, ..ForecastConfig::default() };
-    let f = forecast::forecast(&series, horizon, &cfg).map_err(|e| usage(e.to_string()))?;
+    let f = forecast::forecast(&series, horizon, &cfg).map_err(|e| usage(format!("{source}: {e}")))?;
     if json {
         print_json(&forecast_json(&f));
         return Ok(ExitCode::SUCCESS);

@@ -127,6 +127,27 @@ fn forecast_prints_the_spec_shape() {
 }
 
 #[test]
+fn forecast_refuses_values_beyond_1e300_and_too_long_horizons() {
+    // Issue 9: ±1e308 panicked, gave null bounds, or came out as a confident constant.
+    let alternating = hourly(48, |i| if i % 2 == 0 { 1e308 } else { -1e308 });
+    check_bad(&["forecast"], &alternating, "data row 1: value 1e308 is beyond ±1e300");
+    check_bad(&["forecast"], &alternating, "rescale the series");
+    check_bad(&["forecast", "--horizon", "100000000000"], &hourly(48, |i| i as f64), "the horizon must be at most 1000000 points");
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let f = Fixture::new();
+    let input = f.file("in.csv", &format!("\u{feff}{}", hourly(48, |i| (i % 24) as f64)));
+    let v = f.json(&["forecast", "--input", input.to_str().unwrap(), "--horizon", "2", "--format", "json"]);
+    assert_eq!(v["forecast"].as_array().unwrap().len(), 2);
+    let out = f.tmp.path().join("out.csv");
+    let o = f.run(&["detect", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::read_to_string(out).unwrap().lines().count(), 49);
+}
+
+#[test]
 fn detect_writes_every_row_with_a_score() {
     let f = Fixture::new();
     let body = "timestamp,value\n2024-01-01 00:00:00,1.5\n2024-01-01 00:05:00,1.5\n2024-01-01 00:05:00,2\n2024-01-01 00:10:00,40\n";

@@ -28,6 +28,12 @@
 //! points of the chosen values, so the choice is not knife-edge.
 //!
 //! Everything is O(1) per point (amortized), with a bounded history.
+//!
+//! Any finite values and timestamps give a finite score in 0..=1: errors
+//! that overflow saturate at `f64::MAX`, surprises at [`MAX_SURPRISE`], time
+//! arithmetic is exact, and a value that is not finite scores 0 and is not
+//! learned from. None of these guards is reached by ordinary data, whose
+//! scores are exactly those of the plain formulas.
 
 use crate::time::UnixMs;
 
@@ -86,6 +92,9 @@ const N_BINS: usize = 8 * 50;
 const HIST_CAP: u32 = 1 << 16;
 /// Recompute the percentile every this many points.
 const QUANTILE_EVERY: u64 = 8;
+/// Surprises are capped here so the smoothed surprise stays finite; the
+/// score saturates long before (no real series comes near it).
+pub const MAX_SURPRISE: f64 = 1e300;
 
 /// A streaming anomaly detector for one series.
 #[derive(Debug, Clone)]
@@ -156,16 +165,18 @@ impl Detector {
             c += 1;
         }
         self.cursor[k] = c;
-        let (t0, _) = self.at(c);
+        // In i128: differences of any two i64 timestamps are exact.
+        let target = i128::from(target);
+        let t0 = i128::from(self.at(c).0);
         let (dist, nearest, gap) = if c + 1 < self.len {
-            let (t1, _) = self.at(c + 1);
+            let t1 = i128::from(self.at(c + 1).0);
             if target - t0 <= t1 - target {
                 (target - t0, c, t1 - t0)
             } else {
                 (t1 - target, c + 1, t1 - t0)
             }
         } else {
-            (target - t0, c, i64::MAX)
+            (target - t0, c, i128::from(i64::MAX))
         };
         if 2 * dist > gap.max(1) && dist != 0 {
             return None;
@@ -196,8 +207,11 @@ impl Detector {
     }
 
     /// Scores the next point (timestamps must increase): 0..1, higher is
-    /// more anomalous.
+    /// more anomalous. A value that is not finite scores 0 and is skipped.
     pub fn update(&mut self, ts: UnixMs, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
         // Each predictor gives an expected range; the error is the distance
         // from the value to it.
         let mut preds = [(f64::NAN, f64::NAN); N_PRED];
@@ -206,16 +220,18 @@ impl Detector {
         }
         for k in 0..2 {
             if self.cfg.seasons_ms[k] > 0 {
-                if let Some(r) = self.lookup(k, ts - self.cfg.seasons_ms[k]) {
+                // A target before the earliest time has no history either.
+                if let Some(r) = ts.checked_sub(self.cfg.seasons_ms[k]).and_then(|t| self.lookup(k, t)) {
                     preds[k + 1] = r;
                 }
             }
         }
+        // The distance saturates: ±1e308 apart is as far as f64 goes.
         let err = |(lo, hi): (f64, f64)| {
             if value < lo {
-                lo - value
+                (lo - value).min(f64::MAX)
             } else if value > hi {
-                value - hi
+                (value - hi).min(f64::MAX)
             } else {
                 0.0
             }
@@ -230,8 +246,11 @@ impl Detector {
         }
         let mut score = 0.0;
         if let Some(b) = best {
-            let floor = 1e-9 * (value.abs() + self.level.abs()) + 1e-12;
-            let z = err(preds[b]) / (self.mae[b] + floor);
+            let floor = match 1e-9 * (value.abs() + self.level.abs()) + 1e-12 {
+                f if f.is_finite() => f,
+                _ => 1e-9 * value.abs() + 1e-9 * self.level.abs(),
+            };
+            let z = (err(preds[b]) / (self.mae[b] + floor).min(f64::MAX)).min(MAX_SURPRISE);
             self.smooth = if self.smooth.is_nan() { z } else { self.smooth + self.cfg.smooth_weight * (z - self.smooth) };
             let warm = self.point.total() >= 30;
             let s_point = self.point.score(z, &self.cfg);
@@ -266,10 +285,23 @@ impl Detector {
                 self.seen[k] += 1;
             }
         }
-        self.level = if self.n == 0 { value } else { self.level + self.cfg.level_weight * (value - self.level) };
+        self.level = if self.n == 0 {
+            value
+        } else {
+            let w = self.cfg.level_weight;
+            match self.level + w * (value - self.level) {
+                // The same weighted mean without the overflowing difference.
+                l if !l.is_finite() => (1.0 - w) * self.level + w * value,
+                l => l,
+            }
+        };
         self.push(ts, value);
         self.n += 1;
-        out.clamp(0.0, 1.0)
+        if out.is_nan() {
+            0.0
+        } else {
+            out.clamp(0.0, 1.0)
+        }
     }
 }
 

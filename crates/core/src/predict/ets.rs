@@ -199,11 +199,11 @@ impl State {
         let (e, ec, eb) = if y.is_finite() {
             let e = y - yhat;
             let c = CLIP_SIGMAS * MAE_TO_SD * self.scale;
-            let ec = e.clamp(-c, c);
+            let ec = clip(e, c);
             self.scale = (1.0 - SCALE_WEIGHT) * self.scale + SCALE_WEIGHT * ec.abs();
             // The components learn from their own error (Taylor, 2003); the
             // AR term carries it forward. Without AR the two are the same.
-            let eb = (y - base).clamp(-c, c);
+            let eb = clip(y - base, c);
             self.last_err = eb;
             (e, ec, eb)
         } else {
@@ -224,6 +224,26 @@ impl State {
     }
 }
 
+/// `x` limited to ±`c` (`f64::clamp` without its panic when a diverging
+/// fit makes `c` NaN; such fits are rejected by their error, see [`fit`]).
+#[inline]
+fn clip(x: f64, c: f64) -> f64 {
+    if x > c {
+        c
+    } else if x < -c {
+        -c
+    } else {
+        x
+    }
+}
+
+impl State {
+    /// Whether every number of the state is finite.
+    fn is_finite(&self) -> bool {
+        [self.level, self.trend, self.scale, self.last_err].iter().chain(&self.s1).chain(&self.s2).all(|v| v.is_finite())
+    }
+}
+
 /// Filters `y` from `init` with `params`: the final state and the mean
 /// squared clipped error over the finite points.
 fn filter(init: &State, p: &Params, y: &[f64]) -> (State, f64, usize) {
@@ -241,7 +261,8 @@ fn filter(init: &State, p: &Params, y: &[f64]) -> (State, f64, usize) {
 }
 
 /// Fits a model of the given spec to `y` (NaN = missing). `None` when the
-/// series is too short for the spec.
+/// series is too short for the spec, or when even the best parameters make
+/// the filter diverge (a state or error that is not finite).
 pub fn fit(spec: Spec, y: &[f64]) -> Option<Model> {
     let init = initial_state(&spec, y)?;
     let dim = spec.n_params();
@@ -260,11 +281,15 @@ pub fn fit(spec: Spec, y: &[f64]) -> Option<Model> {
         z0.push(0.0);
     }
     debug_assert_eq!(z0.len(), dim);
-    let objective = |z: &[f64]| filter(&init, &Params::from_free(&spec, z), y).1;
+    if !init.is_finite() {
+        return None;
+    }
+    // A diverging filter (a non-finite error) is the worst possible fit.
+    let objective = |z: &[f64]| Some(filter(&init, &Params::from_free(&spec, z), y).1).filter(|v| v.is_finite()).unwrap_or(f64::MAX);
     let z = nelder_mead(objective, &z0, 1.0, 60 * dim, 1e-7);
     let params = Params::from_free(&spec, &z);
     let (state, mse, n) = filter(&init, &params, y);
-    Some(Model { spec, params, state, sigma: mse.sqrt(), mse, n })
+    (mse.is_finite() && state.is_finite()).then(|| Model { spec, params, state, sigma: mse.sqrt(), mse, n })
 }
 
 impl Model {

@@ -18,9 +18,19 @@
 //!   holdout, and the best is refitted on everything. Short series fall back
 //!   to the naive forecast (last value); a constant series to a constant.
 //! - **Confidence.** `data × skill`: skill = `max(0, 1 − MASE/2)` with the
-//!   holdout MASE (scaled by the in-sample naive error), data =
+//!   holdout MASE (scaled by the in-sample naive error; below 1 unless the
+//!   holdout is perfect), data =
 //!   `min(1, cycles / 4)` (cycles of the season seen, or points / 20
 //!   without a season). Not a constant: it falls with error and with data.
+//! - **Range.** The model works on the series multiplied by a power of two
+//!   that brings its largest magnitude into [1, 2): exact (so ordinary data
+//!   gives the same forecast as unscaled), and no sum of squares can
+//!   overflow however large or small the values are. Values beyond
+//!   ±[`MAX_ABS_VALUE`] are refused ([`ForecastError::OutOfRange`]): above
+//!   that the intervals at long horizons would not fit in an `f64`. The
+//!   horizon is at most [`MAX_HORIZON`] points. Every number of a forecast
+//!   is finite, and its timestamps are strictly increasing and after the
+//!   last input.
 
 use serde::Serialize;
 use thiserror::Error;
@@ -28,7 +38,7 @@ use thiserror::Error;
 use super::ets::{self, Spec};
 use super::season::{self, Seasons};
 use super::series::Series;
-use super::stats::{block_means, mann_kendall, mean, sen_slope, variance};
+use super::stats::{block_means, mann_kendall, mean, sen_slope, variance, Pow2};
 use crate::history::CycleSummary;
 use crate::time::UnixMs;
 
@@ -43,6 +53,13 @@ pub const MIN_MODEL_POINTS: usize = 10;
 /// At most this many grid points per input point (irregular timestamps
 /// with huge gaps are then treated as evenly spaced instead).
 const MAX_GRID_EXPANSION: usize = 4;
+/// The largest magnitude of a value a forecast accepts. Inside the model
+/// the series is scaled to magnitudes below 2; a forecast and its interval
+/// stay within about a million times the series' magnitude at the longest
+/// horizon, so 1e300 leaves ample room below `f64::MAX` (≈ 1.8e308).
+pub const MAX_ABS_VALUE: f64 = 1e300;
+/// The longest horizon, in points.
+pub const MAX_HORIZON: usize = 1_000_000;
 
 /// Why a forecast could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -53,6 +70,43 @@ pub enum ForecastError {
     /// A horizon of zero.
     #[error("the horizon must be at least one point")]
     ZeroHorizon,
+    /// A horizon beyond [`MAX_HORIZON`].
+    #[error("the horizon must be at most {MAX_HORIZON} points, got {0}")]
+    HorizonTooLong(usize),
+    /// An interval probability outside (0, 1).
+    #[error("the prediction interval must be a probability strictly between 0 and 1")]
+    BadInterval,
+    /// A series that breaks [`Series`]' invariants (built by hand).
+    #[error("data row {row}: {reason}")]
+    InvalidSeries {
+        /// The 1-based row.
+        row: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A value beyond ±[`MAX_ABS_VALUE`].
+    #[error(
+        "data row {row}: value {value} is beyond ±1e300: a forecast needs values within ±1e300 so that its arithmetic and \
+         intervals fit in a 64-bit float (max ±1.8e308); rescale the series (e.g. use larger units)"
+    )]
+    OutOfRange {
+        /// The 1-based row of the first such value.
+        row: usize,
+        /// The value as printed.
+        value: String,
+    },
+    /// The forecast's timestamps would pass the largest representable time.
+    #[error("the forecast's timestamps (step {step_ms} ms, {horizon} points) pass the largest representable time")]
+    TimeOverflow {
+        /// The grid step.
+        step_ms: i64,
+        /// The horizon.
+        horizon: usize,
+    },
+    /// A forecast number that is not finite (a safeguard: values within
+    /// ±[`MAX_ABS_VALUE`] do not reach it).
+    #[error("the forecast or its interval does not fit in a 64-bit float: rescale the series (e.g. use larger units)")]
+    NotRepresentable,
 }
 
 /// The shape of a series.
@@ -155,6 +209,10 @@ pub struct Forecast {
 pub struct Grid {
     /// Timestamp of the first point.
     pub start: UnixMs,
+    /// Timestamp of the last point: the last input's slot, or the last
+    /// input itself when the points are taken as evenly spaced. Never more
+    /// than half a step before the last input.
+    pub end: UnixMs,
     /// Step between points.
     pub step_ms: i64,
     /// Values (NaN = missing).
@@ -165,28 +223,34 @@ impl Grid {
     /// Places a series on the grid of its median step; points falling on
     /// the same slot are averaged. With very irregular timestamps (the grid
     /// would be much longer than the series) the points are taken as evenly
-    /// spaced at the median step.
+    /// spaced at the median step, ending at the last input.
     pub fn from_series(s: &Series) -> Option<Self> {
         let step = s.step_ms()?.max(1);
         let (&t0, &t1) = (s.ts.first()?, s.ts.last()?);
-        let slots = ((t1 - t0) as f64 / step as f64).round() as usize + 1;
-        if slots > MAX_GRID_EXPANSION * s.len() {
-            return Some(Self { start: t0, step_ms: step, values: s.values.clone() });
+        // abs_diff: the span of any two i64 timestamps fits in a u64.
+        let slot_of = |t: UnixMs| (t.abs_diff(t0) as f64 / step as f64).round() as usize;
+        let slots = slot_of(t1).saturating_add(1);
+        if slots > MAX_GRID_EXPANSION.saturating_mul(s.len()) {
+            return Some(Self { start: t0, end: t1, step_ms: step, values: s.values.clone() });
         }
         let mut sum = vec![0.0; slots];
         let mut cnt = vec![0u32; slots];
         for (&t, &v) in s.ts.iter().zip(&s.values) {
-            let i = (((t - t0) as f64 / step as f64).round() as usize).min(slots - 1);
+            let i = slot_of(t).min(slots - 1);
             sum[i] += v;
             cnt[i] += 1;
         }
         let values = sum.iter().zip(&cnt).map(|(s, &c)| if c > 0 { s / f64::from(c) } else { f64::NAN }).collect();
-        Some(Self { start: t0, step_ms: step, values })
+        // The last slot is the last input rounded to the grid (saturated:
+        // a grid ending past the largest time has no forecast timestamps).
+        let end = i64::try_from(slots - 1).ok().and_then(|k| step.checked_mul(k)).and_then(|d| t0.checked_add(d)).unwrap_or(i64::MAX);
+        Some(Self { start: t0, end, step_ms: step, values })
     }
 
-    /// The timestamp of the point after the last one, `j` steps on (j ≥ 1).
-    pub fn ts_after(&self, j: usize) -> UnixMs {
-        self.start + self.step_ms * (self.values.len() - 1 + j) as i64
+    /// The timestamp `j` steps after the last point (j ≥ 1); `None` past
+    /// the largest representable time.
+    pub fn ts_after(&self, j: usize) -> Option<UnixMs> {
+        self.step_ms.checked_mul(i64::try_from(j).ok()?).and_then(|d| self.end.checked_add(d))
     }
 }
 
@@ -305,7 +369,8 @@ pub fn pattern_of_step(y: &[f64], step_ms: Option<i64>) -> PatternStats {
 }
 
 /// Mean absolute error of forecasts of `h` steps from rolling origins
-/// through `test`, after fitting on `train`. `None` if the spec cannot be fitted.
+/// through `test`, after fitting on `train`. `None` if the spec cannot be
+/// fitted or its error is not finite (an unstable fit).
 fn holdout_mae(spec: Spec, train: &[f64], test: &[f64], h: usize) -> Option<f64> {
     let mut model = ets::fit(spec, train)?;
     let stride = (h / 2).max(1);
@@ -324,7 +389,7 @@ fn holdout_mae(spec: Spec, train: &[f64], test: &[f64], h: usize) -> Option<f64>
         model.update(&test[origin..next]);
         origin = next;
     }
-    (cnt > 0).then(|| sum / cnt as f64)
+    Some(sum / cnt as f64).filter(|mae| cnt > 0 && mae.is_finite())
 }
 
 /// In-sample mean absolute error of the (seasonal, lag m) naive forecast.
@@ -395,20 +460,74 @@ pub fn fit_best(y: &[f64], filled: &[f64], horizon: usize, stats: &PatternStats)
 /// Forecasts `horizon` points after the series (see the module doc).
 ///
 /// # Errors
-/// [`ForecastError`] for fewer than 2 points or a zero horizon.
+/// [`ForecastError`] for fewer than 2 points, a zero or too long horizon,
+/// an interval outside (0, 1), values beyond ±[`MAX_ABS_VALUE`] or a
+/// series that breaks [`Series`]' invariants, and (never for input within
+/// those limits) timestamps or numbers that would not be representable.
 pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result<Forecast, ForecastError> {
+    if series.ts.len() != series.len() {
+        let row = series.len().min(series.ts.len()) + 1;
+        return Err(ForecastError::InvalidSeries { row, reason: "timestamps and values differ in number" });
+    }
     if series.len() < 2 {
         return Err(ForecastError::TooShort(series.len()));
     }
     if horizon == 0 {
         return Err(ForecastError::ZeroHorizon);
     }
+    if horizon > MAX_HORIZON {
+        return Err(ForecastError::HorizonTooLong(horizon));
+    }
+    if !(cfg.interval > 0.0 && cfg.interval < 1.0) {
+        return Err(ForecastError::BadInterval);
+    }
+    if let Some(i) = series.values.iter().position(|v| !v.is_finite()) {
+        return Err(ForecastError::InvalidSeries { row: i + 1, reason: "the value is not a finite number" });
+    }
+    if let Some(i) = series.ts.windows(2).position(|w| w[0] >= w[1]) {
+        return Err(ForecastError::InvalidSeries { row: i + 2, reason: "the timestamp is not after the previous one" });
+    }
+    if let Some(i) = series.values.iter().position(|v| v.abs() > MAX_ABS_VALUE) {
+        return Err(ForecastError::OutOfRange { row: i + 1, value: format!("{:e}", series.values[i]) });
+    }
+    // Work on the series scaled to magnitudes in [1, 2) (see the module doc).
+    let scale = Pow2::normalizing(series.values.iter().fold(0.0, |m: f64, v| m.max(v.abs())));
+    let scaled = Series { ts: series.ts.clone(), values: series.values.iter().map(|&v| scale.apply(v)).collect() };
+    let non_negative = cfg.non_negative && series.values.iter().all(|v| *v >= 0.0);
+    // As the models do: a 100 % interval would be infinitely wide.
+    let mut f = forecast_scaled(&scaled, horizon, cfg.interval.min(0.999_999), non_negative)?;
+    // Back to the series' units: dividing by a power of two is exact.
+    let unscale = |x: f64| scale.undo(x);
+    for p in &mut f.forecast {
+        (p.value, p.lower, p.upper) = (unscale(p.value), unscale(p.lower), unscale(p.upper));
+    }
+    let d = &mut f.diagnostics;
+    d.holdout_mae = d.holdout_mae.map(unscale);
+    d.trend_slope_per_point = unscale(d.trend_slope_per_point);
+    d.candidates.iter_mut().for_each(|c| c.1 = unscale(c.1));
+    d.candidates.retain(|c| c.1.is_finite());
+    let finite = |x: &f64| x.is_finite();
+    let numbers_ok = f.forecast.iter().all(|p| [p.value, p.lower, p.upper].iter().all(finite))
+        && finite(&f.confidence)
+        && [d.step_secs, d.season_acf, d.seasonal_strength, d.trend_p_value, d.trend_slope_per_point].iter().all(finite)
+        && d.holdout_mae.iter().chain(&d.holdout_mase).all(finite);
+    if !numbers_ok {
+        return Err(ForecastError::NotRepresentable);
+    }
+    Ok(f)
+}
+
+/// [`forecast`] on a checked series already scaled to magnitudes below 2.
+fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative: bool) -> Result<Forecast, ForecastError> {
     let grid = Grid::from_series(series).ok_or(ForecastError::TooShort(series.len()))?;
+    let timestamps: Vec<UnixMs> = (1..=horizon)
+        .map(|j| grid.ts_after(j))
+        .collect::<Option<_>>()
+        .ok_or(ForecastError::TimeOverflow { step_ms: grid.step_ms, horizon })?;
     let y = &grid.values;
     let n = y.len();
     let filled = fill_gaps(y);
     let stats = pattern_of_step(&filled, Some(grid.step_ms));
-    let non_negative = cfg.non_negative && series.values.iter().all(|v| *v >= 0.0);
     let mut diagnostics = Diagnostics {
         grid_points: n,
         missing_points: y.iter().filter(|v| !v.is_finite()).count(),
@@ -425,10 +544,10 @@ pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result
     let finish = |points: Vec<(f64, f64, f64)>, model: String, confidence: f64, diagnostics: Diagnostics| {
         let forecast = points
             .into_iter()
-            .enumerate()
-            .map(|(j, (v, lo, hi))| {
+            .zip(&timestamps)
+            .map(|((v, lo, hi), &ts)| {
                 let clamp = |x: f64| if non_negative { x.max(0.0) } else { x };
-                ForecastPoint { ts: grid.ts_after(j + 1), value: clamp(v), lower: clamp(lo), upper: clamp(hi) }
+                ForecastPoint { ts, value: clamp(v), lower: clamp(lo), upper: clamp(hi) }
             })
             .collect();
         Forecast {
@@ -442,6 +561,8 @@ pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result
     };
     let known: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
     let last = known.last().copied().unwrap_or(0.0);
+    // Constant within float noise: the series is scaled, so this is relative
+    // to its magnitude (a standard deviation below about 3e-8 of it).
     if variance(&known) <= f64::EPSILON * (1.0 + last * last) {
         let data = (known.len() as f64 / 20.0).min(1.0);
         return Ok(finish(vec![(last, last, last); horizon], "constant".to_owned(), data, diagnostics));
@@ -450,7 +571,7 @@ pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result
         // Naive: the last value, with the spread of successive changes growing as a random walk.
         let diffs: Vec<f64> = known.windows(2).map(|w| w[1] - w[0]).collect();
         let sd = (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len().max(1) as f64).sqrt();
-        let z = super::stats::normal_quantile(0.5 + cfg.interval / 2.0);
+        let z = super::stats::normal_quantile(0.5 + interval / 2.0);
         let pts = (1..=horizon).map(|j| (last, last - z * sd * (j as f64).sqrt(), last + z * sd * (j as f64).sqrt())).collect();
         let data = n as f64 / 20.0;
         return Ok(finish(pts, "naive".to_owned(), 0.5 * data, diagnostics));
@@ -462,15 +583,17 @@ pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result
         return Ok(finish(pts, "naive".to_owned(), 0.0, diagnostics));
     };
     let m1 = stats.seasons.primary.unwrap_or(0);
-    let best = fitted.holdout_mae.map(|mae| ((), mae));
-    let scale = fitted.scale;
-    let mase = best.map(|(_, mae)| mae / scale);
-    diagnostics.holdout_mae = best.map(|(_, mae)| mae);
+    // A MASE that is not finite (no in-sample change to scale by) says nothing about skill.
+    let mase = fitted.holdout_mae.map(|mae| mae / fitted.scale).filter(|m| m.is_finite());
+    diagnostics.holdout_mae = fitted.holdout_mae;
     diagnostics.holdout_mase = mase;
     let cycles = if m1 > 0 { n as f64 / m1 as f64 } else { n as f64 / 20.0 };
     let data = (cycles / 4.0).min(1.0);
-    let skill = mase.map_or(0.0, |m| (1.0 - m / 2.0).max(0.0));
-    Ok(finish(model.forecast(horizon, cfg.interval), model.spec.name(), data * skill, diagnostics))
+    // Full skill only for a perfect holdout (MASE 0): a MASE too small to
+    // move `1 − MASE/2` off 1 in f64 (e.g. a holdout far calmer than the
+    // fit period) gives the largest f64 below 1.
+    let skill = mase.map_or(0.0, |m| if m > 0.0 { (1.0 - m / 2.0).clamp(0.0, 1.0 - f64::EPSILON / 2.0) } else { 1.0 });
+    Ok(finish(model.forecast(horizon, interval), model.spec.name(), data * skill, diagnostics))
 }
 
 /// The forecast peak within a lead time, for scaling ahead of load.
@@ -516,10 +639,10 @@ pub fn peak_within(ts: &[UnixMs], values: &[f64], lead_ms: i64) -> Option<Peak> 
 /// dead-lettered) over the time between them, stamped at the later cycle.
 /// Intervals where the count went backwards (records archived) are skipped.
 pub fn arrival_rates(cycles: &[CycleSummary]) -> Series {
-    let seen = |c: &CycleSummary| c.work_queue_size + c.in_flight + c.completed + c.failed;
+    let seen = |c: &CycleSummary| c.work_queue_size.saturating_add(c.in_flight).saturating_add(c.completed).saturating_add(c.failed);
     let mut out = Series::default();
     for w in cycles.windows(2) {
-        let dt = (w[1].ts - w[0].ts) as f64 / 1000.0;
+        let dt = (i128::from(w[1].ts) - i128::from(w[0].ts)) as f64 / 1000.0;
         if dt <= 0.0 {
             continue;
         }

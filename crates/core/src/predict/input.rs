@@ -1,11 +1,12 @@
 //! The prediction commands' other inputs, parsed from text: limits,
 //! `timestamp,component,metric,value` samples, and CSVs of named numeric
 //! columns. Errors are phrases that name the line; the caller adds the file.
+//! A UTF-8 byte order mark at the start of a text is skipped.
 
 use std::collections::HashMap;
 
 use super::maintenance::{Limit, MetricSample};
-use super::series::{parse_timestamp, parse_value};
+use super::series::{parse_timestamp, parse_value, strip_bom};
 use super::tune::QuerySample;
 use crate::time::UnixMs;
 
@@ -35,7 +36,7 @@ pub fn parse_limit(text: &str) -> Result<(String, Limit), String> {
 /// What is wrong, naming the line.
 pub fn metric_samples(text: &str) -> Result<Vec<MetricSample>, String> {
     let bad = |msg: String| msg;
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = strip_bom(text).lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
     let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header `timestamp,component,metric,value`".to_owned()))?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
     let find = |name: &str| cols.iter().position(|c| c == name).ok_or_else(|| bad(format!("line {hl}: the header has no `{name}` column")));
@@ -78,7 +79,7 @@ pub fn metric_samples(text: &str) -> Result<Vec<MetricSample>, String> {
 /// What is wrong, naming the line.
 pub fn columns(text: &str, wanted: &[&str], required: &[&str]) -> Result<Vec<Vec<f64>>, String> {
     let bad = |msg: String| msg;
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = strip_bom(text).lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
     let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header".to_owned()))?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
     for r in required {
@@ -147,5 +148,14 @@ mod tests {
         assert_eq!((app, buf), (vec![10.0, 20.0], vec![]));
         assert!(columns("rows\n1\n", &["duration_ms"], &["duration_ms"]).unwrap_err().contains("no `duration_ms` column"));
         assert!(query_history("duration_ms,rows\n5,x\n").unwrap_err().starts_with("line 2:"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let samples = metric_samples("\u{feff}timestamp,component,metric,value\n2026-01-01T00:00:00Z,a,mem,1\n").unwrap();
+        assert_eq!((samples[0].component.as_str(), samples[0].value), ("a", 1.0));
+        assert_eq!(memory_usage("\u{feff}application_mb,buffer_mb\n10,2\n").unwrap(), (vec![10.0], vec![2.0]));
+        assert_eq!(query_history("\u{feff}duration_ms\n5\n").unwrap()[0].duration_ms, 5.0);
+        assert_eq!(metric_samples("\u{feff}").unwrap_err(), "empty input: expected a header `timestamp,component,metric,value`");
     }
 }

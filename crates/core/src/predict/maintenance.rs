@@ -20,12 +20,19 @@
 //!
 //! Fewer than [`MIN_POINTS`] points give `will_fail = false` with a low
 //! confidence and a note, never an error.
+//!
+//! Any finite input gives an answer without panicking: the line is fitted
+//! to the values scaled by a power of two (exact, so ordinary data is
+//! unaffected; no sum of squares overflows), time differences are exact,
+//! and a number of the answer that does not fit in an `f64` (a slope of
+//! 1e308 per millisecond, a limit the trend reaches after more than 1e308
+//! hours) is left out (`None`) instead of being infinite.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::stats::{linear_fit, mann_kendall};
+use super::stats::{linear_fit, mann_kendall, Pow2};
 use crate::time::UnixMs;
 
 /// The trend test's significance level.
@@ -177,7 +184,8 @@ pub fn predict(samples: &[MetricSample], cfg: &MaintenanceConfig) -> Vec<Failure
     let mut out: Vec<FailurePrediction> = groups
         .into_iter()
         .filter_map(|((component, metric), mut points)| {
-            let limit = cfg.limit_for(metric)?;
+            // A limit that is not a finite number cannot be reached.
+            let limit = cfg.limit_for(metric).filter(|l| l.value.is_finite())?;
             points.sort_by_key(|p| p.0);
             Some(predict_one(component, metric, &points, limit, cfg))
         })
@@ -210,20 +218,26 @@ pub fn predict_one(component: &str, metric: &str, points: &[(UnixMs, f64)], limi
         notes: Vec::new(),
     };
     let window_ms = (cfg.window_hours * 3_600_000.0) as i64;
-    let recent: Vec<(UnixMs, f64)> = points.iter().copied().filter(|(t, _)| last_sample - t <= window_ms).collect();
+    // Time differences in i128: exact for any two i64 timestamps.
+    let before_last = |t: UnixMs| i128::from(last_sample) - i128::from(t);
+    let recent: Vec<(UnixMs, f64)> = points.iter().copied().filter(|&(t, _)| before_last(t) <= i128::from(window_ms)).collect();
     p.points = recent.len();
     let amount = (recent.len() as f64 / FULL_POINTS).min(1.0);
     // Signed so that "towards the limit" is positive.
     let sign = if limit.rising { 1.0 } else { -1.0 };
-    let x: Vec<f64> = recent.iter().map(|(t, _)| (t - last_sample) as f64 / 3_600_000.0).collect();
-    let y: Vec<f64> = recent.iter().map(|(_, v)| sign * v).collect();
-    let limit_s = sign * limit.value;
+    let x: Vec<f64> = recent.iter().map(|&(t, _)| -before_last(t) as f64 / 3_600_000.0).collect();
+    // The fit works on values scaled by a power of two (exact): magnitudes
+    // below 2, so no sum of squares overflows. The limit is scaled alike (it
+    // may become infinite when it dwarfs the values: then it is out of reach).
+    let scale = Pow2::normalizing(recent.iter().fold(0.0, |m: f64, p| m.max(p.1.abs())));
+    let y: Vec<f64> = recent.iter().map(|&(_, v)| sign * scale.apply(v)).collect();
+    let limit_s = sign * scale.apply(limit.value);
     let fit = if recent.len() >= MIN_POINTS { linear_fit(&x, &y) } else { None };
     let Some(fit) = fit else {
         p.notes.push(format!("{} point(s) in the last {} h: at least {MIN_POINTS} needed for a trend", recent.len(), cfg.window_hours));
         p.confidence = 0.1 * amount;
         if let Some(&(_, v)) = recent.last() {
-            if sign * v >= limit_s {
+            if sign * v >= sign * limit.value {
                 p.will_fail = true;
                 p.time_to_failure_hours = Some(0.0);
                 p.confidence = 0.5;
@@ -234,18 +248,27 @@ pub fn predict_one(component: &str, metric: &str, points: &[(UnixMs, f64)], limi
         return p;
     };
     let current = fit.intercept; // x = 0 at the last sample
-    p.current = Some(sign * current);
-    p.slope_per_hour = Some(sign * fit.slope);
-    p.r2 = Some(fit.r2);
+
+    // Back to the metric's units (exact, or not representable: then absent).
+    let unscaled = |v: f64| Some(sign * scale.undo(v)).filter(|u| u.is_finite());
+    p.current = unscaled(current);
+    p.slope_per_hour = unscaled(fit.slope);
+    p.r2 = Some(fit.r2).filter(|r| r.is_finite());
     let mk = mann_kendall(&y);
     p.trend_p_value = mk.map(|m| m.p_value);
     let significant = mk.is_some_and(|m| m.p_value < TREND_P_VALUE) && fit.slope > 0.0;
-    let last_value = y.last().copied().unwrap_or(current);
-    if current >= limit_s || last_value >= limit_s {
+    // The last value against the limit in the metric's units (scaling may
+    // round a value far below the largest one to zero).
+    let last_at_limit = recent.last().is_some_and(|&(_, v)| sign * v >= sign * limit.value);
+    if current >= limit_s || last_at_limit {
         p.will_fail = true;
         p.time_to_failure_hours = Some(0.0);
         p.confidence = (0.5 + 0.5 * amount).min(1.0);
         p.notes.push("already at the limit".to_owned());
+    } else if significant && !((limit_s - current) / fit.slope).is_finite() {
+        // Reached after more hours than an f64 holds: not in any horizon.
+        p.confidence = amount;
+        p.notes.push("the trend reaches the limit only after more hours than a 64-bit float holds".to_owned());
     } else if significant {
         let ttf = (limit_s - current) / fit.slope;
         p.time_to_failure_hours = Some(ttf);
@@ -266,7 +289,7 @@ pub fn predict_one(component: &str, metric: &str, points: &[(UnixMs, f64)], limi
             p.notes.push(format!("rising but not significantly (Mann-Kendall p = {:.2})", p.trend_p_value.unwrap_or(1.0)));
         }
     }
-    p.confidence = p.confidence.clamp(0.0, 1.0);
+    p.confidence = if p.confidence.is_nan() { 0.0 } else { p.confidence.clamp(0.0, 1.0) };
     p.recommendations = recommend(&p);
     p
 }

@@ -3,7 +3,8 @@
 //! Every error names the line it is on (1-based, the header is line 1), so a
 //! user can fix the file: empty input, a missing column, a timestamp that does
 //! not parse, a value that is not a finite number, and timestamps that are not
-//! strictly increasing.
+//! strictly increasing. A UTF-8 byte order mark at the start of the text
+//! (as spreadsheet programs write) is skipped.
 
 use thiserror::Error;
 
@@ -113,7 +114,8 @@ impl Series {
     /// The typical sampling interval: the median gap between timestamps
     /// (robust to a few gaps). `None` with fewer than two points.
     pub fn step_ms(&self) -> Option<i64> {
-        let mut gaps: Vec<i64> = self.ts.windows(2).map(|w| w[1] - w[0]).collect();
+        // Saturating: the gap between two i64 timestamps may exceed i64::MAX.
+        let mut gaps: Vec<i64> = self.ts.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
         if gaps.is_empty() {
             return None;
         }
@@ -143,7 +145,8 @@ pub enum Duplicates {
 }
 
 /// Parses `timestamp,value` CSV text (extra columns are ignored; the header
-/// names the columns, in any order). Blank lines are skipped.
+/// names the columns, in any order). Blank lines and a leading byte order
+/// mark are skipped.
 ///
 /// # Errors
 /// A [`SeriesError`] naming the first bad line; [`SeriesError::TooShort`]
@@ -168,7 +171,7 @@ pub struct Parsed<'a> {
 /// # Errors
 /// As [`parse_csv`].
 pub fn parse_csv_rows(text: &str, min_rows: usize, duplicates: Duplicates) -> Result<Parsed<'_>, SeriesError> {
-    let mut lines = numbered_lines(text);
+    let mut lines = numbered_lines(strip_bom(text));
     let (header_line, header) = lines.next().ok_or(SeriesError::Empty)?;
     let columns: Vec<&str> = split_fields(header).collect();
     let find = |name: &'static str| {
@@ -212,6 +215,11 @@ pub fn parse_csv_rows(text: &str, min_rows: usize, duplicates: Duplicates) -> Re
         return Err(SeriesError::TooShort { found: series.len(), needed: min_rows });
     }
     Ok(Parsed { series, rows: raw, duplicate_lines })
+}
+
+/// The text without a UTF-8 byte order mark (U+FEFF) at its start.
+pub(crate) fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Non-blank lines with their 1-based numbers.
@@ -275,6 +283,17 @@ mod tests {
         let dup = err("timestamp,value\n2014-04-01 00:05:00,1\n\n2014-04-01 00:05:00,2\n");
         assert!(dup.starts_with("line 4: duplicate timestamp") && dup.contains("also on line 2"), "{dup}");
         assert!(err("timestamp,value\n2014-04-01 00:05:00\n").starts_with("line 2: expected 2 fields"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let p = parse_csv_rows("\u{feff}timestamp,value\n100,1\n160,2\n", 2, Duplicates::Reject).unwrap();
+        assert_eq!((p.series.ts.as_slice(), p.series.values.as_slice()), (&[100_000, 160_000][..], &[1.0, 2.0][..]));
+        assert_eq!(p.rows[0].timestamp, "100");
+        // Only at the start: elsewhere it is part of a field.
+        let inner = err("timestamp,value\n\u{feff}100,1\n160,2\n");
+        assert!(inner.starts_with("line 2:") && inner.contains("is not a timestamp"), "{inner}");
+        assert_eq!(err("\u{feff}"), "empty input: expected a header line `timestamp,value`");
     }
 
     #[test]

@@ -11,6 +11,60 @@ pub fn mean(x: &[f64]) -> f64 {
     }
 }
 
+/// Scaling by a power of two, `2^k`: exact (but for results that are
+/// subnormal), so arithmetic on scaled values gives, once scaled back, the
+/// results of unscaled arithmetic wherever that does not overflow or
+/// underflow. Used to bring a series near 1 before summing squares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pow2 {
+    k: i32,
+}
+
+impl Pow2 {
+    /// The power of two that brings `magnitude` into [1, 2) (`2^0` for zero
+    /// or a magnitude that is not finite): `k = −floor(log2(magnitude))`,
+    /// from −1023 (for f64::MAX) to 1074 (for the smallest subnormal).
+    pub fn normalizing(magnitude: f64) -> Self {
+        if !(magnitude > 0.0 && magnitude.is_finite()) {
+            return Self { k: 0 };
+        }
+        let bits = magnitude.to_bits();
+        let field = ((bits >> 52) & 0x7ff) as i32;
+        // floor(log2), exactly: the exponent field, or for a subnormal
+        // (mantissa × 2^-1074) the position of the mantissa's top bit.
+        let exponent = if field > 0 { field - 1023 } else { 63 - bits.leading_zeros() as i32 - 1074 };
+        Self { k: -exponent }
+    }
+
+    /// The exponent `k`.
+    pub fn exponent(self) -> i32 {
+        self.k
+    }
+
+    /// `x × 2^k` (one multiplication when 2^k is a normal number, two otherwise).
+    pub fn apply(self, x: f64) -> f64 {
+        match self.k {
+            k if k > 1023 => x * pow2(1023) * pow2(k - 1023),
+            k if k < -1022 => x * pow2(-1) * pow2(k + 1),
+            k => x * pow2(k),
+        }
+    }
+
+    /// `x / 2^k`, the inverse of [`Pow2::apply`].
+    pub fn undo(self, x: f64) -> f64 {
+        match self.k {
+            k if k > 1023 => x / pow2(k - 1023) / pow2(1023),
+            k if k < -1022 => x / pow2(-1) / pow2(k + 1),
+            k => x / pow2(k),
+        }
+    }
+}
+
+/// `2^k` for `k` in −1022..=1023 (the normal exponents), from its bits.
+fn pow2(k: i32) -> f64 {
+    f64::from_bits(u64::from((k + 1023).clamp(1, 2046).unsigned_abs()) << 52)
+}
+
 /// The population variance; 0 for fewer than two values.
 pub fn variance(x: &[f64]) -> f64 {
     if x.len() < 2 {
@@ -262,6 +316,20 @@ pub fn normal_quantile(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pow2_brings_any_magnitude_into_one_to_two_exactly() {
+        for m in [1.0, 3.0, 1e-3, 1e300, f64::MAX, 2f64.powi(1023), 1e-310, 5e-324, 2.5e-323, f64::MIN_POSITIVE, 1e-320] {
+            let s = Pow2::normalizing(m);
+            let scaled = s.apply(m);
+            assert!((1.0..2.0).contains(&scaled), "{m}: 2^{} gives {scaled}", s.exponent());
+            assert_eq!(s.undo(scaled), m, "{m}: exact round trip");
+            assert_eq!(s.undo(s.apply(-m / 2.0)), -m / 2.0, "{m}");
+        }
+        assert_eq!(Pow2::normalizing(4096.0).apply(3.0), 3.0 / 4096.0);
+        assert_eq!(Pow2::normalizing(0.0).exponent(), 0);
+        assert_eq!(Pow2::normalizing(f64::NAN).exponent(), 0);
+    }
 
     #[test]
     fn quantiles_interpolate() {
