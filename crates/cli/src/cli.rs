@@ -28,9 +28,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// State directory: journal, fleet registry, pidfile [default: <coordination>/../.steward]
+    /// State directory: journal, fleet registry, pidfile [default: <coordination>/../.steward/<name of coordination>]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Create the coordination directory if it does not exist (a missing one is an error otherwise)
+    #[arg(long, global = true)]
+    pub create: bool,
 
     /// Decision policy [default: from the config, else adaptive]
     #[arg(long, global = true, value_enum)]
@@ -132,6 +136,9 @@ pub enum Command {
         /// Decide and journal, touch nothing
         #[arg(long)]
         dry_run: bool,
+        /// Listen here [default: server.listen, 127.0.0.1:8080; env STEWARD_SERVER_LISTEN]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
         /// Write JSON-lines logs here, rotated by logs.max_size (what `start` uses)
         #[arg(long, value_name = "FILE")]
         log_file: Option<std::path::PathBuf>,
@@ -147,6 +154,9 @@ pub enum Command {
         /// Decide and journal, touch nothing
         #[arg(long)]
         dry_run: bool,
+        /// Listen here [default: server.listen, 127.0.0.1:8080; env STEWARD_SERVER_LISTEN]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
     },
     /// Stop the background daemon: SIGTERM, then SIGKILL after --timeout
     Stop {

@@ -65,6 +65,11 @@ fn load_config(cli: &Cli) -> Result<Config> {
             PolicyArg::Adaptive => "adaptive".to_owned(),
             PolicyArg::Classic => "classic".to_owned(),
         }),
+        listen: match &cli.command {
+            Command::Serve { listen, .. } | Command::Start { listen, .. } => listen.clone(),
+            _ => None,
+        },
+        create: cli.create,
     };
     let (cfg, path) = config::load(cli.config.as_deref(), &env, &flags)?;
     if let Some(p) = path {
@@ -90,6 +95,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let json = cli.json;
     let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy };
     let engine = || wire::engine(&cfg);
+    warn_about_a_legacy_journal(&cfg);
     match cli.command {
         Command::Config { .. } => {
             let value = serde_json::to_value(&cfg).context("encoding the config")?;
@@ -103,24 +109,45 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => status(&cfg, &engine()?, json),
-        Command::Analyze { format } => analyze(&cfg, &engine()?, json || format == Format::Json),
-        Command::Execute(args) => execute(&engine()?, &args, json),
-        Command::Loop { interval, max_cycles, dry_run } => run_loop(&cfg, &engine()?, interval, max_cycles, dry_run, json),
-        Command::Agents => agents(&engine()?, json),
+        Command::Status => {
+            ensure_target(&cfg)?;
+            status(&cfg, &engine()?, json)
+        }
+        Command::Analyze { format } => {
+            ensure_target(&cfg)?;
+            analyze(&cfg, &engine()?, json || format == Format::Json)
+        }
+        Command::Execute(args) => {
+            ensure_target(&cfg)?;
+            execute(&engine()?, &args, json)
+        }
+        Command::Loop { interval, max_cycles, dry_run } => {
+            ensure_target(&cfg)?;
+            run_loop(&cfg, &engine()?, interval, max_cycles, dry_run, json)
+        }
+        Command::Agents => {
+            ensure_target(&cfg)?;
+            agents(&engine()?, json)
+        }
         Command::Worker(args) => run_worker(&cfg, args),
-        Command::Rollback { decision_id } => rollback(&engine()?, &decision_id, json),
+        Command::Rollback { decision_id } => {
+            ensure_target(&cfg)?;
+            rollback(&engine()?, &decision_id, json)
+        }
         Command::Demo(args) => crate::demo::run(args, json),
         Command::Serve { dry_run, .. } => {
+            ensure_target(&cfg)?;
             let stop = install_stop_handlers()?;
             crate::daemon::serve(&cfg, engine()?, dry_run, stop)
         }
-        Command::Start { dry_run } => {
+        Command::Start { dry_run, .. } => {
+            ensure_target(&cfg)?;
             let global = daemon_args(&cli_global, &cfg)?;
             crate::daemon::start(&cfg, &global, dry_run, json)
         }
         Command::Stop { timeout } => crate::daemon::stop(&cfg, seconds(timeout, "--timeout")?, json),
         Command::Restart { timeout } => {
+            ensure_target(&cfg)?;
             crate::daemon::stop(&cfg, seconds(timeout, "--timeout")?, json)?;
             let global = daemon_args(&cli_global, &cfg)?;
             crate::daemon::start(&cfg, &global, false, json)
@@ -132,6 +159,81 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Prediction(p) => crate::predict::run(p, &cfg, json),
     }
+}
+
+/// steward 0.1.0 kept one state directory for every coordination
+/// directory in a parent; its journal stays where it was: say so once.
+fn warn_about_a_legacy_journal(cfg: &Config) {
+    let Some(legacy) = cfg.legacy_state_dir() else { return };
+    let new = cfg.state_dir();
+    let old_journal = legacy.join(steward_store::JOURNAL_FILE);
+    if old_journal.is_file() && !new.join(steward_store::JOURNAL_FILE).exists() {
+        tracing::warn!(
+            old = %old_journal.display(),
+            new = %new.display(),
+            "State is now kept per coordination directory; an older journal (shared by every directory in this parent) \
+             was left where it was. Move it into the new state directory, or pass --state-dir to keep using the old one."
+        );
+    }
+}
+
+/// A coordination directory that does not exist is an error, so a typo is
+/// not scored as an empty system (and nothing is created for it), unless
+/// `--create` (or `coordination.create`) asks for it to be made.
+fn ensure_target(cfg: &Config) -> Result<()> {
+    let dir = &cfg.coordination.dir;
+    match std::fs::metadata(dir) {
+        // A file where the directory belongs is refused by the engine, before it creates anything.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.coordination.create => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the coordination directory {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "Created the coordination directory (--create).");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = similar_directory(dir).map(|d| format!(" Did you mean {}?", d.display())).unwrap_or_default();
+            Err(UsageError(format!(
+                "the coordination directory {} does not exist.{hint} Pass --create (or set coordination.create: true) to make it",
+                dir.display()
+            ))
+            .into())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the coordination directory {}", dir.display())),
+    }
+}
+
+/// A directory next to `dir` whose name is one or two edits away (a typo).
+fn similar_directory(dir: &Path) -> Option<std::path::PathBuf> {
+    let name = dir.file_name()?.to_str()?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let entries = std::fs::read_dir(&parent).ok()?;
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(|n| (edit_distance(name, &n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| parent.join(n))
+}
+
+/// Levenshtein distance, for typo hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// `section.key = value` lines, one per key.

@@ -86,7 +86,7 @@ impl Default for LogsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The state directory (journal, lock, pidfile). Default `<coordination>/../.steward`.
+    /// The state directory (journal, fleet registry, pidfile). Default `<parent>/.steward/<name>` for the coordination directory `<parent>/<name>`: one per coordination directory.
     #[serde(default)]
     pub dir: Option<PathBuf>,
 }
@@ -108,10 +108,33 @@ impl Config {
         if let Some(dir) = &self.state.dir {
             return dir.clone();
         }
-        match self.coordination.dir.parent() {
+        // One state directory per coordination directory, so two of them
+        // in one parent never share a journal: <parent>/.steward/<name>.
+        let dir = &self.coordination.dir;
+        let (parent, name) = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) => (parent.to_owned(), name.to_owned()),
+            // `.`, `..` or `/`: name it by where it really is.
+            _ => {
+                let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                (
+                    real.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    real.file_name().map_or_else(|| "root".into(), ToOwned::to_owned),
+                )
+            }
+        };
+        parent.join(".steward").join(name)
+    }
+
+    /// The state directory steward 0.1.0 used by default, shared by every
+    /// coordination directory in one parent.
+    pub fn legacy_state_dir(&self) -> Option<PathBuf> {
+        if self.state.dir.is_some() {
+            return None;
+        }
+        Some(match self.coordination.dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.join(".steward"),
             _ => PathBuf::from(".steward"),
-        }
+        })
     }
 
     fn validate(&self) -> Result<(), InvalidValue> {
@@ -196,6 +219,10 @@ pub struct FlagOverrides {
     pub state_dir: Option<PathBuf>,
     /// `--policy NAME`
     pub policy: Option<String>,
+    /// `--listen ADDR` (serve, start)
+    pub listen: Option<String>,
+    /// `--create`
+    pub create: bool,
 }
 
 /// Loads the config: `file` (or `./steward.yaml` if present), then the
@@ -281,6 +308,12 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
     }
     if let Some(p) = &flags.policy {
         set_flag("auto", "policy", Value::String(p.clone()), "--policy");
+    }
+    if let Some(l) = &flags.listen {
+        set_flag("server", "listen", Value::String(l.clone()), "--listen");
+    }
+    if flags.create {
+        set_flag("coordination", "create", Value::Bool(true), "--create");
     }
 
     let origin_of = |key: &str| -> String {
@@ -480,7 +513,7 @@ mod tests {
         let (cfg, _) = load(None, &e, &FlagOverrides::default()).unwrap();
         assert_eq!(cfg.coordination.agent_ttl.as_secs(), 120);
         assert_eq!(cfg.coordination.dir, PathBuf::from("/tmp/x/coord"));
-        assert_eq!(cfg.state_dir(), PathBuf::from("/tmp/x/.steward"));
+        assert_eq!(cfg.state_dir(), PathBuf::from("/tmp/x/.steward/coord"), "one state directory per coordination directory");
     }
 
     fn err(text: &str, e: &[(&str, &str)]) -> String {

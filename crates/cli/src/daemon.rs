@@ -83,9 +83,9 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let lock = if dry_run { None } else { Some(Arc::new(engine.lock()?)) };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(opts.listen))
-        .with_context(|| format!("cannot listen on {} (server.listen)", opts.listen))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(opts.listen)).with_context(|| {
+        format!("cannot listen on {}; choose another address with --listen, server.listen or STEWARD_SERVER_LISTEN", opts.listen)
+    })?;
     let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
     let ticks = process::stat(std::process::id()).map_or(0, |s| s.start_ticks);
     let pidfile = state_dir.join(PIDFILE);
@@ -163,7 +163,7 @@ pub fn start(cfg: &Config, global: &[String], dry_run: bool, json: bool) -> Resu
     let err = out.try_clone().context("opening the daemon's output file")?;
     let exe = std::env::current_exe().context("finding the steward executable")?;
     let mut cmd = Command::new(exe);
-    cmd.args(global).arg("serve").arg("--log-file").arg(&log_path);
+    cmd.args(global).arg("serve").arg("--listen").arg(&cfg.server.listen).arg("--log-file").arg(&log_path);
     cmd.arg("--log-max-size").arg(cfg.logs.max_size.to_string()).arg("--log-keep").arg(cfg.logs.keep.to_string());
     if dry_run {
         cmd.arg("--dry-run");
@@ -247,7 +247,17 @@ fn http_get(listen: &str, path: &str, token: Option<&str>) -> std::io::Result<(u
 /// Never for an unhealthy daemon (that is exit 1), only for bad config.
 pub fn health(cfg: &Config, json: bool) -> Result<ExitCode> {
     let state_dir = cfg.state_dir();
-    let listen = running_daemon(&state_dir).map(|(_, l)| l).unwrap_or_else(|| cfg.server.listen.clone());
+    // Only the daemon this directory's pidfile names: probing the default
+    // address would report some other directory's daemon.
+    let Some((_, listen)) = running_daemon(&state_dir) else {
+        let msg = format!("no steward daemon for {} (no live pidfile in {})", cfg.coordination.dir.display(), state_dir.display());
+        if json {
+            print_json(&envelope("health", false, Value::Null, vec![msg], vec![]));
+        } else {
+            outln!("{msg}");
+        }
+        return Ok(ExitCode::FAILURE);
+    };
     match http_get(&listen, "/health", cfg.server.token.as_deref()) {
         Ok((code, body)) => {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);

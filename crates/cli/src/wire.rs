@@ -22,6 +22,8 @@ pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
         .actuator(CoordinationActuator::new(&dir, items.max_attempts).with_max_item_bytes(items.max_item_bytes))
         .state_dir(&state_dir)
         .lock_dir(&dir)
+        // The journal records which directory it belongs to, by its real path.
+        .owner(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()).display().to_string())
         .telemetry_window(cfg.coordination.telemetry_window);
     builder = if cfg.fleet.is_supervisor() {
         // Built on first use, so commands that only look never start or

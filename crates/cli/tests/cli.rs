@@ -133,19 +133,59 @@ fn malformed_files_are_warnings_that_name_them_and_exit_zero() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("agent_broken.json: malformed JSON"));
 }
 
+/// Issue 10: `--coordination ./cordination analyze` exited 0, scored an
+/// empty system, proposed `scale_up 0 → 1`, and `execute` created state.
+/// A directory that does not exist is now an error naming it (with a
+/// hint at a close name); `--create` makes it.
 #[test]
-fn missing_directory_scores_as_an_empty_critical_system() {
+fn a_mistyped_directory_is_refused_and_create_makes_it() {
     let f = Fixture::new();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_steward"));
-    let out = c.current_dir(f.tmp.path()).args(["--coordination", "nowhere", "--policy", "classic", "--json", "analyze"]).output().unwrap();
-    assert!(out.status.success());
+    for args in [&["analyze"][..], &["execute"], &["loop", "--max-cycles", "1"], &["serve"], &["start"], &["status"], &["agents"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(f.tmp.path())
+            .args(["--coordination", "./cordination"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("./cordination does not exist") && err.contains("Did you mean ./coordination?") && err.contains("--create"),
+            "{err}"
+        );
+    }
+    assert!(!f.tmp.path().join("cordination").exists() && !f.tmp.path().join(".steward").exists(), "nothing was created");
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(f.tmp.path())
+        .args(["--coordination", "fresh", "--create", "--json", "analyze"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.tmp.path().join("fresh").is_dir());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["metrics"]["health_score"], 0.2);
-    assert_eq!(v["metrics"]["health_state"], "critical");
-    assert!(v["warnings"][0].as_str().unwrap().contains("does not exist"));
-    assert_eq!(v["decisions"][0]["type"], "scale_up");
-    assert!(!f.tmp.path().join("nowhere").exists(), "analyze must not create the directory");
-    assert!(!f.tmp.path().join(".steward").exists(), "analyze must not create state");
+    assert_eq!(v["metrics"]["health_state"], "critical", "an empty system, now on purpose");
+}
+
+/// Issue 10: `./a` and `./b` in one parent shared `./.steward`, and
+/// `status --coordination ./b` showed `./a`'s decisions. Each directory
+/// has its own state directory now, and a journal refuses another one.
+#[test]
+fn each_directory_has_its_own_journal_and_a_journal_refuses_another() {
+    let f = Fixture::new();
+    for d in ["a", "b"] {
+        fs::create_dir(f.tmp.path().join(d)).unwrap();
+        fs::write(f.tmp.path().join(d).join("claimed_x.json"), r#"{"id":"x","claimed_at":"2001-01-01T00:00:00Z"}"#).unwrap();
+    }
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_steward")).current_dir(f.tmp.path()).args(args).output().unwrap();
+    assert!(run(&["--coordination", "a", "execute"]).status.success());
+    let b: Value = serde_json::from_slice(&run(&["--coordination", "b", "--json", "status"]).stdout).unwrap();
+    assert_eq!(b["data"]["recent_decisions"], serde_json::json!([]), "b sees none of a's decisions: {b}");
+    assert!(f.tmp.path().join(".steward/a/journal.db").exists() && !f.tmp.path().join(".steward/b").exists());
+    // A journal given to another directory by hand says whose it is.
+    let out = run(&["--coordination", "b", "--state-dir", ".steward/a", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to") && err.contains("/a") && err.contains("--state-dir"), "{err}");
 }
 
 #[test]
@@ -303,7 +343,7 @@ fn loop_runs_its_cycles_and_stops_gracefully_on_sigterm() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
 
     let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let db = f.tmp.path().join(".steward/journal.db");
+    let db = f.state().join("journal.db");
     wait_for(20, || db.exists());
     std::thread::sleep(Duration::from_millis(200));
     let pid = child.id();
@@ -372,7 +412,7 @@ fn a_running_loop_keeps_other_executors_out() {
     let f = Fixture::new();
     sample(&f);
     let mut child = f.cmd(&["loop", "--interval", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let db = f.tmp.path().join(".steward/journal.db");
+    let db = f.state().join("journal.db");
     wait_for(20, || db.exists());
     std::thread::sleep(Duration::from_millis(300));
     let out = f.run(&["execute"]);
@@ -392,7 +432,7 @@ fn a_file_named_as_the_directory_is_bad_input_and_creates_nothing() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
     }
-    assert!(!f.tmp.path().join(".steward").exists());
+    assert!(!f.state().exists());
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn setup(f: &Fixture, port: u16) {
 }
 
 fn pidfile(f: &Fixture) -> std::path::PathBuf {
-    f.tmp.path().join(".steward/steward.pid")
+    f.state().join("steward.pid")
 }
 
 /// Kills whatever daemon a fixture's pidfile names when the test ends, so a
@@ -106,7 +106,7 @@ fn start_serve_status_stop() {
     assert!(!pidfile(&f).exists(), "the pidfile is gone");
     assert_eq!(f.run(&["health"]).status.code(), Some(1), "no daemon answers now");
     // The daemon logged JSON lines.
-    let log = fs::read_to_string(f.tmp.path().join(".steward/logs/steward.log")).unwrap();
+    let log = fs::read_to_string(f.state().join("logs/steward.log")).unwrap();
     assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{log}");
     assert!(log.contains("Daemon started."));
 }
@@ -130,7 +130,7 @@ fn a_killed_daemon_leaves_a_stale_pidfile_that_start_cleans() {
     let out = f.run(&["start"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(get(port, "/health").0, 200);
-    let journal = steward_store::Journal::open_existing(&f.tmp.path().join(".steward/journal.db")).unwrap().unwrap();
+    let journal = steward_store::Journal::open_existing(&f.state().join("journal.db")).unwrap().unwrap();
     journal.integrity_check().unwrap();
     assert!(f.run(&["stop"]).status.success());
 }
@@ -142,7 +142,7 @@ fn a_non_loopback_address_without_a_token_is_refused() {
     let out = f.run(&["serve"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.token"));
-    assert!(!Path::new(&f.tmp.path().join(".steward/steward.pid")).exists());
+    assert!(!Path::new(&f.state().join("steward.pid")).exists());
 }
 
 fn raw(port: u16, request: &[u8]) -> u16 {
@@ -294,4 +294,38 @@ fn slowloris_clients_cannot_starve_the_daemon() {
     drop(clients);
     assert!(wait_for(30, || rss_kib(pid) <= idle_rss * 2), "RSS {} KiB after the clients left, idle was {idle_rss} KiB", rss_kib(pid));
     assert!(f.run(&["stop"]).status.success());
+}
+
+/// Issue 10: `steward health` where no daemon ran probed the default
+/// address and reported another directory's daemon as healthy. Health
+/// speaks only of the daemon this directory's pidfile names; `--listen`
+/// picks the address; a port in use names the ways to choose another.
+#[test]
+fn health_speaks_only_of_this_directorys_daemon_and_listen_is_a_flag() {
+    let other = Fixture::new();
+    let port = free_port();
+    setup(&other, port);
+    let _guard = KillOnDrop(pidfile(&other));
+    assert!(other.run(&["start"]).status.success());
+
+    let f = Fixture::new();
+    fs::write(f.tmp.path().join("steward.yaml"), format!("server: {{listen: \"127.0.0.1:{port}\"}}\n")).unwrap();
+    let out = f.run(&["health"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no steward daemon for"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The port is taken by the other daemon: the error says how to choose another.
+    let out = f.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("--listen") && err.contains("STEWARD_SERVER_LISTEN"), "{err}");
+
+    let mine = free_port();
+    let _mine_guard = KillOnDrop(pidfile(&f));
+    let out = f.run(&["start", "--listen", &format!("127.0.0.1:{mine}")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(mine, "/health").0, 200);
+    assert!(f.run(&["health"]).status.success(), "now this directory has its daemon");
+    assert!(f.run(&["stop"]).status.success());
+    assert!(other.run(&["stop"]).status.success());
 }

@@ -96,7 +96,7 @@ fn bad_worker_flags_are_exit_two() {
 fn crash_safety_under_sigkill() {
     let f = Fixture::new();
     let want = items(&f, 200);
-    let state = f.tmp.path().join(".steward");
+    let state = f.state();
     let ledger = state.join("duplicates.log");
     config(
         &f,
@@ -163,7 +163,7 @@ fleet:
 fn scale_down_busy_fleet(drain_timeout: &str) -> Vec<u64> {
     let f = Fixture::new();
     items(&f, 3);
-    let state = f.tmp.path().join(".steward");
+    let state = f.state();
     let yaml = format!(
         r#"
 auto: {{min_agents: 1, max_agents: 3, scale_down_window: 0s, scale_up_cooldown: 0s, interval: 1s}}
@@ -210,7 +210,7 @@ fn a_short_drain_timeout_does_interrupt_items() {
 fn rollback_round_trips_and_refuses_where_it_must() {
     let f = Fixture::new();
     items(&f, 25);
-    let state = f.tmp.path().join(".steward");
+    let state = f.state();
     config(
         &f,
         r#"
@@ -329,6 +329,6 @@ fn workers_with_their_own_working_directory_find_the_queue() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["executed"].as_array().unwrap().iter().any(|e| e["type"] == "scale_up"), "{report}");
     let done = wait_for(20, || ids(&f.dir(), "completed_") == want);
-    kill_fleet(&f.tmp.path().join(".steward"));
+    kill_fleet(&f.state());
     assert!(done, "{:?}", names_with(&f.dir(), ""));
 }

@@ -40,10 +40,10 @@ fn a_lock_file_planted_as_a_link_to_the_journal_is_refused_and_the_journal_kept(
     let f = Fixture::new();
     f.write("work_1.json", "{}");
     assert!(f.run(&["execute"]).status.success(), "a first run creates the journal");
-    let journal = f.tmp.path().join(".steward/journal.db");
+    let journal = f.state().join("journal.db");
     let before = fs::read(&journal).unwrap();
     fs::remove_file(f.dir().join(".steward.lock")).unwrap();
-    symlink("../.steward/journal.db", f.dir().join(".steward.lock")).unwrap();
+    symlink("../.steward/coordination/journal.db", f.dir().join(".steward.lock")).unwrap();
     let out = f.run(&["execute"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("refusing to use the lock file") && stderr(&out).contains("symbolic link"), "{}", stderr(&out));
@@ -192,9 +192,9 @@ fn decisions_of_a_killed_cycle_are_marked_interrupted() {
     let first = f.json(&["execute", "--format", "json", "--dry-run"]);
     assert!(first["decisions_generated"].as_u64().unwrap() >= 1, "{first}");
     // What a SIGKILL between journaling a decision and its outcome leaves.
-    let journal = steward_store::Journal::open_existing(&f.tmp.path().join(".steward/journal.db")).unwrap().unwrap();
+    let journal = steward_store::Journal::open_existing(&f.state().join("journal.db")).unwrap().unwrap();
     let entry = journal.recent_decisions(1).unwrap().remove(0);
-    let conn_path = f.tmp.path().join(".steward/journal.db");
+    let conn_path = f.state().join("journal.db");
     drop(journal);
     let id = entry.decision.id.clone();
     let sql = format!("DELETE FROM outcomes WHERE decision_id = '{id}';");

@@ -32,6 +32,9 @@ pub enum GuardKind {
     CircuitBreaker,
     /// Dry-run: nothing is touched.
     DryRun,
+    /// The target (the coordination directory) is gone: nothing is acted
+    /// on until it returns.
+    Target,
 }
 
 impl GuardKind {
@@ -46,6 +49,7 @@ impl GuardKind {
             Self::Conflict => "conflict",
             Self::CircuitBreaker => "circuit_breaker",
             Self::DryRun => "dry_run",
+            Self::Target => "target",
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct GuardContext<'a> {
     pub recommended_agents: Option<u32>,
     /// `--force-confidence`: replaces every decision's confidence for this run.
     pub force_confidence: Option<f64>,
+    /// Whether the target exists; when it does not, nothing is acted on.
+    pub target_exists: bool,
 }
 
 fn skip(guard: GuardKind, reason: String) -> Verdict {
@@ -111,6 +117,12 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
             decision.confidence = forced;
         }
         let verdict = (|| {
+            if !cx.target_exists {
+                return skip(
+                    GuardKind::Target,
+                    "the target does not exist (unmounted? moved?): nothing is acted on until it returns".into(),
+                );
+            }
             if decision.confidence < auto.min_confidence {
                 return skip(
                     GuardKind::MinConfidence,

@@ -194,6 +194,7 @@ fn a_load_step_is_met_within_three_cycles_without_reversal() {
             now,
             recommended_agents: analysis.recommended_agents,
             force_confidence: None,
+            target_exists: true,
         };
         for g in guard::apply(analysis.decisions.clone(), &cx) {
             if let (Verdict::Execute, Action::Scale { from, to }) = (&g.verdict, &g.decision.action) {

@@ -62,6 +62,8 @@ pub struct Engine {
     journal_path: PathBuf,
     lock_dir: Option<PathBuf>,
     target: String,
+    /// Who the journal belongs to: recorded in it, checked at every open.
+    owner: String,
     /// Opened on first write, then kept.
     journal: Mutex<Option<Journal>>,
     /// Held for a whole cycle or rollback.
@@ -84,11 +86,21 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     journal_path: Option<PathBuf>,
     lock_dir: Option<PathBuf>,
+    owner: Option<String>,
     telemetry_window: Duration,
     exporter: Option<Exporter>,
 }
 
 impl EngineBuilder {
+    /// The name the journal records as its owner, and refuses any other
+    /// (so two targets never mix their decisions in one journal). Default:
+    /// the source's target; give a canonical path when there is one.
+    #[must_use]
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
     /// Where the snapshots come from (required).
     #[must_use]
     pub fn source(mut self, source: impl Source + Send + Sync + 'static) -> Self {
@@ -186,6 +198,7 @@ impl EngineBuilder {
         let state_dir = self.state_dir.ok_or(RuntimeError::Incomplete("a state directory"))?;
         let policy = self.policy.unwrap_or_else(|| policy::builtin(self.cfg.auto.policy));
         Ok(Engine {
+            owner: self.owner.unwrap_or_else(|| source.target()),
             target: source.target(),
             journal_path: self.journal_path.unwrap_or_else(|| state_dir.join(JOURNAL_FILE)),
             state_dir,
@@ -223,6 +236,7 @@ impl Engine {
             state_dir: None,
             journal_path: None,
             lock_dir: None,
+            owner: None,
             telemetry_window: Duration::from_secs(900),
             exporter: None,
         }
@@ -290,14 +304,31 @@ impl Engine {
             if let Some(parent) = self.journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(RuntimeError::io("creating", parent))?;
             }
-            *guard = Some(Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?);
+            let journal = Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
+            self.check_owner(&journal)?;
+            journal.claim(&self.owner).map_err(RuntimeError::journal("recording the journal's owner"))?;
+            *guard = Some(journal);
         }
         Ok(guard)
     }
 
     /// The journal if one exists, opened without creating anything.
     pub(crate) fn existing_journal(&self) -> Result<Option<Journal>, RuntimeError> {
-        Journal::open_existing(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))
+        let journal = Journal::open_existing(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
+        if let Some(j) = &journal {
+            self.check_owner(j)?;
+        }
+        Ok(journal)
+    }
+
+    /// Refuses a journal that records another owner.
+    fn check_owner(&self, journal: &Journal) -> Result<(), RuntimeError> {
+        match journal.owner().map_err(RuntimeError::journal("reading the journal's owner"))? {
+            Some(owner) if owner != self.owner => {
+                Err(RuntimeError::ForeignJournal { journal: self.journal_path.clone(), owner, target: self.owner.clone() })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The most recent decisions with their outcomes, newest first; none
@@ -550,6 +581,7 @@ impl Engine {
             now,
             recommended_agents: analysis.recommended_agents,
             force_confidence: opts.force_confidence,
+            target_exists: snapshot.target_exists,
         };
         let guarded = guard::apply(analysis.decisions.clone(), &cx);
 

@@ -18,6 +18,16 @@ pub enum RuntimeError {
         /// The target.
         target: String,
     },
+    /// The journal belongs to another target: using it would mix their decisions.
+    #[error("the journal {journal} belongs to {owner}, not {target}: give {target} its own state directory (--state-dir)")]
+    ForeignJournal {
+        /// The journal.
+        journal: PathBuf,
+        /// The target it records.
+        owner: String,
+        /// The target asked for.
+        target: String,
+    },
     /// The lock file's name holds something that is not a lock file of
     /// steward's (a link, a hard link, another file): it is left untouched.
     #[error("refusing to use the lock file {path}: {why}; remove it if it is not yours")]
@@ -90,7 +100,7 @@ impl RuntimeError {
     /// decision, a target of the wrong kind), not in the system: the CLI
     /// exits 2 for it.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::UnknownDecision { .. } | Self::Source(SourceError::NotADirectory { .. }))
+        matches!(self, Self::UnknownDecision { .. } | Self::ForeignJournal { .. } | Self::Source(SourceError::NotADirectory { .. }))
     }
 
     /// A journal error with what was being done.

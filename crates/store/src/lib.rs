@@ -67,7 +67,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -128,6 +128,10 @@ CREATE TABLE IF NOT EXISTS samples (
     value REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 ";
 
 /// The journal's file name inside the state directory.
@@ -271,6 +275,38 @@ impl Journal {
             c.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
                 .map_err(sql("creating the schema"))?;
         }
+        Ok(())
+    }
+
+    /// The target this journal belongs to (the coordination directory it
+    /// was first written for), if recorded. Journals of steward 0.1.0 have
+    /// none.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    pub fn owner(&self) -> Result<Option<String>> {
+        let has_meta: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| r.get::<_, i64>(0))
+            .map_err(sql("reading the journal's owner"))?
+            > 0;
+        if !has_meta {
+            return Ok(None);
+        }
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql("reading the journal's owner"))
+    }
+
+    /// Records the target this journal belongs to, unless one is recorded.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn claim(&self, target: &str) -> Result<()> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('target', ?1)", params![target])
+            .map_err(sql("recording the journal's owner"))?;
         Ok(())
     }
 

@@ -25,6 +25,11 @@ impl Fixture {
         self.tmp.path().join("coordination")
     }
 
+    /// The default state directory of `dir()`: `<parent>/.steward/coordination`.
+    pub fn state(&self) -> PathBuf {
+        self.tmp.path().join(".steward").join("coordination")
+    }
+
     pub fn write(&self, name: &str, body: &str) {
         fs::write(self.dir().join(name), body).unwrap();
     }

@@ -23,7 +23,7 @@ fn executed_scale(ts: UnixMs, from: u32, to: u32) -> ActionRecord {
 }
 
 fn run(decisions: Vec<Decision>, auto: &AutoConfig, history: &History, recommended: Option<u32>) -> Vec<Guarded> {
-    let cx = GuardContext { auto, history, now: NOW, recommended_agents: recommended, force_confidence: None };
+    let cx = GuardContext { auto, history, now: NOW, recommended_agents: recommended, force_confidence: None, target_exists: true };
     apply(decisions, &cx)
 }
 
@@ -48,7 +48,14 @@ fn min_confidence_and_force_confidence() {
     assert_eq!(out.iter().map(guard_of).collect::<Vec<_>>(), [Some(GuardKind::MinConfidence), None]);
 
     let history = History::default();
-    let cx = GuardContext { auto: &auto, history: &history, now: NOW, recommended_agents: None, force_confidence: Some(0.9) };
+    let cx = GuardContext {
+        auto: &auto,
+        history: &history,
+        now: NOW,
+        recommended_agents: None,
+        force_confidence: Some(0.9),
+        target_exists: true,
+    };
     let out = apply(vec![advisory(DecisionType::Optimize, 0.1)], &cx);
     assert_eq!(guard_of(&out[0]), None);
     assert_eq!(out[0].decision.confidence, 0.9);
@@ -206,7 +213,7 @@ proptest! {
         for (desired, dt) in steps {
             now += dt * 1000;
             let ds = if desired == agents { vec![] } else { vec![scale(agents, desired, 0.9)] };
-            let cx = GuardContext { auto: &auto, history: &history, now, recommended_agents: Some(desired), force_confidence: None };
+            let cx = GuardContext { auto: &auto, history: &history, now, recommended_agents: Some(desired), force_confidence: None, target_exists: true };
             for g in apply(ds, &cx) {
                 if g.verdict != Verdict::Execute { continue; }
                 if let Action::Scale { from, to } = g.decision.action {
@@ -231,4 +238,16 @@ fn cooldown_durations_come_from_config() {
     let auto = AutoConfig { scale_up_cooldown: Duration::from_secs(5), ..AutoConfig::default() };
     let h = History { actions: vec![executed_scale(NOW - 10_000, 2, 4)], ..Default::default() };
     assert_eq!(guard_of(&run(vec![scale(4, 6, 0.9)], &auto, &h, None)[0]), None);
+}
+
+/// Issue 10: a target that is gone (an unmounted volume under a running
+/// daemon) has every decision skipped, naming why.
+#[test]
+fn nothing_is_acted_on_while_the_target_is_gone() {
+    let auto = AutoConfig::default();
+    let history = History::default();
+    let cx =
+        GuardContext { auto: &auto, history: &history, now: NOW, recommended_agents: None, force_confidence: None, target_exists: false };
+    let out = apply(vec![scale(1, 2, 0.99)], &cx);
+    assert!(matches!(&out[0].verdict, Verdict::Skip { guard: GuardKind::Target, .. }), "{:?}", out[0].verdict);
 }

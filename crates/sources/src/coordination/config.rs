@@ -35,6 +35,11 @@ pub struct CoordinationConfig {
     /// time), so a cycle's cost does not grow with history. Default 100.
     #[serde(default = "default_telemetry_sample")]
     pub telemetry_sample: u32,
+    /// Create the directory when it does not exist (flag `--create`); without
+    /// it, a directory that does not exist is an error, so a mistyped path
+    /// is caught instead of scored as an empty system. Default false.
+    #[serde(default)]
+    pub create: bool,
     /// Threads that read agent and claim files (0 = one per core). Default 0.
     #[serde(default)]
     pub read_threads: u32,
@@ -76,6 +81,7 @@ impl Default for CoordinationConfig {
             max_attempts: default_max_attempts(),
             telemetry_window: default_telemetry_window(),
             telemetry_sample: default_telemetry_sample(),
+            create: false,
             read_threads: 0,
             max_item_bytes: default_max_item_bytes(),
         }
