@@ -335,6 +335,10 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
     if !args.verbose {
         report.decisions = None;
     }
+    // A one-shot run does not stop the workers it started: the next run
+    // adopts them. Say so, rather than leave them unannounced.
+    let left = engine.fleet_workers().len();
+    report.workers_left_running = (left > 0).then_some(left);
     let code = if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     if json || args.format == Format::Json {
         print_json(&report);
@@ -368,6 +372,12 @@ fn render_report(engine: &Engine, r: &CycleReport) -> String {
         out.push_str("No decisions: nothing to do.\n");
     } else {
         out.push_str(&table(&["DECISION", "TYPE", "RESULT", "DETAIL"], &rows));
+    }
+    if let Some(n) = r.workers_left_running {
+        out.push_str(&format!(
+            "\n{n} worker(s) left running for the next run to adopt: a one-shot execute does not stop its workers \
+             (`steward loop` and `steward serve` stop theirs on exit, unless fleet.detach).\n"
+        ));
     }
     out.push_str(&warnings_block(&r.warnings));
     out

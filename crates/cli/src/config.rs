@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use steward_core::config::{AdaptiveConfig, AutoConfig, CostConfig, EngineConfig, HealthConfig, InvalidValue, PredictConfig};
+use steward_core::config::{AdaptiveConfig, AutoConfig, CostConfig, EngineConfig, HealthConfig, InvalidValue, Ownership, PredictConfig};
 use steward_runtime::FleetConfig;
 use steward_server::ServerConfig;
 use steward_sources::CoordinationConfig;
@@ -100,6 +100,9 @@ impl Config {
             auto: self.auto.clone(),
             adaptive: self.adaptive.clone(),
             predict: self.predict.clone(),
+            // A supervisor runs its own workers: other agents in the
+            // directory are not its to scale or restart.
+            fleet_owns: if self.fleet.is_supervisor() { Ownership::StewardManaged } else { Ownership::All },
         }
     }
 

@@ -332,3 +332,35 @@ fn workers_with_their_own_working_directory_find_the_queue() {
     kill_fleet(&f.state());
     assert!(done, "{:?}", names_with(&f.dir(), ""));
 }
+
+/// Issue 10: in a directory with 3 live hand-made agents, `Scale 3 → 6`
+/// started 6 workers named agent_1 … agent_6 over their records, and a
+/// one-shot execute left its workers running without a word. Now the
+/// supervisor starts 3 of its own under names nobody has, the others'
+/// records are untouched, and the output says what is left running.
+#[test]
+fn the_supervisor_starts_only_its_share_and_never_writes_over_other_agents() {
+    let f = Fixture::new();
+    let now =
+        steward_core::time::format_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64);
+    for i in 1..=3 {
+        f.write(&format!("agent_{i}.json"), &format!(r#"{{"id":"agent_{i}","status":"active","heartbeat":"{now}","hand_made":true}}"#));
+    }
+    for i in 0..60 {
+        f.write(&format!("work_q{i}.json"), "{}");
+    }
+    config(&f, "adaptive: {target_per_agent: 10}\nfleet: {kind: supervisor, command: [sleep, \"30\"]}\n");
+    let out = f.run(&["execute"]);
+    kill_fleet(&f.state());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Scale steward's agents 0 → 3") || text.contains("started 3"), "{text}");
+    assert!(text.contains("3 worker(s) left running for the next run to adopt"), "{text}");
+    for i in 1..=3 {
+        assert!(fs::read_to_string(f.dir().join(format!("agent_{i}.json"))).unwrap().contains("hand_made"), "agent_{i} written over");
+    }
+    let fleet = json_file(&f.state().join("fleet.json"));
+    let workers: Vec<&str> = fleet["workers"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(workers.len(), 3, "{fleet}");
+    assert!(workers.iter().all(|w| w.starts_with("agent_sw")), "{workers:?}");
+}

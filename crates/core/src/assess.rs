@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, Ownership};
 use crate::health::{completion_rate, health_score, HealthState};
 use crate::snapshot::{AgentRecord, ClaimRecord, Snapshot, SourceWarning};
 use crate::time::UnixMs;
@@ -74,6 +74,9 @@ pub struct Assessment {
     pub agent_ids: Vec<String>,
     /// What dead writers left that may be removed.
     pub leftovers: Leftovers,
+    /// Active agents the fleet actuator owns (all of them unless
+    /// `fleet_owns` says only steward's); the rest share the load.
+    pub owned_active: u64,
 }
 
 /// What dead writers left: steward's own agent records silent for long,
@@ -145,8 +148,15 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
     let cr = completion_rate(snapshot.work_queue_size, snapshot.completed);
     let score = health_score(&cfg.health, cr, active_agents, snapshot.work_queue_size, snapshot.telemetry_volume);
 
+    let owns = |agent: &AgentRecord| cfg.fleet_owns == Ownership::All || agent.managed_by_steward;
+    let owned_active = if cfg.fleet_owns == Ownership::All {
+        active_agents
+    } else {
+        snapshot.agents.iter().filter(|a| a.managed_by_steward && is_active(a, cfg, now)).count() as u64
+    };
     let mut restart = Vec::new();
-    for agent in &snapshot.agents {
+    // Only agents the fleet owns can be restarted by it.
+    for agent in snapshot.agents.iter().filter(|a| owns(a)) {
         if agent.status.eq_ignore_ascii_case("failed") {
             restart.push((agent.id.clone(), RestartReason::ReportsFailed));
         } else if !is_inactive_status(&agent.status) && !is_alive(agent, cfg, now) {
@@ -184,6 +194,7 @@ pub fn assess(snapshot: &Snapshot, cfg: &EngineConfig, now: UnixMs) -> Assessmen
     };
 
     Assessment {
+        owned_active,
         leftovers,
         taken_at: snapshot.taken_at,
         target_exists: snapshot.target_exists,

@@ -397,6 +397,21 @@ pub struct EngineConfig {
     pub adaptive: AdaptiveConfig,
     /// Failure prediction limits.
     pub predict: PredictConfig,
+    /// Which agents the fleet actuator can change.
+    pub fleet_owns: Ownership,
+}
+
+/// Which agents the fleet actuator can change, and so which ones a scale
+/// decision counts (as Kubernetes' HPA counts only the pods its target owns).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// Every agent (a deployment scaled by a command or a webhook, whose
+    /// replicas are the agents).
+    #[default]
+    All,
+    /// Only agents steward runs (its supervisor's workers): other agents in
+    /// the directory share the load, but are neither scaled nor restarted.
+    StewardManaged,
 }
 
 /// A metric's failure limit in config.

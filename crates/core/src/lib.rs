@@ -47,6 +47,36 @@ pub struct Analysis {
 /// give the same decisions (ids come from `cycle_id`).
 pub fn analyze(snapshot: &Snapshot, history: &History, cfg: &EngineConfig, policy: &dyn Policy, cycle_id: &str, now: UnixMs) -> Analysis {
     let assessment = assess::assess(snapshot, cfg, now);
-    let plan = policy.plan(&assessment, history, cfg);
+    let plan = owned(policy.plan(&assessment, history, cfg), &assessment);
     Analysis { decisions: decision::number(cycle_id, plan.proposals), recommended_agents: plan.recommended_agents, assessment }
+}
+
+/// Turns a plan's agent counts into counts of the agents the fleet owns.
+/// Policies size the whole fleet (every active agent shares the load);
+/// when some agents are not the fleet's (hand-run workers next to a
+/// supervisor's), a scale decision must move only the fleet's own: 3
+/// others and a total of 6 wanted means starting 3, not 6.
+fn owned(mut plan: policy::Plan, a: &Assessment) -> policy::Plan {
+    let others = a.metrics.active_agents.saturating_sub(a.owned_active);
+    if others == 0 {
+        return plan;
+    }
+    let others = u32::try_from(others).unwrap_or(u32::MAX);
+    plan.recommended_agents = plan.recommended_agents.map(|n| n.saturating_sub(others));
+    plan.proposals.retain_mut(|p| {
+        let decision::Action::Scale { from, to } = p.action else { return true };
+        let (from, to) = (from.saturating_sub(others), to.saturating_sub(others));
+        if from == to {
+            return false;
+        }
+        p.action = decision::Action::Scale { from, to };
+        p.inverse = Some(decision::Action::Scale { from: to, to: from });
+        p.description = format!("Scale steward's agents {from} → {to}");
+        p.rationale = format!("{} {others} other agent(s) share the load but are not steward's to scale.", p.rationale);
+        p.parameters.insert("target_agents".into(), to.into());
+        p.parameters.insert("current_agents".into(), from.into());
+        p.parameters.insert("other_agents".into(), others.into());
+        true
+    });
+    plan
 }

@@ -436,3 +436,31 @@ fn leftovers_of_dead_writers_become_a_tidy_decision() {
     };
     assert!(agent_files.is_empty(), "agent_ttl 0 counts every agent file as alive");
 }
+
+/// Issue 10: with 3 live agents that are not the supervisor's, a fleet
+/// sized to 6 must start 3 of its own, not 6, and never restart theirs.
+#[test]
+fn only_the_fleets_own_agents_are_scaled_and_restarted() {
+    use steward_core::config::Ownership;
+    let mut cfg = EngineConfig { fleet_owns: Ownership::StewardManaged, ..EngineConfig::default() };
+    cfg.adaptive.target_per_agent = 10.0;
+    let mut s = snap(3, 60, 0);
+    s.agents.push(AgentRecord {
+        id: "theirs-dead".into(),
+        status: "active".into(),
+        last_seen: Some(NOW - 3_600_000),
+        capacity: 1,
+        ..Default::default()
+    });
+    let a = steward_core::analyze(&s, &History::default(), &cfg, &Adaptive, "c", NOW);
+    let (kind, from, to, _) = scale_of(&a).expect("a scale-up");
+    assert_eq!((kind, from, to), (DecisionType::ScaleUp, 0, 3), "{:?}", a.decisions);
+    let d = a.decisions.iter().find(|d| matches!(d.action, Action::Scale { .. })).unwrap();
+    assert!(d.rationale.contains("3 other agent(s)"), "{}", d.rationale);
+    assert_eq!(a.recommended_agents, Some(3));
+    assert!(!a.decisions.iter().any(|d| matches!(&d.action, Action::Restart { .. })), "not ours to restart: {:?}", a.decisions);
+
+    // Every agent is the fleet's when a command or webhook scales it.
+    let a = run(&s, &History::default());
+    assert!(a.decisions.iter().any(|d| matches!(&d.action, Action::Restart { agents } if agents == &["theirs-dead"])));
+}

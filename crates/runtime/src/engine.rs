@@ -622,6 +622,7 @@ impl Engine {
             target_exists: snapshot.target_exists,
             duration_ms: 0,
             decisions: None,
+            workers_left_running: None,
         };
         for g in &guarded {
             let (outcome, events) = self.act(g)?;

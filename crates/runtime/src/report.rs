@@ -48,6 +48,10 @@ pub struct CycleReport {
     /// Every decision in full (with `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decisions: Option<Vec<Decision>>,
+    /// Workers a one-shot run leaves running for the next run to adopt
+    /// (set by the caller; absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers_left_running: Option<usize>,
 }
 
 impl CycleReport {

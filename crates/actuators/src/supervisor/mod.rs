@@ -80,6 +80,10 @@ struct Record {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Registry {
     next_id: u64,
+    /// Tells this state directory's workers apart from every other agent
+    /// (chosen at random when the registry is first written).
+    #[serde(default)]
+    generation: Option<u16>,
     desired: Option<u32>,
     workers: Vec<Record>,
     crashes: Vec<UnixMs>,
@@ -98,11 +102,20 @@ pub struct Supervisor {
     cx: SupervisorContext,
     workers: BTreeMap<String, Worker>,
     next_id: u64,
+    generation: u16,
     desired: Option<u32>,
     crashes: Vec<UnixMs>,
     events: Vec<FleetEvent>,
     /// The crash loop was reported (once per loop, not every tick).
     crash_loop_reported: bool,
+}
+
+/// 16 random bits for a new registry's generation.
+fn random_generation() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() & 0xffff) as u16
 }
 
 fn ms(d: Duration) -> i64 {
@@ -137,6 +150,7 @@ impl Supervisor {
             cx,
             workers: BTreeMap::new(),
             next_id: registry.next_id.max(1),
+            generation: registry.generation.unwrap_or_else(random_generation),
             desired: registry.desired,
             crashes: registry.crashes,
             events: Vec::new(),
@@ -198,6 +212,7 @@ impl Supervisor {
     fn save(&self) -> Result<(), ActuatorError> {
         let registry = Registry {
             next_id: self.next_id,
+            generation: Some(self.generation),
             desired: self.desired,
             workers: self.workers.values().map(|w| w.rec.clone()).collect(),
             crashes: self.crashes.clone(),
@@ -234,8 +249,17 @@ impl Supervisor {
 
     /// Starts one worker.
     fn start(&mut self, now: UnixMs) -> Result<String, ActuatorError> {
-        let id = format!("agent_{}", self.next_id);
-        self.next_id += 1;
+        // `agent_sw<generation>-<n>`: a name no hand-made agent has, and
+        // never one whose record exists: a fleet must not write over an
+        // agent record it did not create.
+        let id = loop {
+            let id = format!("agent_sw{:04x}-{}", self.generation, self.next_id);
+            self.next_id += 1;
+            let taken = fs::symlink_metadata(self.cx.coordination_dir.join(steward_protocol::agent_file_name(&id))).is_ok();
+            if !taken && !self.workers.contains_key(&id) {
+                break id;
+            }
+        };
         let argv = self.argv(&id);
         let log_path = self.cx.state_dir.join("workers").join(format!("{id}.log"));
         let log =

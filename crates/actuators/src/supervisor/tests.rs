@@ -53,7 +53,9 @@ fn scales_up_and_down_with_real_processes() {
     let pids: Vec<u32> = sup.workers().iter().map(|w| w.1).collect();
     assert!(pids.iter().all(|&p| process::stat(p).is_some()));
     // Workers that keep no agent file get one from the supervisor.
-    assert!(f.cx.coordination_dir.join("agent_1.json").exists());
+    let first = &sup.workers()[0].0;
+    assert!(first.starts_with("agent_sw"), "{first}");
+    assert!(f.cx.coordination_dir.join(format!("{first}.json")).exists());
 
     sup.apply(&Action::Scale { from: 3, to: 1 }, clock()).unwrap();
     settle(&mut sup, |s| s.workers().len() == 1);
@@ -153,4 +155,25 @@ fn bad_config_is_refused_by_key() {
     assert_eq!(cfg.validate().unwrap_err().key, "fleet.command");
     let cfg = SupervisorConfig { restart_backoff: Duration::from_secs(100), ..SupervisorConfig::default() };
     assert_eq!(cfg.validate().unwrap_err().key, "fleet.restart_backoff");
+}
+
+/// Regression (issue 10): with hand-made agents `agent_1` … `agent_4` in
+/// the directory, a scale-up started workers named `agent_1` … and wrote
+/// over their records. Workers now get names no hand-made agent has, and
+/// never one whose record exists.
+#[test]
+fn workers_never_take_over_an_agent_record_they_did_not_create() {
+    let f = fleet();
+    for i in 1..=4 {
+        fs::write(f.cx.coordination_dir.join(format!("agent_{i}.json")), format!(r#"{{"id":"agent_{i}","mine":true}}"#)).unwrap();
+    }
+    let mut sup = Supervisor::new(sleepers(), f.cx.clone(), clock()).unwrap();
+    sup.apply(&Action::Scale { from: 0, to: 3 }, clock()).unwrap();
+    for i in 1..=4 {
+        let body = fs::read_to_string(f.cx.coordination_dir.join(format!("agent_{i}.json"))).unwrap();
+        assert!(body.contains("\"mine\":true"), "agent_{i} was written over: {body}");
+    }
+    let ids: Vec<String> = sup.workers().into_iter().map(|w| w.0).collect();
+    assert!(ids.iter().all(|id| id.starts_with("agent_sw")), "{ids:?}");
+    sup.shutdown(Duration::from_millis(500), &clock);
 }
