@@ -431,7 +431,7 @@ pub struct CostArgs {
     /// SLA: the 95th percentile of the queue wait, milliseconds
     #[arg(long, value_name = "MS")]
     pub sla_ms: f64,
-    /// Arrival trace, `timestamp,value` with arrivals per row (default: the journal)
+    /// Arrival trace: `timestamp,value`, each value the count of arrivals in its row's interval (default: the journal)
     #[arg(long, value_name = "IN.csv")]
     pub input: Option<PathBuf>,
     /// Mean service time per item, seconds (default: measured from the journal)

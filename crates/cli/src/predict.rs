@@ -331,11 +331,13 @@ fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     let (rates, source) = match &a.input {
         Some(p) => {
             let (_, s) = read_series(p, Duplicates::Reject)?;
+            // One meaning: each value is the count of arrivals in its row's
+            // interval (a trace), turned into items per second.
             let step_s = s.step_ms().unwrap_or(1000).max(1) as f64 / 1000.0;
             let per_sec = Series { ts: s.ts.clone(), values: s.values.iter().map(|v| v / step_s).collect() };
-            (per_sec, p.display().to_string())
+            (per_sec, format!("{} (arrivals per row of {step_s} s, as items/s)", p.display()))
         }
-        None => (m.rates.clone(), format!("journal {}", cfg.state_dir().join(JOURNAL_FILE).display())),
+        None => (m.rates.clone(), format!("journal {} (items/s)", cfg.state_dir().join(JOURNAL_FILE).display())),
     };
     if rates.len() < 2 {
         return Err(usage(format!("{source}: fewer than 2 arrival-rate points: run the loop for a while, or pass --input")));
@@ -359,7 +361,7 @@ fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&json!({
             "budget_per_month": a.budget_per_month, "sla_ms": a.sla_ms, "prices": prices,
-            "load": {"source": source, "profile": how, "peak_per_sec": input.load.upper.iter().copied().fold(0.0, f64::max)},
+            "load": {"source": source, "unit": "items/s", "profile": how, "peak_per_sec": input.load.upper.iter().copied().fold(0.0, f64::max)},
             "service_secs": service_secs, "current_agents": current_agents,
             "strategies": strategies, "recommended": recommended, "notes": notes,
         }));

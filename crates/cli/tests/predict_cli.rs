@@ -260,6 +260,11 @@ fn tune_and_cost_show_their_arithmetic() {
     ]);
     let s = v["strategies"].as_array().unwrap();
     assert!(s.len() >= 3 && s.iter().all(|x| !x["arithmetic"].as_array().unwrap().is_empty()));
+    // Issue 10: one meaning for the trace (arrivals per row), with the unit said:
+    // 36,000 an hour at the peak is 10 items/s.
+    assert_eq!(v["load"]["unit"], "items/s");
+    assert!(v["load"]["source"].as_str().unwrap().contains("arrivals per row of 3600 s"), "{}", v["load"]);
+    assert!((v["load"]["peak_per_sec"].as_f64().unwrap() - 10.0).abs() < 3.0, "{}", v["load"]);
     assert!(v["recommended"].is_string(), "{v}");
     assert_eq!(f.run(&["cost", "--budget-per-month", "500", "--sla-ms", "1000"]).status.code(), Some(2));
 }
