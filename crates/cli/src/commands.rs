@@ -405,17 +405,19 @@ fn run_loop(cfg: &Config, engine: &Engine, interval: Option<f64>, max_cycles: u6
                 outln!("{}", serde_json::to_string(report).unwrap_or_default());
             } else {
                 let m = &report.metrics;
+                // Say what happened and why, not just how many.
+                let mut what: Vec<String> = report.executed.iter().map(|e| format!("{}: {}", e.kind, e.result)).collect();
+                what.extend(report.failed.iter().map(|e| format!("{} FAILED: {}", e.kind, e.error)));
+                what.extend(report.skipped.iter().map(|e| format!("{} skipped ({})", e.kind, e.reason)));
                 outln!(
-                    "{} health {:.3} {:<8} agents {:>3} queue {:>5} in-flight {:>4} | executed {} failed {} skipped {}",
+                    "{} health {:.2} {:<8} agents {:>3} queue {:>5} in-flight {:>4}{}",
                     report.timestamp,
                     m.health_score,
                     m.health_state.as_str(),
                     m.active_agents,
                     m.work_queue_size,
                     m.in_flight,
-                    report.executed.len(),
-                    report.failed.len(),
-                    report.skipped.len()
+                    if what.is_empty() { String::new() } else { format!(" | {}", what.join("; ")) }
                 );
             }
         }

@@ -443,3 +443,21 @@ fn usage_errors_under_json_are_json() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["success"], false);
 }
+
+/// Issue 10: `execute --dry-run` said "would execute" for scale and restart
+/// decisions that a real run skips for want of a fleet; `loop` lines said
+/// `skipped 2` without why.
+#[test]
+fn a_dry_run_gives_the_verdict_a_real_run_would_and_loop_lines_say_why() {
+    let f = Fixture::new();
+    for i in 0..30 {
+        f.write(&format!("work_{i}.json"), "{}");
+    }
+    let report = f.json(&["execute", "--dry-run", "--format", "json", "--force-confidence", "1"]);
+    let skipped = report["skipped"].as_array().unwrap();
+    let scale = skipped.iter().find(|s| s["type"] == "scale_up").unwrap_or_else(|| panic!("a scale-up: {report}"));
+    assert_eq!(scale["reason"], "dry_run: would be skipped: no fleet actuator configured", "{report}");
+    let out = f.run(&["loop", "--dry-run", "--max-cycles", "1", "--interval", "0.1"]);
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("scale_up skipped (dry_run: would be skipped: no fleet actuator configured)"), "{line}");
+}

@@ -18,7 +18,7 @@ use steward_actuators::supervisor::FleetEvent;
 use steward_actuators::{action_kind, Actuator};
 use steward_core::config::EngineConfig;
 use steward_core::decision::{Action, Outcome, OutcomeResult};
-use steward_core::guard::{self, GuardContext, Guarded, Verdict};
+use steward_core::guard::{self, GuardContext, GuardKind, Guarded, Verdict};
 use steward_core::history::{History, Sample};
 use steward_core::policy::{self, Policy};
 use steward_core::snapshot::Snapshot;
@@ -583,7 +583,16 @@ impl Engine {
             force_confidence: opts.force_confidence,
             target_exists: snapshot.target_exists,
         };
-        let guarded = guard::apply(analysis.decisions.clone(), &cx);
+        let mut guarded = guard::apply(analysis.decisions.clone(), &cx);
+        // A dry run reports the verdict a real run would give: a decision
+        // no actuator can carry out would be skipped, not executed.
+        for g in &mut guarded {
+            if let Verdict::Skip { guard: GuardKind::DryRun, reason } = &mut g.verdict {
+                if let Some(why) = self.unactionable(&g.decision.action) {
+                    *reason = format!("would be skipped: {why}");
+                }
+            }
+        }
 
         // Journal first: the cycle, then every decision with its verdict.
         let m = &analysis.assessment.metrics;
@@ -663,6 +672,24 @@ impl Engine {
             exporter.export_cycle(&report, now, now_ms(), previous);
         }
         Ok(report)
+    }
+
+    /// Why no actuator would carry out this action, if none would (a dry
+    /// run says so instead of "would execute"). A fleet not built yet is
+    /// asked after it is built; a supervisor handles every fleet action.
+    fn unactionable(&self, action: &Action) -> Option<String> {
+        if let Action::Advisory { .. } = action {
+            return Some("advisory: no actuator changes anything".into());
+        }
+        if !action.is_fleet() {
+            let handled = lock_ignoring_poison(&self.actuators).iter().any(|a| a.handles(action));
+            return (!handled).then(|| format!("no actuator handles {} actions", action_kind(action)));
+        }
+        match &*lock_ignoring_poison(&self.fleet) {
+            FleetSlot::Pending(_) | FleetSlot::Built(Fleet::Supervisor(_)) => None,
+            FleetSlot::Built(Fleet::Actuator(a)) if a.handles(action) => None,
+            FleetSlot::Built(other) => Some(unhandled(other)),
+        }
     }
 
     /// Acts on one guarded decision. Returns the outcome and the fleet
