@@ -81,7 +81,7 @@ pub fn run_argv(argv: &[String], env: &BTreeMap<String, String>, timeout: Durati
         .map_err(|source| ActuatorError::Io { op: "run", path: program.into(), source })?
         .ok_or_else(|| ActuatorError::Refused(format!("{program} did not finish within {} s; killed", timeout.as_secs_f64())))?;
     let status = finished.status;
-    let output = String::from_utf8_lossy(&finished.output).trim().to_owned();
+    let output = finished.output().trim().to_owned();
     let tail: String = output.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
     if status.success() {
         Ok(format!("{} exited 0{}", argv.join(" "), if tail.is_empty() { String::new() } else { format!(": {tail}") }))

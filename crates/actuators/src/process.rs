@@ -149,13 +149,51 @@ mod tests {
 pub struct Finished {
     /// Its exit status.
     pub status: std::process::ExitStatus,
-    /// Its stdout (then stderr, when captured), up to the limit.
-    pub output: Vec<u8>,
+    /// Its stdout, up to the limit.
+    pub stdout: Vec<u8>,
+    /// Its stderr, when captured: the last bytes up to the limit (the end
+    /// of a failing program's complaint is where the reason is).
+    pub stderr: Vec<u8>,
 }
 
-/// Runs `cmd` with `input` on stdin (or none), capturing stdout and, if
-/// `with_stderr`, stderr after it, each up to `max_output` bytes; kills it
-/// after `timeout`. `Ok(None)` means it timed out (and was killed).
+impl Finished {
+    /// Stdout, then stderr, as one text.
+    pub fn output(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.stdout).into_owned();
+        s.push_str(&String::from_utf8_lossy(&self.stderr));
+        s
+    }
+}
+
+/// Reads a pipe to its end, keeping at most `max` bytes: the first ones, or
+/// the last ones when `tail`.
+fn drain(mut pipe: impl std::io::Read, max: u64, tail: bool) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&chunk[..n]);
+                let max = usize::try_from(max).unwrap_or(usize::MAX);
+                if kept.len() > max {
+                    if tail {
+                        kept.drain(..kept.len() - max);
+                    } else {
+                        kept.truncate(max);
+                    }
+                }
+            }
+        }
+    }
+    kept
+}
+
+/// Runs `cmd` with `input` on stdin (or none), capturing stdout (its first
+/// `max_output` bytes) and, if `with_stderr`, stderr (its last
+/// `max_output` bytes), each drained on its own thread so neither can fill
+/// up and block the program; kills it after `timeout`. `Ok(None)` means it
+/// timed out (and was killed).
 ///
 /// The program runs in its own process group: a Ctrl-C or SIGTERM sent to
 /// the caller's group does not cut it short (the caller decides when it
@@ -171,7 +209,7 @@ pub fn run_with_timeout(
     timeout: std::time::Duration,
     max_output: u64,
 ) -> io::Result<Option<Finished>> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::process::Stdio;
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped());
     cmd.stderr(if with_stderr { Stdio::piped() } else { Stdio::inherit() });
@@ -182,18 +220,10 @@ pub fn run_with_timeout(
         // A program that does not read its input is fine: ignore EPIPE.
         let _ = stdin.write_all(bytes);
     }
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    // Read on another thread so a chatty program cannot block on a full pipe.
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.take(max_output).read_to_end(&mut buf);
-        }
-        if let Some(e) = err.as_mut() {
-            let _ = e.take(max_output).read_to_end(&mut buf);
-        }
-        buf
-    });
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    // Read on other threads so a chatty program cannot block on a full pipe.
+    let out_reader = std::thread::spawn(move || out.map(|o| drain(o, max_output, false)).unwrap_or_default());
+    let err_reader = std::thread::spawn(move || err.map(|e| drain(e, max_output, true)).unwrap_or_default());
     let deadline = std::time::Instant::now() + timeout;
     let status = loop {
         match child.try_wait()? {
@@ -210,5 +240,5 @@ pub fn run_with_timeout(
     // Whatever it left running in its group goes with it; the reader then
     // sees the pipes close.
     let _ = kill_group(pgid, Signal::Kill);
-    Ok(Some(Finished { status, output: reader.join().unwrap_or_default() }))
+    Ok(Some(Finished { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() }))
 }

@@ -21,32 +21,40 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "steward", version, propagate_version = true, max_term_width = 100, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The coordination directory [default: ./coordination; env: STEWARD_COORDINATION]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
     pub coordination: Option<PathBuf>,
 
     /// Config file [default: ./steward.yaml when present]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// State directory: journal, fleet registry, pidfile [default: <coordination>/../.steward/<name of coordination>]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
     /// Create the coordination directory if it does not exist (a missing one is an error otherwise)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub create: bool,
 
     /// Decision policy [default: from the config, else adaptive]
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum)]
     pub policy: Option<PolicyArg>,
 
-    /// Print one JSON document on stdout (logs go to stderr)
-    #[arg(long, global = true)]
+    /// Print one JSON document on stdout (logs go to stderr); the same as --format json
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
-    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
-    #[arg(short = 'v', global = true, action = clap::ArgAction::Count)]
+    /// Output: a readable table, or one JSON document (every command that prints)
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t)]
+    pub format: Format,
+
+    /// More log output on stderr (-v info, -vv debug; RUST_LOG overrides); `execute -v` also prints every decision in full
+    #[arg(short = 'v', long = "verbose", global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub log_level: u8,
+
+    /// Log lines on stderr: readable text, JSON lines, or auto (text on a terminal, JSON otherwise)
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -62,6 +70,18 @@ Examples:
 Exit codes: 0 ok, 1 failure (an action failed, the target is locked), 2 bad usage or bad input.
 Config: ./steward.yaml or --config FILE; env STEWARD_<SECTION>_<KEY> overrides it; flags override both.
 Every key with its default: steward config --example";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise
+    #[default]
+    Auto,
+    /// Readable text
+    Text,
+    /// JSON lines
+    Json,
+}
 
 /// A built-in policy.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -88,11 +108,7 @@ pub enum Command {
     /// Health score, state, agents, queue, daemon state and recent decisions
     Status,
     /// Assess the system and show the decisions it would make; executes nothing
-    Analyze {
-        /// Output format
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Analyze,
     /// One cycle: analyze, decide, guard, act, journal
     ///
     /// Every decision and its guard verdict is journaled before any action
@@ -207,12 +223,6 @@ pub struct ExecuteArgs {
     /// Decide, guard and journal, but touch nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-    /// Include every decision in full in the output
-    #[arg(long)]
-    pub verbose: bool,
 }
 
 fn unit_interval(s: &str) -> Result<f64, String> {
@@ -348,9 +358,6 @@ pub struct ForecastArgs {
     /// Probability of the prediction interval
     #[arg(long, default_value_t = 0.95)]
     pub interval: f64,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
 }
 
 /// `steward detect`.
@@ -359,8 +366,8 @@ pub struct DetectArgs {
     /// Input CSV with a `timestamp,value` header
     #[arg(long, value_name = "IN.csv")]
     pub input: PathBuf,
-    /// Output CSV (`-` for stdout)
-    #[arg(long, value_name = "OUT.csv")]
+    /// Output CSV (`-` for stdout) [default: stdout]
+    #[arg(long, value_name = "OUT.csv", default_value = "-")]
     pub output: PathBuf,
     /// Reject repeated timestamps instead of scoring them in order
     #[arg(long)]
@@ -382,9 +389,6 @@ pub struct PredictArgs {
     /// Only the last this many hours of each series are fitted [default: predict.window, 72 h]
     #[arg(long, value_name = "HOURS")]
     pub window_hours: Option<f64>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
 }
 
 /// `steward tune`.
@@ -417,9 +421,6 @@ pub struct TuneArgs {
     /// Bytes of the query to estimate (with --queries)
     #[arg(long, default_value_t = 0.0)]
     pub bytes: f64,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
 }
 
 /// `steward cost`.
@@ -452,9 +453,6 @@ pub struct CostArgs {
     /// Price of an idle (suspended) agent-hour [default: cost.idle_per_agent_hour, 0.01]
     #[arg(long)]
     pub price_idle: Option<f64>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
 }
 
 impl PredictionCommand {
@@ -466,17 +464,6 @@ impl PredictionCommand {
             Self::Predict(_) => "predict",
             Self::Tune(_) => "tune",
             Self::Cost(_) => "cost",
-        }
-    }
-
-    /// Whether the command's own flags ask for JSON.
-    pub fn wants_json(&self) -> bool {
-        match self {
-            Self::Forecast(a) => a.format == Format::Json,
-            Self::Detect(_) => false,
-            Self::Predict(a) => a.format == Format::Json,
-            Self::Tune(a) => a.format == Format::Json,
-            Self::Cost(a) => a.format == Format::Json,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::wire;
 pub fn name(c: &Command) -> &'static str {
     match c {
         Command::Status => "status",
-        Command::Analyze { .. } => "analyze",
+        Command::Analyze => "analyze",
         Command::Execute(_) => "execute",
         Command::Loop { .. } => "loop",
         Command::Agents => "agents",
@@ -43,14 +43,9 @@ pub fn name(c: &Command) -> &'static str {
     }
 }
 
-/// Whether the command was asked for JSON by its own `--format json`.
-pub fn wants_json(c: &Command) -> bool {
-    match c {
-        Command::Analyze { format } => *format == Format::Json,
-        Command::Execute(a) => a.format == Format::Json,
-        Command::Prediction(p) => p.wants_json(),
-        _ => false,
-    }
+/// Whether the command line asks for JSON (`--json` or `--format json`).
+pub fn wants_json(cli: &Cli) -> bool {
+    cli.json || cli.format == Format::Json
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
@@ -92,7 +87,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = load_config(&cli)?;
-    let json = cli.json;
+    let json = wants_json(&cli);
+    let verbose = cli.log_level;
     let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy };
     let engine = || wire::engine(&cfg);
     warn_about_a_legacy_journal(&cfg);
@@ -113,13 +109,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ensure_target(&cfg)?;
             status(&cfg, &engine()?, json)
         }
-        Command::Analyze { format } => {
+        Command::Analyze => {
             ensure_target(&cfg)?;
-            analyze(&cfg, &engine()?, json || format == Format::Json)
+            analyze(&cfg, &engine()?, json)
         }
         Command::Execute(args) => {
             ensure_target(&cfg)?;
-            execute(&engine()?, &args, json)
+            execute(&engine()?, &args, json, verbose)
         }
         Command::Loop { interval, max_cycles, dry_run } => {
             ensure_target(&cfg)?;
@@ -295,8 +291,8 @@ fn analyze(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
 
 fn metrics_block(m: &steward_core::assess::Metrics) -> String {
     let mut s = format!(
-        "health      {:.3} ({})\nagents      {} active of {}\nqueue       {} pending, {} in flight ({} stale)\ncompleted   {} (rate {:.3}), {} dead-lettered\ntelemetry   {} records",
-        m.health_score, m.health_state, m.active_agents, m.total_agents, m.work_queue_size, m.in_flight, m.stale_claims, m.completed, m.completion_rate, m.failed, m.telemetry_volume
+        "health      {:.3} ({})\nagents      {} active of {}\nqueue       {} pending, {} in flight ({} stale)\ncompleted   {} (rate {:.3}), {} dead-lettered\ntelemetry   {} record{}",
+        m.health_score, m.health_state, m.active_agents, m.total_agents, m.work_queue_size, m.in_flight, m.stale_claims, m.completed, m.completion_rate, m.failed, m.telemetry_volume, if m.telemetry_volume == 1 { "" } else { "s" }
     );
     if let Some(e) = m.error_rate {
         s.push_str(&format!(", error rate {e:.3}"));
@@ -322,7 +318,7 @@ fn warnings_block(warnings: &[String]) -> String {
     s
 }
 
-fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> {
+fn execute(engine: &Engine, args: &ExecuteArgs, json: bool, verbose: u8) -> Result<ExitCode> {
     let opts = RunOptions {
         dry_run: args.dry_run,
         max_decisions: args.max,
@@ -332,7 +328,7 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
     let result = engine.execute(&opts);
     engine.flush_telemetry();
     let mut report = result?;
-    if !args.verbose {
+    if verbose == 0 {
         report.decisions = None;
     }
     // A one-shot run does not stop the workers it started: the next run
@@ -340,7 +336,7 @@ fn execute(engine: &Engine, args: &ExecuteArgs, json: bool) -> Result<ExitCode> 
     let left = engine.fleet_workers().len();
     report.workers_left_running = (left > 0).then_some(left);
     let code = if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-    if json || args.format == Format::Json {
+    if json {
         print_json(&report);
     } else {
         out!("{}", render_report(engine, &report));

@@ -17,11 +17,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogFormat};
 
-fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32), daemon: bool) {
+fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32), daemon: bool, format: LogFormat) {
     use std::io::IsTerminal;
-    let json_stderr = daemon && !std::io::stderr().is_terminal();
+    // Readable text for a person at a terminal, JSON lines for whatever
+    // reads stderr otherwise (systemd, Kubernetes, a script).
+    let json_stderr = match format {
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+    };
     let default = match (verbose, log_file.is_some() || daemon) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
@@ -34,7 +40,6 @@ fn init_logging(verbose: u8, log_file: Option<&std::path::Path>, logs: (u64, u32
             let file: &'static daemon::RotatingFile = Box::leak(Box::new(daemon::RotatingFile::new(path.to_owned(), logs.0, logs.1)));
             let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(move || file).with_target(false).try_init();
         }
-        // `serve` under systemd or Kubernetes (stderr not a terminal): JSON lines.
         None if json_stderr => {
             let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
         }
@@ -52,7 +57,11 @@ fn main() -> ExitCode {
             // --help and --version are not errors; a script that asked for
             // JSON gets its usage error as JSON too.
             if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
-                && std::env::args().any(|a| a == "--json")
+                && {
+                    let args: Vec<String> = std::env::args().collect();
+                    args.iter().any(|a| a == "--json" || a == "--format=json")
+                        || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+                }
             {
                 let message = e
                     .kind()
@@ -67,8 +76,8 @@ fn main() -> ExitCode {
         Command::Serve { log_file, log_max_size, log_keep, .. } => (log_file.clone(), ((*log_max_size).max(1024), *log_keep), true),
         _ => (None, (0, 0), false),
     };
-    init_logging(cli.log_level, log_file.as_deref(), rotation, daemon);
-    let json = cli.json || commands::wants_json(&cli.command);
+    init_logging(cli.log_level, log_file.as_deref(), rotation, daemon, cli.log_format);
+    let json = commands::wants_json(&cli);
     let name = commands::name(&cli.command);
     match commands::run(cli) {
         Ok(code) => code,

@@ -33,7 +33,6 @@ use crate::output::{out, print_json, table};
 /// # Errors
 /// Bad input (exit 2 through `UsageError`) or failures (exit 1).
 pub fn run(cmd: PredictionCommand, cfg: &Config, json: bool) -> Result<ExitCode> {
-    let json = json || cmd.wants_json();
     match cmd {
         PredictionCommand::Forecast(a) => run_forecast(&a, cfg, json),
         PredictionCommand::Detect(a) => run_detect(&a),
@@ -150,16 +149,32 @@ fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
     let mut detector = Detector::new(DetectorConfig::default());
     let mut out = String::with_capacity(text.len() + parsed.rows.len() * 12);
     out.push_str("timestamp,value,anomaly_score\n");
+    let (mut high, mut peak) = (0usize, (0.0f64, ""));
     for (row, (&t, &v)) in parsed.rows.iter().zip(parsed.series.ts.iter().zip(&parsed.series.values)) {
         let score = detector.update(t, v);
+        if score >= 0.5 {
+            high += 1;
+        }
+        if score > peak.0 {
+            peak = (score, row.timestamp);
+        }
         let _ = writeln!(out, "{},{},{}", row.timestamp, row.value, score);
     }
-    if a.output.as_os_str() == "-" {
+    let to = if a.output.as_os_str() == "-" {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(out.as_bytes());
+        "stdout".to_owned()
     } else {
         std::fs::write(&a.output, out).with_context(|| format!("writing {}", a.output.display()))?;
-    }
+        a.output.display().to_string()
+    };
+    // The scores went to `to`; a line for the person who ran it.
+    eprintln!(
+        "steward detect: {} rows scored to {to}; {high} scored 0.5 or more; highest {:.2} at {}",
+        parsed.rows.len(),
+        peak.0,
+        if peak.1.is_empty() { "-" } else { peak.1 }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,15 +223,20 @@ fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
                 p.component.clone(),
                 p.metric.clone(),
                 if p.will_fail { "yes".to_owned() } else { "no".to_owned() },
-                p.time_to_failure_hours.map_or("-".to_owned(), |t| format!("{t:.1}")),
+                p.time_to_failure_hours.map_or("-".to_owned(), |t| format!("{t:.1} h")),
                 format!("{:.2}", p.confidence),
-                p.recommendations.iter().map(|r| format!("{:?}", r.action).to_ascii_lowercase()).collect::<Vec<_>>().join(", "),
+                // The names JSON and the docs use (`add_capacity`).
+                p.recommendations
+                    .iter()
+                    .map(|r| serde_json::to_value(r.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 p.notes.join("; "),
             ]
         })
         .collect();
     if !rows.is_empty() {
-        out.push_str(&table(&["COMPONENT", "METRIC", "FAILS", "TTF_H", "CONF", "RECOMMEND", "NOTES"], &rows));
+        out.push_str(&table(&["COMPONENT", "METRIC", "FAILS", "FAILS IN", "CONFIDENCE", "RECOMMEND", "NOTES"], &rows));
     }
     for w in &warnings {
         let _ = writeln!(out, "warning: {w}");

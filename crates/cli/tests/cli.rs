@@ -461,3 +461,74 @@ fn a_dry_run_gives_the_verdict_a_real_run_would_and_loop_lines_say_why() {
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.contains("scale_up skipped (dry_run: would be skipped: no fleet actuator configured)"), "{line}");
 }
+
+/// Issue 10, item 7: numbers for people. Ages in days, not 59946215 s;
+/// "1 record"; a max_decisions verdict that reads; the documented
+/// `add_capacity`; a time-to-failure column that says its unit; logs as
+/// text on request and JSON lines when piped.
+#[test]
+fn numbers_and_words_for_people() {
+    let f = Fixture::new();
+    f.write("claimed_old.json", r#"{"id":"old","claimed_at":"2024-01-01T00:00:00Z"}"#);
+    f.write("telemetry_1.json", r#"{"metrics":{"error_rate":0.1}}"#);
+    let out = f.run(&["analyze"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("claim_ttl 10 min; oldest ") && text.contains(" d)."), "{text}");
+    assert!(text.contains("telemetry   1 record,") || text.contains("telemetry   1 record\n"), "{text}");
+    for i in 0..5 {
+        f.write(&format!("claimed_c{i}.json"), &format!(r#"{{"id":"c{i}","claimed_at":"2024-01-01T00:00:00Z"}}"#));
+    }
+    let report = f.json(&["execute", "--dry-run", "--format", "json", "--max", "0"]);
+    assert!(report["skipped"].to_string().contains("max_decisions: 0 decision(s) already admitted this cycle"), "{report}");
+
+    let csv = f.tmp.path().join("disk.csv");
+    let rows: String = (0..48)
+        .map(|h| format!("2026-01-01T{:02}:{:02}:00Z,a,disk_percent,{}\n", h / 2, (h % 2) * 30, 80.0 + f64::from(h) * 0.3))
+        .collect();
+    fs::write(&csv, format!("timestamp,component,metric,value\n{rows}")).unwrap();
+    let out = f.run(&["predict", "--input", csv.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAILS IN") && text.contains(" h ") && text.contains("add_capacity") && !text.contains("addcapacity"), "{text}");
+
+    // Piped stderr gets JSON lines; --log-format text gives text.
+    let out = f.run(&["-v", "analyze"]);
+    let first = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned();
+    assert!(serde_json::from_str::<Value>(&first).is_ok(), "JSON when piped: {first}");
+    let out = f.run(&["-v", "--log-format", "text", "analyze"]);
+    let first = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned();
+    assert!(serde_json::from_str::<Value>(&first).is_err() && first.contains("Snapshot taken."), "text on request: {first}");
+}
+
+/// Issue 10, item 8: a subcommand's help shows its own flags first and the
+/// global ones under their own heading; `--format json` works for every
+/// command that prints; `detect` writes to stdout by default with a
+/// summary on stderr; the seed-era `--verbose` is accepted.
+#[test]
+fn help_formats_and_flags_a_newcomer_reaches_for() {
+    let f = Fixture::new();
+    let help = String::from_utf8_lossy(&f.run(&["execute", "--help"]).stdout).into_owned();
+    let (own, global) = help.split_once("Global options:").expect("a Global options heading");
+    assert!(own.contains("--max") && own.contains("--dry-run") && !own.contains("--coordination"), "{help}");
+    assert!(global.contains("--coordination") && global.contains("--format"), "{help}");
+    for args in [
+        &["status", "--format", "json"][..],
+        &["agents", "--format", "json"],
+        &["config", "--format", "json"],
+        &["--format", "json", "analyze"],
+    ] {
+        let out = f.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(serde_json::from_slice::<Value>(&out.stdout).is_ok(), "{args:?} printed JSON");
+    }
+    let series = f.tmp.path().join("s.csv");
+    fs::write(&series, (0..30).fold(String::from("timestamp,value\n"), |s, i| s + &format!("2026-01-01T00:{i:02}:00Z,{}\n", i % 3)))
+        .unwrap();
+    let out = f.run(&["detect", "--input", series.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("timestamp,value,anomaly_score\n"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("30 rows scored to stdout"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f.run(&["--verbose", "execute", "--dry-run", "--format", "json"]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["decisions"].is_array(), "--verbose prints every decision in full: {report}");
+}

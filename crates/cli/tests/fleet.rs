@@ -364,3 +364,20 @@ fn the_supervisor_starts_only_its_share_and_never_writes_over_other_agents() {
     assert_eq!(workers.len(), 3, "{fleet}");
     assert!(workers.iter().all(|w| w.starts_with("agent_sw")), "{workers:?}");
 }
+
+/// Issue 10: a failing `--exec` handler's item said only "exited with
+/// exit status: 1"; the tail of what it wrote on stderr is the reason.
+#[test]
+fn a_failing_handlers_stderr_is_in_the_items_last_error() {
+    let f = Fixture::new();
+    f.write("work_x.json", r#"{"id":"x"}"#);
+    let handler = f.tmp.path().join("h.sh");
+    fs::write(&handler, "#!/bin/sh\necho 'noise' >&2\necho 'database refused the connection: too many clients' >&2\nexit 1\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&handler).status().unwrap();
+    let out = f.run(&["worker", "--id", "w1", "--max-items", "1", "--exec", handler.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let item = json_file(&f.dir().join("work_x.json"));
+    let err = item["last_error"].as_str().unwrap();
+    assert!(err.contains("exited with exit status: 1") && err.contains("too many clients"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too many clients"), "and it still reaches the worker's log");
+}

@@ -130,7 +130,10 @@ pub fn apply(decisions: Vec<Decision>, cx: &GuardContext<'_>) -> Vec<Guarded> {
                 );
             }
             if admitted >= auto.max_decisions {
-                return skip(GuardKind::MaxDecisions, format!("max_decisions ({}) already admitted this cycle", auto.max_decisions));
+                return skip(
+                    GuardKind::MaxDecisions,
+                    format!("{} decision(s) already admitted this cycle, the most max_decisions allows", auto.max_decisions),
+                );
             }
             admitted += 1;
             if let Action::Scale { from, to } = decision.action {

@@ -139,6 +139,18 @@ fn secs_to_ms(secs: f64) -> Option<UnixMs> {
     }
 }
 
+/// A duration in seconds as people read it: `45 s`, `12 min`, `5 h`, `694 d`
+/// (rounded down to the largest unit that fits at least twice, so `90 s`
+/// stays seconds and `120 s` is `2 min`).
+pub fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
 /// Formats as RFC 3339 UTC with millisecond precision: `2026-11-23T13:44:00.000Z`.
 pub fn format_rfc3339(ms: UnixMs) -> String {
     let days = ms.div_euclid(86_400_000);
@@ -152,6 +164,16 @@ pub fn format_rfc3339(ms: UnixMs) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_secs(45), "45 s");
+        assert_eq!(human_secs(90), "90 s");
+        assert_eq!(human_secs(720), "12 min");
+        assert_eq!(human_secs(5 * 3600 + 10), "5 h");
+        assert_eq!(human_secs(59_946_215), "693 d");
+    }
+
     use super::*;
 
     fn check(text: &str, expect: Option<&str>) {

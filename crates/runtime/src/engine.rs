@@ -658,7 +658,8 @@ impl Engine {
         journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;
         tracing::info!(
             cycle = %id,
-            health = report.metrics.health_score,
+            // Rounded for people; the journal and JSON keep full precision.
+            health = (report.metrics.health_score * 1000.0).round() / 1000.0,
             executed = report.executed.len(),
             failed = report.failed.len(),
             skipped = report.skipped.len(),

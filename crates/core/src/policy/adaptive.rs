@@ -21,6 +21,7 @@ use crate::assess::{Assessment, RestartReason};
 use crate::config::EngineConfig;
 use crate::decision::{sort_by_priority, Action, DecisionType, Proposal};
 use crate::history::{CycleSummary, History};
+use crate::time::human_secs;
 
 /// Load-proportional sizing with a tolerance band and bounds.
 pub struct Adaptive;
@@ -136,7 +137,7 @@ impl Policy for Adaptive {
                     RestartReason::Silent(u64::MAX) => {
                         format!("{id} never reported a sign of life")
                     }
-                    RestartReason::Silent(age) => format!("{id} silent for {age} s"),
+                    RestartReason::Silent(age) => format!("{id} silent for {}", human_secs(*age)),
                 })
                 .collect();
             let more = if ids.len() > 5 { format!(" and {} more", ids.len() - 5) } else { String::new() };
@@ -147,7 +148,7 @@ impl Policy for Adaptive {
                     (if explicit { 0.9 } else { 0.8 }) - penalty,
                     Action::Restart { agents: ids.clone() },
                     format!("Restart {} agent(s)", ids.len()),
-                    format!("{}{more} (agent_ttl {} s).", why.join("; "), cfg.liveness.agent_ttl.as_secs()),
+                    format!("{}{more} (agent_ttl {}).", why.join("; "), human_secs(cfg.liveness.agent_ttl.as_secs())),
                 )
                 .param("agents", ids),
             );
@@ -165,9 +166,10 @@ impl Policy for Adaptive {
                     Action::RequeueClaims { items: items.clone() },
                     format!("Requeue {} stale claim(s)", items.len()),
                     format!(
-                        "{} claim(s) are stale (claimant not active, or older than claim_ttl {} s; oldest {oldest} s).",
+                        "{} claim(s) are stale (claimant not active, or older than claim_ttl {}; oldest {}).",
                         items.len(),
-                        cfg.liveness.claim_ttl.as_secs()
+                        human_secs(cfg.liveness.claim_ttl.as_secs()),
+                        human_secs(oldest)
                     ),
                 )
                 .param("method", "requeue_stale")
