@@ -381,3 +381,17 @@ fn a_failing_handlers_stderr_is_in_the_items_last_error() {
     assert!(err.contains("exited with exit status: 1") && err.contains("too many clients"), "{err}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("too many clients"), "and it still reaches the worker's log");
 }
+
+/// Issue 10, item 9: the demo says how long it runs at most and usually,
+/// and what its agents and workers columns count.
+#[test]
+fn the_demo_explains_itself() {
+    let f = Fixture::new();
+    let dir = f.tmp.path().join("demo");
+    let out = f.run(&["demo", "--duration", "6", "--interval", "0.5", "--dir", dir.to_str().unwrap()]);
+    kill_fleet(&dir.join(".steward"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("It runs at most 6 s, usually"), "{text}");
+    assert!(text.contains("agents: agent records alive") && text.contains("workers: the processes the supervisor runs"), "{text}");
+    assert!(text.contains("Summary after"), "{text}");
+}

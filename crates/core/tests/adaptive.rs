@@ -295,7 +295,7 @@ fn restarts_failed_and_silent_agents_and_requeues_their_claims() {
     assert_eq!(kinds[..2], ["restart", "coordination_improve"]);
     assert_eq!(a.decisions[0].action, Action::Restart { agents: vec!["dead".into(), "sick".into()] });
     assert_eq!(a.decisions[1].action, Action::RequeueClaims { items: vec!["w1".into()] });
-    assert!(a.decisions[0].rationale.contains("sick reports failed") && a.decisions[0].rationale.contains("dead silent for 3600 s"));
+    assert!(a.decisions[0].rationale.contains("sick reports failed") && a.decisions[0].rationale.contains("dead silent for 60 min"));
 }
 
 #[test]
