@@ -20,4 +20,4 @@ echo
 echo "== steward status (state plus the journal) =="
 "$steward" --coordination coordination status
 echo
-echo "Scratch directory: $work (coordination/ and its journal in .steward/)"
+echo "Scratch directory: $work (coordination/ and its journal in .steward/coordination/)"
