@@ -36,9 +36,10 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     pub create: bool,
 
-    /// Decision policy [default: from the config, else adaptive]
-    #[arg(long, global = true, help_heading = "Global options", value_enum)]
-    pub policy: Option<PolicyArg>,
+    /// Decision policy: adaptive or classic [default: from the config, else adaptive].
+    /// `simulate` also runs the references hpa, keda and oracle, several at once: adaptive,hpa,oracle
+    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME[,NAME..]", value_parser = policy_list)]
+    pub policy: Option<String>,
 
     /// Print one JSON document on stdout (logs go to stderr); the same as --format json
     #[arg(long, global = true, help_heading = "Global options")]
@@ -83,13 +84,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// A built-in policy.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PolicyArg {
-    /// Size the fleet to the load; restart silent agents; requeue stale claims
-    Adaptive,
-    /// The compatibility rules table, decision for decision
-    Classic,
+/// The policies `--policy` names: the loop's two, and the references
+/// `simulate` compares them with.
+pub const POLICIES: [&str; 5] = ["adaptive", "classic", "hpa", "keda", "oracle"];
+
+/// `--policy`: one name or a comma list of known names.
+fn policy_list(s: &str) -> Result<String, String> {
+    let names: Vec<&str> = s.split(',').map(str::trim).collect();
+    if let Some(bad) = names.iter().find(|n| !POLICIES.contains(n)) {
+        return Err(format!("{bad:?} is not a policy (known: {})", POLICIES.join(", ")));
+    }
+    Ok(names.join(","))
 }
 
 /// Output format of `analyze` and `execute`.
@@ -197,6 +202,31 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Replay a trace of arrivals through a simulated fleet under a policy; compare policies
+    ///
+    /// A discrete-event simulation: each row's arrivals are spread over its
+    /// interval, each item's service time is drawn from --service-time, new
+    /// agents serve after --startup, and the policy decides every --interval
+    /// through the same code and guards the loop runs (with the config's
+    /// settings). Reports the share of items that waited at most --sla,
+    /// the p95 wait, the agent-hours paid for, scale actions, reversals
+    /// (a scale opposite to the previous one within auto.scale_down_window,
+    /// 300 s: flapping) and the longest queue.
+    ///
+    /// Policies: adaptive and classic (steward's), hpa (the Kubernetes HPA on
+    /// the queue length, AverageValue --queue-target per pod, its default
+    /// behavior: tolerance 0.1, 300 s scale-down window, +max(100 %, 4 pods)
+    /// per 15 s, 15 s sync), keda (KEDA's queue scaler in front of the HPA:
+    /// 30 s polling, activation 1, 300 s cooldown to zero when --min-agents is
+    /// 0) and oracle (the fewest agents that meet the SLA, planned knowing the
+    /// whole trace: a yardstick, not a policy).
+    ///
+    /// Examples:
+    ///   steward simulate --trace load.csv --peak-agents 50 --startup 60 --compare
+    ///   steward simulate --trace load.csv --policy adaptive,hpa,oracle --plot run.svg
+    ///   steward simulate --trace load.csv --format json | jq .sla_attainment
+    #[command(verbatim_doc_comment)]
+    Simulate(SimulateArgs),
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(PredictionCommand),
@@ -232,6 +262,50 @@ fn unit_interval(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{x} is not between 0 and 1"))
     }
+}
+
+/// Flags of `steward simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Arrivals: a CSV with a `timestamp,value` header, value = items arriving in the row's interval
+    #[arg(long, value_name = "IN.csv")]
+    pub trace: PathBuf,
+    /// Service time per item: seconds, const:S, exp:MEAN, uniform:A,B or lognormal:MEDIAN,SIGMA
+    #[arg(long, default_value = "exp:30", value_name = "DIST")]
+    pub service_time: String,
+    /// Seconds from asking for an agent to its first item [default: adaptive.startup_time, 30]
+    #[arg(long, value_name = "SECS")]
+    pub startup: Option<f64>,
+    /// The SLA: the longest an item may wait in the queue, in seconds
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub sla: f64,
+    /// Seconds between the policy's decisions (hpa and keda keep their own) [default: auto.interval, 30]
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Fewest agents [default: auto.min_agents, 1]
+    #[arg(long, value_name = "N")]
+    pub min_agents: Option<u32>,
+    /// Most agents [default: auto.max_agents, 10]
+    #[arg(long, value_name = "N")]
+    pub max_agents: Option<u32>,
+    /// Scale the trace so its busiest row needs N agents (at the mean service time)
+    #[arg(long, value_name = "N", conflicts_with = "scale")]
+    pub peak_agents: Option<f64>,
+    /// Multiply every count of the trace by X
+    #[arg(long, value_name = "X")]
+    pub scale: Option<f64>,
+    /// hpa and keda: the queue items per pod they aim at (AverageValue; KEDA's default is 5)
+    #[arg(long, default_value_t = 5.0, value_name = "N")]
+    pub queue_target: f64,
+    /// Run every policy and print them side by side
+    #[arg(long)]
+    pub compare: bool,
+    /// Draw arrivals, agents, backlog and wait over time for each policy into an SVG file
+    #[arg(long, value_name = "OUT.svg")]
+    pub plot: Option<PathBuf>,
+    /// Seed of the service times (every policy sees the same items)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Flags of `steward worker`.

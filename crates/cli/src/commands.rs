@@ -14,7 +14,7 @@ use steward_core::time::format_rfc3339;
 use steward_runtime::worker::{self, WorkerOptions};
 use steward_runtime::{drive, CycleReport, DriveOptions, Engine, Next, RunOptions};
 
-use crate::cli::{Cli, Command, ExecuteArgs, Format, PolicyArg, WorkerArgs};
+use crate::cli::{Cli, Command, ExecuteArgs, Format, WorkerArgs};
 use crate::config::{self, Config, FlagOverrides};
 use crate::error::UsageError;
 use crate::output::{age, envelope, out, outln, print_json, table};
@@ -40,6 +40,7 @@ pub fn name(c: &Command) -> &'static str {
         Command::Health => "health",
         Command::Logs { .. } => "logs",
         Command::Prediction(p) => p.name(),
+        Command::Simulate(_) => "simulate",
     }
 }
 
@@ -56,10 +57,16 @@ fn load_config(cli: &Cli) -> Result<Config> {
     let flags = FlagOverrides {
         coordination: cli.coordination.clone(),
         state_dir: cli.state_dir.clone(),
-        policy: cli.policy.map(|p| match p {
-            PolicyArg::Adaptive => "adaptive".to_owned(),
-            PolicyArg::Classic => "classic".to_owned(),
-        }),
+        policy: match (&cli.command, &cli.policy) {
+            (Command::Simulate(_), _) | (_, None) => None,
+            (_, Some(p)) if p == "adaptive" || p == "classic" => Some(p.clone()),
+            (_, Some(p)) => {
+                return Err(UsageError(format!(
+                    "--policy {p}: the loop runs one policy, adaptive or classic (hpa, keda and oracle are references for `steward simulate`)"
+                ))
+                .into())
+            }
+        },
         listen: match &cli.command {
             Command::Serve { listen, .. } | Command::Start { listen, .. } => listen.clone(),
             _ => None,
@@ -89,7 +96,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = load_config(&cli)?;
     let json = wants_json(&cli);
     let verbose = cli.log_level;
-    let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy };
+    let cli_global = GlobalFlags { config: cli.config.clone(), policy: cli.policy.clone() };
     let engine = || wire::engine(&cfg);
     warn_about_a_legacy_journal(&cfg);
     match cli.command {
@@ -154,6 +161,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::daemon::logs(&cfg, tail, follow, &stop)
         }
         Command::Prediction(p) => crate::predict::run(p, &cfg, json),
+        Command::Simulate(args) => crate::simulate::run(&args, cli_global.policy.as_deref(), &cfg, json),
     }
 }
 
@@ -433,7 +441,7 @@ fn run_loop(cfg: &Config, engine: &Engine, interval: Option<f64>, max_cycles: u6
 /// The global flags `start` passes on to the daemon it spawns.
 struct GlobalFlags {
     config: Option<std::path::PathBuf>,
-    policy: Option<PolicyArg>,
+    policy: Option<String>,
 }
 
 /// Arguments for the background daemon: absolute paths, since it may
@@ -449,14 +457,8 @@ fn daemon_args(g: &GlobalFlags, cfg: &Config) -> Result<Vec<String>> {
     } else if Path::new(config::DEFAULT_FILE).is_file() {
         args.extend(["--config".to_owned(), abs(Path::new(config::DEFAULT_FILE))?]);
     }
-    if let Some(p) = g.policy {
-        args.extend([
-            "--policy".to_owned(),
-            match p {
-                PolicyArg::Adaptive => "adaptive".to_owned(),
-                PolicyArg::Classic => "classic".to_owned(),
-            },
-        ]);
+    if let Some(p) = &g.policy {
+        args.extend(["--policy".to_owned(), p.clone()]);
     }
     Ok(args)
 }

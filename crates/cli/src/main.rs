@@ -11,6 +11,8 @@ mod error;
 mod output;
 mod predict;
 mod signals;
+mod simulate;
+mod plot;
 mod wire;
 
 use std::process::ExitCode;

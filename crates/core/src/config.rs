@@ -325,6 +325,12 @@ pub struct AdaptiveConfig {
     /// Scale up ahead of a forecast peak of arrivals (never down on a forecast alone). Default true.
     #[serde(default = "default_true")]
     pub forecast: bool,
+    /// The longest an item should wait in the queue (the SLA). When set,
+    /// the fleet is sized to keep waits under it instead of to
+    /// `target_utilization`: work may queue while every agent is busy, so
+    /// nobody is paid to idle. Default 0s (not set).
+    #[serde(default, with = "duration")]
+    pub max_wait: Duration,
 }
 
 fn default_startup_time() -> Duration {
@@ -360,6 +366,7 @@ impl Default for AdaptiveConfig {
             rate_window: default_rate_window(),
             startup_time: default_startup_time(),
             forecast: true,
+            max_wait: Duration::ZERO,
         }
     }
 }

@@ -92,3 +92,16 @@ impl History {
         (count, last)
     }
 }
+
+/// How much history a cycle reads: the last this-many cycles (enough for
+/// the rate window and a forecast), and outcomes of this long ago (the
+/// longest guard window). The loop and the simulator read the same.
+pub fn depth(cfg: &crate::config::EngineConfig) -> (usize, std::time::Duration) {
+    let a = &cfg.auto;
+    let window = a.scale_down_window.max(a.breaker_cooldown).max(a.scale_up_cooldown);
+    ((cfg.adaptive.rate_window as usize + 1).max(64), window)
+}
+
+/// Outcomes a cycle reads whatever their age (the store keeps the last ones
+/// beyond the window, for the circuit breaker's streaks).
+pub const MIN_ACTIONS: usize = 50;

@@ -21,6 +21,7 @@ pub mod health;
 pub mod history;
 pub mod policy;
 pub mod predict;
+pub mod sim;
 pub mod snapshot;
 pub mod time;
 

@@ -440,9 +440,7 @@ impl Engine {
         let Some(j) = journal else {
             return Ok(History::default());
         };
-        let a = &self.cfg.auto;
-        let window = a.scale_down_window.max(a.breaker_cooldown).max(a.scale_up_cooldown);
-        let cycles = (self.cfg.adaptive.rate_window as usize + 1).max(64);
+        let (cycles, window) = steward_core::history::depth(&self.cfg);
         let mut history = j
             .history(now, cycles, i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
             .map_err(RuntimeError::journal("reading the journal's history"))?;

@@ -446,12 +446,12 @@ impl Journal {
             .conn
             .prepare_cached(
                 "SELECT o.ts, d.type, o.result, d.scale_from, d.scale_to FROM outcomes o JOIN decisions d ON d.id = o.decision_id
-                 WHERE o.ts >= ?1 OR o.rowid IN (SELECT rowid FROM outcomes ORDER BY ts DESC LIMIT 50)
+                 WHERE o.ts >= ?1 OR o.rowid IN (SELECT rowid FROM outcomes ORDER BY ts DESC LIMIT ?2)
                  ORDER BY o.ts ASC, d.id ASC",
             )
             .map_err(sql("reading outcomes"))?;
         let actions = stmt
-            .query_map(params![now.saturating_sub(since_ms)], |r| {
+            .query_map(params![now.saturating_sub(since_ms), steward_core::history::MIN_ACTIONS as i64], |r| {
                 let result: String = r.get(2)?;
                 let from: Option<i64> = r.get(3)?;
                 let to: Option<i64> = r.get(4)?;

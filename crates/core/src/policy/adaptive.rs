@@ -29,8 +29,11 @@ pub struct Adaptive;
 /// Rates measured over the journal's recent cycles.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
-    /// Items arriving per second.
+    /// Items arriving per second: the larger of the window's mean and the
+    /// last interval's (quick to see a rise).
     pub arrival_per_sec: f64,
+    /// Items arriving per second over the whole window.
+    pub mean_arrival_per_sec: f64,
     /// Items finished (completed or dead-lettered) per second per active agent.
     pub service_per_agent_sec: f64,
     /// Past cycles the estimate rests on.
@@ -87,14 +90,15 @@ pub fn estimate_rates(history: &[CycleSummary], current: &CycleSummary, window: 
         return None;
     }
     let service_per_agent_sec = finished as f64 / busy_secs;
-    let mut arrival_per_sec = arrivals as f64 / span_secs;
+    let mean_arrival_per_sec = arrivals as f64 / span_secs;
+    let mut arrival_per_sec = mean_arrival_per_sec;
     if let Some(last) = used.last() {
         let dt = (current.ts - last.ts) as f64 / 1000.0;
         if let (true, Some(recent)) = (dt >= 1.0, seen(current).checked_sub(seen(last))) {
             arrival_per_sec = arrival_per_sec.max(recent as f64 / dt);
         }
     }
-    Some(Rates { arrival_per_sec, service_per_agent_sec, cycles: used.len(), span_secs })
+    Some(Rates { arrival_per_sec, mean_arrival_per_sec, service_per_agent_sec, cycles: used.len(), span_secs })
 }
 
 /// The summary of the current cycle, as it will be journaled.
@@ -256,6 +260,9 @@ struct Sizing {
     raw: f64,
     basis: String,
     rates: Option<Rates>,
+    /// Sized for a wait target: the hysteresis is in the sizing itself,
+    /// so the tolerance band does not apply.
+    for_wait: bool,
 }
 
 fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
@@ -264,7 +271,16 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     let current = current_summary(a);
     let rates = estimate_rates(&history.cycles, &current, ad.rate_window as usize);
     let backlog = (m.work_queue_size + m.in_flight) as f64;
+    let for_wait = !ad.max_wait.is_zero() && rates.is_some();
     let (raw, basis) = match rates {
+        Some(r) if for_wait => {
+            let peak = recent_peak_rate(&history.cycles, &current, ad.rate_window as usize, wait_horizons(cfg).1);
+            // The service rate is a property of the work, slow to change:
+            // measured over all the history there is, it is steadier than
+            // over the rate window (which stays for the arrivals).
+            let steady = estimate_rates(&history.cycles, &current, history.cycles.len()).map_or(r, |l| Rates { service_per_agent_sec: l.service_per_agent_sec, ..r });
+            size_for_wait(steady, peak.max(r.mean_arrival_per_sec), m.work_queue_size as f64, agents_u32(m.active_agents), cfg)
+        }
         Some(r) => {
             let drain = ad.drain_time.as_secs_f64();
             let need = (r.arrival_per_sec + m.work_queue_size as f64 / drain) / (r.service_per_agent_sec * ad.target_utilization);
@@ -297,7 +313,10 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     };
     // Scale up ahead of a forecast peak: capacity takes startup_time to
     // arrive. The forecast only ever raises the need, never lowers it.
-    let (raw, basis) = match (rates, ad.forecast) {
+    // A wait target of two start-ups or more absorbs the start-up: the
+    // queue shows a rise in time to react to it.
+    let forecast = ad.forecast && !(for_wait && ad.max_wait >= ad.startup_time * 2);
+    let (raw, basis) = match (rates, forecast) {
         (Some(r), true) => match forecast_need(history, &current, r, m.work_queue_size as f64, cfg) {
             Some((need, peak)) if need > raw => (
                 need,
@@ -318,7 +337,122 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
         desired = desired.min(cap);
     }
     desired = desired.clamp(cfg.auto.min_agents, cfg.auto.max_agents);
-    Sizing { desired, raw, basis, rates }
+    Sizing { desired, raw, basis, rates, for_wait }
+}
+
+/// The highest arrival rate of any `window` consecutive cycles that ended
+/// within the last `span_secs`: what the load was at its busiest lately.
+fn recent_peak_rate(history: &[CycleSummary], current: &CycleSummary, window: usize, span_secs: f64) -> f64 {
+    let seen = |c: &CycleSummary| c.work_queue_size + c.in_flight + c.completed + c.failed;
+    let mut cycles: Vec<&CycleSummary> = history.iter().filter(|c| c.ts < current.ts).collect();
+    cycles.push(current);
+    let since = current.ts - (span_secs * 1000.0) as i64;
+    let window = window.max(1);
+    let mut peak = 0.0f64;
+    for end in (window..cycles.len()).rev() {
+        let (a, b) = (cycles[end - window], cycles[end]);
+        if b.ts < since {
+            break;
+        }
+        let dt = (b.ts - a.ts) as f64 / 1000.0;
+        if let (true, Some(d)) = (dt >= 1.0, seen(b).checked_sub(seen(a))) {
+            peak = peak.max(d as f64 / dt);
+        }
+    }
+    peak
+}
+
+/// The share of `max_wait` the sizing plans for when it sizes the fleet;
+/// the rest is margin for what the estimates miss (a burst inside a
+/// cycle, slow items).
+const WAIT_PLAN_SHARE: f64 = 0.5;
+
+/// The share of `max_wait` the projected wait may reach before the
+/// current size no longer holds. Between the two shares the fleet keeps
+/// its size: the band that stops it from flapping.
+const WAIT_HOLD_SHARE: f64 = 0.85;
+
+/// The horizons of sizing for a wait: until a change takes effect
+/// (`startup_time` and two cycles), and how long a new size must hold
+/// (twice `scale_down_window`, so a scale-down is not undone inside the
+/// window that guards against flapping).
+fn wait_horizons(cfg: &EngineConfig) -> (f64, f64) {
+    let short = cfg.adaptive.startup_time.as_secs_f64() + 2.0 * cfg.auto.interval.as_secs_f64();
+    (short, (2.0 * cfg.auto.scale_down_window.as_secs_f64()).max(short))
+}
+
+/// Sizing for a wait target (`adaptive.max_wait`).
+///
+/// The queue carries the load between two fleet sizes: with a load of 6.5
+/// agents' worth, the fleet runs 6 while the queue grows and 7 while it
+/// shrinks, and every agent is busy all the time. With the queue `q`, the
+/// arrival rate λ and the service rate μ per agent, `n` agents *fit* a
+/// wait `w` over a horizon when the projected queue stays within what
+/// they serve in `w` (`n·μ·w`); agents added now serve only after
+/// `startup_time`, agents removed leave at once. Then:
+/// - the current size *holds* while it fits 85 % of `max_wait` until a
+///   change could take effect (see [`wait_horizons`]); then the fleet
+///   goes down to the fewest agents that fit half of `max_wait` for twice
+///   `scale_down_window` at the highest arrival rate of that long lately
+///   (a scale-down that would have to be undone soon is not made);
+/// - when it does not hold, the fleet goes up to the fewest agents that
+///   hold and fit half of `max_wait` for that long at the current rate.
+///
+/// The two shares make a band in which the size does not change: what
+/// keeps the fleet from flapping on noise.
+fn size_for_wait(r: Rates, peak_rate: f64, queue: f64, current: u32, cfg: &EngineConfig) -> (f64, String) {
+    let ad = &cfg.adaptive;
+    let mu = r.service_per_agent_sec;
+    let wait = ad.max_wait.as_secs_f64() * WAIT_PLAN_SHARE;
+    let startup = ad.startup_time.as_secs_f64();
+    let (short, long) = wait_horizons(cfg);
+    let c = f64::from(current);
+    // The largest the queue gets over `horizon` with `n` agents from now on.
+    let peak = |n: f64, lambda: f64, horizon: f64| -> f64 {
+        let first = if n > c { startup.min(horizon) } else { 0.0 };
+        let q1 = (queue + (lambda - c * mu) * first).max(0.0);
+        let q2 = (q1 + (lambda - n * mu) * (horizon - first)).max(0.0);
+        // A smaller fleet must serve the queue as it is now; the current
+        // one or a larger one needs only to bring it back in time.
+        if n < c {
+            q2.max(queue)
+        } else {
+            q2
+        }
+    };
+    let fits_at = |n: u32, lambda: f64, horizon: f64, wait: f64| {
+        let n = f64::from(n);
+        if n == 0.0 {
+            return lambda <= 0.0 && queue <= 0.0;
+        }
+        peak(n, lambda, horizon) <= n * mu * wait
+    };
+    let fits = |n: u32, lambda: f64, horizon: f64| fits_at(n, lambda, horizon, wait);
+    let (lo, hi) = (cfg.auto.min_agents, cfg.auto.max_agents.max(cfg.auto.min_agents));
+    let fewest = |from: u32, to: u32, ok: &dyn Fn(u32) -> bool| (from..=to).find(|&n| ok(n));
+    let lambda = r.mean_arrival_per_sec;
+    let hold_wait = ad.max_wait.as_secs_f64() * WAIT_HOLD_SHARE;
+    let holds = fits_at(current, lambda, short, hold_wait);
+    let desired = if holds {
+        // Down only as far as the recent peak rate allows for the long horizon.
+        fewest(lo, current, &|n| fits(n, peak_rate, long)).unwrap_or(current)
+    } else {
+        fewest(current.saturating_add(1).max(lo), hi, &|n| fits_at(n, lambda, short, hold_wait) && fits(n, lambda, long)).unwrap_or(hi)
+    };
+    let basis = if holds {
+        format!(
+            "{queue} queued, arrivals {lambda:.3}/s (at most {peak_rate:.3}/s lately), {mu:.3}/s per agent: {current} agents keep the \
+             wait under {:.0} s; {desired} would keep it under {wait:.0} s for {long:.0} s even at the recent peak",
+            hold_wait
+        )
+    } else {
+        format!(
+            "{queue} queued, arrivals {lambda:.3}/s, {mu:.3}/s per agent: {current} agents would let the wait pass {hold_wait:.0} s \
+             (of max_wait {:.0} s) before a change could take effect; {desired} bring it back under {wait:.0} s",
+            ad.max_wait.as_secs_f64()
+        )
+    };
+    (f64::from(desired), basis)
 }
 
 /// The agents a forecast peak of arrivals within `startup_time` needs,
@@ -428,7 +562,7 @@ impl Sizing {
         if self.desired == current {
             return None;
         }
-        let margin = if current == 0 {
+        let margin = if current == 0 || self.for_wait {
             1.0
         } else {
             let ratio = f64::from(self.desired) / f64::from(current);

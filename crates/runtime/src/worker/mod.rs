@@ -11,7 +11,6 @@
 //! When `stop` is set, the current item is finished, then the worker exits.
 
 mod exec;
-mod sim;
 
 use std::fs;
 use std::io::Write;
@@ -23,7 +22,7 @@ use serde_json::{json, Map, Value};
 use steward_core::time::format_rfc3339;
 use steward_protocol::{Claim, Completion, CoordinationDir, Durability, Finished, ItemOutcome, ProtocolError};
 
-pub use sim::{Rng, ServiceTime};
+pub use steward_core::sim::{Rng, ServiceTime};
 
 use crate::clock::now_ms;
 use exec::{exec_item, ItemError};

@@ -1,5 +1,5 @@
 //! Simulated work: service-time distributions and a small PRNG, for the
-//! worker's `--service-time` and the demo.
+//! simulator, the worker's `--service-time` and the demo.
 
 /// Service time distributions for simulated work.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +76,15 @@ impl Rng {
 }
 
 impl ServiceTime {
+    /// The mean, in seconds.
+    pub fn mean(self) -> f64 {
+        match self {
+            Self::Const(s) | Self::Exp(s) => s,
+            Self::Uniform(a, b) => (a + b) / 2.0,
+            Self::LogNormal(median, sigma) => median * (sigma * sigma / 2.0).exp(),
+        }
+    }
+
     /// One draw, in seconds.
     pub fn sample(self, rng: &mut Rng) -> f64 {
         match self {
