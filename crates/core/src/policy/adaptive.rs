@@ -313,9 +313,8 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     };
     // Scale up ahead of a forecast peak: capacity takes startup_time to
     // arrive. The forecast only ever raises the need, never lowers it.
-    // A wait target of two start-ups or more absorbs the start-up: the
-    // queue shows a rise in time to react to it.
-    let forecast = ad.forecast && !(for_wait && ad.max_wait >= ad.startup_time * 2);
+    // Sizing for a wait projects the queue through the start-up itself.
+    let forecast = ad.forecast && !for_wait;
     let (raw, basis) = match (rates, forecast) {
         (Some(r), true) => match forecast_need(history, &current, r, m.work_queue_size as f64, cfg) {
             Some((need, peak)) if need > raw => (

@@ -151,13 +151,13 @@ pub trait Controller {
 /// One point of the reported time series.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Point {
-    /// Seconds from the start.
+    /// Seconds from the start: the end of the stretch the point sums up.
     pub t: f64,
-    /// Arrivals per second in this stretch.
+    /// Arrivals per second in the stretch.
     pub arrival_rate: f64,
-    /// Agents provisioned (what is paid for).
-    pub agents: u32,
-    /// Items waiting.
+    /// Agents paid for, on average over the stretch.
+    pub agents: f64,
+    /// Items waiting at `t`.
     pub backlog: u64,
     /// The longest wait of an item that started service in this stretch, in seconds.
     pub max_wait: f64,
@@ -170,8 +170,11 @@ pub struct Report {
     pub policy: String,
     /// Items that arrived.
     pub items: u64,
-    /// Items served (all of them, once the queue drained).
+    /// Items served.
     pub completed: u64,
+    /// Items not served when the run ended (a fleet too small for the
+    /// load leaves work a day after the trace ends; they missed the SLA).
+    pub unfinished: u64,
     /// Share of items whose wait was at most the SLA.
     pub sla_attainment: f64,
     /// The 95th percentile of the wait, in seconds.
@@ -261,6 +264,7 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
     let mut actions = Vec::new();
     let mut point_max_wait = 0.0f64;
     let mut point_arrivals = 0u64;
+    let mut point_agent_secs = 0.0;
     let end_of_trace = trace.end();
     let hard_end = end_of_trace + 86_400.0;
     // Busy agents by the time they finish (a min-heap of negated times).
@@ -287,6 +291,7 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
         // Pay for what was provisioned until now.
         let dt = t - last_t;
         agent_secs += agents.len() as f64 * dt;
+        point_agent_secs += agents.len() as f64 * dt;
         busy_secs += finishing.len() as f64 * dt;
         starting_secs += agents.iter().filter(|a| a.ready_at > last_t).map(|a| (a.ready_at.min(t) - last_t).max(0.0)).sum::<f64>();
         last_t = t;
@@ -329,14 +334,17 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
         max_backlog = max_backlog.max(queue.len() as u64);
         if t == next_point {
             let span = cfg.record_every.max(1.0);
+            // The first point closes an empty stretch.
+            let spanned = if series.is_empty() { 1.0 } else { span };
             series.push(Point {
                 t,
-                arrival_rate: point_arrivals as f64 / span,
-                agents: u32::try_from(agents.len()).unwrap_or(u32::MAX),
+                arrival_rate: point_arrivals as f64 / spanned,
+                agents: point_agent_secs / spanned,
                 backlog: queue.len() as u64,
                 max_wait: point_max_wait,
             });
             point_arrivals = 0;
+            point_agent_secs = 0.0;
             point_max_wait = 0.0;
             next_point += span;
         }
@@ -380,12 +388,17 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
     }
     progress(1.0);
     let items = arrivals.len() as u64;
+    // Items never started count with the wait they had when the run ended
+    // (at least that long).
+    waits.extend(queue.iter().map(|&i| last_t - arrivals[i]));
+    waits.extend(arrivals[next_arrival..].iter().map(|a| (last_t - a).max(0.0)));
     let met = waits.iter().filter(|w| **w <= cfg.sla + 1e-9).count() as u64;
     let p95 = percentile(&mut waits, 0.95);
     Report {
         policy: controller.name(),
         items,
         completed,
+        unfinished: items - completed,
         // Items never served (a run cut at its hard end) miss the SLA.
         sla_attainment: if items == 0 { 1.0 } else { met as f64 / items as f64 },
         p95_wait_s: p95,

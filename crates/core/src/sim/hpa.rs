@@ -299,6 +299,7 @@ mod tests {
             arrived: queued,
             ready: provisioned,
             provisioned,
+            free_at: &[],
         };
         assert_eq!(k.period(), 15.0);
         assert_eq!(k.decide(&obs(0.0, 0, 0)), Some(0));

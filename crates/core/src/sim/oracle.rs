@@ -12,7 +12,7 @@
 //! Deadlines no fleet could meet any more (work already too late) do not
 //! count against a size.
 //!
-//! Several horizons are tried, and the cheapest run that meets the SLA
+//! Two horizons are tried, and the cheapest run that meets the SLA best
 //! is the oracle's (see [`best`]). It is a heuristic, not a proof of
 //! optimality: the test suite checks that no policy beats it at equal SLA.
 
@@ -51,8 +51,9 @@ impl Oracle {
         }
     }
 
-    /// Deadlines in `[now, now + horizon)` missed with `n` agents from now on.
-    fn misses(&self, n: u32, now: f64, free_at: &[f64], head: usize) -> usize {
+    /// Deadlines in `[now, now + horizon)` missed with `n` agents from now
+    /// on (counting stops past `limit`).
+    fn misses(&self, n: u32, now: f64, free_at: &[f64], head: usize, limit: usize) -> usize {
         let end = now + self.horizon;
         let mut free: Vec<f64> = free_at.to_vec();
         let n = n as usize;
@@ -73,6 +74,9 @@ impl Oracle {
             }
             if at - a > self.sla + 1e-9 {
                 missed += 1;
+                if missed > limit {
+                    return missed;
+                }
             }
             heap.pop();
             heap.push(Reverse(OrdF64(at + self.service[head])));
@@ -97,8 +101,16 @@ impl Controller for Oracle {
         let head = usize::try_from(obs.arrived.saturating_sub(obs.queued)).unwrap_or(usize::MAX);
         let (now, free) = (obs.now, obs.free_at);
         let current = obs.provisioned.clamp(self.min, self.max);
-        let floor = self.misses(self.max, now, free, head);
-        let fits = |n: u32| self.misses(n, now, free, head) <= floor;
+        // What no size can help (work already too late): computed only
+        // when some deadline is missed at all.
+        let floor = std::cell::OnceCell::new();
+        let fits = |n: u32| {
+            let m = self.misses(n, now, free, head, 0);
+            m == 0 || {
+                let floor = *floor.get_or_init(|| self.misses(self.max, now, free, head, usize::MAX));
+                self.misses(n, now, free, head, floor) <= floor
+            }
+        };
         // The fewest that fit (more agents never start an item later).
         let (mut bad, mut good) = if fits(current) {
             if current == self.min || !fits(current - 1) {
@@ -126,7 +138,12 @@ impl Controller for Oracle {
 /// The oracle's run: the cheapest of a few horizons that meets the SLA
 /// best (the oracle knows the trace, so it may pick its own setting).
 pub fn best(trace: &Trace, cfg: &SimConfig, period: f64, progress: &mut dyn FnMut(f64)) -> Report {
-    let horizons = [cfg.startup + period, 600.0, 1800.0];
+    // Holding a size for ten minutes or half an hour (longer when agents
+    // take long to start): one or the other is cheapest on every load
+    // tried; shorter horizons pay a start-up too often, and miss deadlines
+    // they cannot see coming.
+    let unit = cfg.startup.max(300.0);
+    let horizons = [2.0 * unit, 6.0 * unit];
     let mut best: Option<Report> = None;
     for (i, h) in horizons.iter().enumerate() {
         let mut o = Oracle::new(trace, cfg, period, *h);
