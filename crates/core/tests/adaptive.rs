@@ -464,3 +464,59 @@ fn only_the_fleets_own_agents_are_scaled_and_restarted() {
     let a = run(&s, &History::default());
     assert!(a.decisions.iter().any(|d| matches!(&d.action, Action::Restart { agents } if agents == &["theirs-dead"])));
 }
+
+/// The config of sizing for a wait: 300 s, agents start in 30 s, 30-s cycles.
+fn wait_cfg() -> EngineConfig {
+    let mut cfg = EngineConfig::default();
+    cfg.adaptive.max_wait = Duration::from_secs(300);
+    cfg.auto.max_agents = 50;
+    cfg
+}
+
+/// The scale decision under `wait_cfg` for a load of 0.3 items/s served
+/// at 1/30 s per agent (9 agents' worth, all 9 busy), with `fleet` agents
+/// and `queue` items waiting.
+fn wait_decision(fleet: u64, queue: u64) -> Option<(u32, u32, String)> {
+    let h = steady_busy(20, 30, 0.3, fleet, 9, queue, 100_000);
+    let s = snap_busy(fleet, 9, queue, 100_000);
+    let a = steward_core::analyze(&s, &h, &wait_cfg(), &Adaptive, "c", NOW);
+    a.decisions.iter().find_map(|d| match d.action {
+        Action::Scale { from, to } => Some((from, to, d.rationale.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn with_a_wait_target_idle_capacity_goes_and_the_queue_carries_the_load() {
+    // 12 agents for 9 agents' worth, nothing queued: 8 will do, for the
+    // queue grows by only 20 items in the next 10 minutes, and 8 agents
+    // serve 40 in half of max_wait.
+    let (from, to, why) = wait_decision(12, 0).unwrap();
+    assert_eq!((from, to), (12, 8), "{why}");
+    assert!(why.contains("keep the wait"), "{why}");
+    // Without a wait target, the same numbers size for 80 % utilization:
+    // 9 / 0.8 = 11.25, so the 12 stay.
+    let h = steady_busy(20, 30, 0.3, 12, 9, 0, 100_000);
+    let mut cfg = wait_cfg();
+    cfg.adaptive.max_wait = Duration::ZERO;
+    let a = steward_core::analyze(&snap_busy(12, 9, 0, 100_000), &h, &cfg, &Adaptive, "c", NOW);
+    assert_eq!(scale_of(&a), None);
+    assert_eq!(a.recommended_agents, Some(12));
+}
+
+#[test]
+fn with_a_wait_target_a_queue_inside_the_band_changes_nothing() {
+    // 9 agents, 30 queued: the wait stays under 85 % of max_wait until a
+    // change could take effect, and 8 would let it grow past half of
+    // max_wait within ten minutes.
+    assert_eq!(wait_decision(9, 30), None);
+}
+
+#[test]
+fn with_a_wait_target_a_queue_past_the_band_brings_enough_agents() {
+    // 9 agents, 80 queued: past 85 % of max_wait. 10 would work it off
+    // too slowly; 11 bring it under half of max_wait within ten minutes.
+    let (from, to, why) = wait_decision(9, 80).unwrap();
+    assert_eq!((from, to), (9, 11), "{why}");
+    assert!(why.contains("would let the wait pass"), "{why}");
+}
