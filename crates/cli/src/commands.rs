@@ -62,8 +62,8 @@ fn load_config(cli: &Cli) -> Result<Config> {
             (_, Some(p)) if p == "adaptive" || p == "classic" => Some(p.clone()),
             (_, Some(p)) => {
                 return Err(UsageError(format!(
-                    "--policy {p}: the loop runs one policy, adaptive or classic (hpa, keda and oracle are references for `steward simulate`)"
-                ))
+                "--policy {p}: the loop runs one policy, adaptive or classic (hpa, keda and oracle are references for `steward simulate`)"
+            ))
                 .into())
             }
         },

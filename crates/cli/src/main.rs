@@ -9,10 +9,10 @@ mod daemon;
 mod demo;
 mod error;
 mod output;
+mod plot;
 mod predict;
 mod signals;
 mod simulate;
-mod plot;
 mod wire;
 
 use std::process::ExitCode;

@@ -100,7 +100,12 @@ pub fn render(plan: &Plan, reports: &[Report]) -> Result<String> {
                 }
             }
             if !panel.shared {
-                chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
             }
         }
         root.present()?;

@@ -47,7 +47,7 @@ pub struct Plan {
 }
 
 fn positive(v: f64, flag: &str) -> Result<f64> {
-    if v.is_finite() && v >= 0.0 && v < 1e9 {
+    if (0.0..1e9).contains(&v) {
         Ok(v)
     } else {
         Err(usage(format!("{flag} {v} must be a number of seconds, zero or more")))
@@ -60,7 +60,12 @@ fn read_trace(path: &Path) -> Result<(Trace, i64)> {
         return Err(usage(format!("--trace {}: not a regular file", path.display())));
     }
     if meta.len() > MAX_TRACE_BYTES {
-        return Err(usage(format!("--trace {}: {} bytes, more than the {} MiB a trace may have", path.display(), meta.len(), MAX_TRACE_BYTES >> 20)));
+        return Err(usage(format!(
+            "--trace {}: {} bytes, more than the {} MiB a trace may have",
+            path.display(),
+            meta.len(),
+            MAX_TRACE_BYTES >> 20
+        )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| usage(format!("--trace {}: {e}", path.display())))?;
     let parsed = parse_csv_rows(&text, 2, Duplicates::Reject).map_err(|e| usage(format!("--trace {}: {e}", path.display())))?;
@@ -174,18 +179,13 @@ pub fn run_all(plan: &Plan) -> Vec<Report> {
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            plan.policies.iter().zip(&progress).map(|(name, p)| scope.spawn(move || run_one(plan, name, p))).collect();
+        let handles: Vec<_> = plan.policies.iter().zip(&progress).map(|(name, p)| scope.spawn(move || run_one(plan, name, p))).collect();
         let mut shown = false;
         while handles.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(100));
             if tty && started.elapsed() > Duration::from_millis(700) {
-                let line: Vec<String> = plan
-                    .policies
-                    .iter()
-                    .zip(&progress)
-                    .map(|(n, p)| format!("{n} {:>3}%", p.load(Ordering::Relaxed) / 10))
-                    .collect();
+                let line: Vec<String> =
+                    plan.policies.iter().zip(&progress).map(|(n, p)| format!("{n} {:>3}%", p.load(Ordering::Relaxed) / 10)).collect();
                 eprint!("\r\x1b[Ksimulating: {}", line.join(" · "));
                 let _ = std::io::stderr().flush();
                 shown = true;
@@ -268,6 +268,9 @@ fn render(plan: &Plan, reports: &[Report]) -> String {
             ]
         })
         .collect();
-    s.push_str(&table(&["POLICY", "SLA MET", "P95 WAIT", "AGENT-HOURS", "IDLE", "STARTING", "VS ORACLE", "SCALE ACTIONS", "REVERSALS", "MAX BACKLOG"], &rows));
+    s.push_str(&table(
+        &["POLICY", "SLA MET", "P95 WAIT", "AGENT-HOURS", "IDLE", "STARTING", "VS ORACLE", "SCALE ACTIONS", "REVERSALS", "MAX BACKLOG"],
+        &rows,
+    ));
     s
 }

@@ -65,7 +65,8 @@ fn stderr(o: &Output) -> String {
 fn one_policy_reports_the_spec_keys() {
     let f = Fixture::new();
     let trace = f.day();
-    let total: u64 = fs::read_to_string(&trace).unwrap().lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
+    let total: u64 =
+        fs::read_to_string(&trace).unwrap().lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
     let v = f.json(&["simulate", "--trace", trace.to_str().unwrap(), "--max-agents", "40", "--format", "json"]);
     for key in ["policy", "items", "sla_attainment", "p95_wait_s", "agent_hours", "scale_actions", "reversals", "max_backlog"] {
         assert!(v.get(key).is_some(), "{key} missing: {v}");

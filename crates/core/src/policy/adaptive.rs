@@ -255,10 +255,15 @@ fn data_penalty(a: &Assessment) -> f64 {
     p
 }
 
+/// The words of a sizing, deferred: most cycles propose nothing, and
+/// formatting numbers costs more than the sizing itself.
+type Basis = Box<dyn Fn() -> String>;
+
 struct Sizing {
     desired: u32,
     raw: f64,
-    basis: String,
+    /// Why, in words: written only when a decision is proposed.
+    basis: Basis,
     rates: Option<Rates>,
     /// Sized for a wait target: the hysteresis is in the sizing itself,
     /// so the tolerance band does not apply.
@@ -278,37 +283,44 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
             // The service rate is a property of the work, slow to change:
             // measured over all the history there is, it is steadier than
             // over the rate window (which stays for the arrivals).
-            let steady = estimate_rates(&history.cycles, &current, history.cycles.len()).map_or(r, |l| Rates { service_per_agent_sec: l.service_per_agent_sec, ..r });
+            let all = crate::history::depth(cfg).0;
+            let steady =
+                estimate_rates(&history.cycles, &current, all).map_or(r, |l| Rates { service_per_agent_sec: l.service_per_agent_sec, ..r });
             size_for_wait(steady, peak.max(r.mean_arrival_per_sec), m.work_queue_size as f64, agents_u32(m.active_agents), cfg)
         }
         Some(r) => {
             let drain = ad.drain_time.as_secs_f64();
             let need = (r.arrival_per_sec + m.work_queue_size as f64 / drain) / (r.service_per_agent_sec * ad.target_utilization);
-            (
-                need,
+            let (queued, utilization) = (m.work_queue_size, ad.target_utilization);
+            let basis: Basis = Box::new(move || {
                 format!(
-                    "arrivals {:.3}/s and {} queued to clear in {:.0} s, at {:.3}/s per agent and {:.0}% utilization, need {need:.2} agents",
+                    "arrivals {:.3}/s and {queued} queued to clear in {drain:.0} s, at {:.3}/s per agent and {:.0}% utilization, need {need:.2} agents",
                     r.arrival_per_sec,
-                    m.work_queue_size,
-                    drain,
                     r.service_per_agent_sec,
-                    ad.target_utilization * 100.0
-                ),
-            )
+                    utilization * 100.0
+                )
+            });
+            (need, basis)
         }
         None if idle_window(&history.cycles, &current, ad.rate_window as usize) => {
             // Nothing arrived, nothing waits, nothing ran over a whole window:
             // the fleet can go down to its minimum.
-            (
-                0.0,
-                format!("no work arrived, queued or in flight over the last {} cycles", history.cycles.len().min(ad.rate_window as usize)),
-            )
+            let cycles = history.cycles.len().min(ad.rate_window as usize);
+            let basis: Basis = Box::new(move || format!("no work arrived, queued or in flight over the last {cycles} cycles"));
+            (0.0, basis)
         }
         None => {
             // Without a measured service rate the backlog rule can only add
             // capacity: shrinking a fleet needs evidence of what it serves.
             let need = (backlog / ad.target_per_agent).max(f64::from(agents_u32(m.active_agents)));
-            (need, format!("{backlog} items queued or in flight at {} per agent need {:.2} agents (no service rate measured yet, so no scale-down)", ad.target_per_agent, backlog / ad.target_per_agent))
+            let per = ad.target_per_agent;
+            let basis: Basis = Box::new(move || {
+                format!(
+                    "{backlog} items queued or in flight at {per} per agent need {:.2} agents (no service rate measured yet, so no scale-down)",
+                    backlog / per
+                )
+            });
+            (need, basis)
         }
     };
     // Scale up ahead of a forecast peak: capacity takes startup_time to
@@ -317,13 +329,13 @@ fn size_fleet(a: &Assessment, history: &History, cfg: &EngineConfig) -> Sizing {
     let forecast = ad.forecast && !for_wait;
     let (raw, basis) = match (rates, forecast) {
         (Some(r), true) => match forecast_need(history, &current, r, m.work_queue_size as f64, cfg) {
-            Some((need, peak)) if need > raw => (
-                need,
-                format!(
-                    "{basis}; the forecast peak of {peak:.3}/s within startup_time {:.0} s needs {need:.2}",
-                    ad.startup_time.as_secs_f64()
-                ),
-            ),
+            Some((need, peak)) if need > raw => {
+                let lead = ad.startup_time.as_secs_f64();
+                let basis: Basis = Box::new(move || {
+                    format!("{}; the forecast peak of {peak:.3}/s within startup_time {lead:.0} s needs {need:.2}", basis())
+                });
+                (need, basis)
+            }
             _ => (raw, basis),
         },
         _ => (raw, basis),
@@ -399,7 +411,7 @@ fn wait_horizons(cfg: &EngineConfig) -> (f64, f64) {
 ///
 /// The two shares make a band in which the size does not change: what
 /// keeps the fleet from flapping on noise.
-fn size_for_wait(r: Rates, peak_rate: f64, queue: f64, current: u32, cfg: &EngineConfig) -> (f64, String) {
+fn size_for_wait(r: Rates, peak_rate: f64, queue: f64, current: u32, cfg: &EngineConfig) -> (f64, Basis) {
     let ad = &cfg.adaptive;
     let mu = r.service_per_agent_sec;
     let wait = ad.max_wait.as_secs_f64() * WAIT_PLAN_SHARE;
@@ -438,19 +450,20 @@ fn size_for_wait(r: Rates, peak_rate: f64, queue: f64, current: u32, cfg: &Engin
     } else {
         fewest(current.saturating_add(1).max(lo), hi, &|n| fits_at(n, lambda, short, hold_wait) && fits(n, lambda, long)).unwrap_or(hi)
     };
-    let basis = if holds {
-        format!(
-            "{queue} queued, arrivals {lambda:.3}/s (at most {peak_rate:.3}/s lately), {mu:.3}/s per agent: {current} agents keep the \
-             wait under {:.0} s; {desired} would keep it under {wait:.0} s for {long:.0} s even at the recent peak",
-            hold_wait
-        )
-    } else {
-        format!(
-            "{queue} queued, arrivals {lambda:.3}/s, {mu:.3}/s per agent: {current} agents would let the wait pass {hold_wait:.0} s \
-             (of max_wait {:.0} s) before a change could take effect; {desired} bring it back under {wait:.0} s",
-            ad.max_wait.as_secs_f64()
-        )
-    };
+    let max_wait = ad.max_wait.as_secs_f64();
+    let basis: Basis = Box::new(move || {
+        if holds {
+            format!(
+                "{queue} queued, arrivals {lambda:.3}/s (at most {peak_rate:.3}/s lately), {mu:.3}/s per agent: {current} agents keep the \
+                 wait under {hold_wait:.0} s; {desired} would keep it under {wait:.0} s for {long:.0} s even at the recent peak"
+            )
+        } else {
+            format!(
+                "{queue} queued, arrivals {lambda:.3}/s, {mu:.3}/s per agent: {current} agents would let the wait pass {hold_wait:.0} s \
+                 (of max_wait {max_wait:.0} s) before a change could take effect; {desired} bring it back under {wait:.0} s"
+            )
+        }
+    });
     (f64::from(desired), basis)
 }
 
@@ -575,8 +588,8 @@ impl Sizing {
         let confidence = (0.55 + 0.25 * data + 0.15 * margin - penalty).clamp(0.0, 1.0);
         let up = self.desired > current;
         let basis = match self.rates {
-            Some(r) => format!("{} (rates from {} cycles over {:.0} s)", self.basis, r.cycles, r.span_secs),
-            None => self.basis.clone(),
+            Some(r) => format!("{} (rates from {} cycles over {:.0} s)", (self.basis)(), r.cycles, r.span_secs),
+            None => (self.basis)(),
         };
         let bounded = if (self.raw - f64::from(self.desired)).abs() >= 1.0 {
             format!(", bounded to {} by min/max agents and scale_factor", self.desired)

@@ -247,9 +247,8 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
     let (arrivals, service) = items(trace, cfg);
     let mut events = 0u32;
     let period = controller.period().max(0.001);
-    let mut agents: Vec<Agent> = (0..cfg.initial_agents)
-        .map(|_| Agent { ready_at: 0.0, busy_until: None, busy_since: 0.0, stopping: false })
-        .collect();
+    let mut agents: Vec<Agent> =
+        (0..cfg.initial_agents).map(|_| Agent { ready_at: 0.0, busy_until: None, busy_since: 0.0, stopping: false }).collect();
     let mut queue: VecDeque<usize> = VecDeque::new();
     let mut waits: Vec<f64> = Vec::with_capacity(arrivals.len());
     let (mut next_arrival, mut completed) = (0usize, 0u64);
@@ -285,7 +284,7 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
             break;
         }
         events = events.wrapping_add(1);
-        if events % 65_536 == 0 {
+        if events.is_multiple_of(65_536) {
             progress((t / end_of_trace).min(1.0));
         }
         // Pay for what was provisioned until now.
@@ -315,11 +314,10 @@ pub fn simulate_with_progress(trace: &Trace, cfg: &SimConfig, controller: &mut d
             }
         }
         // Idle ready agents take the oldest items.
-        for i in 0..agents.len() {
+        for (i, a) in agents.iter_mut().enumerate() {
             if queue.is_empty() {
                 break;
             }
-            let a = &mut agents[i];
             if a.busy_until.is_none() && !a.stopping && a.ready_at <= t {
                 if let Some(item) = queue.pop_front() {
                     let wait = t - arrivals[item];

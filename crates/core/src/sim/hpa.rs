@@ -85,11 +85,7 @@ impl HpaConfig {
 
     /// KEDA's defaults in front of the HPA (`minReplicaCount` may be 0).
     pub fn keda(target: f64, min: u32, max: u32) -> Self {
-        Self {
-            min,
-            keda: Some(KedaConfig { polling: 30.0, cooldown: 300.0, activation: 1.0 }),
-            ..Self::hpa(target, min, max)
-        }
+        Self { min, keda: Some(KedaConfig { polling: 30.0, cooldown: 300.0, activation: 1.0 }), ..Self::hpa(target, min, max) }
     }
 }
 
@@ -123,8 +119,7 @@ impl Hpa {
         }
         // replica_calculator: GetExternalPerPodMetricReplicas.
         let ratio = usage / (c.target * f64::from(current));
-        let proposed =
-            if (1.0 - ratio).abs() > c.tolerance { ceil_u32(usage / c.target) } else { current };
+        let proposed = if (1.0 - ratio).abs() > c.tolerance { ceil_u32(usage / c.target) } else { current };
         // Bounds come first (minReplicas/maxReplicas), then behaviors.
         let proposed = proposed.clamp(c.min.max(1), c.max.max(1));
         // reconcileAutoscaler seeds a new HPA's window with the current replicas.
@@ -133,12 +128,7 @@ impl Hpa {
         }
         // stabilizeRecommendationWithBehaviors: up window 0, down window 300 s.
         self.recommendations.retain(|(t, _)| now - t < c.down_window.max(c.up_period) + c.sync);
-        let down = self
-            .recommendations
-            .iter()
-            .filter(|(t, _)| *t > now - c.down_window)
-            .map(|(_, r)| *r)
-            .fold(proposed, u32::max);
+        let down = self.recommendations.iter().filter(|(t, _)| *t > now - c.down_window).map(|(_, r)| *r).fold(proposed, u32::max);
         let up = proposed;
         let mut stabilized = current.max(up);
         stabilized = stabilized.min(down);
@@ -147,11 +137,7 @@ impl Hpa {
         let mut desired = stabilized;
         if desired > current {
             let in_period = |up: bool| -> i64 {
-                self.events
-                    .iter()
-                    .filter(|(t, d)| *t > now - c.up_period && (*d > 0) == up)
-                    .map(|(_, d)| d.abs())
-                    .sum()
+                self.events.iter().filter(|(t, d)| *t > now - c.up_period && (*d > 0) == up).map(|(_, d)| d.abs()).sum()
             };
             let start = i64::from(current) - in_period(true) + in_period(false);
             let by_pods = start + i64::from(c.up_pods);
