@@ -11,7 +11,17 @@ use plotters::prelude::*;
 use steward_core::sim::{Point, Report};
 use steward_protocol::{write_atomic, Durability};
 
-use crate::simulate::Plan;
+/// What the run was: for the title and the axes.
+pub struct Setting {
+    /// The SLA, in seconds.
+    pub sla: f64,
+    /// The start-up, in seconds.
+    pub startup: f64,
+    /// The mean service time, in seconds.
+    pub service_mean: f64,
+    /// Where the trace ends, in seconds from its start.
+    pub end: f64,
+}
 
 /// Width and height of the picture, in pixels.
 const SIZE: (u32, u32) = (1200, 1100);
@@ -42,7 +52,7 @@ struct Panel<'a> {
 ///
 /// # Errors
 /// Drawing failed (it does not, short of a bug in the drawing library).
-pub fn render(plan: &Plan, reports: &[Report]) -> Result<String> {
+pub fn render(run: &Setting, reports: &[Report]) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -53,9 +63,9 @@ pub fn render(plan: &Plan, reports: &[Report]) -> Result<String> {
             &format!(
                 "steward simulate: {} (SLA {} s, start-up {} s, service mean {:.1} s)",
                 names.join(", "),
-                plan.sim.sla,
-                plan.sim.startup,
-                plan.sim.service.mean()
+                run.sla,
+                run.startup,
+                run.service_mean
             ),
             &("sans-serif", 22).into_font().color(&BLACK),
             (20, 15),
@@ -64,10 +74,10 @@ pub fn render(plan: &Plan, reports: &[Report]) -> Result<String> {
             Panel { title: "Arrivals", unit: "items/s", value: |p| p.arrival_rate, line: None, shared: true },
             Panel { title: "Agents paid for", unit: "agents", value: |p| p.agents, line: None, shared: false },
             Panel { title: "Backlog", unit: "items", value: |p| p.backlog as f64, line: None, shared: false },
-            Panel { title: "Longest wait", unit: "seconds", value: |p| p.max_wait, line: Some(plan.sim.sla), shared: false },
+            Panel { title: "Longest wait", unit: "seconds", value: |p| p.max_wait, line: Some(run.sla), shared: false },
         ];
         let areas = body.split_evenly((panels.len(), 1));
-        let days = reports.iter().flat_map(|r| r.series.last()).map(|p| p.t / 86_400.0).fold(plan.trace.end() / 86_400.0, f64::max);
+        let days = reports.iter().flat_map(|r| r.series.last()).map(|p| p.t / 86_400.0).fold(run.end / 86_400.0, f64::max);
         for (panel, area) in panels.iter().zip(&areas) {
             let shown: Vec<&Report> = if panel.shared { reports.iter().take(1).collect() } else { reports.iter().collect() };
             let top = shown
@@ -117,8 +127,8 @@ pub fn render(plan: &Plan, reports: &[Report]) -> Result<String> {
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write(path: &Path, plan: &Plan, reports: &[Report]) -> Result<()> {
-    let svg = render(plan, reports).context("drawing the plot")?;
+pub fn write(path: &Path, run: &Setting, reports: &[Report]) -> Result<()> {
+    let svg = render(run, reports).context("drawing the plot")?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -217,7 +217,13 @@ pub fn run(args: &SimulateArgs, policies: Option<&str>, cfg: &Config, json: bool
     }
     let reports = run_all(&plan);
     if let Some(path) = &args.plot {
-        crate::plot::write(path, &plan, &reports)?;
+        let setting = crate::plot::Setting {
+            sla: plan.sim.sla,
+            startup: plan.sim.startup,
+            service_mean: plan.sim.service.mean(),
+            end: plan.trace.end(),
+        };
+        crate::plot::write(path, &setting, &reports)?;
     }
     if json {
         if let [one] = reports.as_slice() {
