@@ -50,7 +50,7 @@ fn positive(v: f64, flag: &str) -> Result<f64> {
     if (0.0..1e9).contains(&v) {
         Ok(v)
     } else {
-        Err(usage(format!("{flag} {v} must be a number of seconds, zero or more")))
+        Err(usage(format!("{flag} {v} must be a number of seconds, from 0 to 1e9")))
     }
 }
 
