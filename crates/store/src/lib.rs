@@ -67,7 +67,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -132,7 +132,30 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset TEXT NOT NULL,
+    key TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    last_error TEXT,
+    owner TEXT,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_open ON tasks(dataset, key) WHERE state IN ('queued', 'running', 'dead');
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, rank, created_at);
 ";
+
+mod tasks;
+
+pub use tasks::{NewTask, Task, TaskCounts, TaskOutcome, TaskState};
 
 /// The journal's file name inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.db";
