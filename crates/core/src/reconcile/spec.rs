@@ -488,6 +488,14 @@ impl Dataset {
         }
     }
 
+    /// When partition `i` ends (date partitions).
+    pub fn end(&self, i: u64) -> Option<UnixMs> {
+        match &self.partitions {
+            Partitions::Dates { every, .. } => self.start(i).map(|s| s + every),
+            Partitions::Values { .. } => None,
+        }
+    }
+
     fn fill(&self, i: u64) -> Fill<'_> {
         match &self.partitions {
             Partitions::Dates { .. } => Fill { date: self.start(i), dataset: &self.cfg.name, ..Fill::default() },
@@ -537,11 +545,7 @@ impl Dataset {
         let max_age = i64::try_from(self.cfg.max_age.as_millis()).unwrap_or(i64::MAX);
         if max_age > 0 && now.saturating_sub(modified) > max_age {
             // Written after its partition ended: complete, never stale.
-            let ended = match &self.partitions {
-                Partitions::Dates { every, .. } => self.start(i).map(|s| s + every),
-                Partitions::Values { .. } => None,
-            };
-            if ended.is_none_or(|end| modified < end) {
+            if self.end(i).is_none_or(|end| modified < end) {
                 return Some(GapKind::Stale);
             }
         }
