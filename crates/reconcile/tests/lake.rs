@@ -1,0 +1,232 @@
+//! A real local lake: three datasets of 60 daily partitions, 20 % missing,
+//! 5 % truncated, today's stale; collectors that are small scripts, one
+//! of which exits 0 without writing anything.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use steward_core::reconcile::{compile_all, Dataset, DatasetConfig, DatesConfig, OrchestratorConfig, Priority, PriorityRule};
+use steward_core::time::UnixMs;
+use steward_reconcile::{reconcile, Event, Inventory, Orchestrator, RunOptions};
+use steward_store::{Journal, TaskState};
+
+const DAY: i64 = 86_400_000;
+
+fn now_ms() -> UnixMs {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// Writes 100 bytes at $STEWARD_LAKE_DIR/$STEWARD_TASK_KEY.
+const COLLECT: &str = "#!/bin/sh\nset -e\nout=\"$STEWARD_LAKE_DIR/$STEWARD_TASK_KEY\"\nmkdir -p \"$(dirname \"$out\")\"\nprintf '%0100d' 0 > \"$out.part\"\nmv \"$out.part\" \"$out\"\necho \"collected $1\"\n";
+/// Says it worked; writes nothing.
+const LIAR: &str = "#!/bin/sh\necho \"all good for $1\"\nexit 0\n";
+
+struct Lake {
+    _tmp: tempfile::TempDir,
+    lake: PathBuf,
+    state: PathBuf,
+    tools: PathBuf,
+}
+
+fn dataset(name: &str, tools: &Path, collector: &str, from: &str) -> DatasetConfig {
+    DatasetConfig {
+        name: name.into(),
+        key: format!("{name}/{{date:%Y/%m/%d}}.json"),
+        dates: Some(DatesConfig { from: from.into(), to: "today".into(), every: Duration::from_secs(86_400) }),
+        values: None,
+        min_bytes: 50,
+        max_age: Duration::from_secs(26 * 3600),
+        collector: vec!["sh".into(), tools.join(collector).display().to_string(), "{date}".into()],
+        env: BTreeMap::new(),
+        min_interval: Duration::ZERO,
+        priority: vec![
+            PriorityRule { when: "age_days <= 2".into(), is: Priority::Critical },
+            PriorityRule { when: "kind == 'truncated'".into(), is: Priority::High },
+            PriorityRule { when: "true".into(), is: Priority::Low },
+        ],
+    }
+}
+
+/// What the test put in the lake, per dataset: (missing, truncated, stale).
+type Planted = BTreeMap<String, (u64, u64, u64)>;
+
+fn lake(names: &[(&str, &str)], now: UnixMs) -> (Lake, Vec<Dataset>, Planted) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let state = tmp.path().join("state");
+    let tools = tmp.path().join("tools");
+    for d in [&lake, &state, &tools] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    script(&tools, "collect.sh", COLLECT);
+    script(&tools, "liar.sh", LIAR);
+    let today = now.div_euclid(DAY) * DAY;
+    let from = steward_core::time::format_rfc3339(today - 59 * DAY)[..10].to_owned();
+    let cfgs: Vec<DatasetConfig> = names.iter().map(|(n, c)| dataset(n, &tools, c, &from)).collect();
+    let datasets = compile_all(&cfgs, now).unwrap();
+    let mut planted = Planted::new();
+    for d in &datasets {
+        assert_eq!(d.count(), 60);
+        let (mut missing, mut truncated, mut stale) = (0, 0, 0);
+        for i in 0..d.count() {
+            let path = lake.join(d.key(i));
+            if i % 5 == 0 {
+                missing += 1;
+                continue;
+            }
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if i % 20 == 1 {
+                truncated += 1;
+                std::fs::write(&path, b"{}").unwrap();
+                continue;
+            }
+            std::fs::write(&path, vec![b'x'; 120]).unwrap();
+            let written = if i == d.count() - 1 {
+                // Today's, written 30 hours ago: stale.
+                stale += 1;
+                now - 30 * 3_600_000
+            } else {
+                // Written the day after its partition: complete.
+                d.end(i).unwrap() + 3_600_000
+            };
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(written.min(now) as u64)).unwrap();
+        }
+        planted.insert(d.name().to_owned(), (missing, truncated, stale));
+    }
+    (Lake { _tmp: tmp, lake, state, tools }, datasets, planted)
+}
+
+fn orchestrator_cfg() -> OrchestratorConfig {
+    OrchestratorConfig {
+        concurrency: 4,
+        retries: 2,
+        retry_backoff: Duration::from_millis(40),
+        retry_backoff_max: Duration::from_millis(200),
+        task_timeout: Duration::from_secs(20),
+        max_runtime: Duration::from_secs(120),
+        ..OrchestratorConfig::default()
+    }
+}
+
+#[test]
+fn gaps_are_found_filled_verified_and_the_liar_is_dead_lettered() {
+    let now = now_ms();
+    let (l, datasets, planted) = lake(&[("box", "collect.sh"), ("odds", "collect.sh"), ("liar", "liar.sh")], now);
+    let inv = Arc::new(Inventory::open(l.lake.to_str().unwrap()).unwrap());
+    let mut journal = Journal::open(&l.state.join("journal.db")).unwrap();
+
+    let (report, _) = reconcile(&datasets, &inv, &mut journal, &l.state, now, &mut |_| {}).unwrap();
+    let expected_gaps: u64 = planted.values().map(|(m, t, s)| m + t + s).sum();
+    assert_eq!(report.gaps, expected_gaps);
+    assert_eq!(report.queued, expected_gaps);
+    for r in &report.datasets {
+        let (m, t, s) = planted[&r.name];
+        assert_eq!((r.coverage.missing, r.coverage.truncated, r.coverage.stale), (m, t, s), "{}", r.name);
+        assert_eq!(r.coverage.expected, 60);
+        assert!((0.0..=1.0).contains(&r.ratio));
+        assert_eq!(r.ratio, (60 - m - t - s) as f64 / 60.0);
+    }
+    // gaps.json says the same.
+    let gaps: serde_json::Value = serde_json::from_slice(&std::fs::read(l.state.join("inventory/gaps.json")).unwrap()).unwrap();
+    assert_eq!(gaps["totals"]["gaps"], expected_gaps);
+    assert_eq!(gaps["gaps"].as_array().unwrap().len() as u64, expected_gaps);
+    for (name, (m, t, s)) in &planted {
+        let d = &gaps["totals"]["by_dataset"][name];
+        assert_eq!((d["missing"].as_u64(), d["truncated"].as_u64(), d["stale"].as_u64()), (Some(*m), Some(*t), Some(*s)), "{name}");
+    }
+    let by_priority: u64 = gaps["totals"]["by_priority"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_priority, expected_gaps);
+    // Reconciling again queues nothing new: an open gap is never queued twice.
+    let (again, _) = reconcile(&datasets, &inv, &mut journal, &l.state, now, &mut |_| {}).unwrap();
+    assert_eq!((again.gaps, again.queued), (expected_gaps, 0));
+
+    let cfg = orchestrator_cfg();
+    let orch = Orchestrator::new(&cfg, &datasets, Arc::clone(&inv));
+    let mut order = Vec::new();
+    let opts = RunOptions { max_runtime: cfg.max_runtime, stop: Arc::new(AtomicBool::new(false)) };
+    let summary = orch
+        .run(&mut journal, &opts, &mut |e| {
+            if let Event::Started { task, .. } = e {
+                order.push((task.priority, task.attempts));
+            }
+        })
+        .unwrap();
+    let (lm, lt, ls) = planted["liar"];
+    let liar_gaps = lm + lt + ls;
+    assert_eq!(summary.done, expected_gaps - liar_gaps, "{summary:?}");
+    assert_eq!(summary.dead, liar_gaps, "{summary:?}");
+    assert_eq!(summary.remaining, 0);
+    // First attempts ran by priority: critical ones first.
+    let firsts: Vec<Priority> = order.iter().filter(|(_, a)| *a == 0).map(|(p, _)| *p).collect();
+    assert!(firsts.windows(2).take(4).all(|w| w[0] <= w[1]), "{firsts:?}");
+    assert_eq!(firsts[0], Priority::Critical);
+
+    // Every fillable gap is filled and valid; the liar's are dead after 1 + retries attempts.
+    for d in datasets.iter().filter(|d| d.name() != "liar") {
+        for i in 0..d.count() {
+            let len = std::fs::metadata(l.lake.join(d.key(i))).unwrap().len();
+            assert!(len >= 50, "{} is {len} bytes", d.key(i));
+        }
+    }
+    let dead = journal.tasks(&[TaskState::Dead], 1000).unwrap();
+    assert_eq!(dead.len() as u64, liar_gaps);
+    assert!(dead.iter().all(|t| t.dataset == "liar" && t.attempts == cfg.retries + 1), "{dead:?}");
+    assert!(dead[0].last_error.as_deref().unwrap().contains("exited 0 but"), "{:?}", dead[0].last_error);
+
+    // The lake now: box and odds complete, the liar's gaps open but dead-lettered (not queued again).
+    let (after, _) = reconcile(&datasets, &inv, &mut journal, &l.state, now_ms(), &mut |_| {}).unwrap();
+    assert_eq!(after.gaps, liar_gaps);
+    assert_eq!(after.queued, 0);
+    for r in &after.datasets {
+        assert_eq!(r.ratio == 1.0, r.name != "liar", "{r:?}");
+    }
+    let gaps: serde_json::Value = serde_json::from_slice(&std::fs::read(l.state.join("inventory/gaps.json")).unwrap()).unwrap();
+    assert_eq!(gaps["totals"]["gaps"], liar_gaps);
+    assert_eq!(gaps["totals"]["by_dataset"]["box"]["coverage"], 1.0);
+    let _ = &l.tools;
+}
+
+#[test]
+fn a_slow_dataset_does_not_hold_up_another() {
+    let now = now_ms();
+    let (l, mut datasets, _) = lake(&[("slow", "collect.sh"), ("fast", "collect.sh")], now);
+    // The slow dataset may start its collector once a second.
+    let mut cfg = datasets[0].cfg.clone();
+    cfg.min_interval = Duration::from_secs(1);
+    datasets[0] = Dataset::compile(&cfg, now).unwrap();
+    let inv = Arc::new(Inventory::open(l.lake.to_str().unwrap()).unwrap());
+    let mut journal = Journal::open(&l.state.join("journal.db")).unwrap();
+    // Only the slow dataset's gaps are older: they come first in the queue.
+    reconcile(&datasets[..1], &inv, &mut journal, &l.state, now - 60_000, &mut |_| {}).unwrap();
+    reconcile(&datasets, &inv, &mut journal, &l.state, now, &mut |_| {}).unwrap();
+    let ocfg = OrchestratorConfig { concurrency: 2, max_runtime: Duration::from_secs(3), ..orchestrator_cfg() };
+    let orch = Orchestrator::new(&ocfg, &datasets, Arc::clone(&inv));
+    let mut starts: Vec<(String, std::time::Instant)> = Vec::new();
+    let opts = RunOptions { max_runtime: ocfg.max_runtime, stop: Arc::new(AtomicBool::new(false)) };
+    orch.run(&mut journal, &opts, &mut |e| {
+        if let Event::Started { task, .. } = e {
+            starts.push((task.dataset.clone(), std::time::Instant::now()));
+        }
+    })
+    .unwrap();
+    let slow: Vec<std::time::Instant> = starts.iter().filter(|(d, _)| d == "slow").map(|(_, t)| *t).collect();
+    let fast: Vec<std::time::Instant> = starts.iter().filter(|(d, _)| d == "fast").map(|(_, t)| *t).collect();
+    assert!(slow.len() >= 2 && slow.len() <= 4, "3 s at one start a second: {} starts", slow.len());
+    for w in slow.windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(990), "slow starts {:?} apart", w[1] - w[0]);
+    }
+    // All 14 fast tasks ran while the slow dataset waited for its second start.
+    let fast_total = journal.tasks(&[], 1000).unwrap().iter().filter(|t| t.dataset == "fast").count();
+    assert_eq!(fast.len(), fast_total, "every fast task started within the run");
+    assert!(fast.iter().all(|t| *t < slow[1]), "a fast task waited for the slow dataset");
+}
