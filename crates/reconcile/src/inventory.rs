@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use steward_core::time::UnixMs;
 
 /// One object of the lake.
@@ -68,8 +68,10 @@ impl std::fmt::Debug for Inventory {
     }
 }
 
-fn client_options() -> ClientOptions {
-    ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(30))
+/// A client setting's key in a builder's own key type (the settings from
+/// the environment stay; these add timeouts).
+fn config_key<K: std::str::FromStr>(name: &str) -> Result<K, String> {
+    name.parse().map_err(|_| format!("the store does not take the setting {name}"))
 }
 
 fn retry() -> RetryConfig {
@@ -118,7 +120,8 @@ impl Inventory {
                 "s3" | "s3a" => Arc::new(
                     object_store::aws::AmazonS3Builder::from_env()
                         .with_url(trimmed)
-                        .with_client_options(client_options())
+                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
                         .with_retry(retry())
                         .build()
                         .map_err(|e| bad(e.to_string()))?,
@@ -126,7 +129,8 @@ impl Inventory {
                 "gs" => Arc::new(
                     object_store::gcp::GoogleCloudStorageBuilder::from_env()
                         .with_url(trimmed)
-                        .with_client_options(client_options())
+                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
                         .with_retry(retry())
                         .build()
                         .map_err(|e| bad(e.to_string()))?,
@@ -134,7 +138,8 @@ impl Inventory {
                 "az" | "adl" | "azure" | "abfs" | "abfss" => Arc::new(
                     object_store::azure::MicrosoftAzureBuilder::from_env()
                         .with_url(trimmed)
-                        .with_client_options(client_options())
+                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
                         .with_retry(retry())
                         .build()
                         .map_err(|e| bad(e.to_string()))?,
