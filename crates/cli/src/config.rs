@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use steward_core::config::{AdaptiveConfig, AutoConfig, CostConfig, EngineConfig, HealthConfig, InvalidValue, Ownership, PredictConfig};
+use steward_core::reconcile::{compile_all, DatasetConfig, InventoryConfig, OrchestratorConfig};
 use steward_runtime::FleetConfig;
 use steward_server::ServerConfig;
 use steward_sources::CoordinationConfig;
@@ -55,6 +56,19 @@ pub struct Config {
     /// The daemon's log file.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// The data lake reconciliation reads.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    /// What the lake should hold: datasets of keys and their collectors.
+    #[serde(default)]
+    pub datasets: Vec<DatasetConfig>,
+    /// How collectors run, and the daemon's reconciliation schedule.
+    #[serde(default)]
+    pub orchestrator: OrchestratorConfig,
+    /// Where relative paths of collectors are resolved (the config file's
+    /// directory); not a key.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// The `logs:` section.
@@ -151,7 +165,47 @@ impl Config {
         if self.logs.max_size < 1024 {
             return Err(InvalidValue { key: "logs.max_size".into(), message: "must be at least 1024 bytes".into() });
         }
-        self.fleet.validate()
+        self.fleet.validate()?;
+        self.validate_reconciliation()
+    }
+
+    /// The datasets, checked and expanded as of now: templates, dates,
+    /// rules, and that each collector can be run.
+    ///
+    /// # Errors
+    /// The first bad key, naming the dataset.
+    pub fn datasets(&self) -> Result<Vec<steward_core::reconcile::Dataset>, InvalidValue> {
+        let spec = |e: steward_core::reconcile::SpecError| InvalidValue { key: format!("{}.{}", e.section, e.key), message: e.message };
+        let datasets = compile_all(&self.datasets, steward_runtime::now_ms()).map_err(spec)?;
+        for d in &datasets {
+            let program = &d.cfg.collector[0];
+            let resolved = match &self.base_dir {
+                Some(base) if program.contains('/') && Path::new(program).is_relative() => base.join(program).display().to_string(),
+                _ => program.clone(),
+            };
+            if !steward_actuators::process::runnable(&resolved) {
+                return Err(InvalidValue {
+                    key: format!("datasets[{}].collector", d.name()),
+                    message: format!("{program:?} is not an executable file (nor a program on PATH)"),
+                });
+            }
+        }
+        Ok(datasets)
+    }
+
+    fn validate_reconciliation(&self) -> Result<(), InvalidValue> {
+        let spec = |e: steward_core::reconcile::SpecError| InvalidValue { key: format!("{}.{}", e.section, e.key), message: e.message };
+        self.orchestrator.validate().map_err(spec)?;
+        if self.inventory.rescan < std::time::Duration::from_secs(1) {
+            return Err(InvalidValue { key: "inventory.rescan".into(), message: "must be at least 1s".into() });
+        }
+        if !self.datasets.is_empty() && self.inventory.url.trim().is_empty() {
+            return Err(InvalidValue {
+                key: "inventory.url".into(),
+                message: "datasets are configured but no inventory: set inventory.url to the lake (a directory, s3://.., gs://.., az://..)".into(),
+            });
+        }
+        self.datasets().map(|_| ())
     }
 }
 
@@ -258,9 +312,9 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
         // not to wherever steward happens to be started.
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
         if let Some(base) = base {
-            for section in ["coordination", "state"] {
-                if let Some(Value::String(dir)) = tree.get_mut(section).and_then(|s| s.get_mut("dir")) {
-                    if Path::new(dir.as_str()).is_relative() {
+            for (section, key) in [("coordination", "dir"), ("state", "dir"), ("inventory", "url")] {
+                if let Some(Value::String(dir)) = tree.get_mut(section).and_then(|s| s.get_mut(key)) {
+                    if !dir.is_empty() && !dir.contains("://") && Path::new(dir.as_str()).is_relative() {
                         *dir = base.join(dir.as_str()).display().to_string();
                     }
                 }
@@ -343,6 +397,8 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
         };
         ConfigError::Value { origin: origin_of(&key), key, message }
     })?;
+    let mut config = config;
+    config.base_dir = path.as_ref().and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
     config.validate().map_err(|e| ConfigError::Value { origin: origin_of(&e.key), key: e.key, message: e.message })?;
     Ok((config, path))
 }
@@ -481,6 +537,7 @@ mod tests {
         let (cfg, _) = load(Some(&p), &[], &FlagOverrides::default()).unwrap();
         let mut expected = Config::default();
         expected.coordination.dir = tmp.path().join("./coordination");
+        expected.base_dir = Some(tmp.path().to_owned());
         assert_eq!(cfg, expected);
         let parsed: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
         for (section, key) in known_keys() {
