@@ -227,6 +227,44 @@ pub enum Command {
     ///   steward simulate --trace load.csv --format json | jq .sla_attainment
     #[command(verbatim_doc_comment)]
     Simulate(SimulateArgs),
+    /// Compare the lake with its datasets: coverage, gaps queued as tasks, gaps.json
+    ///
+    /// Lists the inventory (inventory.url), expands every dataset's keys, and
+    /// classifies each as valid, missing, truncated (below min_bytes) or stale
+    /// (written before its partition ended and older than max_age). Each gap
+    /// becomes a task in the journal (an open gap is never queued twice); tasks
+    /// whose gap closed are resolved. Writes <state-dir>/inventory/gaps.json.
+    /// Without --once it runs every orchestrator.reconciliation_interval until
+    /// stopped. Nothing in the lake is touched.
+    Reconcile {
+        /// One reconciliation, then exit
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run the collectors of queued tasks, verify each result, retry or dead-letter
+    ///
+    /// Tasks run by priority (critical, high, medium, low), oldest first,
+    /// orchestrator.concurrency at once, each dataset's collector at most once
+    /// per its min_interval. A task is done only when the inventory then shows
+    /// its key present and valid. Runs until no task is ready before
+    /// orchestrator.max_runtime ends. SIGINT/SIGTERM: collectors are killed and
+    /// their tasks requeued. Exits 1 if a task was dead-lettered.
+    Orchestrate {
+        /// Print what would run, in order; run nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The task queue: counts by priority and state, and the open tasks
+    Tasks {
+        #[command(subcommand)]
+        action: Option<TasksAction>,
+        /// Only tasks in this state (queued, running, done, dead, resolved)
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// At most this many tasks listed
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(PredictionCommand),
@@ -262,6 +300,19 @@ fn unit_interval(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{x} is not between 0 and 1"))
     }
+}
+
+/// `steward tasks` actions.
+#[derive(Debug, Subcommand)]
+pub enum TasksAction {
+    /// Put a dead-lettered task back in the queue (its attempts reset)
+    Retry {
+        /// The task's id (from `steward tasks --state dead`)
+        id: Option<i64>,
+        /// Every dead-lettered task
+        #[arg(long, conflicts_with = "id")]
+        all_dead: bool,
+    },
 }
 
 /// Flags of `steward simulate`.

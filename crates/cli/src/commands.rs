@@ -41,6 +41,9 @@ pub fn name(c: &Command) -> &'static str {
         Command::Logs { .. } => "logs",
         Command::Prediction(p) => p.name(),
         Command::Simulate(_) => "simulate",
+        Command::Reconcile { .. } => "reconcile",
+        Command::Orchestrate { .. } => "orchestrate",
+        Command::Tasks { .. } => "tasks",
     }
 }
 
@@ -162,6 +165,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Prediction(p) => crate::predict::run(p, &cfg, json),
         Command::Simulate(args) => crate::simulate::run(&args, cli_global.policy.as_deref(), &cfg, json),
+        Command::Reconcile { once } => crate::reconcile::reconcile(&cfg, once, json),
+        Command::Orchestrate { dry_run } => crate::reconcile::orchestrate(&cfg, dry_run, json),
+        Command::Tasks { action, state, limit } => crate::reconcile::tasks(&cfg, action, state.as_deref(), limit, json),
     }
 }
 

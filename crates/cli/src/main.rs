@@ -13,6 +13,7 @@ mod plot;
 mod predict;
 mod signals;
 mod simulate;
+mod reconcile;
 mod wire;
 
 use std::process::ExitCode;

@@ -103,6 +103,7 @@ pub struct Orchestrator<'a> {
     datasets: &'a [Dataset],
     inv: Arc<Inventory>,
     owner: String,
+    cwd: Option<std::path::PathBuf>,
 }
 
 /// How a collector run ended, before the journal hears of it.
@@ -156,7 +157,15 @@ fn jitter(seed: u64) -> f64 {
 impl<'a> Orchestrator<'a> {
     /// An orchestrator over `datasets` reading the lake through `inv`.
     pub fn new(cfg: &'a OrchestratorConfig, datasets: &'a [Dataset], inv: Arc<Inventory>) -> Self {
-        Self { cfg, datasets, inv, owner: me() }
+        Self { cfg, datasets, inv, owner: me(), cwd: None }
+    }
+
+    /// Collectors run in `dir` (the config file's directory, so relative
+    /// paths in their argv mean what the config's reader expects).
+    #[must_use]
+    pub fn with_cwd(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.cwd = dir;
+        self
     }
 
     /// What would run, in order (`--dry-run`): every queued task.
@@ -234,6 +243,7 @@ impl<'a> Orchestrator<'a> {
                         argv,
                         inv: Arc::clone(&self.inv),
                         env: self.cfg.env.clone(),
+                        cwd: self.cwd.clone(),
                         deadline,
                         ends_run: left < self.cfg.task_timeout,
                         timeout: self.cfg.task_timeout,
@@ -337,6 +347,7 @@ struct Job {
     argv: Vec<String>,
     inv: Arc<Inventory>,
     env: std::collections::BTreeMap<String, String>,
+    cwd: Option<std::path::PathBuf>,
     deadline: Instant,
     /// The deadline is the run's end (closer than the task's timeout).
     ends_run: bool,
@@ -397,6 +408,9 @@ impl Job {
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
