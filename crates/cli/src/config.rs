@@ -202,7 +202,8 @@ impl Config {
         if !self.datasets.is_empty() && self.inventory.url.trim().is_empty() {
             return Err(InvalidValue {
                 key: "inventory.url".into(),
-                message: "datasets are configured but no inventory: set inventory.url to the lake (a directory, s3://.., gs://.., az://..)".into(),
+                message: "datasets are configured but no inventory: set inventory.url to the lake (a directory, s3://.., gs://.., az://..)"
+                    .into(),
             });
         }
         self.datasets().map(|_| ())

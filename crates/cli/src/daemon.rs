@@ -100,7 +100,15 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let observer = Box::new(move |r: &steward_runtime::CycleReport| {
         observed.observe_cycle(&r.metrics, &r.decision_results(), r.duration_ms as f64 / 1000.0);
     });
-    let control = Arc::new(EngineControl::new(engine.clone(), lock.clone(), interval, observer));
+    let mut control = EngineControl::new(engine.clone(), lock.clone(), interval, observer);
+    let service = if cfg.datasets.is_empty() {
+        None
+    } else {
+        let (service, extras) = start_reconciliation(cfg, &stop, &metrics)?;
+        control = control.with_extras(extras);
+        Some(service)
+    };
+    let control = Arc::new(control);
     let router = steward_server::router(control.clone(), metrics, &opts);
 
     let driver = {
@@ -124,6 +132,9 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     stop.store(true, Ordering::SeqCst);
     runtime.shutdown_timeout(Duration::from_secs(1));
     let looped = driver.join();
+    if let Some(service) = service {
+        service.join();
+    }
     engine.shutdown();
     engine.flush_telemetry();
     // Only our own pidfile is removed.
@@ -136,6 +147,64 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
         Ok(r) => Ok(r.map(|_| ExitCode::SUCCESS)?),
         Err(_) => anyhow::bail!("the loop thread panicked"),
     }
+}
+
+/// The reconciler and the orchestrator (spec/reconcile.md) next to the
+/// loop, reporting through `/health`, `/tasks` and the metrics.
+fn start_reconciliation(
+    cfg: &Config,
+    stop: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
+) -> Result<(steward_reconcile::Service, steward_runtime::Extras)> {
+    let journal = cfg.state_dir().join(steward_store::JOURNAL_FILE);
+    let service_cfg = steward_reconcile::ServiceConfig {
+        inventory: cfg.inventory.clone(),
+        datasets: cfg.datasets.clone(),
+        orchestrator: cfg.orchestrator.clone(),
+        state_dir: cfg.state_dir(),
+        journal: journal.clone(),
+        cwd: cfg.base_dir.clone(),
+    };
+    let task_counts = {
+        let journal = journal.clone();
+        move || -> Option<steward_store::TaskCounts> {
+            steward_store::Journal::open_existing(&journal).ok().flatten().and_then(|j| j.task_counts(steward_runtime::now_ms()).ok())
+        }
+    };
+    let changed: Arc<dyn Fn(&steward_reconcile::Board) + Send + Sync> = {
+        let (metrics, task_counts) = (Arc::clone(metrics), task_counts.clone());
+        Arc::new(move |board: &steward_reconcile::Board| {
+            metrics.observe_coverage(&board.coverage());
+            if let Some(c) = task_counts() {
+                metrics.observe_tasks(&c.by_priority.iter().map(|(p, n)| (p.as_str(), *n)).collect::<Vec<_>>());
+            }
+        })
+    };
+    let service = steward_reconcile::Service::start(service_cfg, Arc::clone(stop), changed).context("starting reconciliation")?;
+    let board = Arc::clone(&service.board);
+    let tasks_board = Arc::clone(&service.board);
+    let extras = steward_runtime::Extras {
+        components: Box::new(move || board.components()),
+        tasks: Box::new(move || {
+            let counts = task_counts().unwrap_or_default();
+            let open = steward_store::Journal::open_existing(&journal)
+                .ok()
+                .flatten()
+                .and_then(|j| {
+                    j.tasks(&[steward_store::TaskState::Queued, steward_store::TaskState::Running, steward_store::TaskState::Dead], 200)
+                        .ok()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "tasks": open,
+                "by_priority": counts.by_priority.iter().map(|(p, n)| (p.as_str().to_owned(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+                "by_state": counts.by_state.iter().map(|(s, n)| (s.as_str().to_owned(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+                "ready": counts.ready,
+                "coverage": tasks_board.coverage().iter().map(|(d, r, g)| (d.clone(), serde_json::json!({"coverage": r, "gaps": g}))).collect::<serde_json::Map<_, _>>(),
+            })
+        }),
+    };
+    Ok((service, extras))
 }
 
 /// `steward start`: `serve` in the background, logging to the state

@@ -11,9 +11,9 @@ mod error;
 mod output;
 mod plot;
 mod predict;
+mod reconcile;
 mod signals;
 mod simulate;
-mod reconcile;
 mod wire;
 
 use std::process::ExitCode;

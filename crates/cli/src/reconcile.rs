@@ -303,7 +303,12 @@ pub fn tasks(cfg: &Config, action: Option<TasksAction>, state: Option<&str>, lim
     }
     let by_p: Vec<String> = counts.by_priority.iter().map(|(p, n)| format!("{n} {}", p.as_str())).collect();
     let by_s: Vec<String> = counts.by_state.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-    outln!("open: {} ({} ready now); all: {}", by_p.join(", "), counts.ready, if by_s.is_empty() { "none".into() } else { by_s.join(", ") });
+    outln!(
+        "open: {} ({} ready now); all: {}",
+        by_p.join(", "),
+        counts.ready,
+        if by_s.is_empty() { "none".into() } else { by_s.join(", ") }
+    );
     if !list.is_empty() {
         let rows: Vec<Vec<String>> = list
             .iter()

@@ -98,57 +98,58 @@ impl Inventory {
         if trimmed.is_empty() {
             return Err(bad("is empty: set it to a directory, file:///path, s3://bucket/prefix, gs://.. or az://..".into()));
         }
-        let (store, root, local): (Arc<dyn ObjectStore>, StorePath, Option<PathBuf>) = if !trimmed.contains("://") || trimmed.starts_with("file://") {
-            let path = match trimmed.strip_prefix("file://") {
-                Some(p) => {
-                    let u = url::Url::parse(trimmed).map_err(|e| bad(e.to_string()))?;
-                    u.to_file_path().map_err(|()| bad(format!("{p:?} is not a local path")))?
+        let (store, root, local): (Arc<dyn ObjectStore>, StorePath, Option<PathBuf>) =
+            if !trimmed.contains("://") || trimmed.starts_with("file://") {
+                let path = match trimmed.strip_prefix("file://") {
+                    Some(p) => {
+                        let u = url::Url::parse(trimmed).map_err(|e| bad(e.to_string()))?;
+                        u.to_file_path().map_err(|()| bad(format!("{p:?} is not a local path")))?
+                    }
+                    None => PathBuf::from(trimmed),
+                };
+                let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                if !meta.is_dir() {
+                    return Err(bad(format!("{} is not a directory", path.display())));
                 }
-                None => PathBuf::from(trimmed),
+                let path = std::fs::canonicalize(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| bad(e.to_string()))?;
+                (Arc::new(fs), StorePath::default(), Some(path))
+            } else {
+                let u = url::Url::parse(trimmed).map_err(|e| bad(e.to_string()))?;
+                let root = StorePath::from_url_path(u.path()).map_err(|e| bad(e.to_string()))?;
+                let store: Arc<dyn ObjectStore> = match u.scheme() {
+                    "s3" | "s3a" => Arc::new(
+                        object_store::aws::AmazonS3Builder::from_env()
+                            .with_url(trimmed)
+                            .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                            .with_config(config_key("timeout").map_err(&bad)?, "30s")
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_url(trimmed)
+                            .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                            .with_config(config_key("timeout").map_err(&bad)?, "30s")
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    "az" | "adl" | "azure" | "abfs" | "abfss" => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_url(trimmed)
+                            .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
+                            .with_config(config_key("timeout").map_err(&bad)?, "30s")
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    other => return Err(bad(format!("unknown scheme {other:?} (use a path, file://, s3://, gs:// or az://)"))),
+                };
+                // The bucket is the host: keys are relative to the path after it.
+                (store, root, None)
             };
-            let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            if !meta.is_dir() {
-                return Err(bad(format!("{} is not a directory", path.display())));
-            }
-            let path = std::fs::canonicalize(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| bad(e.to_string()))?;
-            (Arc::new(fs), StorePath::default(), Some(path))
-        } else {
-            let u = url::Url::parse(trimmed).map_err(|e| bad(e.to_string()))?;
-            let root = StorePath::from_url_path(u.path()).map_err(|e| bad(e.to_string()))?;
-            let store: Arc<dyn ObjectStore> = match u.scheme() {
-                "s3" | "s3a" => Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_url(trimmed)
-                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
-                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
-                        .with_retry(retry())
-                        .build()
-                        .map_err(|e| bad(e.to_string()))?,
-                ),
-                "gs" => Arc::new(
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                        .with_url(trimmed)
-                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
-                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
-                        .with_retry(retry())
-                        .build()
-                        .map_err(|e| bad(e.to_string()))?,
-                ),
-                "az" | "adl" | "azure" | "abfs" | "abfss" => Arc::new(
-                    object_store::azure::MicrosoftAzureBuilder::from_env()
-                        .with_url(trimmed)
-                        .with_config(config_key("connect_timeout").map_err(&bad)?, "5s")
-                        .with_config(config_key("timeout").map_err(&bad)?, "30s")
-                        .with_retry(retry())
-                        .build()
-                        .map_err(|e| bad(e.to_string()))?,
-                ),
-                other => return Err(bad(format!("unknown scheme {other:?} (use a path, file://, s3://, gs:// or az://)"))),
-            };
-            // The bucket is the host: keys are relative to the path after it.
-            (store, root, None)
-        };
         let inv = Self { store, root, url: trimmed.to_owned(), local, rt };
         inv.check()?;
         Ok(inv)

@@ -8,7 +8,9 @@
 pub mod inventory;
 pub mod orchestrate;
 pub mod scan;
+pub mod service;
 
 pub use inventory::{Entry, Inventory, InventoryError};
 pub use orchestrate::{Event, Orchestrator, RunOptions, Summary};
 pub use scan::{reconcile, Listing, ReconcileError, Report};
+pub use service::{Board, Service, ServiceConfig};

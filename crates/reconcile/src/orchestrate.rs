@@ -496,7 +496,9 @@ impl Job {
     /// Logs what the collector wrote (the last lines of each stream);
     /// returns its stderr.
     fn log_output(&self, out: Option<std::thread::JoinHandle<Vec<u8>>>, err: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
-        let text = |h: Option<std::thread::JoinHandle<Vec<u8>>>| h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let text = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        };
         let (out, err) = (text(out), text(err));
         for (stream, body) in [("stdout", &out), ("stderr", &err)] {
             for line in body.lines().filter(|l| !l.trim().is_empty()) {

@@ -118,7 +118,8 @@ pub fn list(datasets: &[Dataset], inv: &Inventory, now: UnixMs, progress: Progre
     let mut prefixes: Vec<String> = datasets.iter().map(|d| d.prefix()).collect();
     prefixes.sort();
     prefixes.dedup();
-    let prefixes: Vec<String> = prefixes.iter().filter(|p| !prefixes.iter().any(|q| q != *p && p.starts_with(q.as_str()))).cloned().collect();
+    let prefixes: Vec<String> =
+        prefixes.iter().filter(|p| !prefixes.iter().any(|q| q != *p && p.starts_with(q.as_str()))).cloned().collect();
     let (mut listed, mut unreadable) = (0u64, 0u64);
     for prefix in &prefixes {
         let mut each = |e: crate::inventory::Entry| {
@@ -213,7 +214,8 @@ pub fn record(
     let mut reports = Vec::with_capacity(datasets.len());
     let mut batch: Vec<NewTask> = Vec::with_capacity(BATCH);
     let mut first = true;
-    write!(out, "{{\"generated_at\":{},\"inventory\":{},\"gaps\":[", json!(format_rfc3339(now)), json!(inventory_url)).map_err(write_err)?;
+    write!(out, "{{\"generated_at\":{},\"inventory\":{},\"gaps\":[", json!(format_rfc3339(now)), json!(inventory_url))
+        .map_err(write_err)?;
     let empty = Vec::new();
     for d in datasets {
         let states = listing.states.get(d.name()).unwrap_or(&empty);
@@ -242,7 +244,9 @@ pub fn record(
         let closed: Vec<i64> = journal
             .open_tasks_of(d.name())?
             .into_iter()
-            .filter(|(_, key, state)| *state != TaskState::Running && d.partition_of(key).is_none_or(|i| states.get(i as usize) == Some(&VALID)))
+            .filter(|(_, key, state)| {
+                *state != TaskState::Running && d.partition_of(key).is_none_or(|i| states.get(i as usize) == Some(&VALID))
+            })
             .map(|(id, _, _)| id)
             .collect();
         resolved += journal.resolve_tasks(&closed, now)?;
@@ -265,7 +269,17 @@ pub fn record(
     out.flush().map_err(write_err)?;
     drop(out);
     std::fs::rename(&tmp, &path).map_err(write_err)?;
-    Ok(Report { at: now, listed: 0, unreadable: 0, datasets: reports, gaps_by_priority: by_priority, gaps, queued, resolved, gaps_file: path })
+    Ok(Report {
+        at: now,
+        listed: 0,
+        unreadable: 0,
+        datasets: reports,
+        gaps_by_priority: by_priority,
+        gaps,
+        queued,
+        resolved,
+        gaps_file: path,
+    })
 }
 
 /// A whole reconciliation: list (or refresh a recent listing), then record.

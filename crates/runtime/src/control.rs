@@ -36,6 +36,16 @@ pub struct EngineControl {
     lock: Option<Arc<TargetLock>>,
     state: LoopState,
     observer: CycleObserver,
+    extras: Option<Extras>,
+}
+
+/// What another part of the daemon adds to `/health` and `/tasks` (the
+/// reconciliation service: its components and the task queue).
+pub struct Extras {
+    /// Components, replacing the idle ones of the same name.
+    pub components: Box<dyn Fn() -> Vec<Component> + Send + Sync>,
+    /// The `/tasks` document.
+    pub tasks: Box<dyn Fn() -> Value + Send + Sync>,
 }
 
 impl EngineControl {
@@ -50,7 +60,14 @@ impl EngineControl {
             consecutive_failures: AtomicU64::new(0),
             last: Mutex::new(None),
         };
-        Self { engine, lock, state, observer }
+        Self { engine, lock, state, observer, extras: None }
+    }
+
+    /// Adds components and the task queue of another service.
+    #[must_use]
+    pub fn with_extras(mut self, extras: Extras) -> Self {
+        self.extras = Some(extras);
+        self
     }
 
     /// Records a cycle's result: the loop calls this after each of its cycles.
@@ -130,8 +147,11 @@ impl Control for EngineControl {
     }
 
     fn tasks(&self) -> Value {
-        // Reconciliation (spec/reconcile.md) is not built yet: the queue is empty.
-        json!({"tasks": [], "by_priority": {"critical": 0, "high": 0, "medium": 0, "low": 0}})
+        match &self.extras {
+            Some(x) => (x.tasks)(),
+            // No datasets configured: no reconciliation, an empty queue.
+            None => json!({"tasks": [], "by_priority": {"critical": 0, "high": 0, "medium": 0, "low": 0}}),
+        }
     }
 
     fn health(&self) -> Vec<Component> {
@@ -165,13 +185,22 @@ impl Control for EngineControl {
             }
             _ => c("queue", "ok", "not read yet".into()),
         };
-        vec![
+        let mut out = vec![
             loop_c,
             journal_c,
             queue_c,
             c("reconciler", "idle", "no datasets configured".into()),
-            c("orchestrator", "idle", "no tasks queued".into()),
+            c("orchestrator", "idle", "no datasets configured".into()),
             c("inventory", "idle", "no inventory configured".into()),
-        ]
+        ];
+        if let Some(x) = &self.extras {
+            for comp in (x.components)() {
+                match out.iter_mut().find(|o| o.name == comp.name) {
+                    Some(slot) => *slot = comp,
+                    None => out.push(comp),
+                }
+            }
+        }
+        out
     }
 }

@@ -59,7 +59,7 @@ mod rollback;
 pub mod worker;
 
 pub use clock::{cycle_id, now_ms};
-pub use control::{CycleObserver, EngineControl};
+pub use control::{CycleObserver, EngineControl, Extras};
 pub use driver::{drive, drive_with, DriveOptions, Next};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{error_chain, RuntimeError};

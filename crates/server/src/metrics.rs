@@ -28,6 +28,11 @@ struct PriorityLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DatasetLabel {
+    dataset: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SeverityLabel {
     severity: String,
 }
@@ -51,6 +56,8 @@ pub struct Metrics {
     cycle_duration: Histogram,
     cycles: Counter,
     tasks: Family<PriorityLabel, Gauge>,
+    coverage: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
+    gaps: Family<DatasetLabel, Gauge>,
     incidents_open: Family<SeverityLabel, Gauge>,
 }
 
@@ -80,6 +87,8 @@ impl Metrics {
             cycle_duration: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             cycles: Counter::default(),
             tasks: Family::default(),
+            coverage: Family::default(),
+            gaps: Family::default(),
             incidents_open: Family::default(),
             registry: Registry::default(),
         };
@@ -94,6 +103,8 @@ impl Metrics {
         registry.register("cycle_duration_seconds", "Time one cycle took", m.cycle_duration.clone());
         registry.register("cycles", "Cycles run", m.cycles.clone());
         registry.register("tasks", "Queued reconciliation tasks by priority", m.tasks.clone());
+        registry.register("coverage", "Share of a dataset's expected keys present and valid, 0 to 1", m.coverage.clone());
+        registry.register("gaps", "A dataset's open gaps (missing, truncated or stale keys)", m.gaps.clone());
         registry.register("incidents_open", "Open incidents by severity", m.incidents_open.clone());
         let build: Family<VersionLabel, Gauge> = Family::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").into() }).set(1);
@@ -105,6 +116,21 @@ impl Metrics {
             m.incidents_open.get_or_create(&SeverityLabel { severity: s.into() }).set(0);
         }
         Self { registry, ..m }
+    }
+
+    /// Records the task queue: open tasks (queued or running) by priority.
+    pub fn observe_tasks(&self, by_priority: &[(&str, u64)]) {
+        for (p, n) in by_priority {
+            self.tasks.get_or_create(&PriorityLabel { priority: (*p).into() }).set(as_i64(*n));
+        }
+    }
+
+    /// Records a reconciliation: each dataset's coverage and open gaps.
+    pub fn observe_coverage(&self, datasets: &[(String, f64, u64)]) {
+        for (name, ratio, gaps) in datasets {
+            self.coverage.get_or_create(&DatasetLabel { dataset: name.clone() }).set(*ratio);
+            self.gaps.get_or_create(&DatasetLabel { dataset: name.clone() }).set(as_i64(*gaps));
+        }
     }
 
     /// Records a finished cycle: its metrics, each decision's (type,

@@ -137,7 +137,8 @@ pub struct TaskCounts {
     pub ready: u64,
 }
 
-const COLUMNS: &str = "id, dataset, key, partition, kind, priority, state, attempts, created_at, not_before, last_error, owner, started_at, finished_at";
+const COLUMNS: &str =
+    "id, dataset, key, partition, kind, priority, state, attempts, created_at, not_before, last_error, owner, started_at, finished_at";
 
 fn task(r: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -222,9 +223,7 @@ impl Journal {
         let mut n = 0;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE tasks SET state = 'resolved', finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'dead')",
-                )
+                .prepare_cached("UPDATE tasks SET state = 'resolved', finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'dead')")
                 .map_err(sql("resolving tasks"))?;
             for id in ids {
                 n += stmt.execute(params![id, now]).map_err(sql("resolving a task"))? as u64;

@@ -10,5 +10,6 @@ pub mod spec;
 pub mod template;
 
 pub use spec::{
-    compile_all, Coverage, Dataset, DatasetConfig, DatesConfig, GapKind, InventoryConfig, OrchestratorConfig, Priority, PriorityRule, SpecError,
+    compile_all, Coverage, Dataset, DatasetConfig, DatesConfig, GapKind, InventoryConfig, OrchestratorConfig, Priority, PriorityRule,
+    SpecError,
 };

@@ -403,7 +403,8 @@ impl Dataset {
         }
         let partitions = match (&cfg.dates, &cfg.values) {
             (Some(d), _) => {
-                let from = parse_time(&d.from).ok_or_else(|| e("dates.from", format!("{:?} is not a date (YYYY-MM-DD or RFC 3339)", d.from)))?;
+                let from =
+                    parse_time(&d.from).ok_or_else(|| e("dates.from", format!("{:?} is not a date (YYYY-MM-DD or RFC 3339)", d.from)))?;
                 let every = i64::try_from(d.every.as_millis()).unwrap_or(i64::MAX);
                 if every < 1000 {
                     return Err(e("dates.every", "must be at least 1s".into()));
@@ -421,7 +422,11 @@ impl Dataset {
                     Some(r) if r.saturating_mul(1000) > every => {
                         return Err(e(
                             "key",
-                            format!("{:?} does not tell partitions {} apart (add finer date fields, e.g. %d or %H)", cfg.key, duration::format(d.every)),
+                            format!(
+                                "{:?} does not tell partitions {} apart (add finer date fields, e.g. %d or %H)",
+                                cfg.key,
+                                duration::format(d.every)
+                            ),
                         ))
                     }
                     _ => {}
@@ -453,8 +458,14 @@ impl Dataset {
         if cfg.collector.is_empty() || cfg.collector[0].trim().is_empty() {
             return Err(e("collector", "needs a program: an argv such as [\"python3\", \"collect.py\", \"--date\", \"{date}\"]".into()));
         }
-        let args = cfg.collector.iter().map(|a| Template::parse(a, Use::Argument).map_err(|m| e("collector", m))).collect::<Result<Vec<_>, _>>()?;
-        if matches!(partitions, Partitions::Values { .. }) && args.iter().any(|a| a.pieces().iter().any(|p| matches!(p, super::template::Piece::Date(_)))) {
+        let args = cfg
+            .collector
+            .iter()
+            .map(|a| Template::parse(a, Use::Argument).map_err(|m| e("collector", m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if matches!(partitions, Partitions::Values { .. })
+            && args.iter().any(|a| a.pieces().iter().any(|p| matches!(p, super::template::Piece::Date(_))))
+        {
             return Err(e("collector", "{date} has no meaning for a dataset with values".into()));
         }
         check_env(&section, &cfg.env)?;
@@ -499,7 +510,9 @@ impl Dataset {
     fn fill(&self, i: u64) -> Fill<'_> {
         match &self.partitions {
             Partitions::Dates { .. } => Fill { date: self.start(i), dataset: &self.cfg.name, ..Fill::default() },
-            Partitions::Values { values, .. } => Fill { value: values.get(i as usize).map(String::as_str), dataset: &self.cfg.name, ..Fill::default() },
+            Partitions::Values { values, .. } => {
+                Fill { value: values.get(i as usize).map(String::as_str), dataset: &self.cfg.name, ..Fill::default() }
+            }
         }
     }
 

@@ -109,4 +109,3 @@ pub fn lake_with(names: &[(&str, &str)], now: UnixMs, stale_today: bool) -> (Lak
     }
     (Lake { _tmp: tmp, lake, state, tools }, datasets, planted)
 }
-
