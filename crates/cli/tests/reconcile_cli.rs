@@ -118,8 +118,12 @@ fn a_killed_orchestrator_loses_nothing_and_repeats_nothing_verified() {
     child.wait().unwrap();
     let running = f.json(&["tasks", "--state", "running", "--json"])["tasks"].as_array().unwrap().len();
     assert!(running > 0, "killed mid-run: some tasks were running");
-    let done_before: Vec<String> =
-        f.json(&["tasks", "--state", "done", "--json"])["tasks"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap().to_owned()).collect();
+    let done_before: Vec<String> = f.json(&["tasks", "--state", "done", "--json"])["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap().to_owned())
+        .collect();
     // Its collectors died with it: nothing writes to the ledger any more.
     std::thread::sleep(Duration::from_millis(800));
     let ledger_at_kill = fs::read_to_string(&ledger).unwrap().lines().count();
@@ -158,7 +162,11 @@ fn bad_settings_are_refused_naming_the_dataset_and_key_and_the_lake_is_untouched
     let cases: Vec<(String, &str, Vec<&str>)> = vec![
         (ds("daily/{day}.json", good_dates, &sh), "datasets[daily].key", vec!["unknown placeholder {day}"]),
         (ds("daily/{date}.json", "{from: 2024-01-05, to: 2024-01-01}", &sh), "datasets[daily].dates.to", vec!["precedes"]),
-        (ds("daily/{date}.json", good_dates, &format!("\"{}\"", not_executable.display())), "datasets[daily].collector", vec!["not an executable"]),
+        (
+            ds("daily/{date}.json", good_dates, &format!("\"{}\"", not_executable.display())),
+            "datasets[daily].collector",
+            vec!["not an executable"],
+        ),
         (ds("daily/{date}.json", good_dates, "\"no-such-collector-anywhere\""), "datasets[daily].collector", vec!["not an executable"]),
     ];
     for (dataset, key, needles) in &cases {
@@ -175,10 +183,7 @@ fn bad_settings_are_refused_naming_the_dataset_and_key_and_the_lake_is_untouched
     }
     // A store that is not there, or does not answer.
     for (url, needle) in [("lake-that-is-not-there", "lake-that-is-not-there"), ("s3://bucket/raw", "s3://bucket/raw")] {
-        f.write(
-            "steward.yaml",
-            &format!("inventory:\n  url: {url}\ndatasets:\n{}", ds("daily/{date}.json", good_dates, &sh)),
-        );
+        f.write("steward.yaml", &format!("inventory:\n  url: {url}\ndatasets:\n{}", ds("daily/{date}.json", good_dates, &sh)));
         let started = Instant::now();
         let out = f
             .cmd(&["reconcile", "--once"])
