@@ -42,6 +42,21 @@ fn the_readme_using_it_lines_run_as_written() {
     fs::write(d.join("handle.py"), "import json, sys\nitem = json.load(sys.stdin)\nprint(json.dumps({'seen': item.get('id')}))\n").unwrap();
     let series: String = (0..72).map(|h| format!("2026-01-{:02}T{:02}:00:00Z,{}\n", 1 + h / 24, h % 24, 10 + (h % 24))).collect();
     fs::write(d.join("load.csv"), format!("timestamp,value\n{series}")).unwrap();
+    // A lake with three of five days, one truncated, and its collector.
+    fs::write(
+        d.join("lake.yaml"),
+        "inventory:\n  url: lake\ndatasets:\n  - name: daily\n    key: \"daily/{date}.json\"\n    dates: {from: 2026-01-01, to: 2026-01-05}\n    min_bytes: 10\n    collector: [\"python3\", \"collect.py\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        d.join("collect.py"),
+        "import os, pathlib\np = pathlib.Path(os.environ['STEWARD_LAKE_DIR'], os.environ['STEWARD_TASK_KEY'])\np.parent.mkdir(parents=True, exist_ok=True)\np.write_text('{\"rows\": [1, 2, 3]}')\n",
+    )
+    .unwrap();
+    fs::create_dir_all(d.join("lake/daily")).unwrap();
+    for (day, body) in [("01", "{\"rows\": [1, 2]}"), ("02", "{}"), ("04", "{\"rows\": [4, 5]}")] {
+        fs::write(d.join(format!("lake/daily/2026-01-{day}.json")), body).unwrap();
+    }
     let lines = readme_lines();
     assert!(lines.len() >= 15, "{lines:?}");
     let mut ran = 0;
@@ -85,6 +100,18 @@ fn the_readme_using_it_lines_run_as_written() {
         }
         if line.starts_with("curl") {
             assert!(stdout.contains("steward_health_score"), "{stdout}");
+        }
+        if line.contains("reconcile --once") {
+            assert!(stdout.contains("daily") && stdout.contains("40.0%"), "coverage 2/5: {stdout}");
+        }
+        if line.contains("orchestrate --dry-run") {
+            assert!(!d.join("lake/daily/2026-01-03.json").exists(), "a dry run runs nothing");
+        }
+        if line.ends_with("orchestrate") {
+            for day in ["01", "02", "03", "04", "05"] {
+                let body = fs::read_to_string(d.join(format!("lake/daily/2026-01-{day}.json"))).unwrap();
+                assert!(body.len() >= 10, "the collector filled 2026-01-{day}: {body}");
+            }
         }
         if line.contains("worker --exec") {
             assert!(

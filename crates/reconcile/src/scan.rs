@@ -207,7 +207,13 @@ pub fn record(
     let path = dir.join("gaps.json");
     let tmp = dir.join(format!(".gaps.json.{}.tmp", std::process::id()));
     let write_err = |source| ReconcileError::Write { path: path.clone(), source };
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(write_err)?;
+    // A temporary name of our own, created new and never through a link
+    // (one left by a crash is removed first; removing does not follow).
+    let _ = std::fs::remove_file(&tmp);
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(&tmp).map_err(write_err)?
+    };
     let mut out = std::io::BufWriter::new(file);
     let mut by_priority: BTreeMap<&'static str, u64> = Priority::ALL.iter().map(|p| (p.as_str(), 0)).collect();
     let (mut gaps, mut queued, mut resolved) = (0u64, 0u64, 0u64);
@@ -267,6 +273,8 @@ pub fn record(
     });
     write!(out, "],\"totals\":{totals}}}").map_err(write_err)?;
     out.flush().map_err(write_err)?;
+    // On disk before it replaces the last one: a crash leaves one or the other.
+    out.get_ref().sync_all().map_err(write_err)?;
     drop(out);
     std::fs::rename(&tmp, &path).map_err(write_err)?;
     Ok(Report {
