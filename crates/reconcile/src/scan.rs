@@ -98,8 +98,10 @@ pub struct Report {
 /// The lake's state from the last full listing: one byte per partition.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
-    /// When it was listed.
+    /// When the lake was last listed in full.
     pub at: UnixMs,
+    /// When the states were last checked (a listing or a refresh).
+    checked_at: UnixMs,
     /// Per dataset (by name), the state of each partition.
     states: BTreeMap<String, Vec<u8>>,
 }
@@ -142,7 +144,7 @@ pub fn list(datasets: &[Dataset], inv: &Inventory, now: UnixMs, progress: Progre
         inv.list(prefix, &mut each, &mut warn)?;
     }
     progress(listed);
-    Ok((Listing { at: now, states }, listed, unreadable))
+    Ok((Listing { at: now, checked_at: now, states }, listed, unreadable))
 }
 
 impl Listing {
@@ -160,7 +162,7 @@ impl Listing {
             let max_age = i64::try_from(d.cfg.max_age.as_millis()).unwrap_or(i64::MAX);
             // A valid file can only have gone stale since if it was written
             // before its partition ended and less than max_age before the listing.
-            let may_go_stale = |i: u64| max_age > 0 && d.end(i).is_none_or(|end| end > self.at.saturating_sub(max_age));
+            let may_go_stale = |i: u64| max_age > 0 && d.end(i).is_none_or(|end| end > self.checked_at.saturating_sub(max_age));
             for (i, s) in states.iter_mut().enumerate() {
                 if *s != VALID || may_go_stale(i as u64) {
                     checked += 1;
@@ -169,7 +171,9 @@ impl Listing {
                 }
             }
         }
-        self.at = now;
+        // `at` stays: a refresh sees only the keys it checks (a valid file
+        // deleted since is found by the next full listing).
+        self.checked_at = now;
         Ok(checked)
     }
 

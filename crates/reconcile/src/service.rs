@@ -53,6 +53,9 @@ struct Status {
 pub struct Board {
     components: Mutex<Vec<(String, Status)>>,
     coverage: Mutex<Vec<(String, f64, u64)>>,
+    /// Set when collectors closed gaps: the reconciler re-checks them
+    /// now instead of reporting the old coverage until its next run.
+    recheck: AtomicBool,
 }
 
 impl Board {
@@ -85,12 +88,16 @@ fn now_ms() -> UnixMs {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())).unwrap_or(i64::MAX)
 }
 
-/// Sleeps up to `d`, waking early when `stop` is set. Returns whether to go on.
-fn nap(stop: &AtomicBool, d: Duration) -> bool {
+/// Sleeps up to `d`, waking early when `stop` is set, or `wake` (which
+/// is then cleared). Returns whether to go on.
+fn nap(stop: &AtomicBool, wake: Option<&AtomicBool>, d: Duration) -> bool {
     let until = Instant::now() + d;
     while Instant::now() < until {
         if stop.load(Ordering::SeqCst) {
             return false;
+        }
+        if wake.is_some_and(|w| w.swap(false, Ordering::SeqCst)) {
+            break;
         }
         std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())).max(Duration::from_millis(1)));
     }
@@ -100,12 +107,14 @@ fn nap(stop: &AtomicBool, d: Duration) -> bool {
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
-/// Runs `step` forever (until `stop`), `every` apart; a failure or a panic
-/// restarts it after a backoff, reporting `name` failing meanwhile.
+/// Runs `step` forever (until `stop`), `every` apart or sooner when `wake`
+/// is set; a failure or a panic restarts it after a backoff, reporting
+/// `name` failing meanwhile.
 fn supervise(
     name: &'static str,
     board: &Board,
     stop: &AtomicBool,
+    wake: Option<&AtomicBool>,
     every: impl Fn() -> Duration,
     mut step: impl FnMut() -> Result<(), String>,
 ) {
@@ -132,7 +141,8 @@ fn supervise(
                 w
             }
         };
-        if !nap(stop, wait) {
+        // After a failure, wait out the backoff whatever wakes us.
+        if !nap(stop, if backoff == BACKOFF_START { wake } else { None }, wait) {
             return;
         }
     }
@@ -166,6 +176,7 @@ impl Service {
                     "reconciler",
                     &board,
                     &stop,
+                    Some(&board.recheck),
                     || cfg.orchestrator.reconciliation_interval,
                     || {
                         reconcile_once(&cfg, &board, &mut state)?;
@@ -183,6 +194,7 @@ impl Service {
                     "orchestrator",
                     &board,
                     &stop,
+                    None,
                     || cfg.orchestrator.queue_check_interval,
                     || {
                         let ran = orchestrate_if_ready(&cfg, &board, &stop, &mut inv)?;
@@ -294,5 +306,48 @@ fn orchestrate_if_ready(
             summary.done, summary.already_valid, summary.retried, summary.dead, summary.requeued, summary.remaining
         ),
     );
+    if summary.done + summary.already_valid > 0 {
+        board.recheck.store(true, Ordering::SeqCst);
+    }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_component_is_reported_and_restarted_with_backoff() {
+        let board = Board::default();
+        let stop = AtomicBool::new(false);
+        let mut runs: Vec<Instant> = Vec::new();
+        let mut said: Vec<String> = Vec::new();
+        supervise(
+            "reconciler",
+            &board,
+            &stop,
+            None,
+            || Duration::from_millis(10),
+            || {
+                runs.push(Instant::now());
+                said.extend(board.components().into_iter().filter(|c| c.status == "failing").map(|c| c.message));
+                match runs.len() {
+                    1 => panic!("the lake exploded"),
+                    2 => Err("still broken".into()),
+                    3 => Ok(()),
+                    _ => {
+                        stop.store(true, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }
+            },
+        );
+        assert_eq!(runs.len(), 4, "restarted after a panic and an error, then ran on schedule");
+        assert!(said[0].contains("panicked: the lake exploded") && said[0].contains("restarting in 1 s"), "{said:?}");
+        assert!(said[1].contains("still broken") && said[1].contains("restarting in 2 s"), "{said:?}");
+        let gaps: Vec<Duration> = runs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps[0] >= BACKOFF_START, "backoff after the panic: {gaps:?}");
+        assert!(gaps[1] >= BACKOFF_START * 2, "doubled after the second failure: {gaps:?}");
+        assert!(gaps[2] < BACKOFF_START, "a success runs on its own schedule: {gaps:?}");
+    }
 }

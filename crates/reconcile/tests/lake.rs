@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{lake, now_ms};
+use common::{lake, lake_with, now_ms};
 use steward_core::reconcile::{Dataset, OrchestratorConfig, Priority};
 use steward_reconcile::{reconcile, Event, Inventory, Orchestrator, RunOptions};
 use steward_store::{Journal, TaskState};
@@ -136,4 +136,31 @@ fn a_slow_dataset_does_not_hold_up_another() {
     let fast_total = journal.tasks(&[], 1000).unwrap().iter().filter(|t| t.dataset == "fast").count();
     assert_eq!(fast.len(), fast_total, "every fast task started within the run");
     assert!(fast.iter().all(|t| *t < slow[1]), "a fast task waited for the slow dataset");
+}
+
+#[test]
+fn a_refresh_rechecks_the_open_gaps_and_leaves_the_full_listing_due() {
+    let now = now_ms();
+    let (l, datasets, planted) = lake_with(&[("box", "collect.sh")], now, false);
+    let inv = Inventory::open(l.lake.to_str().unwrap()).unwrap();
+    let mut journal = Journal::open(&l.state.join("journal.db")).unwrap();
+    let (mut listing, _, _) = steward_reconcile::scan::list(&datasets, &inv, now, &mut |_| {}).unwrap();
+    let (missing, truncated, _) = planted["box"];
+    assert_eq!(listing.open_gaps(), missing + truncated);
+    let d = &datasets[0];
+    // Someone fills the first missing key, and deletes a valid one.
+    std::fs::create_dir_all(l.lake.join(d.key(0)).parent().unwrap()).unwrap();
+    std::fs::write(l.lake.join(d.key(0)), vec![b'x'; 120]).unwrap();
+    std::fs::remove_file(l.lake.join(d.key(2))).unwrap();
+    let checked = listing.refresh(&datasets, &inv, now + 1000).unwrap();
+    // The open gaps, and the valid keys recent enough to go stale (max_age 26 h).
+    let recent_valid = (0..d.count()).filter(|&i| i % 5 != 0 && i % 20 != 1 && d.end(i).unwrap() > now - 26 * 3_600_000).count() as u64;
+    assert_eq!(checked, missing + truncated + recent_valid, "only the open gaps and the recent keys were checked");
+    assert_eq!(listing.open_gaps(), missing + truncated - 1, "the filled gap closed");
+    assert_eq!(listing.at, now, "a refresh is not a full listing: the next one stays due");
+    let report = steward_reconcile::scan::record(&datasets, &listing, &mut journal, &l.state, inv.url(), now + 1000).unwrap();
+    assert_eq!(report.gaps, missing + truncated - 1);
+    // The full listing finds the deleted one.
+    let (listing, _, _) = steward_reconcile::scan::list(&datasets, &inv, now + 2000, &mut |_| {}).unwrap();
+    assert_eq!(listing.open_gaps(), missing + truncated);
 }
