@@ -67,7 +67,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -151,10 +151,30 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_open ON tasks(dataset, key) WHERE state IN ('queued', 'running', 'dead');
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, rank, created_at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    ts INTEGER NOT NULL
+);
 ";
 
+pub mod audit;
 mod tasks;
 
+pub use audit::{AuditKey, AuditRecord, ChainBreak, NewRecord, Verified};
 pub use tasks::{NewTask, Task, TaskCounts, TaskOutcome, TaskState};
 
 /// The journal's file name inside the state directory.
@@ -163,6 +183,7 @@ pub const JOURNAL_FILE: &str = "journal.db";
 /// An open journal.
 pub struct Journal {
     conn: Connection,
+    audit: Option<audit::Auditor>,
 }
 
 /// A cycle as the journal records it when it starts.
@@ -252,7 +273,7 @@ impl Journal {
     /// The file cannot be opened or created, or was written by a newer steward.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(|source| JournalError::Open { path: path.to_owned(), source })?;
-        let j = Self { conn };
+        let j = Self { conn, audit: None };
         j.init(path)?;
         Ok(j)
     }
@@ -280,7 +301,7 @@ impl Journal {
             // Created but never initialised (a crash at the first open): nothing to read.
             return Ok(None);
         }
-        Ok(Some(Self { conn }))
+        Ok(Some(Self { conn, audit: None }))
     }
 
     fn init(&self, path: &Path) -> Result<()> {
@@ -370,20 +391,72 @@ impl Journal {
     /// # Errors
     /// The write failed: the caller must not act.
     pub fn record_decision(&self, cycle_id: &str, ts: UnixMs, d: &Decision, v: &VerdictRecord<'_>) -> Result<()> {
-        let body = serde_json::to_string(d).map_err(|e| JournalError::Corrupt { id: d.id.clone(), message: e.to_string() })?;
-        let notes = serde_json::to_string(v.notes).map_err(|e| JournalError::Corrupt { id: d.id.clone(), message: e.to_string() })?;
-        let (from, to) = match d.action {
-            Action::Scale { from, to } => (Some(from), Some(to)),
-            _ => (None, None),
+        self.record_decisions(cycle_id, ts, &[(d, v.clone())])
+    }
+
+    /// Records a cycle's decisions with their verdicts in one transaction
+    /// (one sync, and their audit records with them). Call before acting on
+    /// any of them.
+    ///
+    /// # Errors
+    /// The write failed: the caller must not act.
+    pub fn record_decisions(&self, cycle_id: &str, ts: UnixMs, decisions: &[(&Decision, VerdictRecord<'_>)]) -> Result<()> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(decisions.len());
+        for (d, v) in decisions {
+            let corrupt = |e: serde_json::Error| JournalError::Corrupt { id: d.id.clone(), message: e.to_string() };
+            let body = serde_json::to_value(d).map_err(corrupt)?;
+            let notes = serde_json::to_string(v.notes).map_err(corrupt)?;
+            rows.push((body, notes));
+        }
+        let records = || {
+            decisions
+                .iter()
+                .zip(&rows)
+                .map(|((d, v), (body, _))| {
+                    NewRecord::new(
+                        "decision",
+                        serde_json::json!({
+                            "id": d.id, "cycle_id": cycle_id, "decision": body,
+                            "verdict": v.verdict, "guard": v.guard, "reason": v.reason, "notes": v.notes,
+                        }),
+                    )
+                })
+                .collect()
         };
-        self.conn
-            .execute(
-                "INSERT INTO decisions (id, cycle_id, ts, type, priority, confidence, scale_from, scale_to, verdict, guard, guard_reason, notes, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![d.id, cycle_id, ts, d.kind.as_str(), d.priority, d.confidence, from, to, v.verdict, v.guard, v.reason, notes, body],
-            )
-            .map_err(sql("recording a decision"))?;
-        Ok(())
+        self.write_with_audit("recording a decision", ts, records, |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "INSERT INTO decisions (id, cycle_id, ts, type, priority, confidence, scale_from, scale_to, verdict, guard, guard_reason, notes, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .map_err(sql("recording a decision"))?;
+            for ((d, v), (body, notes)) in decisions.iter().zip(&rows) {
+                let (from, to) = match d.action {
+                    Action::Scale { from, to } => (Some(from), Some(to)),
+                    _ => (None, None),
+                };
+                stmt.execute(params![
+                    d.id,
+                    cycle_id,
+                    ts,
+                    d.kind.as_str(),
+                    d.priority,
+                    d.confidence,
+                    from,
+                    to,
+                    v.verdict,
+                    v.guard,
+                    v.reason,
+                    notes,
+                    body.to_string()
+                ])
+                .map_err(sql("recording a decision"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Records what happened to a decision.
@@ -391,13 +464,21 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn record_outcome(&self, decision_id: &str, ts: UnixMs, o: &Outcome) -> Result<()> {
-        self.conn
-            .execute(
+        let duration = i64::try_from(o.duration_ms).unwrap_or(i64::MAX);
+        let record = || {
+            vec![NewRecord::new(
+                "outcome",
+                serde_json::json!({"decision_id": decision_id, "result": o.result.as_str(), "reason": o.reason, "duration_ms": o.duration_ms}),
+            )]
+        };
+        self.write_with_audit("recording an outcome", ts, record, |c| {
+            c.execute(
                 "INSERT OR REPLACE INTO outcomes (decision_id, ts, result, reason, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![decision_id, ts, o.result.as_str(), o.reason, i64::try_from(o.duration_ms).unwrap_or(i64::MAX)],
+                params![decision_id, ts, o.result.as_str(), o.reason, duration],
             )
             .map_err(sql("recording an outcome"))?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Gives every decision still without an outcome the outcome
@@ -599,13 +680,26 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn record_event(&self, ts: UnixMs, kind: &str, subject: &str, message: &str, decision_id: Option<&str>) -> Result<()> {
-        self.conn
-            .execute(
+        // An event a decision caused is an action; a rollback is its own kind.
+        let audit_kind = match (kind, decision_id) {
+            ("rollback", _) => "rollback",
+            (_, Some(_)) => "action",
+            _ => "event",
+        };
+        let record = || {
+            vec![NewRecord::new(
+                audit_kind,
+                serde_json::json!({"event": kind, "subject": subject, "message": message, "decision_id": decision_id}),
+            )]
+        };
+        self.write_with_audit("recording an event", ts, record, |c| {
+            c.execute(
                 "INSERT INTO events (ts, kind, subject, message, decision_id) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![ts, kind, subject, message, decision_id],
             )
             .map_err(sql("recording an event"))?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The most recent events, newest first.

@@ -1,0 +1,843 @@
+//! The audit trail: an append-only, tamper-evident chain of records in the
+//! journal (spec/operations.md).
+//!
+//! Each record is `seq, ts, actor, kind, payload` (canonical JSON),
+//! `prev_hash`, `hash = SHA-256(prev_hash || canonical record)` and an
+//! Ed25519 `signature` over `hash`. The canonical record is the JSON object
+//! `{"actor","kind","payload","seq","ts"}` with sorted keys and no white
+//! space; the payload is stored in its canonical form, so a verifier never
+//! re-encodes anything it hashes.
+//!
+//! Records are appended inside the transaction of what they describe (a
+//! decision and its record commit together, or neither does), under
+//! SQLite's write lock (`BEGIN IMMEDIATE`), so two processes appending to
+//! one journal still make one chain.
+//!
+//! Truncating the tail leaves a valid chain; the head file
+//! (`audit.head` next to the key) remembers the last record written, and
+//! `verify` names the records that went missing. Pruning old records keeps
+//! a signed checkpoint (the last pruned record's hash and signature), from
+//! which the chain goes on.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use steward_core::time::{format_rfc3339, UnixMs};
+
+use crate::{sql, Journal, JournalError, Result};
+
+/// The signing key's file name in the state directory.
+pub const KEY_FILE: &str = "audit.key";
+/// The head file's name in the state directory.
+pub const HEAD_FILE: &str = "audit.head";
+
+/// What went wrong with the audit key or head.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The key file could not be read or created.
+    #[error("audit key {path}: {reason}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A public key given by hand is not one.
+    #[error("{0:?} is not an Ed25519 public key (64 hex digits, as `steward audit pubkey` prints)")]
+    BadPublicKey(String),
+}
+
+/// The key that signs the chain. Its secret half is never printed: `Debug`
+/// shows the public half only.
+pub struct AuditKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKey").field("public", &self.public_hex()).finish_non_exhaustive()
+    }
+}
+
+const KEY_HEADER: &str = "steward-audit-ed25519-v1";
+const MAX_KEY_FILE: u64 = 4096;
+
+impl AuditKey {
+    /// A new random key (the OS's randomness).
+    ///
+    /// # Errors
+    /// The OS gave no randomness.
+    pub fn generate() -> std::result::Result<Self, String> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
+        Ok(Self { signing: SigningKey::from_bytes(&seed) })
+    }
+
+    /// A key from a 32-byte seed (tests, benchmarks).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self { signing: SigningKey::from_bytes(&seed) }
+    }
+
+    /// Loads `<state_dir>/audit.key`, creating it (mode 0600, never through a
+    /// link, never over an existing file) when there is none. Returns the key
+    /// and whether it was created.
+    ///
+    /// # Errors
+    /// The file cannot be read or created, is not a regular file, is
+    /// readable by others, or does not hold a key.
+    pub fn load_or_create(state_dir: &Path) -> std::result::Result<(Self, bool), AuditError> {
+        let path = state_dir.join(KEY_FILE);
+        match Self::load(&path) {
+            Ok(k) => Ok((k, false)),
+            Err(AuditError::Key { reason, .. }) if reason == NOT_THERE => {
+                let key = Self::generate().map_err(|reason| AuditError::Key { path: path.clone(), reason })?;
+                let err = |e: std::io::Error| AuditError::Key { path: path.clone(), reason: e.to_string() };
+                let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path) {
+                    Ok(f) => f,
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok((Self::load(&path)?, false)),
+                    Err(e) => return Err(err(e)),
+                };
+                let hex = to_hex(key.signing.as_bytes());
+                f.write_all(format!("{KEY_HEADER}\n{hex}\n").as_bytes()).map_err(err)?;
+                f.sync_all().map_err(err)?;
+                Ok((key, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads a key file: a regular file (not a link), not readable by group
+    /// or others (as ssh insists for its keys), at most 4 KiB.
+    ///
+    /// # Errors
+    /// As [`AuditKey::load_or_create`]; a missing file is an error here.
+    pub fn load(path: &Path) -> std::result::Result<Self, AuditError> {
+        let bad = |reason: String| AuditError::Key { path: path.to_owned(), reason };
+        let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad(NOT_THERE.into())),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(bad("is a symbolic link; refusing it".into())),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let meta = f.metadata().map_err(|e| bad(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(bad("is not a regular file".into()));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(bad(format!("is readable or writable by others (mode {:o}); chmod 600 it", meta.mode() & 0o777)));
+        }
+        if meta.len() > MAX_KEY_FILE {
+            return Err(bad(format!("is {} bytes; a key file is under {MAX_KEY_FILE}", meta.len())));
+        }
+        let mut text = String::new();
+        f.take(MAX_KEY_FILE).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(KEY_HEADER) {
+            return Err(bad(format!("does not start with {KEY_HEADER:?}: not a steward audit key")));
+        }
+        let seed = lines.next().and_then(from_hex::<32>).ok_or_else(|| bad("holds no key (64 hex digits on line 2)".into()))?;
+        Ok(Self { signing: SigningKey::from_bytes(&seed) })
+    }
+
+    /// The public key, as 64 hex digits.
+    pub fn public_hex(&self) -> String {
+        to_hex(self.signing.verifying_key().as_bytes())
+    }
+
+    /// The public key.
+    pub fn public(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    fn sign(&self, hash: &[u8; 32]) -> [u8; 64] {
+        self.signing.sign(hash).to_bytes()
+    }
+}
+
+const NOT_THERE: &str = "does not exist";
+
+/// Parses a public key printed by `steward audit pubkey`.
+///
+/// # Errors
+/// Not 64 hex digits, or not a point of the curve.
+pub fn parse_public_key(hex: &str) -> std::result::Result<VerifyingKey, AuditError> {
+    from_hex::<32>(hex.trim())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| AuditError::BadPublicKey(hex.trim().chars().take(80).collect()))
+}
+
+/// Who did it: `loop`, `cli:USER`, `http:IDENTITY`.
+pub type Actor = String;
+
+/// The identity of the person running the CLI: `cli:` and the login name
+/// (`$USER`, else the uid).
+pub fn cli_actor() -> Actor {
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty() && u.len() < 64 && !u.contains(char::is_control));
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    match user {
+        Some(u) => format!("cli:{u}"),
+        None => format!("cli:uid {uid}"),
+    }
+}
+
+/// One record of the chain.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its position, from 1, without gaps.
+    pub seq: u64,
+    /// When (Unix ms).
+    pub ts: UnixMs,
+    /// Who.
+    pub actor: String,
+    /// What kind (`decision`, `outcome`, `action`, `command`, `config`, ...).
+    pub kind: String,
+    /// What, as canonical JSON text.
+    pub payload: String,
+    /// The previous record's hash (hex; 64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 of `prev_hash || canonical record` (hex).
+    pub hash: String,
+    /// Ed25519 over the hash's 32 bytes (hex).
+    pub signature: String,
+}
+
+impl AuditRecord {
+    /// As a JSON line of an export: the payload as JSON, the time also in
+    /// RFC 3339.
+    pub fn to_export(&self) -> Value {
+        serde_json::json!({
+            "seq": self.seq,
+            "ts": self.ts,
+            "time": format_rfc3339(self.ts),
+            "actor": self.actor,
+            "kind": self.kind,
+            "payload": serde_json::from_str::<Value>(&self.payload).unwrap_or(Value::String(self.payload.clone())),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "signature": self.signature,
+        })
+    }
+}
+
+/// Canonical JSON: object keys sorted, no white space, serde_json's
+/// number and string encoding. Deterministic for equal values.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The bytes a record's hash covers after `prev_hash`.
+fn canonical_record(seq: u64, ts: UnixMs, actor: &str, kind: &str, payload: &str) -> String {
+    let s = |x: &str| Value::String(x.to_owned()).to_string();
+    format!("{{\"actor\":{},\"kind\":{},\"payload\":{payload},\"seq\":{seq},\"ts\":{ts}}}", s(actor), s(kind))
+}
+
+fn record_hash(prev: &[u8; 32], seq: u64, ts: UnixMs, actor: &str, kind: &str, payload: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(canonical_record(seq, ts, actor, kind, payload).as_bytes());
+    h.finalize().into()
+}
+
+/// Hex of bytes, lower case.
+pub fn to_hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(D[usize::from(x >> 4)] as char);
+        s.push(D[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = nib(b[2 * i])? << 4 | nib(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// What the journal needs to append: the key, who acts, and where the
+/// head file goes.
+pub(crate) struct Auditor {
+    key: AuditKey,
+    actor: Actor,
+    head: Option<PathBuf>,
+}
+
+/// One record to append.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Who (`None`: the journal's actor).
+    pub actor: Option<Actor>,
+    /// What kind.
+    pub kind: String,
+    /// What.
+    pub payload: Value,
+}
+
+impl NewRecord {
+    /// A record by the journal's actor.
+    pub fn new(kind: &str, payload: Value) -> Self {
+        Self { actor: None, kind: kind.to_owned(), payload }
+    }
+}
+
+/// The last record written, as the head file keeps it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Head {
+    /// Its seq.
+    pub seq: u64,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// The newest record's (seq, hash): where the next one links on.
+fn tail(conn: &Connection) -> Result<(u64, [u8; 32])> {
+    let last: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(sql("reading the audit chain's end"))?;
+    let last = match last {
+        Some(l) => Some(l),
+        None => conn
+            .query_row("SELECT seq, hash FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sql("reading the audit checkpoint"))?,
+    };
+    match last {
+        None => Ok((0, [0u8; 32])),
+        Some((seq, hash)) => {
+            let h = from_hex::<32>(&hash)
+                .ok_or_else(|| JournalError::Corrupt { id: format!("audit seq {seq}"), message: "its hash is not 64 hex digits".into() })?;
+            Ok((u64::try_from(seq).unwrap_or(0), h))
+        }
+    }
+}
+
+/// Appends `records` in the open transaction `conn`; returns the head.
+fn append(conn: &Connection, auditor: &Auditor, ts: UnixMs, records: &[NewRecord]) -> Result<Option<Head>> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let (mut seq, mut prev) = tail(conn)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO audit (seq, ts, actor, kind, payload, prev_hash, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(sql("appending to the audit chain"))?;
+    for r in records {
+        seq += 1;
+        let actor = r.actor.as_deref().unwrap_or(&auditor.actor);
+        let payload = canonical_json(&r.payload);
+        let hash = record_hash(&prev, seq, ts, actor, &r.kind, &payload);
+        let sig = auditor.key.sign(&hash);
+        stmt.execute(params![
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            ts,
+            actor,
+            r.kind,
+            payload,
+            to_hex(&prev),
+            to_hex(&hash),
+            to_hex(&sig)
+        ])
+        .map_err(sql("appending to the audit chain"))?;
+        prev = hash;
+    }
+    Ok(Some(Head { seq, hash: to_hex(&prev) }))
+}
+
+/// Writes the head file (temp name, rename; not synced: after a crash it
+/// may be older than the journal, never newer).
+fn write_head(path: &Path, head: &Head) {
+    let tmp = path.with_extension(format!("head.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+        f.write_all(serde_json::to_string(head).unwrap_or_default().as_bytes())?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(head = %path.display(), "Could not write the audit head: {e}");
+    }
+}
+
+/// Reads a head file, if there is one (bounded, regular files only).
+///
+/// # Errors
+/// It exists but is not a head.
+pub fn read_head(path: &Path) -> std::result::Result<Option<Head>, String> {
+    let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("{} is not an audit head: {e}", path.display()))
+}
+
+/// Why a chain does not verify: the first bad record and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The first record that fails.
+    pub seq: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A chain that verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// Records checked.
+    pub records: u64,
+    /// The first checked.
+    pub first_seq: u64,
+    /// The last.
+    pub last_seq: u64,
+    /// Where pruning left a signed checkpoint, if it did.
+    pub checkpoint: Option<u64>,
+    /// The last record's hash.
+    pub head_hash: String,
+}
+
+/// Signatures checked together (a failing batch is re-checked one by one
+/// to name the first bad record).
+const SIG_BATCH: usize = 1024;
+/// Records read before their signatures are checked (bounded memory).
+const WINDOW: usize = 64 * 1024;
+
+/// A record's seq, hash and signature, waiting to be checked.
+type Signed = (u64, [u8; 32], [u8; 64]);
+
+fn first_bad_signature(key: &VerifyingKey, items: &[Signed]) -> Option<u64> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
+    let chunks: Vec<&[Signed]> = items.chunks(SIG_BATCH).collect();
+    let per = chunks.len().div_ceil(threads).max(1);
+    let bad: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|group| {
+                s.spawn(move || {
+                    for c in group {
+                        let msgs: Vec<&[u8]> = c.iter().map(|(_, h, _)| &h[..]).collect();
+                        let sigs: Vec<Signature> = c.iter().map(|(_, _, s)| Signature::from_bytes(s)).collect();
+                        let keys = vec![*key; c.len()];
+                        if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
+                            // One by one, to name the first.
+                            if let Some((seq, _, _)) = c.iter().find(|(_, h, s)| key.verify_strict(h, &Signature::from_bytes(s)).is_err()) {
+                                return Some(*seq);
+                            }
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
+    });
+    bad.into_iter().min()
+}
+
+impl Journal {
+    /// Signs what this journal records from now on with `key`, as `actor`
+    /// unless a record names another; `head` is the head file to keep
+    /// (`<state_dir>/audit.head`). Records the public key in the journal
+    /// the first time.
+    ///
+    /// # Errors
+    /// The journal cannot be written.
+    pub fn enable_audit(&mut self, key: AuditKey, actor: impl Into<Actor>, head: Option<PathBuf>) -> Result<()> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('audit_pubkey', ?1)", params![key.public_hex()])
+            .map_err(sql("recording the audit key"))?;
+        self.audit = Some(Auditor { key, actor: actor.into(), head });
+        Ok(())
+    }
+
+    /// Whether records are signed.
+    pub fn audited(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// Who acts from now on (`loop`, `cli:USER`, `http:ID`).
+    pub fn set_actor(&mut self, actor: impl Into<Actor>) {
+        if let Some(a) = &mut self.audit {
+            a.actor = actor.into();
+        }
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) and appends
+    /// `records` to the chain in it: both commit, or neither. Without
+    /// auditing, only `f` runs (in the transaction).
+    pub(crate) fn write_with_audit<T>(
+        &self,
+        what: &'static str,
+        ts: UnixMs,
+        records: impl FnOnce() -> Vec<NewRecord>,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(sql(what))?;
+        let out = f(&tx)?;
+        let head = match &self.audit {
+            Some(a) => append(&tx, a, ts, &records())?,
+            None => None,
+        };
+        tx.commit().map_err(sql(what))?;
+        if let (Some(head), Some(path)) = (head, self.audit.as_ref().and_then(|a| a.head.as_deref())) {
+            write_head(path, &head);
+        }
+        Ok(out)
+    }
+
+    /// Appends records on their own (a command, a config change), in one
+    /// transaction: durable when this returns. Without auditing, nothing.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn audit(&self, ts: UnixMs, records: &[NewRecord]) -> Result<()> {
+        if self.audit.is_none() || records.is_empty() {
+            return Ok(());
+        }
+        self.write_with_audit("appending to the audit chain", ts, || records.to_vec(), |_| Ok(()))
+    }
+
+    /// Records `payload` as the effective configuration when it differs
+    /// from the last one recorded (kind `config`, with both digests).
+    /// Returns whether it recorded.
+    ///
+    /// # Errors
+    /// The journal cannot be read or written.
+    pub fn audit_config(&self, ts: UnixMs, payload: &Value) -> Result<bool> {
+        if self.audit.is_none() {
+            return Ok(false);
+        }
+        let text = canonical_json(payload);
+        let digest = to_hex(&Sha256::digest(text.as_bytes()));
+        let last: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'config_sha256'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql("reading the last config digest"))?;
+        if last.as_deref() == Some(digest.as_str()) {
+            return Ok(false);
+        }
+        let record = NewRecord::new("config", serde_json::json!({"sha256": digest, "previous_sha256": last, "config": payload}));
+        self.write_with_audit(
+            "recording a config change",
+            ts,
+            || vec![record],
+            |c| {
+                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('config_sha256', ?1)", params![digest])
+                    .map_err(sql("recording the config digest"))?;
+                Ok(())
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// The public key the journal's chain was first signed with (hex).
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn audit_pubkey(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'audit_pubkey'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql("reading the audit key"))
+    }
+
+    /// Records, oldest first: from `since` (Unix ms), of `kind`, at most
+    /// `limit`, starting after `after_seq`.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn audit_records(&self, since: Option<UnixMs>, kind: Option<&str>, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit
+                 WHERE seq > ?1 AND ts >= ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY seq LIMIT ?4",
+            )
+            .map_err(sql("reading the audit chain"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(after_seq).unwrap_or(i64::MAX),
+                    since.unwrap_or(i64::MIN),
+                    kind,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(AuditRecord {
+                        seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                        ts: r.get(1)?,
+                        actor: r.get(2)?,
+                        kind: r.get(3)?,
+                        payload: r.get(4)?,
+                        prev_hash: r.get(5)?,
+                        hash: r.get(6)?,
+                        signature: r.get(7)?,
+                    })
+                },
+            )
+            .map_err(sql("reading the audit chain"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading the audit chain"))
+    }
+
+    /// Recomputes the chain from `from` (or its start) and checks every
+    /// signature against `key`, and the head file's record when given.
+    /// `Ok(Err(..))` names the first record that fails.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    pub fn verify_audit(
+        &self,
+        key: &VerifyingKey,
+        from: Option<u64>,
+        head: Option<&Head>,
+    ) -> Result<std::result::Result<Verified, ChainBreak>> {
+        let checkpoint: Option<(i64, String, String)> = self
+            .conn
+            .query_row("SELECT seq, hash, signature FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .map_err(sql("reading the audit checkpoint"))?;
+        let checkpoint_seq = checkpoint.as_ref().map(|c| u64::try_from(c.0).unwrap_or(0));
+        let brk = |seq: u64, reason: String| Ok(Err(ChainBreak { seq, reason }));
+        // Where to start, and the hash the first checked record links to.
+        let start = from.unwrap_or(1).max(checkpoint_seq.map_or(1, |c| c + 1));
+        let mut prev: [u8; 32] = [0; 32];
+        if start > 1 {
+            let stored: Option<String> = self
+                .conn
+                .query_row("SELECT hash FROM audit WHERE seq = ?1", params![i64::try_from(start - 1).unwrap_or(i64::MAX)], |r| r.get(0))
+                .optional()
+                .map_err(sql("reading the audit chain"))?;
+            let anchor = match (stored, &checkpoint) {
+                (Some(h), _) => h,
+                (None, Some((seq, h, sig))) if u64::try_from(*seq).ok() == Some(start - 1) => {
+                    // The checkpoint stands for the pruned records: its signature must hold.
+                    let ok = from_hex::<32>(h)
+                        .zip(from_hex::<64>(sig))
+                        .is_some_and(|(hb, sb)| key.verify_strict(&hb, &Signature::from_bytes(&sb)).is_ok());
+                    if !ok {
+                        return brk(start - 1, "the checkpoint left by pruning is not signed by this key".into());
+                    }
+                    h.clone()
+                }
+                (None, _) => return brk(start - 1, format!("seq {} is missing: --from needs the record before it", start - 1)),
+            };
+            prev = match from_hex::<32>(&anchor) {
+                Some(h) => h,
+                None => return brk(start - 1, "its hash is not 64 hex digits".into()),
+            };
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit WHERE seq >= ?1 ORDER BY seq")
+            .map_err(sql("reading the audit chain"))?;
+        let mut rows = stmt.query(params![i64::try_from(start).unwrap_or(i64::MAX)]).map_err(sql("reading the audit chain"))?;
+        let mut expected = start;
+        let mut window: Vec<Signed> = Vec::with_capacity(WINDOW.min(4096));
+        let mut chain_break: Option<ChainBreak> = None;
+        let mut count = 0u64;
+        loop {
+            let row = match rows.next().map_err(sql("reading the audit chain"))? {
+                Some(r) => r,
+                None => break,
+            };
+            let seq = u64::try_from(row.get::<_, i64>(0).map_err(sql("reading the audit chain"))?).unwrap_or(0);
+            let get_text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok().map(str::to_owned));
+            let ts: Option<i64> = row.get(1).ok();
+            let (actor, kind, payload, prev_hex, hash_hex, sig_hex) =
+                (get_text(2), get_text(3), get_text(4), get_text(5), get_text(6), get_text(7));
+            let fail = |reason: &str| Some(ChainBreak { seq: expected.min(seq), reason: reason.to_owned() });
+            if seq != expected {
+                chain_break = if seq > expected {
+                    Some(ChainBreak {
+                        seq: expected,
+                        reason: if expected + 1 == seq {
+                            format!("seq {expected} is missing (the chain goes from {} to {seq})", expected.saturating_sub(1))
+                        } else {
+                            format!(
+                                "seqs {expected}..{} are missing (the chain goes from {} to {seq})",
+                                seq - 1,
+                                expected.saturating_sub(1)
+                            )
+                        },
+                    })
+                } else {
+                    fail("out of order")
+                };
+                break;
+            }
+            let (Some(ts), Some(actor), Some(kind), Some(payload), Some(prev_hex), Some(hash_hex), Some(sig_hex)) =
+                (ts, actor, kind, payload, prev_hex, hash_hex, sig_hex)
+            else {
+                chain_break = fail("a field is missing or of the wrong type");
+                break;
+            };
+            if from_hex::<32>(&prev_hex) != Some(prev) {
+                chain_break = fail(&format!(
+                    "does not follow seq {}: its prev_hash is not that record's hash (inserted, reordered or the one before it changed)",
+                    seq.saturating_sub(1)
+                ));
+                break;
+            }
+            let hash = record_hash(&prev, seq, ts, &actor, &kind, &payload);
+            if from_hex::<32>(&hash_hex) != Some(hash) {
+                chain_break = fail("its content does not match its hash (edited)");
+                break;
+            }
+            let Some(sig) = from_hex::<64>(&sig_hex) else {
+                chain_break = fail("its signature is not 128 hex digits");
+                break;
+            };
+            window.push((seq, hash, sig));
+            if window.len() >= WINDOW {
+                if let Some(bad) = first_bad_signature(key, &window) {
+                    return brk(bad, "its signature does not verify with this key (re-signed or forged)".into());
+                }
+                window.clear();
+            }
+            prev = hash;
+            count += 1;
+            expected += 1;
+        }
+        if let Some(bad) = first_bad_signature(key, &window) {
+            if chain_break.as_ref().is_none_or(|b| bad < b.seq) {
+                return brk(bad, "its signature does not verify with this key (re-signed or forged)".into());
+            }
+        }
+        if let Some(b) = chain_break {
+            return Ok(Err(b));
+        }
+        let last_seq = expected - 1;
+        if let Some(h) = head {
+            if h.seq > last_seq {
+                return brk(
+                    last_seq + 1,
+                    if h.seq == last_seq + 1 {
+                        format!(
+                            "seq {} is missing: the journal ends at {last_seq} but seq {} was written (audit.head); the tail was truncated",
+                            h.seq, h.seq
+                        )
+                    } else {
+                        format!("seqs {}..{} are missing: the journal ends at {last_seq} but seq {} was written (audit.head); the tail was truncated", last_seq + 1, h.seq, h.seq)
+                    },
+                );
+            }
+            if h.seq >= start {
+                let stored: Option<String> = self
+                    .conn
+                    .query_row("SELECT hash FROM audit WHERE seq = ?1", params![i64::try_from(h.seq).unwrap_or(i64::MAX)], |r| r.get(0))
+                    .optional()
+                    .map_err(sql("reading the audit chain"))?;
+                if stored.as_deref() != Some(h.hash.as_str()) {
+                    return brk(h.seq, "differs from the record written there (audit.head has another hash)".into());
+                }
+            }
+        }
+        Ok(Ok(Verified { records: count, first_seq: start, last_seq, checkpoint: checkpoint_seq, head_hash: to_hex(&prev) }))
+    }
+
+    /// Removes audit records older than `before` (keeping at least the
+    /// newest), leaving a signed checkpoint at the last one removed and a
+    /// `prune` record saying so. Returns how many were removed.
+    ///
+    /// # Errors
+    /// The journal cannot be written.
+    pub fn prune_audit(&self, before: UnixMs, now: UnixMs) -> Result<u64> {
+        if self.audit.is_none() {
+            return Ok(0);
+        }
+        let upto: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM audit WHERE ts < ?1 AND seq < (SELECT MAX(seq) FROM audit)", params![before], |r| r.get(0))
+            .map_err(sql("finding audit records to prune"))?;
+        let Some(upto) = upto else { return Ok(0) };
+        let mut removed = 0u64;
+        self.write_with_audit(
+            "pruning the audit chain",
+            now,
+            || vec![NewRecord::new("prune", serde_json::json!({"through_seq": upto, "before": format_rfc3339(before)}))],
+            |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, signature, ts) SELECT 1, seq, hash, signature, ?2 FROM audit WHERE seq = ?1",
+                    params![upto, now],
+                )
+                .map_err(sql("keeping the audit checkpoint"))?;
+                removed = c.execute("DELETE FROM audit WHERE seq <= ?1", params![upto]).map_err(sql("pruning the audit chain"))? as u64;
+                Ok(())
+            },
+        )?;
+        Ok(removed)
+    }
+}
+
+/// Opens a key file's public half for verifying, or parses a given one.
+///
+/// # Errors
+/// The key file cannot be read, or the given key is not a key.
+pub fn verifying_key(state_dir: &Path, given: Option<&str>) -> std::result::Result<VerifyingKey, AuditError> {
+    match given {
+        Some(hex) => parse_public_key(hex),
+        None => Ok(AuditKey::load(&state_dir.join(KEY_FILE))?.public()),
+    }
+}
