@@ -52,6 +52,7 @@ mod engine;
 mod error;
 mod fleet;
 mod lock;
+pub mod notify;
 pub mod otel;
 pub mod predict;
 mod report;
