@@ -265,6 +265,15 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: usize,
     },
+    /// The signed audit trail: verify it, show it, export it, print its public key
+    ///
+    /// Every decision, action, outcome, rollback, config change and manual
+    /// command is a record with its actor (loop, cli:USER, http:TOKEN-NAME),
+    /// hash-chained and Ed25519-signed with <state-dir>/audit.key.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(PredictionCommand),
@@ -312,6 +321,43 @@ pub enum TasksAction {
         /// Every dead-lettered task
         #[arg(long, conflicts_with = "id")]
         all_dead: bool,
+    },
+}
+
+/// `steward audit` actions.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the chain and check every signature; name the first bad record (exit 1)
+    Verify {
+        /// Start at this seq (the record before it is trusted)
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+        /// Verify with this public key (64 hex digits) instead of the state directory's key
+        #[arg(long, value_name = "HEX")]
+        pubkey: Option<String>,
+    },
+    /// The records, oldest first
+    Show {
+        /// Only records at or after T (RFC 3339, or a duration ago: 1h, 2d)
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only records of this kind (decision, outcome, action, rollback, command, config, incident, ...)
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// At most this many (the newest)
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
+    /// Print the public key that verifies the chain (give it to auditors)
+    Pubkey,
+    /// Every record as JSON lines (seq, ts, time, actor, kind, payload, prev_hash, hash, signature)
+    Export {
+        /// Write to this file instead of stdout (created new; never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Only records at or after T (RFC 3339, or a duration ago)
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
     },
 }
 

@@ -44,6 +44,7 @@ pub fn name(c: &Command) -> &'static str {
         Command::Reconcile { .. } => "reconcile",
         Command::Orchestrate { .. } => "orchestrate",
         Command::Tasks { .. } => "tasks",
+        Command::Audit { .. } => "audit",
     }
 }
 
@@ -125,11 +126,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Execute(args) => {
             ensure_target(&cfg)?;
-            execute(&engine()?, &args, json, verbose)
+            let engine = wire::engine_as(&cfg, &audit_actor())?;
+            if !args.dry_run && !cfg.auto.dry_run {
+                audit_start(
+                    &cfg,
+                    &engine,
+                    Some((
+                        "execute",
+                        json!({"max": args.max, "min_confidence": args.min_confidence, "force_confidence": args.force_confidence}),
+                    )),
+                )?;
+            }
+            execute(&engine, &args, json, verbose)
         }
         Command::Loop { interval, max_cycles, dry_run } => {
             ensure_target(&cfg)?;
-            run_loop(&cfg, &engine()?, interval, max_cycles, dry_run, json)
+            let engine = engine()?;
+            if !dry_run && !cfg.auto.dry_run {
+                audit_start(&cfg, &engine, None)?;
+            }
+            run_loop(&cfg, &engine, interval, max_cycles, dry_run, json)
         }
         Command::Agents => {
             ensure_target(&cfg)?;
@@ -138,13 +154,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker(args) => run_worker(&cfg, args),
         Command::Rollback { decision_id } => {
             ensure_target(&cfg)?;
-            rollback(&engine()?, &decision_id, json)
+            let engine = wire::engine_as(&cfg, &audit_actor())?;
+            audit_start(&cfg, &engine, Some(("rollback", json!({"decision_id": decision_id}))))?;
+            rollback(&engine, &decision_id, json)
         }
         Command::Demo(args) => crate::demo::run(args, json),
         Command::Serve { dry_run, .. } => {
             ensure_target(&cfg)?;
             let stop = install_stop_handlers()?;
-            crate::daemon::serve(&cfg, engine()?, dry_run, stop)
+            let engine = engine()?;
+            if !dry_run && !cfg.auto.dry_run {
+                audit_start(&cfg, &engine, None)?;
+            }
+            crate::daemon::serve(&cfg, engine, dry_run, stop)
         }
         Command::Start { dry_run, .. } => {
             ensure_target(&cfg)?;
@@ -168,7 +190,56 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reconcile { once } => crate::reconcile::reconcile(&cfg, once, json),
         Command::Orchestrate { dry_run } => crate::reconcile::orchestrate(&cfg, dry_run, json),
         Command::Tasks { action, state, limit } => crate::reconcile::tasks(&cfg, action, state.as_deref(), limit, json),
+        Command::Audit { action } => crate::audit::run(&cfg, action, json),
     }
+}
+
+/// Who runs this command, for the audit trail.
+fn audit_actor() -> String {
+    steward_store::audit::cli_actor()
+}
+
+/// Before a command that acts: the config in the audit trail when it
+/// changed, and the command with who asked for it.
+fn audit_start(cfg: &Config, engine: &steward_runtime::Engine, command: Option<(&str, Value)>) -> Result<()> {
+    if !cfg.journal.audit {
+        return Ok(());
+    }
+    if engine.audit_config(&audited_config(cfg)?)? {
+        tracing::info!("The configuration changed since the last one recorded: recorded in the audit trail.");
+    }
+    if let Some((name, detail)) = command {
+        engine.audit_command(&audit_actor(), name, detail)?;
+    }
+    Ok(())
+}
+
+/// The effective config as the audit trail records it: secrets (tokens,
+/// collectors' environment values) replaced by a digest, so a change is
+/// seen and the value is not written down.
+fn audited_config(cfg: &Config) -> Result<Value> {
+    let mut v = serde_json::to_value(cfg).context("encoding the config")?;
+    let redact = |x: &mut Value| {
+        if let Value::String(s) = x {
+            *x = Value::String(format!("sha256:{}", &steward_store::audit::sha256_hex(s.as_bytes())[..16]));
+        }
+    };
+    if let Some(t) = v.pointer_mut("/server/token") {
+        redact(t);
+    }
+    for ptr in ["/server/tokens", "/orchestrator/env"] {
+        if let Some(Value::Object(m)) = v.pointer_mut(ptr) {
+            m.values_mut().for_each(redact);
+        }
+    }
+    if let Some(Value::Array(ds)) = v.pointer_mut("/datasets") {
+        for d in ds {
+            if let Some(Value::Object(m)) = d.pointer_mut("/env") {
+                m.values_mut().for_each(redact);
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// steward 0.1.0 kept one state directory for every coordination

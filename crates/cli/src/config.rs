@@ -56,6 +56,9 @@ pub struct Config {
     /// The daemon's log file.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// The journal's audit chain and retention.
+    #[serde(default)]
+    pub journal: JournalConfig,
     /// The data lake reconciliation reads.
     #[serde(default)]
     pub inventory: InventoryConfig,
@@ -93,6 +96,46 @@ fn default_log_keep() -> u32 {
 impl Default for LogsConfig {
     fn default() -> Self {
         Self { max_size: default_log_size(), keep: default_log_keep() }
+    }
+}
+
+/// The `journal:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Sign every decision, action, outcome, rollback, config change and manual command into the audit chain. Default true.
+    #[serde(default = "default_true")]
+    pub audit: bool,
+    /// Cycles, metric samples and finished tasks older than this are removed (decisions, incidents and audit records stay). Default 30d.
+    #[serde(default = "default_retain", with = "steward_core::config::duration")]
+    pub retain: std::time::Duration,
+    /// Audit records older than this are removed, leaving a signed checkpoint; 0 keeps them all. Default 0.
+    #[serde(default, with = "steward_core::config::duration")]
+    pub retain_audit: std::time::Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_retain() -> std::time::Duration {
+    std::time::Duration::from_secs(30 * 86_400)
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { audit: true, retain: default_retain(), retain_audit: std::time::Duration::ZERO }
+    }
+}
+
+impl JournalConfig {
+    /// The runtime's settings, for `actor`.
+    pub fn settings(&self, actor: &str) -> steward_runtime::JournalSettings {
+        steward_runtime::JournalSettings {
+            audit: self.audit,
+            actor: actor.to_owned(),
+            retain: self.retain,
+            retain_audit: (!self.retain_audit.is_zero()).then_some(self.retain_audit),
+        }
     }
 }
 
@@ -162,6 +205,19 @@ impl Config {
         self.predict.validate()?;
         self.cost.validate()?;
         self.server.validate()?;
+        let hour = std::time::Duration::from_secs(3600);
+        if self.journal.retain < hour {
+            return Err(InvalidValue {
+                key: "journal.retain".into(),
+                message: format!(
+                    "{} would remove the history the policies read; at least 1h",
+                    steward_core::config::duration::format(self.journal.retain)
+                ),
+            });
+        }
+        if !self.journal.retain_audit.is_zero() && self.journal.retain_audit < hour {
+            return Err(InvalidValue { key: "journal.retain_audit".into(), message: "at least 1h, or 0 to keep every record".into() });
+        }
         if self.logs.max_size < 1024 {
             return Err(InvalidValue { key: "logs.max_size".into(), message: "must be at least 1024 bytes".into() });
         }

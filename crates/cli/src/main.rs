@@ -2,6 +2,7 @@
 //! library crates and reports errors once, mapped to exit codes (0 ok,
 //! 1 failure, 2 bad usage or bad input).
 
+mod audit;
 mod cli;
 mod commands;
 mod config;

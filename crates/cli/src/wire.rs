@@ -10,11 +10,19 @@ use steward_sources::CoordinationSource;
 
 use crate::config::Config;
 
-/// The engine for a command.
+/// The engine for a command that the loop runs (actor `loop` in the audit trail).
 ///
 /// # Errors
 /// Never for a validated config; the builder's checks are kept anyway.
 pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
+    engine_as(cfg, "loop")
+}
+
+/// The engine, recording `actor` (e.g. `cli:alice`) in the audit trail.
+///
+/// # Errors
+/// As [`engine`].
+pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
     let (dir, state_dir) = (cfg.coordination.dir.clone(), cfg.state_dir());
     let items = ItemLimits { max_attempts: cfg.coordination.max_attempts, max_item_bytes: cfg.coordination.max_item_bytes };
     let mut builder = Engine::builder(cfg.engine())
@@ -24,7 +32,8 @@ pub fn engine(cfg: &Config) -> Result<Engine, RuntimeError> {
         .lock_dir(&dir)
         // The journal records which directory it belongs to, by its real path.
         .owner(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()).display().to_string())
-        .telemetry_window(cfg.coordination.telemetry_window);
+        .telemetry_window(cfg.coordination.telemetry_window)
+        .journal_settings(cfg.journal.settings(actor));
     builder = if cfg.fleet.is_supervisor() {
         // Built on first use, so commands that only look never start or
         // adopt workers; the loop's first tick adopts them.

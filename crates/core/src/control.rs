@@ -35,16 +35,17 @@ pub struct Component {
 /// What the server asks of the engine. The runtime implements it with the
 /// same executor, guards and journal as the loop; the server knows nothing else.
 pub trait Control: Send + Sync + 'static {
-    /// One cycle through the guards and the journal, as the loop runs it.
+    /// One cycle through the guards and the journal, as the loop runs it,
+    /// asked for by `caller` (`http:NAME`: recorded in the audit trail).
     ///
     /// # Errors
     /// The cycle could not run.
-    fn execute(&self) -> Result<Value, ControlError>;
-    /// Applies a decision's inverse (`steward rollback`).
+    fn execute(&self, caller: &str) -> Result<Value, ControlError>;
+    /// Applies a decision's inverse (`steward rollback`), asked for by `caller`.
     ///
     /// # Errors
     /// Unknown id, refused, or failed.
-    fn rollback(&self, id: &str) -> Result<Value, ControlError>;
+    fn rollback(&self, id: &str, caller: &str) -> Result<Value, ControlError>;
     /// Components, assessment and daemon information.
     fn status(&self) -> Value;
     /// Recent decisions with outcomes, newest first.

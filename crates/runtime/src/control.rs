@@ -94,19 +94,24 @@ fn internal(e: &RuntimeError) -> ControlError {
 }
 
 impl Control for EngineControl {
-    fn execute(&self) -> Result<Value, ControlError> {
+    fn execute(&self, caller: &str) -> Result<Value, ControlError> {
         let result = match &self.lock {
-            Some(lock) => self.engine.execute_locked(&RunOptions::default(), lock),
+            Some(lock) => {
+                // Who asked, in the audit trail, before the cycle acts.
+                self.engine.audit_command(caller, "execute", json!({})).map_err(|e| internal(&e))?;
+                self.engine.execute_locked(&RunOptions::default(), lock)
+            }
             None => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
         };
         self.record(&result);
         result.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(|e| internal(&e))
     }
 
-    fn rollback(&self, id: &str) -> Result<Value, ControlError> {
+    fn rollback(&self, id: &str, caller: &str) -> Result<Value, ControlError> {
         let Some(lock) = &self.lock else {
             return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into()));
         };
+        self.engine.audit_command(caller, "rollback", json!({"decision_id": id})).map_err(|e| internal(&e))?;
         match self.engine.rollback_locked(id, lock) {
             Ok(r) => Ok(serde_json::to_value(r).unwrap_or(Value::Null)),
             Err(e @ RuntimeError::UnknownDecision { .. }) => Err(ControlError::NotFound(e.to_string())),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use steward_actuators::supervisor::FleetEvent;
 use steward_actuators::{action_kind, Actuator};
 use steward_core::config::EngineConfig;
-use steward_core::decision::{Action, Outcome, OutcomeResult};
+use steward_core::decision::{Action, Decision, Outcome, OutcomeResult};
 use steward_core::guard::{self, GuardContext, GuardKind, Guarded, Verdict};
 use steward_core::history::{History, Sample};
 use steward_core::policy::{self, Policy};
@@ -25,6 +25,7 @@ use steward_core::snapshot::Snapshot;
 use steward_core::time::{format_rfc3339, UnixMs};
 use steward_core::Analysis;
 use steward_sources::Source;
+use steward_store::audit::{self, AuditKey, NewRecord};
 use steward_store::{CycleStart, DecisionEntry, Journal, VerdictRecord, JOURNAL_FILE};
 
 use crate::clock::{cycle_id, now_ms};
@@ -74,7 +75,36 @@ pub struct Engine {
     exporter: Option<Exporter>,
     /// The last cycle's health score, for `system_improvement`.
     last_score: Mutex<Option<f64>>,
+    journal_settings: JournalSettings,
+    /// When retention last ran.
+    last_prune: Mutex<Option<UnixMs>>,
 }
+
+/// How the journal keeps its records (the config's `journal:` section).
+#[derive(Debug, Clone)]
+pub struct JournalSettings {
+    /// Sign every decision, action, outcome, rollback, config change and
+    /// command into the audit chain (`<state_dir>/audit.key`). Default on.
+    pub audit: bool,
+    /// Who acts: `loop` for the loop and the daemon, `cli:USER` for a
+    /// command run by hand.
+    pub actor: String,
+    /// Cycles, samples and finished tasks older than this are removed
+    /// (decisions, their cycles, incidents and events are kept). Default 30 days.
+    pub retain: Duration,
+    /// Audit records older than this are removed, leaving a signed
+    /// checkpoint. Default: kept forever.
+    pub retain_audit: Option<Duration>,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        Self { audit: true, actor: "loop".into(), retain: Duration::from_secs(30 * 86_400), retain_audit: None }
+    }
+}
+
+/// Retention runs at most this often.
+const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// Builds an [`Engine`]; see [`Engine::builder`].
 pub struct EngineBuilder {
@@ -89,9 +119,17 @@ pub struct EngineBuilder {
     owner: Option<String>,
     telemetry_window: Duration,
     exporter: Option<Exporter>,
+    journal_settings: JournalSettings,
 }
 
 impl EngineBuilder {
+    /// The audit chain and retention (default: audit on as `loop`, 30 days).
+    #[must_use]
+    pub fn journal_settings(mut self, settings: JournalSettings) -> Self {
+        self.journal_settings = settings;
+        self
+    }
+
     /// The name the journal records as its owner, and refuses any other
     /// (so two targets never mix their decisions in one journal). Default:
     /// the source's target; give a canonical path when there is one.
@@ -213,6 +251,8 @@ impl EngineBuilder {
             telemetry_window_ms: i64::try_from(self.telemetry_window.as_millis()).unwrap_or(i64::MAX),
             exporter: self.exporter,
             last_score: Mutex::new(None),
+            journal_settings: self.journal_settings,
+            last_prune: Mutex::new(None),
             cfg: self.cfg,
         })
     }
@@ -239,6 +279,7 @@ impl Engine {
             owner: None,
             telemetry_window: Duration::from_secs(900),
             exporter: None,
+            journal_settings: JournalSettings::default(),
         }
     }
 
@@ -296,6 +337,56 @@ impl Engine {
         }
     }
 
+    /// Appends a `command` record to the audit chain: what a person (or an
+    /// HTTP client) asked for, with `actor` saying who, before it runs.
+    ///
+    /// # Errors
+    /// The journal cannot be opened or written (then do not run it).
+    pub fn audit_command(&self, actor: &str, command: &str, detail: serde_json::Value) -> Result<(), RuntimeError> {
+        let guard = self.journal()?;
+        let Some(j) = guard.as_ref() else { return Ok(()) };
+        let mut payload = serde_json::json!({"command": command, "target": self.target});
+        if let (Some(p), serde_json::Value::Object(d)) = (payload.as_object_mut(), detail) {
+            p.extend(d);
+        }
+        j.audit(now_ms(), &[NewRecord { actor: Some(actor.to_owned()), kind: "command".into(), payload }])
+            .map_err(RuntimeError::journal("recording the command in the audit chain"))
+    }
+
+    /// Records the effective configuration in the audit chain when it
+    /// changed since the last one recorded. Returns whether it changed.
+    ///
+    /// # Errors
+    /// The journal cannot be opened or written.
+    pub fn audit_config(&self, config: &serde_json::Value) -> Result<bool, RuntimeError> {
+        let guard = self.journal()?;
+        let Some(j) = guard.as_ref() else { return Ok(false) };
+        j.audit_config(now_ms(), config).map_err(RuntimeError::journal("recording the config in the audit chain"))
+    }
+
+    /// Applies retention (`journal.retain`, `journal.retain_audit`) when it
+    /// has not run for an hour.
+    fn retain(&self, journal: &Journal, now: UnixMs) {
+        let mut last = lock_ignoring_poison(&self.last_prune);
+        if last.is_some_and(|t| now - t < PRUNE_EVERY_MS) {
+            return;
+        }
+        *last = Some(now);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match journal.prune_history(now.saturating_sub(ms(self.journal_settings.retain))) {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "Journal retention: old cycles, samples and finished tasks removed."),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %error_chain(&e), "Journal retention failed; will retry in an hour."),
+        }
+        if let Some(keep) = self.journal_settings.retain_audit {
+            match journal.prune_audit(now.saturating_sub(ms(keep)), now) {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "Audit retention: old records removed, a signed checkpoint kept."),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %error_chain(&e), "Audit retention failed; will retry in an hour."),
+            }
+        }
+    }
+
     /// The journal, opened (and the state directory created) on first use.
     pub(crate) fn journal(&self) -> Result<MutexGuard<'_, Option<Journal>>, RuntimeError> {
         let mut guard = lock_ignoring_poison(&self.journal);
@@ -304,9 +395,18 @@ impl Engine {
             if let Some(parent) = self.journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(RuntimeError::io("creating", parent))?;
             }
-            let journal = Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
+            let mut journal = Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
             self.check_owner(&journal)?;
             journal.claim(&self.owner).map_err(RuntimeError::journal("recording the journal's owner"))?;
+            if self.journal_settings.audit {
+                let (key, created) = AuditKey::load_or_create(&self.state_dir)?;
+                if created {
+                    tracing::info!(public_key = %key.public_hex(), "Audit signing key created (steward audit pubkey prints it).");
+                }
+                journal
+                    .enable_audit(key, self.journal_settings.actor.clone(), Some(self.state_dir.join(audit::HEAD_FILE)))
+                    .map_err(RuntimeError::journal("enabling the audit chain"))?;
+            }
             *guard = Some(journal);
         }
         Ok(guard)
@@ -605,15 +705,20 @@ impl Engine {
                 warnings: snapshot.warnings.len(),
             })
             .map_err(RuntimeError::journal("journaling the cycle"))?;
-        for g in &guarded {
-            let (verdict, guard, reason) = match &g.verdict {
-                Verdict::Execute => ("execute", None, None),
-                Verdict::Skip { guard, reason } => ("skip", Some(guard.as_str()), Some(reason.as_str())),
-            };
-            journal
-                .record_decision(&id, now, &g.decision, &VerdictRecord { verdict, guard, reason, notes: &g.notes })
-                .map_err(RuntimeError::journal(format!("journaling decision {}; nothing was executed", g.decision.id)))?;
-        }
+        // All of them in one transaction: on disk (and signed) before any acts.
+        let records: Vec<(&Decision, VerdictRecord<'_>)> = guarded
+            .iter()
+            .map(|g| {
+                let (verdict, guard, reason) = match &g.verdict {
+                    Verdict::Execute => ("execute", None, None),
+                    Verdict::Skip { guard, reason } => ("skip", Some(guard.as_str()), Some(reason.as_str())),
+                };
+                (&g.decision, VerdictRecord { verdict, guard, reason, notes: &g.notes })
+            })
+            .collect();
+        journal
+            .record_decisions(&id, now, &records)
+            .map_err(RuntimeError::journal(format!("journaling the decisions of cycle {id}; nothing was executed")))?;
 
         let mut report = CycleReport {
             cycle_id: id.clone(),
@@ -654,6 +759,9 @@ impl Engine {
             }
         }
         journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;
+        if !dry_run {
+            self.retain(journal, now);
+        }
         tracing::info!(
             cycle = %id,
             // Rounded for people; the journal and JSON keep full precision.

@@ -48,6 +48,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// The audit key could not be read or created.
+    #[error(transparent)]
+    Audit(#[from] steward_store::audit::AuditError),
     /// The source could not produce a snapshot.
     #[error(transparent)]
     Source(#[from] SourceError),

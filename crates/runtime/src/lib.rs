@@ -62,7 +62,7 @@ pub mod worker;
 pub use clock::{cycle_id, now_ms};
 pub use control::{CycleObserver, EngineControl, Extras};
 pub use driver::{drive, drive_with, DriveOptions, Next};
-pub use engine::{Engine, EngineBuilder};
+pub use engine::{Engine, EngineBuilder, JournalSettings};
 pub use error::{error_chain, RuntimeError};
 pub use fleet::{Fleet, FleetConfig, ItemLimits};
 pub use lock::{TargetLock, LOCK_FILE};

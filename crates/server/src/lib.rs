@@ -25,6 +25,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -44,6 +45,11 @@ pub struct ServerConfig {
     /// Bearer token required on every endpoint but /health (env STEWARD_SERVER_TOKEN). Default none.
     #[serde(default)]
     pub token: Option<String>,
+    /// Named bearer tokens, `{name: token}`: each is accepted like `token`,
+    /// and the audit trail records its name as who asked (`http:NAME`) for
+    /// POST /execute and /rollback. Default none.
+    #[serde(default)]
+    pub tokens: std::collections::BTreeMap<String, String>,
     /// Largest request body accepted, in bytes. Default 1048576.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -75,6 +81,7 @@ impl ServerConfig {
         Ok(ServerOptions {
             listen,
             token: self.token.clone(),
+            tokens: self.tokens.iter().map(|(n, t)| (n.clone(), t.clone())).collect(),
             max_body_bytes: self.max_body_bytes,
             request_timeout: self.request_timeout,
             limits: ConnectionLimits { header_timeout: self.header_timeout, max_connections: self.max_connections },
@@ -92,6 +99,18 @@ impl ServerConfig {
                 key: "server.token".into(),
                 message: "is empty or only white space: that is no token (leave it unset for none)".into(),
             });
+        }
+        for (name, token) in &self.tokens {
+            let key = format!("server.tokens.{name}");
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+                return Err(InvalidValue { key, message: "a token's name is 1 to 64 letters, digits, - _ . or @".into() });
+            }
+            if token.trim().is_empty() {
+                return Err(InvalidValue { key, message: "is empty or only white space: that is no token".into() });
+            }
+            if self.token.as_deref() == Some(token.as_str()) || self.tokens.iter().any(|(n, t)| n != name && t == token) {
+                return Err(InvalidValue { key, message: "is the same token as another: each identity needs its own".into() });
+            }
         }
         let opts = self.options()?;
         check_exposure(&opts).map_err(|message| InvalidValue { key: "server.token".into(), message })?;
@@ -135,6 +154,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             token: None,
+            tokens: std::collections::BTreeMap::new(),
             max_body_bytes: default_max_body(),
             header_timeout: default_header_timeout(),
             request_timeout: default_request_timeout(),
@@ -150,6 +170,8 @@ pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Bearer token required on every endpoint but `/health`, when set.
     pub token: Option<String>,
+    /// Named tokens, accepted like `token`; the name is who asked.
+    pub tokens: Vec<(String, String)>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// A whole request must be done within this, or it gets 408.
@@ -163,8 +185,8 @@ pub struct ServerOptions {
 /// # Errors
 /// A message saying so.
 pub fn check_exposure(opts: &ServerOptions) -> Result<(), String> {
-    if !opts.listen.ip().is_loopback() && opts.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return Err(format!("listening on {} (not loopback) requires server.token", opts.listen));
+    if !opts.listen.ip().is_loopback() && opts.token.as_deref().is_none_or(|t| t.trim().is_empty()) && opts.tokens.is_empty() {
+        return Err(format!("listening on {} (not loopback) requires server.token (or server.tokens)", opts.listen));
     }
     Ok(())
 }
@@ -173,8 +195,14 @@ pub fn check_exposure(opts: &ServerOptions) -> Result<(), String> {
 struct App {
     control: Arc<dyn Control>,
     metrics: Arc<Metrics>,
-    token: Option<Arc<str>>,
+    /// (identity, token): `token` for the unnamed one.
+    tokens: Arc<Vec<(String, String)>>,
 }
+
+/// Who sent a request, for the audit trail: `http:NAME` by the token's
+/// name, `http:token` for the unnamed token, `http:anonymous` without one.
+#[derive(Clone)]
+struct Caller(Arc<str>);
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": {"status": status.as_u16(), "message": message.into()}}))).into_response()
@@ -193,7 +221,10 @@ fn control_error(e: ControlError) -> Response {
 
 /// The router with every endpoint.
 pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions) -> Router {
-    let app = App { control, metrics, token: opts.token.clone().filter(|t| !t.trim().is_empty()).map(Arc::from) };
+    let mut tokens: Vec<(String, String)> =
+        opts.token.iter().filter(|t| !t.trim().is_empty()).map(|t| ("token".to_owned(), t.clone())).collect();
+    tokens.extend(opts.tokens.iter().filter(|(_, t)| !t.trim().is_empty()).cloned());
+    let app = App { control, metrics, tokens: Arc::new(tokens) };
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
@@ -222,24 +253,33 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
-async fn authorize(State(app): State<App>, headers: HeaderMap, request: Request, next: Next) -> Response {
-    if let Some(token) = &app.token {
-        if request.uri().path() != "/health" {
-            // The scheme name is case-insensitive (RFC 7235).
-            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            });
-            // Compare without an early exit, so timing does not reveal a prefix.
-            let ok =
-                given.is_some_and(|g| g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
-            if !ok {
-                let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"steward\""));
-                return r;
+async fn authorize(State(app): State<App>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
+    let mut caller = "http:anonymous".to_owned();
+    if !app.tokens.is_empty() && request.uri().path() != "/health" {
+        // The scheme name is case-insensitive (RFC 7235).
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+        // Compare every token without an early exit, so timing reveals
+        // neither a prefix nor which token matched.
+        let mut matched: Option<&str> = None;
+        if let Some(g) = given {
+            for (name, token) in app.tokens.iter() {
+                let same = g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+                if same && matched.is_none() {
+                    matched = Some(name);
+                }
             }
         }
+        let Some(name) = matched else {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"steward\""));
+            return r;
+        };
+        caller = format!("http:{name}");
     }
+    request.extensions_mut().insert(Caller(Arc::from(caller)));
     next.run(request).await
 }
 
@@ -318,20 +358,27 @@ fn answer(joined: Result<Result<Value, ControlError>, tokio::task::JoinError>) -
     }
 }
 
-async fn execute(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn execute(State(app): State<App>, caller: Option<Extension<Caller>>, body: Result<Bytes, BytesRejection>) -> Response {
     if let Err(e) = body {
         return rejected(e.status(), e.body_text());
     }
     let control = app.control.clone();
-    answer(tokio::task::spawn_blocking(move || control.execute()).await)
+    let caller = caller.map_or_else(|| Arc::from("http:anonymous"), |Extension(c)| c.0);
+    answer(tokio::task::spawn_blocking(move || control.execute(&caller)).await)
 }
 
-async fn rollback(State(app): State<App>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn rollback(
+    State(app): State<App>,
+    caller: Option<Extension<Caller>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     if let Err(e) = body {
         return rejected(e.status(), e.body_text());
     }
     let control = app.control.clone();
-    answer(tokio::task::spawn_blocking(move || control.rollback(&id)).await)
+    let caller = caller.map_or_else(|| Arc::from("http:anonymous"), |Extension(c)| c.0);
+    answer(tokio::task::spawn_blocking(move || control.rollback(&id, &caller)).await)
 }
 
 async fn ingest_traces(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {

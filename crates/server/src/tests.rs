@@ -7,14 +7,17 @@ struct Fake {
     failing: AtomicBool,
     executed: AtomicUsize,
     ingested: std::sync::atomic::AtomicU64,
+    callers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Control for Fake {
-    fn execute(&self) -> Result<Value, ControlError> {
+    fn execute(&self, caller: &str) -> Result<Value, ControlError> {
         self.executed.fetch_add(1, Ordering::SeqCst);
+        self.callers.lock().unwrap().push(caller.to_owned());
         Ok(json!({"cycle_id": "c1", "executed": []}))
     }
-    fn rollback(&self, id: &str) -> Result<Value, ControlError> {
+    fn rollback(&self, id: &str, caller: &str) -> Result<Value, ControlError> {
+        self.callers.lock().unwrap().push(caller.to_owned());
         match id {
             "known" => Err(ControlError::Refused("the fleet has changed since".into())),
             _ => Err(ControlError::NotFound(format!("no decision {id}"))),
@@ -43,12 +46,21 @@ impl Control for Fake {
 
 /// Starts a server on a free loopback port; returns its address and the fake.
 fn start(token: Option<&str>) -> (SocketAddr, Arc<Fake>, tokio::runtime::Runtime) {
+    start_with(token, &[])
+}
+
+fn start_with(token: Option<&str>, named: &[(&str, &str)]) -> (SocketAddr, Arc<Fake>, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let fake =
-        Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0), ingested: std::sync::atomic::AtomicU64::new(0) });
+    let fake = Arc::new(Fake {
+        failing: AtomicBool::new(false),
+        executed: AtomicUsize::new(0),
+        ingested: std::sync::atomic::AtomicU64::new(0),
+        callers: std::sync::Mutex::new(Vec::new()),
+    });
     let opts = ServerOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: token.map(Into::into),
+        tokens: named.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect(),
         max_body_bytes: 64 * 1024,
         request_timeout: std::time::Duration::from_secs(60),
         limits: ConnectionLimits::default(),
@@ -165,6 +177,7 @@ fn exposure_needs_a_token() {
     let o = |listen: &str, token: Option<&str>| ServerOptions {
         listen: listen.parse().unwrap(),
         token: token.map(Into::into),
+        tokens: vec![],
         max_body_bytes: 1,
         request_timeout: std::time::Duration::from_secs(1),
         limits: ConnectionLimits::default(),
@@ -231,10 +244,20 @@ fn start_limited(limits: ConnectionLimits) -> (SocketAddr, Arc<std::sync::atomic
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    let fake =
-        Arc::new(Fake { failing: AtomicBool::new(false), executed: AtomicUsize::new(0), ingested: std::sync::atomic::AtomicU64::new(0) });
-    let opts =
-        ServerOptions { listen: addr, token: None, max_body_bytes: 1024, request_timeout: std::time::Duration::from_secs(60), limits };
+    let fake = Arc::new(Fake {
+        failing: AtomicBool::new(false),
+        executed: AtomicUsize::new(0),
+        ingested: std::sync::atomic::AtomicU64::new(0),
+        callers: std::sync::Mutex::new(Vec::new()),
+    });
+    let opts = ServerOptions {
+        listen: addr,
+        token: None,
+        tokens: vec![],
+        max_body_bytes: 1024,
+        request_timeout: std::time::Duration::from_secs(60),
+        limits,
+    };
     let app = router(fake, Arc::new(Metrics::new()), &opts);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     rt.spawn(serve_until(listener, app, stop.clone(), std::time::Duration::from_secs(1), limits));
@@ -287,4 +310,46 @@ fn connections_beyond_the_cap_are_closed_at_once() {
     drop(held);
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(get(addr, "/health", None).0, 200, "served again once the others left");
+}
+
+#[test]
+fn named_tokens_say_who_asked() {
+    let (addr, fake, _rt) = start_with(Some("plain-token"), &[("ops-team", "ops-secret"), ("ci", "ci-secret")]);
+    let post = |token: &str, path: &str| {
+        send(
+            addr,
+            &format!("POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            b"",
+        )
+        .0
+    };
+    assert_eq!(post("ops-secret", "/execute"), 200);
+    assert_eq!(post("plain-token", "/execute"), 200);
+    assert_eq!(post("ci-secret", "/rollback/known"), 409);
+    assert_eq!(post("ops-secre", "/execute"), 401, "a prefix of a token is no token");
+    assert_eq!(post("wrong", "/rollback/known"), 401);
+    assert_eq!(*fake.callers.lock().unwrap(), ["http:ops-team", "http:token", "http:ci"]);
+    // Without tokens, on loopback: anonymous.
+    let (addr, fake, _rt2) = start(None);
+    let (code, _) = send(addr, "POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"");
+    assert_eq!(code, 200);
+    assert_eq!(*fake.callers.lock().unwrap(), ["http:anonymous"]);
+}
+
+#[test]
+fn named_tokens_are_checked_at_load() {
+    let cfg = |tokens: &[(&str, &str)]| ServerConfig {
+        tokens: tokens.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect(),
+        ..ServerConfig::default()
+    };
+    assert!(cfg(&[("ops", "a-secret")]).validate().is_ok());
+    for (bad, needle) in
+        [(cfg(&[("ops", " ")]), "empty"), (cfg(&[("o p", "x1")]), "name"), (cfg(&[("a", "same"), ("b", "same")]), "same token")]
+    {
+        let e = bad.validate().unwrap_err();
+        assert!(e.key.starts_with("server.tokens.") && e.message.contains(needle), "{e:?}");
+    }
+    // A named token is enough to listen beyond loopback.
+    let exposed = ServerConfig { listen: "0.0.0.0:8080".into(), ..cfg(&[("ops", "a-secret")]) };
+    assert!(exposed.validate().is_ok());
 }

@@ -279,6 +279,11 @@ fn record_hash(prev: &[u8; 32], seq: u64, ts: UnixMs, actor: &str, kind: &str, p
     h.finalize().into()
 }
 
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    to_hex(&Sha256::digest(bytes))
+}
+
 /// Hex of bytes, lower case.
 pub fn to_hex(b: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";

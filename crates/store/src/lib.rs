@@ -725,6 +725,30 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(sql("reading events"))
     }
 
+    /// Retention: removes cycles older than `before` that no decision
+    /// refers to, metric samples older than `before`, and tasks that
+    /// finished (done or resolved) before it. Decisions, their cycles,
+    /// outcomes, events and the audit chain stay. Returns the rows removed.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn prune_history(&self, before: UnixMs) -> Result<u64> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql("pruning the journal"))?;
+        let mut n = tx
+            .execute(
+                "DELETE FROM cycles WHERE ts < ?1 AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.cycle_id = cycles.id)",
+                params![before],
+            )
+            .map_err(sql("pruning old cycles"))?;
+        n += tx.execute("DELETE FROM samples WHERE ts < ?1", params![before]).map_err(sql("pruning old samples"))?;
+        n += tx
+            .execute("DELETE FROM tasks WHERE state IN ('done', 'resolved') AND finished_at < ?1", params![before])
+            .map_err(sql("pruning finished tasks"))?;
+        tx.commit().map_err(sql("pruning the journal"))?;
+        Ok(n as u64)
+    }
+
     /// Runs SQLite's integrity check; `Ok(())` when it says "ok".
     ///
     /// # Errors

@@ -1,0 +1,207 @@
+//! `steward audit verify | show | pubkey | export`: the glue between the
+//! config, the journal's audit chain and the terminal.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use steward_core::time::{format_rfc3339, parse_rfc3339, UnixMs};
+use steward_store::audit::{self, AuditKey};
+use steward_store::{Journal, JOURNAL_FILE};
+
+use crate::cli::AuditAction;
+use crate::config::Config;
+use crate::error::UsageError;
+use crate::output::{outln, print_json, table};
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn now() -> UnixMs {
+    steward_runtime::now_ms()
+}
+
+/// `--since`: an RFC 3339 time, or a duration ago (`90m`, `2d`).
+fn parse_since(text: &str) -> Result<UnixMs> {
+    if let Some(t) = parse_rfc3339(text.trim()) {
+        return Ok(t);
+    }
+    match steward_core::config::duration::parse(text) {
+        Ok(d) => Ok(now().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
+        Err(_) => Err(usage(format!("--since {text:?}: an RFC 3339 time (2026-11-25T08:00:00Z) or a duration ago (90m, 2d)"))),
+    }
+}
+
+fn open_journal(state_dir: &Path) -> Result<Option<Journal>> {
+    let path = state_dir.join(JOURNAL_FILE);
+    Journal::open_existing(&path).with_context(|| format!("opening the journal {}", path.display()))
+}
+
+/// `steward audit ...`.
+///
+/// # Errors
+/// Bad flags (exit 2), or the journal or key cannot be read.
+pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
+    let state_dir = cfg.state_dir();
+    match action {
+        AuditAction::Pubkey => {
+            let path = state_dir.join(audit::KEY_FILE);
+            if !path.exists() {
+                return Err(usage(format!(
+                    "no audit key at {}: it is made by the first cycle that journals (steward execute, loop or serve)",
+                    path.display()
+                )));
+            }
+            let key = AuditKey::load(&path)?;
+            if json {
+                print_json(&json!({"public_key": key.public_hex(), "algorithm": "ed25519", "key_file": path}));
+            } else {
+                outln!("{}", key.public_hex());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Verify { from, pubkey } => verify(&state_dir, from, pubkey.as_deref(), json),
+        AuditAction::Show { since, kind, limit } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let Some(j) = open_journal(&state_dir)? else {
+                return nothing_yet(&state_dir, json);
+            };
+            let mut records = j.audit_records(since, kind.as_deref(), 0, usize::MAX)?;
+            let skip = records.len().saturating_sub(limit);
+            records.drain(..skip);
+            if json {
+                print_json(&json!({"records": records.iter().map(audit::AuditRecord::to_export).collect::<Vec<_>>()}));
+                return Ok(ExitCode::SUCCESS);
+            }
+            if records.is_empty() {
+                outln!("no audit records{}", if since.is_some() || kind.is_some() { " match" } else { " yet" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    let mut what: String = r.payload.chars().take(100).collect();
+                    if r.payload.chars().count() > 100 {
+                        what.push('…');
+                    }
+                    vec![r.seq.to_string(), format_rfc3339(r.ts), r.actor.clone(), r.kind.clone(), what]
+                })
+                .collect();
+            outln!("{}", table(&["SEQ", "TIME", "ACTOR", "KIND", "PAYLOAD"], &rows).trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Export { out, since } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let Some(j) = open_journal(&state_dir)? else {
+                return nothing_yet(&state_dir, json);
+            };
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(p)
+                        .with_context(|| format!("creating {} (an export never overwrites a file)", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let (mut after, mut n) = (0u64, 0u64);
+            // A reader that stops early (`| head`) ends the export quietly.
+            let closed = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe && out.is_none();
+            loop {
+                let page = j.audit_records(since, None, after, 10_000)?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in &page {
+                    match writeln!(sink, "{}", r.to_export()) {
+                        Ok(()) => n += 1,
+                        Err(e) if closed(&e) => return Ok(ExitCode::SUCCESS),
+                        Err(e) => return Err(anyhow::Error::new(e).context("writing the export")),
+                    }
+                }
+            }
+            match sink.flush() {
+                Err(e) if closed(&e) => return Ok(ExitCode::SUCCESS),
+                r => r.context("writing the export")?,
+            }
+            drop(sink);
+            if let Some(p) = out {
+                std::fs::File::open(&p).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", p.display()))?;
+                tracing::info!(records = n, file = %p.display(), "Audit trail exported.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn nothing_yet(state_dir: &Path, json: bool) -> Result<ExitCode> {
+    if json {
+        print_json(&json!({"records": []}));
+    } else {
+        outln!("no journal yet in {}: nothing audited", state_dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, json: bool) -> Result<ExitCode> {
+    let key = match audit::verifying_key(state_dir, pubkey) {
+        Ok(k) => k,
+        Err(e @ audit::AuditError::BadPublicKey(_)) => return Err(usage(e.to_string())),
+        Err(e) => return Err(anyhow::Error::new(e).context("the key to verify with (or give --pubkey)")),
+    };
+    let Some(j) = open_journal(state_dir)? else {
+        return Err(usage(format!("no journal in {}: nothing to verify", state_dir.display())));
+    };
+    let head_path = state_dir.join(audit::HEAD_FILE);
+    let head = audit::read_head(&head_path).map_err(|e| anyhow::anyhow!(e))?;
+    let recorded = j.audit_pubkey()?;
+    let given = audit::to_hex(key.as_bytes());
+    let started = std::time::Instant::now();
+    let result = j.verify_audit(&key, from, head.as_ref())?;
+    let secs = started.elapsed().as_secs_f64();
+    let key_note = match &recorded {
+        Some(r) if *r != given => Some(format!("the journal was first signed with key {r}, not {given}")),
+        _ => None,
+    };
+    match result {
+        Ok(v) => {
+            if json {
+                print_json(&json!({"ok": true, "verified": v, "public_key": given, "seconds": secs, "note": key_note}));
+            } else {
+                if v.records == 0 {
+                    outln!("audit chain ok: no records{}", if from.is_some() { " from there" } else { " yet" });
+                } else {
+                    outln!(
+                        "audit chain ok: {} records (seq {}..{}){}, every signature valid for key {given}; head {}",
+                        v.records,
+                        v.first_seq,
+                        v.last_seq,
+                        v.checkpoint.map(|c| format!(", from the signed checkpoint at seq {c}")).unwrap_or_default(),
+                        v.head_hash
+                    );
+                }
+                if let Some(n) = key_note {
+                    outln!("note: {n}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(b) => {
+            if json {
+                print_json(&json!({"ok": false, "first_bad_seq": b.seq, "reason": b.reason, "public_key": given, "note": key_note}));
+            } else {
+                eprintln!("audit chain broken at seq {}: {}", b.seq, b.reason);
+                if let Some(n) = key_note {
+                    eprintln!("note: {n}");
+                }
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
