@@ -20,6 +20,7 @@ pub mod expr;
 pub mod guard;
 pub mod health;
 pub mod history;
+pub mod incident;
 pub mod policy;
 pub mod predict;
 pub mod reconcile;

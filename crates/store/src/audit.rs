@@ -372,7 +372,7 @@ fn tail(conn: &Connection) -> Result<(u64, [u8; 32])> {
 }
 
 /// Appends `records` in the open transaction `conn`; returns the head.
-fn append(conn: &Connection, auditor: &Auditor, ts: UnixMs, records: &[NewRecord]) -> Result<Option<Head>> {
+pub(crate) fn append(conn: &Connection, auditor: &Auditor, ts: UnixMs, records: &[NewRecord]) -> Result<Option<Head>> {
     if records.is_empty() {
         return Ok(None);
     }
@@ -545,10 +545,15 @@ impl Journal {
             None => None,
         };
         tx.commit().map_err(sql(what))?;
+        self.audit_committed(head);
+        Ok(out)
+    }
+
+    /// After a commit that appended: the head file follows.
+    pub(crate) fn audit_committed(&self, head: Option<Head>) {
         if let (Some(head), Some(path)) = (head, self.audit.as_ref().and_then(|a| a.head.as_deref())) {
             write_head(path, &head);
         }
-        Ok(out)
     }
 
     /// Appends records on their own (a command, a config change), in one

@@ -67,7 +67,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Sql { what, source }
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
@@ -162,6 +162,41 @@ CREATE TABLE IF NOT EXISTS audit (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    occurrences INTEGER NOT NULL,
+    assessed_at INTEGER,
+    contained_at INTEGER,
+    eradicated_at INTEGER,
+    recovered_at INTEGER,
+    closed_at INTEGER,
+    acked_at INTEGER,
+    acked_by TEXT,
+    resolution TEXT,
+    assessment TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS incidents_open ON incidents(rule, target) WHERE phase != 'closed';
+CREATE TABLE IF NOT EXISTS incident_timeline (
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    ts INTEGER NOT NULL,
+    what TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_timeline_id ON incident_timeline(incident_id);
+CREATE TABLE IF NOT EXISTS incident_actions (
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    decision_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, decision_id)
+);
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -172,9 +207,11 @@ CREATE TABLE IF NOT EXISTS audit_checkpoint (
 ";
 
 pub mod audit;
+mod incidents;
 mod tasks;
 
 pub use audit::{AuditKey, AuditRecord, ChainBreak, NewRecord, Verified};
+pub use incidents::{CycleAction, Incident, LinkedAction, TimelineEntry, Transition};
 pub use tasks::{NewTask, Task, TaskCounts, TaskOutcome, TaskState};
 
 /// The journal's file name inside the state directory.

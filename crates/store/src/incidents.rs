@@ -1,0 +1,556 @@
+//! Incidents in the journal: one open incident per (rule, target), walked
+//! through `detected → assessed → contained → eradicated → recovered →
+//! closed`, every transition timestamped in its timeline (and signed into
+//! the audit chain), the automatic actions taken linked to it.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::{json, Value};
+use steward_core::incident::{IncidentConfig, Phase, Signal};
+use steward_core::time::UnixMs;
+
+use crate::audit::NewRecord;
+use crate::{sql, Journal, JournalError, Result};
+
+/// An incident as `steward incidents` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Incident {
+    /// Its id.
+    pub id: i64,
+    /// The rule that raised it.
+    pub rule: String,
+    /// What it concerns.
+    pub target: String,
+    /// 1, 2 or 3 (1 is the worst).
+    pub severity: u8,
+    /// The rule's last sentence about it.
+    pub summary: String,
+    /// Where it is.
+    pub phase: Phase,
+    /// When it was detected (Unix ms).
+    pub opened_at: UnixMs,
+    /// When its rule last held.
+    pub last_seen: UnixMs,
+    /// Cycles its rule held.
+    pub occurrences: u64,
+    /// When each phase was reached (Unix ms), by name.
+    pub phases: Vec<(Phase, UnixMs)>,
+    /// Who acknowledged it, and when.
+    pub acked: Option<(String, UnixMs)>,
+    /// How it was closed: `auto`, or `resolved by ACTOR: note`.
+    pub resolution: Option<String>,
+    /// What the cycle that detected it saw.
+    pub assessment: Value,
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// When.
+    pub ts: UnixMs,
+    /// The phase reached, or `note`, `ack`, `recurred`, `action`.
+    pub what: String,
+    /// Who (`loop`, `cli:USER`).
+    pub actor: String,
+    /// A sentence.
+    pub message: String,
+}
+
+/// An automatic action linked to an incident.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LinkedAction {
+    /// The decision.
+    pub decision_id: String,
+    /// When it was linked.
+    pub ts: UnixMs,
+    /// Its type (`scale_up`, ...).
+    pub kind: String,
+    /// Its outcome, if recorded (`executed`, `failed`, ...).
+    pub result: Option<String>,
+    /// The outcome's reason.
+    pub reason: Option<String>,
+}
+
+/// A change an observation made, for logs, alerts and metrics.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Transition {
+    /// The incident.
+    pub id: i64,
+    /// Its rule and target.
+    pub rule: String,
+    /// Its target.
+    pub target: String,
+    /// The phase it reached (or was in, for a link).
+    pub phase: Phase,
+    /// What happened, in a sentence.
+    pub message: String,
+}
+
+/// An action the cycle took, to link to the active incidents.
+#[derive(Debug, Clone)]
+pub struct CycleAction {
+    /// The decision.
+    pub decision_id: String,
+    /// A sentence (`scale_up 2 → 5: executed`).
+    pub description: String,
+}
+
+const COLUMNS: &str = "id, rule, target, severity, summary, phase, opened_at, last_seen, occurrences, assessed_at, contained_at, eradicated_at, recovered_at, closed_at, acked_at, acked_by, resolution, assessment";
+
+fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    let phase: String = r.get(5)?;
+    let at = |i: usize| r.get::<_, Option<i64>>(i);
+    let opened_at: i64 = r.get(6)?;
+    let mut phases = vec![(Phase::Detected, opened_at)];
+    for (p, i) in [(Phase::Assessed, 9), (Phase::Contained, 10), (Phase::Eradicated, 11), (Phase::Recovered, 12), (Phase::Closed, 13)] {
+        if let Some(t) = at(i)? {
+            phases.push((p, t));
+        }
+    }
+    let acked = match (at(14)?, r.get::<_, Option<String>>(15)?) {
+        (Some(t), Some(who)) => Some((who, t)),
+        _ => None,
+    };
+    let assessment: Option<String> = r.get(17)?;
+    Ok(Incident {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        target: r.get(2)?,
+        severity: u8::try_from(r.get::<_, i64>(3)?).unwrap_or(3),
+        summary: r.get(4)?,
+        phase: Phase::parse(&phase).unwrap_or(Phase::Detected),
+        opened_at,
+        last_seen: r.get(7)?,
+        occurrences: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+        phases,
+        acked,
+        resolution: r.get(16)?,
+        assessment: assessment.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or(Value::Null),
+    })
+}
+
+fn phase_column(p: Phase) -> &'static str {
+    match p {
+        Phase::Detected => "opened_at",
+        Phase::Assessed => "assessed_at",
+        Phase::Contained => "contained_at",
+        Phase::Eradicated => "eradicated_at",
+        Phase::Recovered => "recovered_at",
+        Phase::Closed => "closed_at",
+    }
+}
+
+/// Moves incident `id` to `phase` at `now`, with a timeline line; returns
+/// the audit record and the transition.
+fn enter(c: &Connection, inc: &Incident, phase: Phase, now: UnixMs, actor: &str, message: &str) -> Result<(NewRecord, Transition)> {
+    c.execute(
+        &format!("UPDATE incidents SET phase = ?2, {} = ?3 WHERE id = ?1", phase_column(phase)),
+        params![inc.id, phase.as_str(), now],
+    )
+    .map_err(sql("moving an incident"))?;
+    note(c, inc.id, now, phase.as_str(), actor, message)?;
+    Ok((
+        NewRecord {
+            actor: Some(actor.to_owned()),
+            kind: "incident".into(),
+            payload: json!({"incident": inc.id, "rule": inc.rule, "target": inc.target, "severity": inc.severity, "phase": phase, "message": message}),
+        },
+        Transition { id: inc.id, rule: inc.rule.clone(), target: inc.target.clone(), phase, message: message.to_owned() },
+    ))
+}
+
+fn note(c: &Connection, id: i64, ts: UnixMs, what: &str, actor: &str, message: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO incident_timeline (incident_id, ts, what, actor, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, ts, what, actor, message],
+    )
+    .map_err(sql("writing an incident's timeline"))?;
+    Ok(())
+}
+
+fn open_incidents(c: &Connection) -> Result<Vec<Incident>> {
+    let mut stmt = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM incidents WHERE phase != 'closed' ORDER BY id"))
+        .map_err(sql("reading incidents"))?;
+    let rows = stmt.query_map([], row_to_incident).map_err(sql("reading incidents"))?;
+    rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+}
+
+impl Journal {
+    /// One step of every incident's life, in one transaction: `signals`
+    /// (what holds this cycle, among `rules`, the rules evaluated) open or
+    /// update incidents; the active ones of `rules` whose signal is gone are
+    /// eradicated; eradicated ones recover after `recover_after`, recovered
+    /// ones close after `close_after`; `actions` are linked to every active
+    /// incident (and contain it). `assessment` is kept with a new incident.
+    ///
+    /// # Errors
+    /// The journal cannot be read or written.
+    pub fn observe_incidents(
+        &self,
+        now: UnixMs,
+        rules: &[&str],
+        signals: &[Signal],
+        assessment: &Value,
+        actions: &[CycleAction],
+        cfg: &IncidentConfig,
+    ) -> Result<Vec<Transition>> {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let mut transitions = Vec::new();
+        let mut records = Vec::new();
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql("observing incidents"))?;
+        let open = open_incidents(&tx)?;
+        let actor = "loop";
+        for s in signals {
+            let existing = open.iter().find(|i| i.rule == s.rule && i.target == s.target);
+            let inc = match existing {
+                Some(i) => {
+                    tx.execute(
+                        "UPDATE incidents SET last_seen = ?2, occurrences = occurrences + 1, summary = ?3, severity = MIN(severity, ?4) WHERE id = ?1",
+                        params![i.id, now, s.summary, s.severity],
+                    )
+                    .map_err(sql("updating an incident"))?;
+                    if !i.phase.is_active() {
+                        // It came back before closing: the same incident, active again.
+                        let (r, t) = enter(&tx, i, Phase::Assessed, now, actor, &format!("recurred: {}", s.summary))?;
+                        tx.execute("UPDATE incidents SET eradicated_at = NULL, recovered_at = NULL WHERE id = ?1", params![i.id])
+                            .map_err(sql("reopening an incident"))?;
+                        records.push(r);
+                        transitions.push(t);
+                    }
+                    i.clone()
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO incidents (rule, target, severity, summary, phase, opened_at, last_seen, occurrences, assessment)
+                         VALUES (?1, ?2, ?3, ?4, 'detected', ?5, ?5, 1, ?6)",
+                        params![s.rule, s.target, s.severity, s.summary, now, assessment.to_string()],
+                    )
+                    .map_err(sql("opening an incident"))?;
+                    let id = tx.last_insert_rowid();
+                    let inc = Incident {
+                        id,
+                        rule: s.rule.to_owned(),
+                        target: s.target.clone(),
+                        severity: s.severity,
+                        summary: s.summary.clone(),
+                        phase: Phase::Detected,
+                        opened_at: now,
+                        last_seen: now,
+                        occurrences: 1,
+                        phases: vec![(Phase::Detected, now)],
+                        acked: None,
+                        resolution: None,
+                        assessment: assessment.clone(),
+                    };
+                    note(&tx, id, now, "detected", actor, &s.summary)?;
+                    records.push(NewRecord {
+                        actor: Some(actor.into()),
+                        kind: "incident".into(),
+                        payload: json!({"incident": id, "rule": s.rule, "target": s.target, "severity": s.severity, "phase": "detected", "message": s.summary}),
+                    });
+                    transitions.push(Transition {
+                        id,
+                        rule: inc.rule.clone(),
+                        target: inc.target.clone(),
+                        phase: Phase::Detected,
+                        message: s.summary.clone(),
+                    });
+                    // Assessed in the same cycle: what it saw is kept with it.
+                    let seen = assessment_sentence(assessment);
+                    let (r, t) = enter(&tx, &inc, Phase::Assessed, now, actor, &seen)?;
+                    records.push(r);
+                    transitions.push(t);
+                    inc
+                }
+            };
+            // The actions of this cycle are taken against it.
+            for a in actions {
+                let linked = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO incident_actions (incident_id, decision_id, ts) VALUES (?1, ?2, ?3)",
+                        params![inc.id, a.decision_id, now],
+                    )
+                    .map_err(sql("linking an action to an incident"))?;
+                if linked > 0 {
+                    note(&tx, inc.id, now, "action", actor, &a.description)?;
+                }
+            }
+            let phase_now: String = tx
+                .query_row("SELECT phase FROM incidents WHERE id = ?1", params![inc.id], |r| r.get(0))
+                .map_err(sql("reading an incident"))?;
+            if !actions.is_empty() && Phase::parse(&phase_now).is_some_and(|p| p < Phase::Contained) {
+                let what: Vec<&str> = actions.iter().map(|a| a.description.as_str()).collect();
+                let (r, t) = enter(&tx, &inc, Phase::Contained, now, actor, &format!("contained: {}", what.join("; ")))?;
+                records.push(r);
+                transitions.push(t);
+            }
+        }
+        for inc in &open {
+            if !rules.contains(&inc.rule.as_str()) || signals.iter().any(|s| s.rule == inc.rule && s.target == inc.target) {
+                continue;
+            }
+            let since = |p: Phase| inc.phases.iter().rev().find(|(q, _)| *q == p).map(|(_, t)| *t);
+            let next = match inc.phase {
+                p if p.is_active() => Some((Phase::Eradicated, format!("eradicated: {} no longer holds", inc.rule))),
+                Phase::Eradicated if since(Phase::Eradicated).is_some_and(|t| now - t >= ms(cfg.recover_after)) => {
+                    Some((Phase::Recovered, format!("recovered: clear for {} s", ms(cfg.recover_after) / 1000)))
+                }
+                Phase::Recovered if since(Phase::Recovered).is_some_and(|t| now - t >= ms(cfg.close_after)) => {
+                    Some((Phase::Closed, format!("closed: recovered {} s ago and not back", ms(cfg.close_after) / 1000)))
+                }
+                _ => None,
+            };
+            if let Some((phase, message)) = next {
+                let (r, t) = enter(&tx, inc, phase, now, actor, &message)?;
+                if phase == Phase::Closed {
+                    tx.execute("UPDATE incidents SET resolution = 'auto' WHERE id = ?1", params![inc.id])
+                        .map_err(sql("closing an incident"))?;
+                }
+                records.push(r);
+                transitions.push(t);
+            }
+        }
+        // The audit records join the same transaction.
+        let head = match &self.audit {
+            Some(a) => crate::audit::append(&tx, a, now, &records)?,
+            None => None,
+        };
+        tx.commit().map_err(sql("observing incidents"))?;
+        self.audit_committed(head);
+        Ok(transitions)
+    }
+
+    /// Incidents, newest first: only open ones (not closed) unless `all`.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn incidents(&self, all: bool, limit: usize) -> Result<Vec<Incident>> {
+        if !self.has_table("incidents")? {
+            return Ok(Vec::new());
+        }
+        let q = format!("SELECT {COLUMNS} FROM incidents {} ORDER BY id DESC LIMIT ?1", if all { "" } else { "WHERE phase != 'closed'" });
+        let mut stmt = self.conn.prepare(&q).map_err(sql("reading incidents"))?;
+        let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], row_to_incident).map_err(sql("reading incidents"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+    }
+
+    /// One incident with its timeline and linked actions.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn incident(&self, id: i64) -> Result<Option<(Incident, Vec<TimelineEntry>, Vec<LinkedAction>)>> {
+        if !self.has_table("incidents")? {
+            return Ok(None);
+        }
+        let Some(inc) = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"), params![id], row_to_incident)
+            .optional()
+            .map_err(sql("reading an incident"))?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ts, what, actor, message FROM incident_timeline WHERE incident_id = ?1 ORDER BY ts, rowid")
+            .map_err(sql("reading a timeline"))?;
+        let timeline = stmt
+            .query_map(params![id], |r| Ok(TimelineEntry { ts: r.get(0)?, what: r.get(1)?, actor: r.get(2)?, message: r.get(3)? }))
+            .map_err(sql("reading a timeline"))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(sql("reading a timeline"))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.decision_id, a.ts, d.type, o.result, o.reason FROM incident_actions a
+                 LEFT JOIN decisions d ON d.id = a.decision_id LEFT JOIN outcomes o ON o.decision_id = a.decision_id
+                 WHERE a.incident_id = ?1 ORDER BY a.ts, a.decision_id",
+            )
+            .map_err(sql("reading an incident's actions"))?;
+        let actions = stmt
+            .query_map(params![id], |r| {
+                Ok(LinkedAction {
+                    decision_id: r.get(0)?,
+                    ts: r.get(1)?,
+                    kind: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    result: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })
+            .map_err(sql("reading an incident's actions"))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(sql("reading an incident's actions"))?;
+        Ok(Some((inc, timeline, actions)))
+    }
+
+    /// Acknowledges an open incident: someone is on it. Returns false when
+    /// it is closed or unknown.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn ack_incident(&self, id: i64, actor: &str, now: UnixMs) -> Result<bool> {
+        self.manual(
+            id,
+            actor,
+            now,
+            "ack",
+            |c| {
+                c.execute("UPDATE incidents SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND phase != 'closed'", params![id, now, actor])
+                    .map_err(sql("acknowledging an incident"))
+            },
+            "acknowledged",
+        )
+    }
+
+    /// Closes an incident by hand, with a note. Returns false when it is
+    /// closed already or unknown. If its rule still holds, the next cycle
+    /// opens a new one.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn resolve_incident(&self, id: i64, actor: &str, now: UnixMs, note_text: &str) -> Result<bool> {
+        let resolution = if note_text.is_empty() { format!("resolved by {actor}") } else { format!("resolved by {actor}: {note_text}") };
+        let r2 = resolution.clone();
+        self.manual(
+            id,
+            actor,
+            now,
+            "closed",
+            move |c| {
+                c.execute(
+                    "UPDATE incidents SET phase = 'closed', closed_at = ?2, resolution = ?3 WHERE id = ?1 AND phase != 'closed'",
+                    params![id, now, r2],
+                )
+                .map_err(sql("resolving an incident"))
+            },
+            &resolution,
+        )
+    }
+
+    fn manual(
+        &self,
+        id: i64,
+        actor: &str,
+        now: UnixMs,
+        what: &str,
+        change: impl FnOnce(&Connection) -> Result<usize>,
+        message: &str,
+    ) -> Result<bool> {
+        if !self.has_table("incidents")? {
+            return Ok(false);
+        }
+        let record = || {
+            vec![NewRecord {
+                actor: Some(actor.to_owned()),
+                kind: "incident".into(),
+                payload: json!({"incident": id, "what": what, "message": message}),
+            }]
+        };
+        self.write_with_audit("changing an incident", now, record, |c| {
+            let n = change(c)?;
+            if n == 0 {
+                // Nothing changed: no timeline line, and the transaction's
+                // audit record is rolled back with this error.
+                return Err(JournalError::Corrupt { id: format!("incident {id}"), message: NOTHING.into() });
+            }
+            note(c, id, now, what, actor, message)?;
+            Ok(())
+        })
+        .map(|()| true)
+        .or_else(|e| match e {
+            JournalError::Corrupt { message, .. } if message == NOTHING => Ok(false),
+            e => Err(e),
+        })
+    }
+
+    /// Open incidents (not closed) by severity 1, 2, 3.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn open_incident_counts(&self) -> Result<[u64; 3]> {
+        let mut out = [0u64; 3];
+        if !self.has_table("incidents")? {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT severity, COUNT(*) FROM incidents WHERE phase != 'closed' GROUP BY severity")
+            .map_err(sql("counting incidents"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(sql("counting incidents"))?;
+        for row in rows {
+            let (sev, n) = row.map_err(sql("counting incidents"))?;
+            if let Some(slot) = usize::try_from(sev - 1).ok().and_then(|i| out.get_mut(i)) {
+                *slot = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Since when health has been below healthy, if it is now: the first
+    /// cycle after the last healthy (or optimal) one.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn unhealthy_since(&self) -> Result<Option<UnixMs>> {
+        self.conn
+            .query_row(
+                "SELECT MIN(ts) FROM cycles WHERE dry_run = 0 AND ts > COALESCE((SELECT MAX(ts) FROM cycles WHERE dry_run = 0 AND health_state IN ('healthy', 'optimal')), -1)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("reading health history"))
+    }
+
+    /// Health score, queue and agents of the cycles from `from` to `to`:
+    /// (ts, score, state, queue, agents), for a post-incident report.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn cycle_metrics(&self, from: UnixMs, to: UnixMs) -> Result<Vec<(UnixMs, f64, String, u64, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ts, health_score, health_state, work_queue_size, active_agents FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 ORDER BY ts")
+            .map_err(sql("reading cycles"))?;
+        let rows = stmt
+            .query_map(params![from, to], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                ))
+            })
+            .map_err(sql("reading cycles"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
+    }
+
+    pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", params![name], |r| r.get::<_, i64>(0))
+            .map_err(sql("reading the schema"))?
+            > 0)
+    }
+}
+
+const NOTHING: &str = "nothing to change";
+
+/// What the detecting cycle saw, in a sentence.
+fn assessment_sentence(a: &Value) -> String {
+    let m = &a["metrics"];
+    if m.is_null() {
+        return "assessed".into();
+    }
+    format!(
+        "assessed: health {} ({:.2}), queue {}, {} in flight, {} active agents, {} failed",
+        m["health_state"].as_str().unwrap_or("?"),
+        m["health_score"].as_f64().unwrap_or(0.0),
+        m["work_queue_size"],
+        m["in_flight"],
+        m["active_agents"],
+        m["failed"]
+    )
+}
