@@ -71,6 +71,32 @@ pub struct LinkedAction {
     pub reason: Option<String>,
 }
 
+/// An incident with its timeline and the actions linked to it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentDetail {
+    /// The incident.
+    pub incident: Incident,
+    /// What happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// The automatic actions taken against it.
+    pub actions: Vec<LinkedAction>,
+}
+
+/// One cycle's health, queue and agents, for a post-incident report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CycleMetric {
+    /// When.
+    pub ts: UnixMs,
+    /// Health score.
+    pub score: f64,
+    /// Health state.
+    pub state: String,
+    /// Work items waiting.
+    pub queue: u64,
+    /// Active agents.
+    pub agents: u64,
+}
+
 /// A change an observation made, for logs, alerts and metrics.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Transition {
@@ -340,7 +366,7 @@ impl Journal {
     ///
     /// # Errors
     /// A read failed.
-    pub fn incident(&self, id: i64) -> Result<Option<(Incident, Vec<TimelineEntry>, Vec<LinkedAction>)>> {
+    pub fn incident(&self, id: i64) -> Result<Option<IncidentDetail>> {
         if !self.has_table("incidents")? {
             return Ok(None);
         }
@@ -382,7 +408,7 @@ impl Journal {
             .map_err(sql("reading an incident's actions"))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(sql("reading an incident's actions"))?;
-        Ok(Some((inc, timeline, actions)))
+        Ok(Some(IncidentDetail { incident: inc, timeline, actions }))
     }
 
     /// Acknowledges an open incident: someone is on it. Returns false when
@@ -503,12 +529,12 @@ impl Journal {
             .map_err(sql("reading health history"))
     }
 
-    /// Health score, queue and agents of the cycles from `from` to `to`:
-    /// (ts, score, state, queue, agents), for a post-incident report.
+    /// Health score, queue and agents of the cycles from `from` to `to`,
+    /// for a post-incident report.
     ///
     /// # Errors
     /// A read failed.
-    pub fn cycle_metrics(&self, from: UnixMs, to: UnixMs) -> Result<Vec<(UnixMs, f64, String, u64, u64)>> {
+    pub fn cycle_metrics(&self, from: UnixMs, to: UnixMs) -> Result<Vec<CycleMetric>> {
         let mut stmt = self
             .conn
             .prepare("SELECT ts, health_score, health_state, work_queue_size, active_agents FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 ORDER BY ts")

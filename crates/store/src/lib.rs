@@ -211,7 +211,7 @@ mod incidents;
 mod tasks;
 
 pub use audit::{AuditKey, AuditRecord, ChainBreak, NewRecord, Verified};
-pub use incidents::{CycleAction, Incident, LinkedAction, TimelineEntry, Transition};
+pub use incidents::{CycleAction, CycleMetric, Incident, IncidentDetail, LinkedAction, TimelineEntry, Transition};
 pub use tasks::{NewTask, Task, TaskCounts, TaskOutcome, TaskState};
 
 /// The journal's file name inside the state directory.

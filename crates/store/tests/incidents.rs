@@ -47,7 +47,7 @@ fn an_incident_walks_its_lifecycle_once() {
     assert_eq!(j.observe_incidents(8000 + 2 * MIN, &RULES, &[], &seen, &[], &cfg).unwrap()[0].phase, Phase::Recovered);
     assert!(j.observe_incidents(8000 + 5 * MIN, &RULES, &[], &seen, &[], &cfg).unwrap().is_empty());
     assert_eq!(j.observe_incidents(8000 + 12 * MIN, &RULES, &[], &seen, &[], &cfg).unwrap()[0].phase, Phase::Closed);
-    let (inc, timeline, actions) = j.incident(id).unwrap().unwrap();
+    let steward_store::IncidentDetail { incident: inc, timeline, actions } = j.incident(id).unwrap().unwrap();
     assert_eq!(inc.phase, Phase::Closed);
     assert_eq!(inc.resolution.as_deref(), Some("auto"));
     assert_eq!(inc.phases.iter().map(|(p, _)| *p).collect::<Vec<_>>(), Phase::ALL);
@@ -100,7 +100,7 @@ fn ack_and_resolve_by_hand() {
     assert!(j.resolve_incident(id, "cli:alice", 20, "restarted the database").unwrap());
     assert!(!j.resolve_incident(id, "cli:alice", 30, "").unwrap(), "closed already");
     assert!(!j.ack_incident(999, "cli:alice", 30).unwrap(), "unknown");
-    let (inc, timeline, _) = j.incident(id).unwrap().unwrap();
+    let steward_store::IncidentDetail { incident: inc, timeline, .. } = j.incident(id).unwrap().unwrap();
     assert_eq!(inc.phase, Phase::Closed);
     assert_eq!(inc.resolution.as_deref(), Some("resolved by cli:alice: restarted the database"));
     assert_eq!(timeline.last().unwrap().actor, "cli:alice");
