@@ -541,13 +541,13 @@ impl Journal {
             .map_err(sql("reading cycles"))?;
         let rows = stmt
             .query_map(params![from, to], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-                ))
+                Ok(CycleMetric {
+                    ts: r.get(0)?,
+                    score: r.get(1)?,
+                    state: r.get(2)?,
+                    queue: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    agents: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                })
             })
             .map_err(sql("reading cycles"))?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
