@@ -37,7 +37,7 @@ fn an_incident_walks_its_lifecycle_once() {
     assert_eq!(j.incidents(false, 10).unwrap()[0].occurrences, 5);
     // An action is taken: linked, contained.
     let act = CycleAction { decision_id: "c6-01".into(), description: "scale_up 0 → 4: executed".into() };
-    let t = j.observe_incidents(6000, &RULES, &[critical()], &seen, &[act.clone()], &cfg).unwrap();
+    let t = j.observe_incidents(6000, &RULES, &[critical()], &seen, std::slice::from_ref(&act), &cfg).unwrap();
     assert_eq!(t[0].phase, Phase::Contained);
     assert!(j.observe_incidents(7000, &RULES, &[critical()], &seen, &[act], &cfg).unwrap().is_empty(), "linked once");
     // The condition goes: eradicated, then recovered, then closed.
