@@ -274,6 +274,18 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Incidents: list, show a post-incident report, acknowledge, resolve
+    ///
+    /// Raised by rules over each cycle: health critical (severity 1),
+    /// degraded for incidents.degraded_for (2), a circuit breaker open, a
+    /// dead-lettered task or a failing daemon component (3). One open
+    /// incident per rule and target; each walks detected → assessed →
+    /// contained → eradicated → recovered → closed, and is sent to the
+    /// notify: section's Alertmanager and webhooks.
+    Incidents {
+        #[command(subcommand)]
+        action: Option<IncidentsAction>,
+    },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(PredictionCommand),
@@ -321,6 +333,38 @@ pub enum TasksAction {
         /// Every dead-lettered task
         #[arg(long, conflicts_with = "id")]
         all_dead: bool,
+    },
+}
+
+/// `steward incidents` actions.
+#[derive(Debug, Subcommand)]
+pub enum IncidentsAction {
+    /// Open incidents (newest first); --all for closed ones too
+    List {
+        /// Closed incidents too
+        #[arg(long)]
+        all: bool,
+        /// At most this many
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
+    /// A post-incident report in Markdown: timeline, metrics, actions, outcome
+    Show {
+        /// The incident's id (from `steward incidents list`)
+        id: i64,
+    },
+    /// Acknowledge: someone is on it (recorded with who, in the audit trail)
+    Ack {
+        /// The incident's id
+        id: i64,
+    },
+    /// Close it by hand; if its condition still holds, the next cycle opens a new one
+    Resolve {
+        /// The incident's id
+        id: i64,
+        /// What was done, for the report
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
     },
 }
 

@@ -45,6 +45,7 @@ pub fn name(c: &Command) -> &'static str {
         Command::Orchestrate { .. } => "orchestrate",
         Command::Tasks { .. } => "tasks",
         Command::Audit { .. } => "audit",
+        Command::Incidents { .. } => "incidents",
     }
 }
 
@@ -191,6 +192,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Orchestrate { dry_run } => crate::reconcile::orchestrate(&cfg, dry_run, json),
         Command::Tasks { action, state, limit } => crate::reconcile::tasks(&cfg, action, state.as_deref(), limit, json),
         Command::Audit { action } => crate::audit::run(&cfg, action, json),
+        Command::Incidents { action } => crate::incidents::run(&cfg, action, json),
     }
 }
 

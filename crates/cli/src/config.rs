@@ -59,6 +59,12 @@ pub struct Config {
     /// The journal's audit chain and retention.
     #[serde(default)]
     pub journal: JournalConfig,
+    /// Incident rules and lifecycle timing.
+    #[serde(default)]
+    pub incidents: steward_core::incident::IncidentConfig,
+    /// Where incidents are sent: Alertmanager and webhooks.
+    #[serde(default)]
+    pub notify: steward_runtime::notify::NotifyConfig,
     /// The data lake reconciliation reads.
     #[serde(default)]
     pub inventory: InventoryConfig,
@@ -205,6 +211,7 @@ impl Config {
         self.predict.validate()?;
         self.cost.validate()?;
         self.server.validate()?;
+        self.notify.validate()?;
         let hour = std::time::Duration::from_secs(3600);
         if self.journal.retain < hour {
             return Err(InvalidValue {

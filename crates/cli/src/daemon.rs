@@ -97,14 +97,19 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let metrics = Arc::new(Metrics::new());
     let interval = cfg.auto.interval;
     let observed = metrics.clone();
+    let counted = engine.clone();
     let observer = Box::new(move |r: &steward_runtime::CycleReport| {
         observed.observe_cycle(&r.metrics, &r.decision_results(), r.duration_ms as f64 / 1000.0);
+        observed.observe_incidents(counted.open_incidents());
     });
     let mut control = EngineControl::new(engine.clone(), lock.clone(), interval, observer);
     let service = if cfg.datasets.is_empty() {
         None
     } else {
         let (service, extras) = start_reconciliation(cfg, &stop, &metrics)?;
+        // A failing reconciler, orchestrator or inventory raises an incident.
+        let board = Arc::clone(&service.board);
+        engine.desk().watch(Box::new(move || board.components()));
         control = control.with_extras(extras);
         Some(service)
     };

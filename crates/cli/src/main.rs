@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod demo;
 mod error;
+mod incidents;
 mod output;
 mod plot;
 mod predict;

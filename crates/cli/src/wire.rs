@@ -33,7 +33,11 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
         // The journal records which directory it belongs to, by its real path.
         .owner(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()).display().to_string())
         .telemetry_window(cfg.coordination.telemetry_window)
-        .journal_settings(cfg.journal.settings(actor));
+        .journal_settings(cfg.journal.settings(actor))
+        .incidents(
+            steward_runtime::incidents::Desk::from_config(cfg.incidents.clone(), &cfg.notify)
+                .map_err(|e| RuntimeError::BadSetting(format!("{}: {}", e.key, e.message)))?,
+        );
     builder = if cfg.fleet.is_supervisor() {
         // Built on first use, so commands that only look never start or
         // adopt workers; the loop's first tick adopts them.

@@ -198,6 +198,9 @@ impl Control for EngineControl {
             c("orchestrator", "idle", "no datasets configured".into()),
             c("inventory", "idle", "no inventory configured".into()),
         ];
+        if let Some(n) = self.engine.desk().health() {
+            out.push(n);
+        }
         if let Some(x) = &self.extras {
             for comp in (x.components)() {
                 match out.iter_mut().find(|o| o.name == comp.name) {

@@ -31,6 +31,7 @@ use steward_store::{CycleStart, DecisionEntry, Journal, VerdictRecord, JOURNAL_F
 use crate::clock::{cycle_id, now_ms};
 use crate::error::{error_chain, RuntimeError};
 use crate::fleet::{unhandled, Fleet};
+use crate::incidents::Desk;
 use crate::lock::TargetLock;
 use crate::otel::Exporter;
 use crate::report::{CycleReport, Executed, Failed, RunOptions, Skipped};
@@ -78,6 +79,8 @@ pub struct Engine {
     journal_settings: JournalSettings,
     /// When retention last ran.
     last_prune: Mutex<Option<UnixMs>>,
+    /// Incidents and their notifications.
+    desk: Desk,
 }
 
 /// How the journal keeps its records (the config's `journal:` section).
@@ -120,9 +123,18 @@ pub struct EngineBuilder {
     telemetry_window: Duration,
     exporter: Option<Exporter>,
     journal_settings: JournalSettings,
+    desk: Desk,
 }
 
 impl EngineBuilder {
+    /// Incident rules and notifications (default: the spec's rules, no
+    /// notifications).
+    #[must_use]
+    pub fn incidents(mut self, desk: Desk) -> Self {
+        self.desk = desk;
+        self
+    }
+
     /// The audit chain and retention (default: audit on as `loop`, 30 days).
     #[must_use]
     pub fn journal_settings(mut self, settings: JournalSettings) -> Self {
@@ -253,6 +265,7 @@ impl EngineBuilder {
             last_score: Mutex::new(None),
             journal_settings: self.journal_settings,
             last_prune: Mutex::new(None),
+            desk: self.desk,
             cfg: self.cfg,
         })
     }
@@ -280,6 +293,20 @@ impl Engine {
             telemetry_window: Duration::from_secs(900),
             exporter: None,
             journal_settings: JournalSettings::default(),
+            desk: Desk::default(),
+        }
+    }
+
+    /// The incident desk (the daemon adds its component watch to it).
+    pub fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
+    /// Open incidents by severity 1, 2, 3 (zeros when there is no journal).
+    pub fn open_incidents(&self) -> [u64; 3] {
+        match self.existing_journal() {
+            Ok(Some(j)) => Desk::open_counts(&j),
+            _ => [0; 3],
         }
     }
 
@@ -760,6 +787,7 @@ impl Engine {
         }
         journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;
         if !dry_run {
+            self.desk.after_cycle(journal, &self.target, &report, &guarded, now_ms());
             self.retain(journal, now);
         }
         tracing::info!(

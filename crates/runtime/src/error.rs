@@ -48,6 +48,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A setting the engine was built with is invalid (`key: why`).
+    #[error("{0}")]
+    BadSetting(String),
     /// The audit key could not be read or created.
     #[error(transparent)]
     Audit(#[from] steward_store::audit::AuditError),
@@ -103,7 +106,13 @@ impl RuntimeError {
     /// decision, a target of the wrong kind), not in the system: the CLI
     /// exits 2 for it.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::UnknownDecision { .. } | Self::ForeignJournal { .. } | Self::Source(SourceError::NotADirectory { .. }))
+        matches!(
+            self,
+            Self::UnknownDecision { .. }
+                | Self::ForeignJournal { .. }
+                | Self::BadSetting(_)
+                | Self::Source(SourceError::NotADirectory { .. })
+        )
     }
 
     /// A journal error with what was being done.

@@ -125,6 +125,13 @@ impl Metrics {
         }
     }
 
+    /// Records open incidents by severity 1, 2, 3.
+    pub fn observe_incidents(&self, open: [u64; 3]) {
+        for (i, n) in open.iter().enumerate() {
+            self.incidents_open.get_or_create(&SeverityLabel { severity: (i + 1).to_string() }).set(as_i64(*n));
+        }
+    }
+
     /// Records a reconciliation: each dataset's coverage and open gaps.
     pub fn observe_coverage(&self, datasets: &[(String, f64, u64)]) {
         for (name, ratio, gaps) in datasets {

@@ -553,6 +553,24 @@ impl Journal {
         rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
     }
 
+    /// Datasets with dead-lettered tasks, and how many each.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn dead_tasks_by_dataset(&self) -> Result<Vec<(String, u64)>> {
+        if !self.has_table("tasks")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dataset, COUNT(*) FROM tasks WHERE state = 'dead' GROUP BY dataset ORDER BY dataset")
+            .map_err(sql("counting dead tasks"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0))))
+            .map_err(sql("counting dead tasks"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("counting dead tasks"))
+    }
+
     pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
         Ok(self
             .conn
