@@ -93,3 +93,15 @@ pub fn kill_fleet(state_dir: &std::path::Path) {
         }
     }
 }
+
+/// `GET path` from a daemon on loopback `port` (HTTP/1.0: never chunked);
+/// the body, or empty when it does not answer.
+pub fn get_text(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
