@@ -91,7 +91,9 @@ pub fn create(layout: &Layout, out: &Path) -> Result<Created, BackupError> {
     let written = (|| {
         let mut writer = ArchiveWriter::new(file, &tmp);
         if let Some(copy) = &journal_copy {
-            writer.append_file(&format!("state/{JOURNAL_NAME}"), copy, 0o600)?;
+            // The live journal's mode, not the copy's.
+            let mode = fs::metadata(&layout.journal).map_or(0o600, |m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+            writer.append_file(&format!("state/{JOURNAL_NAME}"), copy, mode)?;
         }
         for (rel, bytes, mode) in &state_files {
             writer.append_bytes(&format!("state/{rel}"), bytes, *mode)?;
