@@ -286,6 +286,17 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<IncidentsAction>,
     },
+    /// Back up, verify or restore steward: journal, state files, config, coordination directory
+    ///
+    /// One tar archive with a MANIFEST.json of every file's size and SHA-256.
+    /// `create` copies the journal online (the daemon may run); `verify` checks
+    /// every file, the journal's integrity and its audit chain; `restore`
+    /// refuses while the daemon runs, verifies first, and keeps what it
+    /// replaces in <state-dir>/pre-restore/<time>/. See docs/backup.md.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
     /// Forecasts, anomaly detection, failure prediction, tuning and cost.
     #[command(flatten)]
     Prediction(PredictionCommand),
@@ -365,6 +376,29 @@ pub enum IncidentsAction {
         /// What was done, for the report
         #[arg(long, value_name = "TEXT")]
         note: Option<String>,
+    },
+}
+
+/// `steward backup` actions.
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Write an archive: the journal (copied online), the state files, the config, the coordination directory
+    Create {
+        /// The archive to write; an existing file is never replaced [default: <state-dir>/backups/steward-backup-<UTC time>.tar]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check an archive: every file against the manifest, the journal's integrity and audit chain (exit 2 if bad)
+    Verify {
+        /// The archive
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Put an archive in place (refused while the daemon runs); what it replaces is kept aside
+    Restore {
+        /// The archive
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 

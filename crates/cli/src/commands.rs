@@ -45,6 +45,7 @@ pub fn name(c: &Command) -> &'static str {
         Command::Orchestrate { .. } => "orchestrate",
         Command::Tasks { .. } => "tasks",
         Command::Audit { .. } => "audit",
+        Command::Backup { .. } => "backup",
         Command::Incidents { .. } => "incidents",
     }
 }
@@ -192,6 +193,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Orchestrate { dry_run } => crate::reconcile::orchestrate(&cfg, dry_run, json),
         Command::Tasks { action, state, limit } => crate::reconcile::tasks(&cfg, action, state.as_deref(), limit, json),
         Command::Audit { action } => crate::audit::run(&cfg, action, json),
+        Command::Backup { action } => crate::backup::run(&cfg, cli_global.config.as_deref(), action, json),
         Command::Incidents { action } => crate::incidents::run(&cfg, action, json),
     }
 }

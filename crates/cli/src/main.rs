@@ -3,6 +3,7 @@
 //! 1 failure, 2 bad usage or bad input).
 
 mod audit;
+mod backup;
 mod cli;
 mod commands;
 mod config;
