@@ -13,10 +13,14 @@ use steward_core::incident::{self, alert_name, IncidentConfig, Observed, Phase};
 use steward_core::time::UnixMs;
 use steward_store::{CycleAction, Journal, Transition};
 
-use crate::engine::lock_ignoring_poison;
 use crate::error::error_chain;
 use crate::notify::{Alert, Notifier, NotifyConfig};
 use crate::report::CycleReport;
+
+/// A poisoned lock still holds usable state here (counters, a notifier).
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Reports the daemon's other components (the reconciler, ...), so a
 /// failing one raises an incident.

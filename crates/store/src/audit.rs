@@ -464,40 +464,114 @@ pub struct Verified {
 
 /// Signatures checked together (a failing batch is re-checked one by one
 /// to name the first bad record).
-const SIG_BATCH: usize = 1024;
-/// Records read before their signatures are checked (bounded memory).
+const SIG_BATCH: usize = 4096;
+/// Records read before their hashes and signatures are checked (bounded memory).
 const WINDOW: usize = 64 * 1024;
 
-/// A record's seq, hash and signature, waiting to be checked.
-type Signed = (u64, [u8; 32], [u8; 64]);
+/// A record read, its links checked, waiting for its own hash and
+/// signature to be checked.
+struct Stored {
+    seq: u64,
+    prev: [u8; 32],
+    hash: [u8; 32],
+    sig: [u8; 64],
+    /// The canonical record its hash covers (after `prev`).
+    body: String,
+}
 
-fn first_bad_signature(key: &VerifyingKey, items: &[Signed]) -> Option<u64> {
+/// Whether every signature in `items` verifies against the one `key`, in
+/// one batch: with fresh random 128-bit weights z_i,
+/// `[8](-(Σ z_i s_i) B + Σ z_i R_i + (Σ z_i k_i) A) = 0`, where
+/// `k_i = SHA-512(R_i || A || hash_i) mod l` (RFC 8032's equation, summed).
+/// A false answer is re-checked one by one with ed25519-dalek's
+/// `verify_strict`, which names the bad record; this only decides that a
+/// batch is good. Non-canonical `s` or an `R` off the curve fails it.
+fn same_key_batch(key: &VerifyingKey, items: &[Stored], seed: &[u8; 32]) -> bool {
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+    use sha2::Sha512;
+    let a_bytes = key.to_bytes();
+    let a = key.to_edwards();
+    let mut scalars: Vec<Scalar> = Vec::with_capacity(items.len() + 2);
+    let mut points: Vec<EdwardsPoint> = Vec::with_capacity(items.len() + 2);
+    let (mut sum_zs, mut sum_zk) = (Scalar::ZERO, Scalar::ZERO);
+    for (i, r) in items.iter().enumerate() {
+        let (r_bytes, s_bytes) = r.sig.split_at(32);
+        let (Ok(r_arr), Ok(s_arr)) = (<[u8; 32]>::try_from(r_bytes), <[u8; 32]>::try_from(s_bytes)) else { return false };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_arr)) else { return false };
+        let Some(big_r) = CompressedEdwardsY(r_arr).decompress() else { return false };
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new().chain_update(r_arr).chain_update(a_bytes).chain_update(r.hash).finalize().into(),
+        );
+        // z_i: 128 random bits from the run's seed (unknown to whoever wrote the journal).
+        let mut zb = [0u8; 32];
+        zb[..16].copy_from_slice(&Sha512::new().chain_update(seed).chain_update((i as u64).to_le_bytes()).finalize()[..16]);
+        let z = Scalar::from_bytes_mod_order(zb);
+        sum_zs += z * s;
+        sum_zk += z * k;
+        scalars.push(z);
+        points.push(big_r);
+    }
+    scalars.push(-sum_zs);
+    points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
+    scalars.push(sum_zk);
+    points.push(a);
+    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).mul_by_cofactor().is_identity()
+}
+
+/// Checks each record's hash against its content and its signature
+/// against `key`, on every core; the first bad record, if any.
+fn first_bad(key: &VerifyingKey, items: &[Stored]) -> Option<ChainBreak> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
-    let chunks: Vec<&[Signed]> = items.chunks(SIG_BATCH).collect();
-    let per = chunks.len().div_ceil(threads).max(1);
-    let bad: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
+    let per = items.len().div_ceil(threads).max(1);
+    let mut seed = [0u8; 32];
+    if getrandom::getrandom(&mut seed).is_err() {
+        // No randomness: every signature checked on its own (slower, as sound).
+        seed = [0; 32];
+    }
+    let batch_ok = |c: &[Stored]| seed != [0; 32] && same_key_batch(key, c, &seed);
+    let bad: Vec<ChainBreak> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|group| {
+            .map(|part| {
+                let batch_ok = &batch_ok;
                 s.spawn(move || {
-                    for c in group {
-                        let msgs: Vec<&[u8]> = c.iter().map(|(_, h, _)| &h[..]).collect();
-                        let sigs: Vec<Signature> = c.iter().map(|(_, _, s)| Signature::from_bytes(s)).collect();
-                        let keys = vec![*key; c.len()];
-                        if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
+                    let mut first: Option<ChainBreak> = None;
+                    for c in part.chunks(SIG_BATCH) {
+                        if let Some(r) = c.iter().find(|r| {
+                            let mut h = Sha256::new();
+                            h.update(r.prev);
+                            h.update(r.body.as_bytes());
+                            <[u8; 32]>::from(h.finalize()) != r.hash
+                        }) {
+                            first = Some(ChainBreak { seq: r.seq, reason: "its content does not match its hash (edited)".into() });
+                        }
+                        let upto = first.as_ref().map_or(u64::MAX, |b| b.seq);
+                        if !batch_ok(c) {
                             // One by one, to name the first.
-                            if let Some((seq, _, _)) = c.iter().find(|(_, h, s)| key.verify_strict(h, &Signature::from_bytes(s)).is_err()) {
-                                return Some(*seq);
+                            if let Some(r) = c
+                                .iter()
+                                .take_while(|r| r.seq < upto)
+                                .find(|r| key.verify_strict(&r.hash, &Signature::from_bytes(&r.sig)).is_err())
+                            {
+                                first = Some(ChainBreak {
+                                    seq: r.seq,
+                                    reason: "its signature does not verify with this key (re-signed or forged)".into(),
+                                });
                             }
                         }
+                        if first.is_some() {
+                            break;
+                        }
                     }
-                    None
+                    first
                 })
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
     });
-    bad.into_iter().min()
+    bad.into_iter().min_by_key(|b| b.seq)
 }
 
 impl Journal {
@@ -704,7 +778,7 @@ impl Journal {
             .map_err(sql("reading the audit chain"))?;
         let mut rows = stmt.query(params![i64::try_from(start).unwrap_or(i64::MAX)]).map_err(sql("reading the audit chain"))?;
         let mut expected = start;
-        let mut window: Vec<Signed> = Vec::with_capacity(WINDOW.min(4096));
+        let mut window: Vec<Stored> = Vec::with_capacity(WINDOW.min(4096));
         let mut chain_break: Option<ChainBreak> = None;
         let mut count = 0u64;
         loop {
@@ -713,10 +787,7 @@ impl Journal {
                 None => break,
             };
             let seq = u64::try_from(row.get::<_, i64>(0).map_err(sql("reading the audit chain"))?).unwrap_or(0);
-            let get_text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok().map(str::to_owned));
-            let ts: Option<i64> = row.get(1).ok();
-            let (actor, kind, payload, prev_hex, hash_hex, sig_hex) =
-                (get_text(2), get_text(3), get_text(4), get_text(5), get_text(6), get_text(7));
+            let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok());
             let fail = |reason: &str| Some(ChainBreak { seq: expected.min(seq), reason: reason.to_owned() });
             if seq != expected {
                 chain_break = if seq > expected {
@@ -737,32 +808,28 @@ impl Journal {
                 };
                 break;
             }
-            let (Some(ts), Some(actor), Some(kind), Some(payload), Some(prev_hex), Some(hash_hex), Some(sig_hex)) =
-                (ts, actor, kind, payload, prev_hex, hash_hex, sig_hex)
-            else {
+            let fields = (row.get::<_, i64>(1).ok(), text(2), text(3), text(4), text(5), text(6), text(7));
+            let (Some(ts), Some(actor), Some(kind), Some(payload), Some(prev_hex), Some(hash_hex), Some(sig_hex)) = fields else {
                 chain_break = fail("a field is missing or of the wrong type");
                 break;
             };
-            if from_hex::<32>(&prev_hex) != Some(prev) {
+            // The links, in order; each record's own hash and signature are
+            // checked below, on every core.
+            if from_hex::<32>(prev_hex) != Some(prev) {
                 chain_break = fail(&format!(
                     "does not follow seq {}: its prev_hash is not that record's hash (inserted, reordered or the one before it changed)",
                     seq.saturating_sub(1)
                 ));
                 break;
             }
-            let hash = record_hash(&prev, seq, ts, &actor, &kind, &payload);
-            if from_hex::<32>(&hash_hex) != Some(hash) {
-                chain_break = fail("its content does not match its hash (edited)");
-                break;
-            }
-            let Some(sig) = from_hex::<64>(&sig_hex) else {
-                chain_break = fail("its signature is not 128 hex digits");
+            let (Some(hash), Some(sig)) = (from_hex::<32>(hash_hex), from_hex::<64>(sig_hex)) else {
+                chain_break = fail("its hash or signature is not hex of the right length");
                 break;
             };
-            window.push((seq, hash, sig));
+            window.push(Stored { seq, prev, hash, sig, body: canonical_record(seq, ts, actor, kind, payload) });
             if window.len() >= WINDOW {
-                if let Some(bad) = first_bad_signature(key, &window) {
-                    return brk(bad, "its signature does not verify with this key (re-signed or forged)".into());
+                if let Some(b) = first_bad(key, &window) {
+                    return Ok(Err(b));
                 }
                 window.clear();
             }
@@ -770,9 +837,9 @@ impl Journal {
             count += 1;
             expected += 1;
         }
-        if let Some(bad) = first_bad_signature(key, &window) {
-            if chain_break.as_ref().is_none_or(|b| bad < b.seq) {
-                return brk(bad, "its signature does not verify with this key (re-signed or forged)".into());
+        if let Some(bad) = first_bad(key, &window) {
+            if chain_break.as_ref().is_none_or(|b| bad.seq < b.seq) {
+                return Ok(Err(bad));
             }
         }
         if let Some(b) = chain_break {
@@ -849,5 +916,67 @@ pub fn verifying_key(state_dir: &Path, given: Option<&str>) -> std::result::Resu
     match given {
         Some(hex) => parse_public_key(hex),
         None => Ok(AuditKey::load(&state_dir.join(KEY_FILE))?.public()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(key: &AuditKey, n: u64) -> Vec<Stored> {
+        (1..=n)
+            .map(|seq| {
+                let body = canonical_record(seq, 1, "loop", "decision", &format!("{{\"i\":{seq}}}"));
+                let mut h = Sha256::new();
+                h.update([0u8; 32]);
+                h.update(body.as_bytes());
+                let hash: [u8; 32] = h.finalize().into();
+                Stored { seq, prev: [0; 32], hash, sig: key.sign(&hash), body }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_key_batch_accepts_honest_signatures_and_nothing_else() {
+        let key = AuditKey::from_seed([1; 32]);
+        let seed = [9u8; 32];
+        let items = signed(&key, 40);
+        assert!(same_key_batch(&key.public(), &items, &seed));
+        assert!(same_key_batch(&key.public(), &items[..1], &seed));
+        // Any byte of any signature changed: refused.
+        for i in [0usize, 17, 39] {
+            for byte in [0usize, 13, 31, 32, 50, 63] {
+                let mut bad = signed(&key, 40);
+                bad[i].sig[byte] ^= 0x40;
+                assert!(!same_key_batch(&key.public(), &bad, &seed), "sig {i} byte {byte}");
+            }
+        }
+        // A changed hash (the signed message): refused.
+        let mut bad = signed(&key, 40);
+        bad[5].hash[0] ^= 1;
+        assert!(!same_key_batch(&key.public(), &bad, &seed));
+        // Signed by another key, or checked against another: refused.
+        let other = AuditKey::from_seed([2; 32]);
+        let mut mixed = signed(&key, 10);
+        mixed.extend(signed(&other, 1));
+        assert!(!same_key_batch(&key.public(), &mixed, &seed));
+        assert!(!same_key_batch(&other.public(), &signed(&key, 3), &seed));
+        // s not reduced (s + l): refused, as RFC 8032 requires.
+        let mut bad = signed(&key, 3);
+        // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let mut l = [0u8; 32];
+        l[..16].copy_from_slice(&[0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]);
+        l[31] = 0x10;
+        let mut carry = 0u16;
+        for (s, l) in bad[1].sig[32..].iter_mut().zip(l) {
+            let v = u16::from(*s) + u16::from(l) + carry;
+            *s = v as u8;
+            carry = v >> 8;
+        }
+        assert!(!same_key_batch(&key.public(), &bad, &seed));
+        // What ed25519-dalek accepts one by one, the batch accepts.
+        for r in &items {
+            assert!(key.public().verify_strict(&r.hash, &Signature::from_bytes(&r.sig)).is_ok());
+        }
     }
 }
