@@ -125,6 +125,10 @@ fn restore(layout: &Layout, file: &Path, json: bool) -> Result<ExitCode> {
     };
     let check = same_key_check(&layout.state_dir);
     let report = steward_backup::restore(file, layout, &RestoreOptions { daemon_pid, check_journal: &check }).map_err(lib_error)?;
+    // The restore itself is the restored chain's next record, signed with its key.
+    if let Err(e) = audit_restore(layout, file, &report.manifest.created_at) {
+        tracing::warn!(error = %format!("{e:#}"), "The restore is done, but could not be recorded in the audit trail.");
+    }
     if json {
         let data = json!({
             "archive": report.archive,
@@ -241,4 +245,19 @@ fn size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Appends `backup restore` (who, which archive, of when) to the restored
+/// journal's audit chain, when the archive holds its key.
+fn audit_restore(layout: &Layout, file: &Path, created_at: &str) -> Result<()> {
+    let key_path = layout.state_dir.join(steward_store::audit::KEY_FILE);
+    if !key_path.exists() || !layout.journal.exists() {
+        return Ok(());
+    }
+    let key = steward_store::audit::AuditKey::load(&key_path)?;
+    let mut j = steward_store::Journal::open(&layout.journal)?;
+    j.enable_audit(key, steward_store::audit::cli_actor(), Some(layout.state_dir.join(steward_store::audit::HEAD_FILE)))?;
+    let payload = json!({"command": "backup restore", "archive": file, "archive_created_at": created_at});
+    j.audit(steward_runtime::now_ms(), &[steward_store::audit::NewRecord::new("command", payload)])?;
+    Ok(())
 }

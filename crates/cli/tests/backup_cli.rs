@@ -162,6 +162,9 @@ fn backup_while_the_daemon_runs_then_restore_into_a_fresh_state_directory() {
     assert!(status["success"].as_bool().unwrap(), "{status}");
     let audit = f.run(&["--state-dir", fresh.to_str().unwrap(), "audit", "verify"]);
     assert!(audit.status.success(), "{}{}", String::from_utf8_lossy(&audit.stdout), stderr(&audit));
+    // The restore is the restored chain's last record.
+    let last = f.json(&["--state-dir", fresh.to_str().unwrap(), "audit", "show", "--limit", "1", "--json"]);
+    assert_eq!(last["records"][0]["payload"]["command"], "backup restore", "{last}");
 
     // Damaged archives: refused (exit 2), naming what is wrong; nothing touched.
     let pristine = fs::read(&archive).unwrap();
