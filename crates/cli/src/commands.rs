@@ -203,18 +203,15 @@ fn audit_actor() -> String {
     steward_store::audit::cli_actor()
 }
 
-/// Before a command that acts: the config in the audit trail when it
-/// changed, and the command with who asked for it.
+/// Before a command that acts: the config (recorded when it changed) and
+/// the command with who asked for it, appended once the engine holds the
+/// target lock (a refused lock leaves the journal untouched).
 fn audit_start(cfg: &Config, engine: &steward_runtime::Engine, command: Option<(&str, Value)>) -> Result<()> {
     if !cfg.journal.audit {
         return Ok(());
     }
-    if engine.audit_config(&audited_config(cfg)?)? {
-        tracing::info!("The configuration changed since the last one recorded: recorded in the audit trail.");
-    }
-    if let Some((name, detail)) = command {
-        engine.audit_command(&audit_actor(), name, detail)?;
-    }
+    let actor = audit_actor();
+    engine.audit_when_acting(Some(audited_config(cfg)?), command.map(|(name, detail)| (actor.as_str(), name, detail)));
     Ok(())
 }
 

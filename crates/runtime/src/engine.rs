@@ -81,6 +81,9 @@ pub struct Engine {
     last_prune: Mutex<Option<UnixMs>>,
     /// Incidents and their notifications.
     desk: Desk,
+    /// Audit records to append when this engine next acts under the
+    /// target lock (the config and the command that started it).
+    pending_audit: Mutex<(Option<serde_json::Value>, Vec<NewRecord>)>,
 }
 
 /// How the journal keeps its records (the config's `journal:` section).
@@ -266,6 +269,7 @@ impl EngineBuilder {
             journal_settings: self.journal_settings,
             last_prune: Mutex::new(None),
             desk: self.desk,
+            pending_audit: Mutex::new((None, Vec::new())),
             cfg: self.cfg,
         })
     }
@@ -364,31 +368,47 @@ impl Engine {
         }
     }
 
-    /// Appends a `command` record to the audit chain: what a person (or an
-    /// HTTP client) asked for, with `actor` saying who, before it runs.
+    /// Queues for the audit trail, to be appended when this engine next
+    /// acts under the target lock (never when the lock is refused): the
+    /// effective config (recorded when it changed) and the command that
+    /// asked for it, by `actor`.
+    pub fn audit_when_acting(&self, config: Option<serde_json::Value>, command: Option<(&str, &str, serde_json::Value)>) {
+        let mut p = lock_ignoring_poison(&self.pending_audit);
+        if config.is_some() {
+            p.0 = config;
+        }
+        if let Some((actor, name, detail)) = command {
+            let mut payload = serde_json::json!({"command": name, "target": self.target});
+            if let (Some(o), serde_json::Value::Object(d)) = (payload.as_object_mut(), detail) {
+                o.extend(d);
+            }
+            p.1.push(NewRecord { actor: Some(actor.to_owned()), kind: "command".into(), payload });
+        }
+    }
+
+    /// Appends what [`Engine::audit_when_acting`] queued (under the lock).
+    pub(crate) fn flush_pending_audit(&self, journal: &Journal) -> Result<(), RuntimeError> {
+        let (config, commands) = std::mem::take(&mut *lock_ignoring_poison(&self.pending_audit));
+        let now = now_ms();
+        if let Some(c) = config {
+            if journal.audit_config(now, &c).map_err(RuntimeError::journal("recording the config in the audit trail"))? {
+                tracing::info!("The configuration changed since the last one recorded: recorded in the audit trail.");
+            }
+        }
+        journal.audit(now, &commands).map_err(RuntimeError::journal("recording the command in the audit trail"))
+    }
+
+    /// Appends a `command` record to the audit chain now: what a person (or
+    /// an HTTP client) asked for, with `actor` saying who, before it runs.
+    /// Call it under the target lock (the daemon holds it).
     ///
     /// # Errors
     /// The journal cannot be opened or written (then do not run it).
     pub fn audit_command(&self, actor: &str, command: &str, detail: serde_json::Value) -> Result<(), RuntimeError> {
+        self.audit_when_acting(None, Some((actor, command, detail)));
         let guard = self.journal()?;
         let Some(j) = guard.as_ref() else { return Ok(()) };
-        let mut payload = serde_json::json!({"command": command, "target": self.target});
-        if let (Some(p), serde_json::Value::Object(d)) = (payload.as_object_mut(), detail) {
-            p.extend(d);
-        }
-        j.audit(now_ms(), &[NewRecord { actor: Some(actor.to_owned()), kind: "command".into(), payload }])
-            .map_err(RuntimeError::journal("recording the command in the audit chain"))
-    }
-
-    /// Records the effective configuration in the audit chain when it
-    /// changed since the last one recorded. Returns whether it changed.
-    ///
-    /// # Errors
-    /// The journal cannot be opened or written.
-    pub fn audit_config(&self, config: &serde_json::Value) -> Result<bool, RuntimeError> {
-        let guard = self.journal()?;
-        let Some(j) = guard.as_ref() else { return Ok(false) };
-        j.audit_config(now_ms(), config).map_err(RuntimeError::journal("recording the config in the audit chain"))
+        self.flush_pending_audit(j)
     }
 
     /// Applies retention (`journal.retain`, `journal.retain_audit`) when it
@@ -653,6 +673,10 @@ impl Engine {
         let started = Instant::now();
         let mut journal_guard = self.journal()?;
         let Some(journal) = journal_guard.as_mut() else { return Err(RuntimeError::Incomplete("an open journal")) };
+        if !dry_run {
+            // Under the lock: who asked, and with which config, before anything acts.
+            self.flush_pending_audit(journal)?;
+        }
         let now = now_ms();
         let mut history = self.history(Some(journal), now)?;
         let snapshot = self.snapshot(now)?;

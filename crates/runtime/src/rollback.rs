@@ -47,6 +47,8 @@ impl Engine {
         let (original, already) = {
             let guard = self.journal()?;
             let Some(journal) = guard.as_ref() else { return Err(RuntimeError::Incomplete("an open journal")) };
+            // Under the lock: who asked for it, before anything is decided.
+            self.flush_pending_audit(journal)?;
             let entry = journal.decision(id).map_err(RuntimeError::journal("reading the journal"))?.ok_or_else(unknown)?;
             let already = journal
                 .recent_events(10_000)
