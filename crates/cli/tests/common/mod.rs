@@ -2,6 +2,8 @@
 //! and the real `steward` binary run inside it.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod cdp;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
