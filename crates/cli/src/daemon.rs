@@ -114,7 +114,7 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
         Some(service)
     };
     let control = Arc::new(control);
-    let router = steward_server::router(control.clone(), metrics, &opts);
+    let router = steward_server::router_until(control.clone(), metrics, &opts, stop.clone());
 
     let driver = {
         let (engine, stop, control) = (engine.clone(), stop.clone(), control.clone());

@@ -60,4 +60,18 @@ pub trait Control: Send + Sync + 'static {
     /// Telemetry records received over OTLP (spans or metrics), counted
     /// into the telemetry volume.
     fn ingest(&self, records: u64);
+    /// The last `window_ms` of the journal for the dashboard's charts:
+    /// `cycles` (health, queue, agents, target, arrival rate), `decisions`
+    /// and a `forecast` of the arrival rate ahead.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    fn history(&self, window_ms: i64) -> Result<Value, ControlError> {
+        let _ = window_ms;
+        Ok(serde_json::json!({"cycles": [], "decisions": [], "forecast": []}))
+    }
+    /// Open and recent incidents.
+    fn incidents(&self) -> Value {
+        serde_json::json!({"incidents": []})
+    }
 }

@@ -151,6 +151,57 @@ impl Control for EngineControl {
         self.engine.ingest(records);
     }
 
+    fn history(&self, window_ms: i64) -> Result<Value, ControlError> {
+        let now = now_ms();
+        let from = now.saturating_sub(window_ms.max(60_000));
+        let empty = json!({"now": now, "window_ms": window_ms, "interval_ms": self.state.interval.as_millis() as u64, "cycles": [], "decisions": [], "forecast": null});
+        let Some(j) = self.engine.existing_journal().map_err(|e| internal(&e))? else { return Ok(empty) };
+        let journal_error = |e: steward_store::JournalError| ControlError::Internal(error_chain(&e));
+        let points = j.cycle_points(from, now, 360).map_err(journal_error)?;
+        // Arrivals between buckets: the growth of what has been seen.
+        let mut rates: Vec<Option<f64>> = vec![None];
+        for w in points.windows(2) {
+            let dt = (w[1].ts - w[0].ts) as f64 / 1000.0;
+            rates.push((dt > 0.0).then(|| ((w[1].seen - w[0].seen) / dt).max(0.0)));
+        }
+        let cycles: Vec<Value> = points
+            .iter()
+            .zip(&rates)
+            .map(|(p, r)| json!({"ts": p.ts, "score": p.score, "queue": p.queue, "in_flight": p.in_flight, "agents": p.agents, "target": p.target, "rate": r}))
+            .collect();
+        let decisions: Vec<Value> = j
+            .decisions_since(from, 300)
+            .map_err(journal_error)?
+            .into_iter()
+            .map(|d| {
+                json!({
+                    "id": d.decision.id, "ts": steward_core::time::parse_rfc3339(&d.timestamp), "type": d.decision.kind,
+                    "verdict": d.verdict, "result": d.outcome.as_ref().map(|o| o.result.as_str()),
+                })
+            })
+            .collect();
+        // The arrival rate ahead: a forecast once there are enough points.
+        let (ts, values): (Vec<i64>, Vec<f64>) = points.iter().zip(&rates).filter_map(|(p, r)| r.map(|r| (p.ts, r))).unzip();
+        let forecast = steward_core::predict::series::Series::new(ts, values)
+            .filter(|s| s.len() >= steward_core::predict::forecast::MIN_MODEL_POINTS)
+            .and_then(|s| {
+                let horizon = (s.len() / 4).clamp(5, 60);
+                steward_core::predict::forecast::forecast(&s, horizon, &steward_core::predict::forecast::ForecastConfig::default()).ok()
+            })
+            .map(|f| json!({"model": f.model, "points": f.forecast}));
+        Ok(json!({
+            "now": now, "window_ms": window_ms, "interval_ms": self.state.interval.as_millis() as u64,
+            "cycles": cycles, "decisions": decisions, "forecast": forecast,
+        }))
+    }
+
+    fn incidents(&self) -> Value {
+        match self.engine.existing_journal() {
+            Ok(Some(j)) => json!({"incidents": j.incidents(true, 20).unwrap_or_default(), "open": j.open_incident_counts().unwrap_or_default()}),
+            _ => json!({"incidents": [], "open": [0, 0, 0]}),
+        }
+    }
+
     fn tasks(&self) -> Value {
         match &self.extras {
             Some(x) => (x.tasks)(),

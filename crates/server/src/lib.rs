@@ -195,6 +195,8 @@ pub fn check_exposure(opts: &ServerOptions) -> Result<(), String> {
 struct App {
     control: Arc<dyn Control>,
     metrics: Arc<Metrics>,
+    /// Set when the daemon stops: open event streams end.
+    stop: Arc<std::sync::atomic::AtomicBool>,
     /// (identity, token): `token` for the unnamed one.
     tokens: Arc<Vec<(String, String)>>,
 }
@@ -221,10 +223,16 @@ fn control_error(e: ControlError) -> Response {
 
 /// The router with every endpoint.
 pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions) -> Router {
+    router_until(control, metrics, opts, Arc::new(std::sync::atomic::AtomicBool::new(false)))
+}
+
+/// [`router`], whose `/events` streams end when `stop` is set (pass the
+/// flag given to [`serve_until`], so a stop is not held up by a dashboard).
+pub fn router_until(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions, stop: Arc<std::sync::atomic::AtomicBool>) -> Router {
     let mut tokens: Vec<(String, String)> =
         opts.token.iter().filter(|t| !t.trim().is_empty()).map(|t| ("token".to_owned(), t.clone())).collect();
     tokens.extend(opts.tokens.iter().filter(|(_, t)| !t.trim().is_empty()).cloned());
-    let app = App { control, metrics, tokens: Arc::new(tokens) };
+    let app = App { control, metrics, stop, tokens: Arc::new(tokens) };
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
@@ -232,6 +240,9 @@ pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOpt
         .route("/metrics", get(prometheus))
         .route("/tasks", get(tasks))
         .route("/decisions", get(decisions))
+        .route("/history", get(history))
+        .route("/incidents", get(incidents))
+        .route("/events", get(events))
         .route("/execute", post(execute))
         .route("/rollback/{id}", post(rollback))
         .route("/v1/traces", post(ingest_traces))
@@ -419,27 +430,100 @@ fn ingest(app: &App, headers: &HeaderMap, body: &[u8], traces: bool) -> Response
     }
 }
 
-async fn dashboard() -> Html<&'static str> {
-    Html(DASHBOARD)
+async fn dashboard() -> Response {
+    // Its own policy: the page's inline script and style, nothing from elsewhere.
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(DASHBOARD),
+    )
+        .into_response()
 }
 
-const DASHBOARD: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>steward</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}td,th{padding:.2em .8em;text-align:left}
-.ok{color:#2a7}.failing{color:#c33}code{background:#eee;padding:0 .3em}</style></head>
-<body><h1>steward</h1><div id="health">loading…</div><h2>Status</h2><pre id="status"></pre>
-<h2>Recent decisions</h2><table id="decisions"></table>
-<p>Metrics for Prometheus at <code>/metrics</code>.</p>
-<script>
-async function load(){
-  const h=await (await fetch('/health')).json();
-  document.getElementById('health').innerHTML=h.components.map(c=>`<span class="${c.status}">${c.name}: ${c.status}</span> — ${c.message}`).join('<br>');
-  const s=await fetch('/status'); document.getElementById('status').textContent=s.ok?JSON.stringify((await s.json()).assessment,null,2):'(token required)';
-  const d=await fetch('/decisions?limit=15'); if(d.ok){const rows=(await d.json()).decisions||[];
-  document.getElementById('decisions').innerHTML='<tr><th>when</th><th>type</th><th>result</th><th>action</th></tr>'+rows.map(r=>`<tr><td>${r.timestamp}</td><td>${r.type}</td><td>${r.outcome?r.outcome.result:'pending'}</td><td>${r.description}</td></tr>`).join('');}
+#[derive(Deserialize)]
+struct HistoryQuery {
+    window: Option<String>,
 }
-load(); setInterval(load,5000);
-</script></body></html>"#;
+
+/// `/history?window=15m|1h|6h|24h`: the journal's cycles, decisions and
+/// the arrival forecast over that window, for the dashboard's charts.
+async fn history(State(app): State<App>, q: Result<Query<HistoryQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return control_error(ControlError::BadRequest(e.body_text())),
+    };
+    let window_ms: i64 = match q.window.as_deref().unwrap_or("1h") {
+        "15m" => 15 * 60_000,
+        "1h" => 3_600_000,
+        "6h" => 6 * 3_600_000,
+        "24h" => 24 * 3_600_000,
+        other => return control_error(ControlError::BadRequest(format!("window {other:?}: one of 15m, 1h, 6h, 24h"))),
+    };
+    let control = app.control.clone();
+    answer(tokio::task::spawn_blocking(move || control.history(window_ms)).await)
+}
+
+async fn incidents(State(app): State<App>) -> Response {
+    let control = app.control.clone();
+    answer(tokio::task::spawn_blocking(move || Ok(control.incidents())).await)
+}
+
+/// `/events`: Server-Sent Events, a `status` event at once and after every
+/// cycle, a comment every 15 s to keep proxies from closing it. Ends when
+/// the daemon stops, or after an hour (the client reconnects).
+async fn events(State(app): State<App>) -> Response {
+    struct Feed {
+        rx: tokio::sync::broadcast::Receiver<()>,
+        app: App,
+        first: bool,
+        started: std::time::Instant,
+    }
+    let feed = Feed { rx: app.metrics.subscribe(), app, first: true, started: std::time::Instant::now() };
+    let stream = futures_util::stream::unfold(feed, |mut f| async move {
+        let status = |app: &App| {
+            let control = app.control.clone();
+            async move {
+                let v = tokio::task::spawn_blocking(move || control.status()).await.unwrap_or(Value::Null);
+                Ok::<String, std::io::Error>(format!("event: status\ndata: {v}\n\n"))
+            }
+        };
+        if f.first {
+            f.first = false;
+            let e = status(&f.app).await;
+            return Some((e, f));
+        }
+        let mut quiet = 0u32;
+        loop {
+            if f.app.stop.load(std::sync::atomic::Ordering::SeqCst) || f.started.elapsed() > Duration::from_secs(3600) {
+                return None;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), f.rx.recv()).await {
+                Ok(Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    let e = status(&f.app).await;
+                    return Some((e, f));
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                Err(_) => {
+                    quiet += 1;
+                    if quiet >= 15 {
+                        return Some((Ok(": keep-alive\n\n".to_owned()), f));
+                    }
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The dashboard: one page, its script, style and charts inline (no CDN).
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,8 @@ pub struct Metrics {
     coverage: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     gaps: Family<DatasetLabel, Gauge>,
     incidents_open: Family<SeverityLabel, Gauge>,
+    /// Told after every cycle (the dashboard's `/events` listen).
+    cycle_done: tokio::sync::broadcast::Sender<()>,
 }
 
 fn as_i64(n: u64) -> i64 {
@@ -90,6 +92,7 @@ impl Metrics {
             coverage: Family::default(),
             gaps: Family::default(),
             incidents_open: Family::default(),
+            cycle_done: tokio::sync::broadcast::channel(16).0,
             registry: Registry::default(),
         };
         registry.register("health_score", "Health score of the last cycle, 0 to 1", m.health_score.clone());
@@ -125,6 +128,11 @@ impl Metrics {
         }
     }
 
+    /// A receiver told after every cycle.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.cycle_done.subscribe()
+    }
+
     /// Records open incidents by severity 1, 2, 3.
     pub fn observe_incidents(&self, open: [u64; 3]) {
         for (i, n) in open.iter().enumerate() {
@@ -143,6 +151,8 @@ impl Metrics {
     /// Records a finished cycle: its metrics, each decision's (type,
     /// result), and how long it took.
     pub fn observe_cycle(&self, metrics: &CycleMetrics, decisions: &[(String, String)], duration_secs: f64) {
+        // Nobody listening is fine.
+        let _ = self.cycle_done.send(());
         self.health_score.set(metrics.health_score);
         for state in HealthState::ALL {
             self.health_state.get_or_create(&StateLabel { state: state.as_str().into() }).set(i64::from(state == metrics.health_state));

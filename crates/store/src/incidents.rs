@@ -97,6 +97,27 @@ pub struct CycleMetric {
     pub agents: u64,
 }
 
+/// Cycles averaged over a chart's bucket of time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CyclePoint {
+    /// The bucket's last cycle.
+    pub ts: UnixMs,
+    /// Mean health score.
+    pub score: f64,
+    /// Mean queue depth.
+    pub queue: f64,
+    /// Mean items in flight.
+    pub in_flight: f64,
+    /// Mean active agents.
+    pub agents: f64,
+    /// Mean recommended agents (the policy's target), when recorded.
+    pub target: Option<f64>,
+    /// Mean items seen (queued, in flight, completed, failed): its growth is the arrival rate.
+    pub seen: f64,
+    /// Cycles in the bucket.
+    pub cycles: u64,
+}
+
 /// A change an observation made, for logs, alerts and metrics.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Transition {
@@ -569,6 +590,38 @@ impl Journal {
             .query_map([], |r| Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0))))
             .map_err(sql("counting dead tasks"))?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql("counting dead tasks"))
+    }
+
+    /// The cycles since `from` for a chart, at most about `points` of them:
+    /// consecutive cycles are averaged into buckets of equal time.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn cycle_points(&self, from: UnixMs, to: UnixMs, points: usize) -> Result<Vec<CyclePoint>> {
+        let bucket = ((to - from) / i64::try_from(points.max(1)).unwrap_or(1)).max(1);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(ts), AVG(health_score), AVG(work_queue_size), AVG(in_flight), AVG(active_agents), AVG(recommended_agents),
+                        AVG(work_queue_size + in_flight + completed + failed), COUNT(*)
+                 FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 GROUP BY (ts - ?1) / ?3 ORDER BY 1",
+            )
+            .map_err(sql("reading cycles"))?;
+        let rows = stmt
+            .query_map(params![from, to, bucket], |r| {
+                Ok(CyclePoint {
+                    ts: r.get(0)?,
+                    score: r.get(1)?,
+                    queue: r.get(2)?,
+                    in_flight: r.get(3)?,
+                    agents: r.get(4)?,
+                    target: r.get(5)?,
+                    seen: r.get(6)?,
+                    cycles: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                })
+            })
+            .map_err(sql("reading cycles"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
     }
 
     pub(crate) fn has_table(&self, name: &str) -> Result<bool> {

@@ -211,7 +211,7 @@ mod incidents;
 mod tasks;
 
 pub use audit::{AuditKey, AuditRecord, ChainBreak, NewRecord, Verified};
-pub use incidents::{CycleAction, CycleMetric, Incident, IncidentDetail, LinkedAction, TimelineEntry, Transition};
+pub use incidents::{CycleAction, CycleMetric, CyclePoint, Incident, IncidentDetail, LinkedAction, TimelineEntry, Transition};
 pub use tasks::{NewTask, Task, TaskCounts, TaskOutcome, TaskState};
 
 /// The journal's file name inside the state directory.
@@ -657,6 +657,14 @@ impl Journal {
     /// A read failed or a stored decision is corrupt.
     pub fn recent_decisions(&self, limit: usize) -> Result<Vec<DecisionEntry>> {
         self.query_entries("ORDER BY d.ts DESC, d.id DESC LIMIT ?1", params![limit as i64])
+    }
+
+    /// Decisions made since `since`, newest first, at most `limit`.
+    ///
+    /// # Errors
+    /// A read failed or a stored decision is corrupt.
+    pub fn decisions_since(&self, since: UnixMs, limit: usize) -> Result<Vec<DecisionEntry>> {
+        self.query_entries("WHERE d.ts >= ?1 ORDER BY d.ts DESC, d.id DESC LIMIT ?2", params![since, limit as i64])
     }
 
     /// One decision with its outcome.
