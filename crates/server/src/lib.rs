@@ -228,7 +228,12 @@ pub fn router(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOpt
 
 /// [`router`], whose `/events` streams end when `stop` is set (pass the
 /// flag given to [`serve_until`], so a stop is not held up by a dashboard).
-pub fn router_until(control: Arc<dyn Control>, metrics: Arc<Metrics>, opts: &ServerOptions, stop: Arc<std::sync::atomic::AtomicBool>) -> Router {
+pub fn router_until(
+    control: Arc<dyn Control>,
+    metrics: Arc<Metrics>,
+    opts: &ServerOptions,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Router {
     let mut tokens: Vec<(String, String)> =
         opts.token.iter().filter(|t| !t.trim().is_empty()).map(|t| ("token".to_owned(), t.clone())).collect();
     tokens.extend(opts.tokens.iter().filter(|(_, t)| !t.trim().is_empty()).cloned());
@@ -266,7 +271,9 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
 
 async fn authorize(State(app): State<App>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
     let mut caller = "http:anonymous".to_owned();
-    if !app.tokens.is_empty() && request.uri().path() != "/health" {
+    // /health for probes, / for the dashboard page itself (static: it asks
+    // for the token before it reads anything).
+    if !app.tokens.is_empty() && !matches!(request.uri().path(), "/health" | "/") {
         // The scheme name is case-insensitive (RFC 7235).
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
             let (scheme, rest) = v.split_once(' ')?;

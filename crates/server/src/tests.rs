@@ -145,10 +145,17 @@ fn hostile_requests_get_json_4xx_and_the_server_keeps_serving() {
 }
 
 #[test]
-fn a_token_guards_everything_but_health() {
+fn a_token_guards_everything_but_health_and_the_page() {
     let (addr, _fake, _rt) = start(Some("s3cret"));
     assert_eq!(get(addr, "/health", None).0, 200);
-    for path in ["/status", "/metrics", "/decisions", "/tasks", "/"] {
+    // The dashboard page holds no data: it asks for the token itself.
+    let (code, page) = get(addr, "/", None);
+    assert_eq!(code, 200);
+    assert!(!page.contains("s3cret"));
+    for path in ["/events", "/nowhere"] {
+        assert_eq!(get(addr, path, None).0, 401, "{path}");
+    }
+    for path in ["/status", "/metrics", "/decisions", "/tasks", "/history", "/incidents"] {
         let (code, body) = get(addr, path, None);
         assert_eq!(code, 401, "{path}");
         assert!(is_json_error(&body));
