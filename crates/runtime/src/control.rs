@@ -197,7 +197,9 @@ impl Control for EngineControl {
 
     fn incidents(&self) -> Value {
         match self.engine.existing_journal() {
-            Ok(Some(j)) => json!({"incidents": j.incidents(true, 20).unwrap_or_default(), "open": j.open_incident_counts().unwrap_or_default()}),
+            Ok(Some(j)) => {
+                json!({"incidents": j.incidents(true, 20).unwrap_or_default(), "open": j.open_incident_counts().unwrap_or_default()})
+            }
             _ => json!({"incidents": [], "open": [0, 0, 0]}),
         }
     }
