@@ -175,9 +175,17 @@ fn the_dashboard_shows_what_the_api_says_live_and_rolls_back() {
         .iter()
         .any(|d| d["parameters"]["rollback_of"] == id && d["outcome"]["result"] == "executed");
     assert!(rolled, "the rollback of {id} is in /decisions");
+    // The incidents panel filled in (60 items and no agent was critical);
+    // the tasks panel explains what would fill it.
+    assert!(page.wait_for("document.querySelector('#incidents tr[data-incident]') !== null", 20), "an incident listed");
+    let tasks = page.eval("document.querySelector('#tasks').textContent");
+    assert!(tasks.as_str().unwrap().contains("not configured"), "{tasks}");
+
+    // The daemon stops answering: a banner says the figures are stale.
+    drop(daemon);
+    assert!(page.wait_for("document.querySelector('#stale').classList.contains('show')", 40), "no stale-data banner");
     drop(page);
     drop(browser);
-    drop(daemon);
     kill_fleet(&f.state());
 }
 
