@@ -25,9 +25,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use steward_core::predict::detect::{score_series, Detector, DetectorConfig};
 use steward_core::predict::forecast::{forecast, Forecast, ForecastConfig, ForecastError, Grid, MAX_ABS_VALUE, MAX_HORIZON};
-use steward_core::predict::input::{columns, memory_usage, metric_samples, parse_limit, query_history};
+use steward_core::predict::input::{columns, memory_usage, metric_samples, metric_samples_sorted, parse_limit, query_history};
 use steward_core::predict::maintenance::{predict, FailurePrediction, Limit, MaintenanceConfig, MetricSample};
-use steward_core::predict::series::{parse_csv_rows, parse_timestamp, parse_value, Duplicates, Series, SeriesError};
+use steward_core::predict::series::{
+    parse_csv_in_file_order, parse_csv_rows, parse_csv_sorted, parse_timestamp, parse_value, Duplicates, Series, SeriesError, TimeIssue,
+};
 use steward_core::time::format_rfc3339;
 
 // ---------------------------------------------------------------------------
@@ -659,6 +661,78 @@ fn check_series_parse(text: &str, min_rows: usize, dup: Duplicates) -> Result<()
 fn fuzz_series_csv_arbitrary_text() {
     fuzz("parse_csv_rows_text", 256, (any_text(), 0..4usize, any::<bool>()), |(text, min_rows, keep)| {
         check_series_parse(&text, min_rows, if keep { Duplicates::Keep } else { Duplicates::Reject })
+    });
+}
+
+/// Times as clocks write them: mostly forward, with repeats, steps back,
+/// long gaps and jumps to anywhere (a reboot to 1970, a clock far ahead).
+fn clock_steps() -> impl Strategy<Value = Vec<i64>> {
+    let step = prop_oneof![
+        6 => 1..120i64,
+        1 => Just(0i64),
+        1 => -7200..0i64,
+        1 => 3600..400_000i64,
+        1 => -3_000_000_000..3_000_000_000i64,
+    ];
+    (-2_000_000_000..2_000_000_000i64, prop::collection::vec(step, 0..200)).prop_map(|(start, steps)| {
+        let mut t = start;
+        let mut out = vec![t];
+        for s in steps {
+            t = (t + s).clamp(-2_900_000_000_000, 2_900_000_000_000);
+            out.push(t);
+        }
+        out
+    })
+}
+
+#[test]
+fn fuzz_times_in_file_order_and_sorted() {
+    // Issue 14: every row kept in file order, scored at times that never go
+    // back; sorting keeps one row per time, the file's last.
+    fuzz("times_in_file_order", 512, clock_steps(), |secs| {
+        let text = secs.iter().enumerate().fold(String::from("timestamp,value\n"), |s, (i, t)| s + &format!("{t},{i}\n"));
+        let p = parse_csv_in_file_order(&text, 0).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(p.ts.len(), secs.len());
+        prop_assert_eq!(p.scoring_ts.len(), secs.len());
+        prop_assert_eq!(&p.lines, &(2..secs.len() + 2).collect::<Vec<_>>());
+        prop_assert!(p.scoring_ts.windows(2).all(|w| w[0] <= w[1]));
+        let mut latest = i64::MIN;
+        let mut behind = 0;
+        for (i, (&t, &fed)) in p.ts.iter().zip(&p.scoring_ts).enumerate() {
+            prop_assert_eq!(t, secs[i] * 1000);
+            prop_assert_eq!(fed, latest.max(t));
+            behind += usize::from(t < latest);
+            latest = latest.max(t);
+        }
+        // Every row behind is in exactly one step back; each issue names a real line.
+        let counted: usize = p.report.issues.iter().map(|i| if let TimeIssue::Backward { rows, .. } = i { *rows } else { 0 }).sum();
+        prop_assert_eq!(counted, behind);
+        prop_assert!(p.report.issues.iter().all(|i| (2..secs.len() + 2).contains(&i.line())));
+        prop_assert!(p.report.issues.iter().all(|i| !i.to_string().is_empty()));
+        let (s, sorted) = parse_csv_sorted(&text, 0).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert!(Series::new(s.ts.clone(), s.values.clone()).is_some(), "strictly increasing");
+        prop_assert_eq!(sorted.moved, behind);
+        prop_assert_eq!(s.len() + sorted.dropped, secs.len());
+        for (t, v) in s.ts.iter().zip(&s.values) {
+            // The value is the row's index: the last row of the file with that time.
+            let last = secs.iter().rposition(|x| x * 1000 == *t);
+            prop_assert_eq!(last.map(|i| i as f64), Some(*v));
+        }
+        // The same for metric samples, one series.
+        let metric =
+            secs.iter().enumerate().fold(String::from("timestamp,component,metric,value\n"), |s, (i, t)| s + &format!("{t},a,m,{i}\n"));
+        if !secs.is_empty() {
+            let (samples, m_sorted) = metric_samples_sorted(&metric).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(m_sorted, sorted);
+            prop_assert_eq!(samples.iter().map(|x| x.value).collect::<Vec<_>>(), s.values.clone());
+        }
+        // The detector fed these times scores every row in 0..=1.
+        let mut d = Detector::new(DetectorConfig::default());
+        for (&t, &v) in p.scoring_ts.iter().zip(&p.values) {
+            let score = d.update(t, v);
+            prop_assert!((0.0..=1.0).contains(&score));
+        }
+        Ok(())
     });
 }
 

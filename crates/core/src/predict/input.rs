@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::maintenance::{Limit, MetricSample};
-use super::series::{parse_timestamp, parse_value, strip_bom};
+use super::series::{parse_timestamp, parse_value, sort_rows, strip_bom, Sorted};
 use super::tune::QuerySample;
 use crate::time::UnixMs;
 
@@ -33,43 +33,90 @@ pub fn parse_limit(text: &str) -> Result<(String, Limit), String> {
 /// columns, in any order), each series in time order.
 ///
 /// # Errors
-/// What is wrong, naming the line.
+/// What is wrong, naming the line: also a timestamp repeated or earlier
+/// than the one before it in its series.
 pub fn metric_samples(text: &str) -> Result<Vec<MetricSample>, String> {
-    let bad = |msg: String| msg;
-    let mut lines = strip_bom(text).lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
-    let (hl, header) = lines.next().ok_or_else(|| bad("empty input: expected a header `timestamp,component,metric,value`".to_owned()))?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
-    let find = |name: &str| cols.iter().position(|c| c == name).ok_or_else(|| bad(format!("line {hl}: the header has no `{name}` column")));
-    let (it, ic, im, iv) = (find("timestamp")?, find("component")?, find("metric")?, find("value")?);
-    let need = it.max(ic).max(im).max(iv) + 1;
     let mut out = Vec::new();
     let mut last_seen: HashMap<(String, String), (UnixMs, usize)> = HashMap::new();
-    for (line, row) in lines {
-        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
-        if f.len() < need {
-            return Err(bad(format!("line {line}: expected {} fields, found {}", cols.len(), f.len())));
-        }
-        let ts = parse_timestamp(f[it]).ok_or_else(|| bad(format!("line {line}: {:?} is not a timestamp", f[it])))?;
-        let value = parse_value(f[iv]).ok_or_else(|| bad(format!("line {line}: value {:?} is not a finite number", f[iv])))?;
-        let key = (f[ic].to_owned(), f[im].to_owned());
+    // Checked row by row: the error is the first bad line's, whatever is wrong with it.
+    for row in metric_rows(text)? {
+        let (line, t_text, s) = row?;
+        let key = (s.component.clone(), s.metric.clone());
         if let Some(&(prev, prev_line)) = last_seen.get(&key) {
-            if ts == prev {
-                return Err(bad(format!(
-                    "line {line}: duplicate timestamp {:?} for {}/{} (also on line {prev_line})",
-                    f[it], key.0, key.1
-                )));
+            if s.ts == prev {
+                return Err(format!("line {line}: duplicate timestamp {t_text:?} for {}/{} (also on line {prev_line})", key.0, key.1));
             }
-            if ts < prev {
-                return Err(bad(format!("line {line}: timestamp {:?} is earlier than line {prev_line}'s for {}/{}", f[it], key.0, key.1)));
+            if s.ts < prev {
+                return Err(format!("line {line}: timestamp {t_text:?} is earlier than line {prev_line}'s for {}/{}", key.0, key.1));
             }
         }
-        last_seen.insert(key.clone(), (ts, line));
-        out.push(MetricSample { ts, component: key.0, metric: key.1, value });
+        last_seen.insert(key, (s.ts, line));
+        out.push(s);
     }
     if out.is_empty() {
-        return Err(bad("no data rows".to_owned()));
+        return Err("no data rows".to_owned());
     }
     Ok(out)
+}
+
+/// Like [`metric_samples`], for rows in any order (`--sort`): each series
+/// sorted by time (stable), the last row of the file kept for a repeated
+/// time; the samples come in time order.
+///
+/// # Errors
+/// What is wrong, naming the line (never the order).
+pub fn metric_samples_sorted(text: &str) -> Result<(Vec<MetricSample>, Sorted), String> {
+    let rows = metric_rows(text)?.collect::<Result<Vec<_>, _>>()?;
+    if rows.is_empty() {
+        return Err("no data rows".to_owned());
+    }
+    // Each series on its own: a row is out of order only within its series.
+    // Per series: its times, their lines, and the rows' indices in the file.
+    type Rows = (Vec<UnixMs>, Vec<usize>, Vec<usize>);
+    let mut series: HashMap<(&str, &str), Rows> = HashMap::new();
+    for (i, (line, _, s)) in rows.iter().enumerate() {
+        let (ts, lines, index) = series.entry((s.component.as_str(), s.metric.as_str())).or_default();
+        ts.push(s.ts);
+        lines.push(*line);
+        index.push(i);
+    }
+    let mut keep = Vec::with_capacity(rows.len());
+    let mut sorted = Sorted::default();
+    for (ts, lines, index) in series.values() {
+        let (kept, one) = sort_rows(ts, lines);
+        keep.extend(kept.into_iter().map(|k| index[k]));
+        sorted.moved += one.moved;
+        sorted.dropped += one.dropped;
+        sorted.first_moved_line = sorted.first_moved_line.into_iter().chain(one.first_moved_line).min();
+        sorted.first_dropped_line = sorted.first_dropped_line.into_iter().chain(one.first_dropped_line).min();
+    }
+    // Time order, the file's order among equal times (of different series).
+    keep.sort_by_key(|&i| (rows[i].2.ts, i));
+    let mut rows: Vec<Option<MetricSample>> = rows.into_iter().map(|(_, _, s)| Some(s)).collect();
+    Ok((keep.into_iter().filter_map(|i| rows.get_mut(i).and_then(Option::take)).collect(), sorted))
+}
+
+/// The rows of a metric CSV in file order (line, timestamp as written,
+/// sample), each parsed or the error of its line, after the header is checked.
+type MetricRow<'a> = Result<(usize, &'a str, MetricSample), String>;
+
+fn metric_rows(text: &str) -> Result<impl Iterator<Item = MetricRow<'_>>, String> {
+    let mut lines = strip_bom(text).lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let (hl, header) = lines.next().ok_or_else(|| "empty input: expected a header `timestamp,component,metric,value`".to_owned())?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let find = |name: &str| cols.iter().position(|c| c == name).ok_or_else(|| format!("line {hl}: the header has no `{name}` column"));
+    let (it, ic, im, iv) = (find("timestamp")?, find("component")?, find("metric")?, find("value")?);
+    let need = it.max(ic).max(im).max(iv) + 1;
+    let n_cols = cols.len();
+    Ok(lines.map(move |(line, row)| {
+        let f: Vec<&str> = row.split(',').map(|x| x.trim().trim_matches('"')).collect();
+        if f.len() < need {
+            return Err(format!("line {line}: expected {n_cols} fields, found {}", f.len()));
+        }
+        let ts = parse_timestamp(f[it]).ok_or_else(|| format!("line {line}: {:?} is not a timestamp", f[it]))?;
+        let value = parse_value(f[iv]).ok_or_else(|| format!("line {line}: value {:?} is not a finite number", f[iv]))?;
+        Ok((line, f[it], MetricSample { ts, component: f[ic].to_owned(), metric: f[im].to_owned(), value }))
+    }))
 }
 
 /// Numeric columns of a CSV by header name (`wanted`, of which `required`
@@ -157,5 +204,20 @@ mod tests {
         assert_eq!(memory_usage("\u{feff}application_mb,buffer_mb\n10,2\n").unwrap(), (vec![10.0], vec![2.0]));
         assert_eq!(query_history("\u{feff}duration_ms\n5\n").unwrap()[0].duration_ms, 5.0);
         assert_eq!(metric_samples("\u{feff}").unwrap_err(), "empty input: expected a header `timestamp,component,metric,value`");
+    }
+
+    #[test]
+    fn samples_sort_per_series_and_keep_the_last_of_equal_times() {
+        let text = "timestamp,component,metric,value\n\
+            2026-01-01T02:00:00Z,a,mem,3\n\
+            2026-01-01T00:00:00Z,b,mem,7\n\
+            2026-01-01T01:00:00Z,a,mem,1\n\
+            2026-01-01T01:00:00Z,a,mem,2\n\
+            2026-01-01T01:00:00Z,b,mem,8\n";
+        assert!(metric_samples(text).unwrap_err().starts_with("line 4: timestamp"));
+        let (samples, sorted) = metric_samples_sorted(text).unwrap();
+        let got: Vec<(&str, f64)> = samples.iter().map(|s| (s.component.as_str(), s.value)).collect();
+        assert_eq!(got, [("b", 7.0), ("a", 2.0), ("b", 8.0), ("a", 3.0)]);
+        assert_eq!(sorted, Sorted { moved: 2, first_moved_line: Some(4), dropped: 1, first_dropped_line: Some(4) });
     }
 }
