@@ -557,15 +557,22 @@ pub enum PredictionCommand {
     /// Without --input the series is the arrival rate (items per second)
     /// between the journal's recorded cycles. Prints the pattern
     /// (periodic|trending|stable, from seasonal strength and a Mann-Kendall
-    /// test), the season length, the model chosen on a holdout, the forecast
-    /// with 95 % intervals, and a confidence from holdout accuracy and the
-    /// amount of data.
+    /// test), the season length, the model chosen on a holdout (exponential
+    /// smoothing or the seasonal naive of a day or a week, whichever erred
+    /// least), the forecast with 95 % intervals, and a confidence from
+    /// holdout accuracy and the amount of data. Timestamps must increase
+    /// (exit 2 naming the line) unless --sort.
     Forecast(ForecastArgs),
     /// Streaming anomaly scores for a `timestamp,value` series.
     ///
-    /// Writes `timestamp,value,anomaly_score` row for row (score 0..1). Each
-    /// score uses only its row and the rows before it. Rows with a repeated
-    /// timestamp are scored in order (a warning says where) unless --strict.
+    /// Writes `timestamp,value,anomaly_score` row for row (score 0..1), every
+    /// input row in file order with its timestamp as written. Each score
+    /// uses only its row and the rows before it. Repeated timestamps, a
+    /// clock that steps back (daylight saving, an NTP step, a reboot), long
+    /// gaps and irregular sampling are scored in file order, with a warning
+    /// naming the lines and what was assumed; a row earlier than a row
+    /// before it is scored as if at that row's time. --strict refuses
+    /// repeated and backward timestamps instead (exit 2).
     Detect(DetectArgs),
     /// Predict failures: per component and metric, the trend extrapolated to
     /// its limit.
@@ -607,6 +614,9 @@ pub struct ForecastArgs {
     /// Probability of the prediction interval
     #[arg(long, default_value_t = 0.95)]
     pub interval: f64,
+    /// Sort the rows by timestamp (stable) instead of refusing rows out of order; of equal timestamps the last row is kept
+    #[arg(long)]
+    pub sort: bool,
 }
 
 /// `steward detect`.
@@ -618,7 +628,7 @@ pub struct DetectArgs {
     /// Output CSV (`-` for stdout) [default: stdout]
     #[arg(long, value_name = "OUT.csv", default_value = "-")]
     pub output: PathBuf,
-    /// Reject repeated timestamps instead of scoring them in order
+    /// Reject repeated timestamps and a clock that steps back (exit 2) instead of scoring every row in file order
     #[arg(long)]
     pub strict: bool,
 }
@@ -638,6 +648,9 @@ pub struct PredictArgs {
     /// Only the last this many hours of each series are fitted [default: predict.window, 72 h]
     #[arg(long, value_name = "HOURS")]
     pub window_hours: Option<f64>,
+    /// Sort each series' rows by timestamp (stable) instead of refusing rows out of order; of equal timestamps the last row is kept
+    #[arg(long)]
+    pub sort: bool,
 }
 
 /// `steward tune`.

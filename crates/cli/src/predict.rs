@@ -16,7 +16,10 @@ use steward_core::predict::detect::{Detector, DetectorConfig};
 use steward_core::predict::forecast::{self, arrival_rates, Forecast, ForecastConfig};
 use steward_core::predict::input;
 use steward_core::predict::maintenance::{self, MaintenanceConfig};
-use steward_core::predict::series::{parse_csv_rows, Duplicates, Series};
+use steward_core::predict::series::{
+    human_ms, parse_csv_in_file_order, parse_csv_rows, parse_csv_sorted, time_report, Duplicates, RawRow, Series, SeriesError, Sorted,
+    TimeIssue, TimeReport, GAP_STEPS,
+};
 use steward_core::predict::tune;
 use steward_core::time::format_rfc3339;
 use steward_runtime::predict::{journal_cycles, load_profile, measured};
@@ -66,6 +69,85 @@ fn read_series(path: &Path, duplicates: Duplicates) -> Result<(String, Series)> 
     Ok((text, series))
 }
 
+/// A series in increasing time order: refused otherwise (naming the line,
+/// and how to sort it), or sorted with `--sort` (a warning says what moved).
+fn read_ordered_series(path: &Path, sort: bool) -> Result<Series> {
+    if sort {
+        let text = read_input(path)?;
+        let (series, sorted) = parse_csv_sorted(&text, 2).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        warn_sorted(path, &sorted);
+        return Ok(series);
+    }
+    let text = read_input(path)?;
+    parse_csv_rows(&text, 2, Duplicates::Reject).map(|p| p.series).map_err(|e| {
+        let hint = match e {
+            SeriesError::Duplicate { .. } | SeriesError::Unsorted { .. } => {
+                "; --sort sorts the rows by time, keeping the last of equal timestamps"
+            }
+            _ => "",
+        };
+        usage(format!("{}: {e}{hint}", path.display()))
+    })
+}
+
+/// Whether a metric CSV's error (`input::metric_samples`) refuses rows out of time order.
+fn is_order_error(message: &str) -> bool {
+    message.contains(": duplicate timestamp ") || message.contains("is earlier than line")
+}
+
+fn warn_sorted(path: &Path, sorted: &Sorted) {
+    if !sorted.is_unchanged() {
+        tracing::warn!("{}: sorted by timestamp (--sort): {sorted}.", path.display());
+    }
+}
+
+/// Up to this many lines of a kind are named in a warning; the rest are counted.
+const NAMED_LINES: usize = 3;
+
+/// The warnings of `detect` about times that are not a regular increasing
+/// clock: what happened where, and what the scores assumed.
+fn time_warnings(report: &TimeReport) -> Vec<String> {
+    let (mut back, mut repeats, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+    for issue in &report.issues {
+        match issue {
+            TimeIssue::Backward { .. } => back.push(issue),
+            TimeIssue::Duplicate { .. } => repeats.push(issue),
+            TimeIssue::Gap { .. } => gaps.push(issue),
+        }
+    }
+    let step = report.step_ms.map_or_else(|| "?".to_owned(), human_ms);
+    let mut out = Vec::new();
+    for (of_kind, head, hint) in [
+        (back, "the clock steps back {n} time(s)".to_owned(), " (--strict refuses them)"),
+        (repeats, "{n} repeated timestamp(s)".to_owned(), " (--strict refuses them)"),
+        (gaps, format!("{{n}} gap(s) longer than {GAP_STEPS} steps of {step}"), ""),
+    ] {
+        if of_kind.is_empty() {
+            continue;
+        }
+        let named: Vec<String> = of_kind.iter().take(NAMED_LINES).map(ToString::to_string).collect();
+        let more = match of_kind.get(NAMED_LINES) {
+            Some(next) => format!("; and {} more (the first on line {})", of_kind.len() - NAMED_LINES, next.line()),
+            None => String::new(),
+        };
+        out.push(format!("{}: {}{more}{hint}", head.replace("{n}", &of_kind.len().to_string()), named.join("; ")));
+    }
+    if let (Some(irr), Some(step)) = (&report.irregular, report.step_ms) {
+        let lines: Vec<String> = irr.first_lines.iter().map(ToString::to_string).collect();
+        out.push(format!(
+            "irregular sampling: {} of {} steps differ from the usual {} by more than half ({} to {}; the first after line(s) {}); \
+             each row is scored at its own time",
+            irr.steps_off,
+            irr.steps,
+            human_ms(step),
+            human_ms(irr.range_ms.0),
+            human_ms(irr.range_ms.1),
+            lines.join(", ")
+        ));
+    }
+    out
+}
+
 /// `N` points, or a duration converted to points of `step_ms`.
 fn horizon_points(text: &str, step_ms: Option<i64>) -> Result<usize> {
     if let Ok(n) = text.trim().parse::<usize>() {
@@ -95,7 +177,7 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
         return Err(usage(format!("--interval {} must be between 0 and 1", a.interval)));
     }
     let (series, source) = match &a.input {
-        Some(p) => (read_series(p, Duplicates::Reject)?.1, p.display().to_string()),
+        Some(p) => (read_ordered_series(p, a.sort)?, p.display().to_string()),
         None => {
             let rates = arrival_rates(&journal_cycles(&journal_path(cfg))?);
             if rates.len() < 2 {
@@ -136,21 +218,26 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
 
 fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
     let text = read_input(&a.input)?;
-    let dup = if a.strict { Duplicates::Reject } else { Duplicates::Keep };
-    let parsed = parse_csv_rows(&text, 2, dup).map_err(|e| usage(format!("{}: {e}", a.input.display())))?;
-    if !parsed.duplicate_lines.is_empty() {
-        let lines: Vec<String> = parsed.duplicate_lines.iter().take(10).map(ToString::to_string).collect();
-        eprintln!(
-            "warning: {}: repeated timestamp on line(s) {} (scored in order; --strict rejects them)",
-            a.input.display(),
-            lines.join(", ")
-        );
+    let bad = |e: SeriesError| usage(format!("{}: {e}", a.input.display()));
+    // Every row in file order. The detector looks back by time (a day, a
+    // week), so it is fed times that never go back: a row earlier than one
+    // before it is scored at the latest time so far (--strict refuses it).
+    let (rows, values, scoring_ts, report): (Vec<RawRow<'_>>, Vec<f64>, Vec<i64>, TimeReport) = if a.strict {
+        let p = parse_csv_rows(&text, 2, Duplicates::Reject).map_err(bad)?;
+        let report = time_report(&p.series.ts, &p.lines, &p.rows);
+        (p.rows, p.series.values, p.series.ts, report)
+    } else {
+        let p = parse_csv_in_file_order(&text, 2).map_err(bad)?;
+        (p.rows, p.values, p.scoring_ts, p.report)
+    };
+    for w in time_warnings(&report) {
+        tracing::warn!("{}: {w}", a.input.display());
     }
     let mut detector = Detector::new(DetectorConfig::default());
-    let mut out = String::with_capacity(text.len() + parsed.rows.len() * 12);
+    let mut out = String::with_capacity(text.len() + rows.len() * 12);
     out.push_str("timestamp,value,anomaly_score\n");
     let (mut high, mut peak) = (0usize, (0.0f64, ""));
-    for (row, (&t, &v)) in parsed.rows.iter().zip(parsed.series.ts.iter().zip(&parsed.series.values)) {
+    for (row, (&t, &v)) in rows.iter().zip(scoring_ts.iter().zip(&values)) {
         let score = detector.update(t, v);
         if score >= 0.5 {
             high += 1;
@@ -171,7 +258,7 @@ fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
     // The scores went to `to`; a line for the person who ran it.
     eprintln!(
         "steward detect: {} rows scored to {to}; {high} scored 0.5 or more; highest {:.2} at {}",
-        parsed.rows.len(),
+        rows.len(),
         peak.0,
         if peak.1.is_empty() { "-" } else { peak.1 }
     );
@@ -191,7 +278,18 @@ fn run_predict(a: &PredictArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
         m.limits.insert(name, limit);
     }
     let (samples, warnings, source) = match &a.input {
-        Some(p) => (in_file(p, input::metric_samples(&read_input(p)?))?, Vec::new(), p.display().to_string()),
+        Some(p) if a.sort => {
+            let (samples, sorted) = in_file(p, input::metric_samples_sorted(&read_input(p)?))?;
+            warn_sorted(p, &sorted);
+            (samples, Vec::new(), p.display().to_string())
+        }
+        Some(p) => {
+            let samples = input::metric_samples(&read_input(p)?).map_err(|e| {
+                let hint = if is_order_error(&e) { "; --sort sorts each series by time, keeping the last of equal timestamps" } else { "" };
+                usage(format!("{}: {e}{hint}", p.display()))
+            })?;
+            (samples, Vec::new(), p.display().to_string())
+        }
         None => {
             let (s, w) = telemetry_samples(&cfg.coordination.dir, cfg.coordination.max_item_bytes);
             (s, w, format!("telemetry in {}", &cfg.coordination.dir.display()))
