@@ -12,11 +12,18 @@
 //!   [`TREND_MIN_SDS`] residual standard deviations over the series; else
 //!   `stable`.
 //! - **Model.** Candidates: simple exponential smoothing, a damped trend
-//!   when the series trends, one season, two seasons (e.g. day and week).
-//!   Each is fitted on all but a holdout (the last quarter at most), scored
-//!   by the mean absolute error of forecasts from rolling origins in the
-//!   holdout, and the best is refitted on everything. Short series fall back
-//!   to the naive forecast (last value); a constant series to a constant.
+//!   when the series trends, one season, two seasons (e.g. day and week);
+//!   the seasonal naive of every detected season and of a day and a week
+//!   in grid steps ([`naive_seasons`]), so that no model is chosen that
+//!   does worse than the obvious; and the mean of the best smoothing model
+//!   with those naives (each, and all), since their errors differ and a
+//!   mean of forecasts often errs less than any of them. Each is fitted on
+//!   all but a holdout (the last quarter at most), scored by the mean
+//!   absolute error of forecasts from the same rolling origins in the
+//!   holdout, and the best is refitted on everything: its holdout error
+//!   never exceeds the best seasonal naive's ([`Holdout`] reports both).
+//!   Short series fall back to the naive forecast (last value); a constant
+//!   series to a constant.
 //! - **Confidence.** `data × skill`: skill = `max(0, 1 − MASE/2)` with the
 //!   holdout MASE (scaled by the in-sample naive error; below 1 unless the
 //!   holdout is perfect), data =
@@ -187,6 +194,30 @@ pub struct Diagnostics {
     pub candidates: Vec<(String, f64)>,
 }
 
+/// How the chosen model and the seasonal naive forecasts did on the holdout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Holdout {
+    /// The chosen model.
+    pub model: String,
+    /// Its holdout MAE.
+    pub mae: f64,
+    /// Its holdout MASE (None when the series never changed in the fit period).
+    pub mase: Option<f64>,
+    /// Each seasonal naive candidate, shortest season first.
+    pub naive: Vec<NaiveHoldout>,
+}
+
+/// A seasonal naive forecast's holdout error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NaiveHoldout {
+    /// The season, in points.
+    pub season: usize,
+    /// Holdout MAE.
+    pub mae: f64,
+    /// Holdout MASE (scaled as the chosen model's).
+    pub mase: Option<f64>,
+}
+
 /// A forecast (spec/cli.md: `pattern`, `season_length`, `model`, `forecast`, `confidence`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {
@@ -202,6 +233,9 @@ pub struct Forecast {
     pub confidence: f64,
     /// How the above was decided.
     pub diagnostics: Diagnostics,
+    /// The chosen model's holdout error next to each seasonal naive's
+    /// (None when no model was chosen on a holdout: a constant or a short series).
+    pub holdout: Option<Holdout>,
 }
 
 /// A series on a regular grid: NaN marks a missing point.
@@ -368,26 +402,195 @@ pub fn pattern_of_step(y: &[f64], step_ms: Option<i64>) -> PatternStats {
     PatternStats { seasons, seasonal_strength: strength, trend_p_value: p, slope_per_point: slope, pattern }
 }
 
-/// Mean absolute error of forecasts of `h` steps from rolling origins
-/// through `test`, after fitting on `train`. `None` if the spec cannot be
-/// fitted or its error is not finite (an unstable fit).
-fn holdout_mae(spec: Spec, train: &[f64], test: &[f64], h: usize) -> Option<f64> {
-    let mut model = ets::fit(spec, train)?;
-    let stride = (h / 2).max(1);
-    let (mut sum, mut cnt) = (0.0, 0usize);
-    let mut origin = 0;
-    while origin < test.len() {
-        let f = model.forecast(h.min(test.len() - origin), 0.5);
-        for (j, (mean, _, _)) in f.iter().enumerate() {
-            let actual = test[origin + j];
-            if actual.is_finite() {
-                sum += (actual - mean).abs();
-                cnt += 1;
+/// A seasonal naive forecast: each point is the latest value seen at the
+/// same position of the season (`m` points back, or a whole number of
+/// seasons back when the horizon passes a season or a value is missing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeasonalNaive {
+    /// The season in points.
+    pub m: usize,
+    /// The latest known value at each position of the season.
+    last: Vec<f64>,
+    /// The position of the next point.
+    next: usize,
+    /// Root mean square of the in-sample one-season changes: the one-step
+    /// error scale of the intervals.
+    pub sigma: f64,
+}
+
+impl SeasonalNaive {
+    /// Fits on `y` (NaN = missing). `None` with fewer than `m` points, or
+    /// no finite one.
+    pub fn fit(m: usize, y: &[f64]) -> Option<Self> {
+        if m == 0 || y.len() < m {
+            return None;
+        }
+        let known: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
+        if known.is_empty() {
+            return None;
+        }
+        // A position never seen takes the mean (a season with a gap in every cycle).
+        let mut last = vec![mean(&known); m];
+        for (i, &v) in y.iter().enumerate() {
+            if v.is_finite() {
+                last[i % m] = v;
             }
         }
+        let d: Vec<f64> = y.windows(m + 1).map(|w| w[m] - w[0]).filter(|v| v.is_finite()).collect();
+        let sigma = if d.is_empty() { variance(&known).sqrt() } else { (d.iter().map(|v| v * v).sum::<f64>() / d.len() as f64).sqrt() };
+        Some(Self { m, last, next: y.len() % m, sigma })
+    }
+
+    /// `(mean, lower, upper)` for `h` points with a central interval of
+    /// probability `level`: the spread grows with the seasons passed.
+    pub fn forecast(&self, h: usize, level: f64) -> Vec<(f64, f64, f64)> {
+        let z = super::stats::normal_quantile(0.5 + level.clamp(0.0, 0.999_999) / 2.0);
+        (1..=h)
+            .map(|j| {
+                let mean = self.last[(self.next + j - 1) % self.m];
+                let half = z * self.sigma * (((j - 1) / self.m + 1) as f64).sqrt();
+                (mean, mean - half, mean + half)
+            })
+            .collect()
+    }
+
+    /// Takes in more observations (NaN = missing).
+    pub fn update(&mut self, y: &[f64]) {
+        for &v in y {
+            if v.is_finite() {
+                self.last[self.next] = v;
+            }
+            self.next = (self.next + 1) % self.m;
+        }
+    }
+}
+
+/// A way to forecast, before it is fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Exponential smoothing.
+    Ets(Spec),
+    /// The seasonal naive of a season, in points.
+    Naive(usize),
+    /// The mean of several methods' forecasts (a combination).
+    Mean(Vec<Method>),
+}
+
+impl Method {
+    /// A short name: `ETS(A,N,A) m=24`, `seasonal naive m=168`, `mean(…, …)`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Ets(spec) => spec.name(),
+            Self::Naive(m) => format!("seasonal naive m={m}"),
+            Self::Mean(parts) => format!("mean({})", parts.iter().map(Self::name).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    /// The method fitted to `y` (NaN = missing); `None` when it (or a part
+    /// of it) cannot be.
+    pub fn fit(&self, y: &[f64]) -> Option<Model> {
+        match self {
+            Self::Ets(spec) => ets::fit(*spec, y).map(Model::Ets),
+            Self::Naive(m) => SeasonalNaive::fit(*m, y).map(Model::Naive),
+            Self::Mean(parts) => parts.iter().map(|p| p.fit(y)).collect::<Option<Vec<_>>>().map(Model::Mean),
+        }
+    }
+}
+
+/// A fitted model: exponential smoothing, a seasonal naive, or the mean of several.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// Exponential smoothing.
+    Ets(ets::Model),
+    /// A seasonal naive.
+    Naive(SeasonalNaive),
+    /// The mean of the parts' forecasts.
+    Mean(Vec<Model>),
+}
+
+impl Model {
+    /// The method's name (see [`Method::name`]).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Ets(m) => m.spec.name(),
+            Self::Naive(n) => Method::Naive(n.m).name(),
+            Self::Mean(parts) => format!("mean({})", parts.iter().map(Self::name).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    /// `(mean, lower, upper)` for `h` points after the last one seen, with
+    /// a central interval of probability `level`. A mean's interval is the
+    /// mean of its parts' half-widths around the mean forecast: the spread
+    /// of an average of errors is at most the average of their spreads, so
+    /// the interval is, if anything, wide.
+    pub fn forecast(&self, h: usize, level: f64) -> Vec<(f64, f64, f64)> {
+        match self {
+            Self::Ets(m) => m.forecast(h, level),
+            Self::Naive(n) => n.forecast(h, level),
+            Self::Mean(parts) => {
+                let k = parts.len().max(1) as f64;
+                let mut sum = vec![(0.0, 0.0); h];
+                for part in parts {
+                    for (acc, (mean, lo, hi)) in sum.iter_mut().zip(part.forecast(h, level)) {
+                        acc.0 += mean / k;
+                        acc.1 += (hi - lo) / 2.0 / k;
+                    }
+                }
+                sum.into_iter().map(|(mean, half)| (mean, mean - half, mean + half)).collect()
+            }
+        }
+    }
+
+    /// Takes in more observations (NaN = missing), keeping the parameters.
+    pub fn update(&mut self, y: &[f64]) {
+        match self {
+            Self::Ets(m) => m.update(y),
+            Self::Naive(n) => n.update(y),
+            Self::Mean(parts) => parts.iter_mut().for_each(|p| p.update(y)),
+        }
+    }
+}
+
+/// The forecasts of `h` steps from rolling origins through `test` (every
+/// `h/2` points), after fitting on the points before it: one value per
+/// (origin, lead), in the order [`holdout_actuals`] gives the targets.
+fn holdout_path(mut model: Model, test: &[f64], h: usize) -> Vec<f64> {
+    let stride = (h / 2).max(1);
+    let mut out = Vec::new();
+    let mut origin = 0;
+    while origin < test.len() {
+        out.extend(model.forecast(h.min(test.len() - origin), 0.5).into_iter().map(|(mean, _, _)| mean));
         let next = (origin + stride).min(test.len());
         model.update(&test[origin..next]);
         origin = next;
+    }
+    out
+}
+
+/// The targets of [`holdout_path`], in its order.
+fn holdout_actuals(test: &[f64], h: usize) -> Vec<f64> {
+    let stride = (h / 2).max(1);
+    let mut out = Vec::new();
+    let mut origin = 0;
+    while origin < test.len() {
+        out.extend_from_slice(&test[origin..(origin + h).min(test.len())]);
+        origin = (origin + stride).min(test.len());
+    }
+    out
+}
+
+/// Mean absolute error of the mean of `paths` against `actuals`, over
+/// the finite actuals. `None` when there is none or the error is not
+/// finite (an unstable fit).
+fn path_mae(paths: &[&[f64]], actuals: &[f64]) -> Option<f64> {
+    let k = paths.len() as f64;
+    let (mut sum, mut cnt) = (0.0, 0usize);
+    for (i, &actual) in actuals.iter().enumerate() {
+        if actual.is_finite() {
+            let f: f64 = paths.iter().map(|p| p.get(i).copied().unwrap_or(f64::NAN)).sum::<f64>() / k;
+            sum += (actual - f).abs();
+            cnt += 1;
+        }
     }
     Some(sum / cnt as f64).filter(|mae| cnt > 0 && mae.is_finite())
 }
@@ -399,23 +602,47 @@ pub fn naive_scale(y: &[f64], m: usize) -> f64 {
     mean(&d)
 }
 
+/// The seasons whose seasonal naive is a candidate: those detected, and a
+/// day and a week in steps of `step_ms` (when they are whole numbers of
+/// steps); each at most `longest` points.
+pub fn naive_seasons(seasons: &Seasons, step_ms: Option<i64>, longest: usize) -> Vec<usize> {
+    let calendar = [86_400_000i64, 604_800_000].into_iter().filter_map(|p| match step_ms {
+        Some(step) if step > 0 && p % step == 0 => usize::try_from(p / step).ok(),
+        _ => None,
+    });
+    let mut out: Vec<usize> =
+        seasons.primary.into_iter().chain(seasons.secondary).chain(calendar).filter(|&m| m >= 2 && m <= longest).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The model chosen for a series, fitted on all of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
     /// The model, refitted on the whole series (None if none could be fitted).
-    pub model: Option<ets::Model>,
+    pub model: Option<Model>,
     /// Holdout MAE of the chosen model.
     pub holdout_mae: Option<f64>,
     /// The in-sample naive MAE that scales the holdout MAE into a MASE.
     pub scale: f64,
     /// Each candidate and its holdout MAE.
     pub candidates: Vec<(String, f64)>,
+    /// Each seasonal naive candidate's season (points) and holdout MAE.
+    pub naive: Vec<(usize, f64)>,
 }
 
 /// Chooses among the candidate models (see the module doc) on a holdout
 /// at the horizon (up to one season), then refits the winner on all of
 /// `y` (NaN = missing; `filled` is `y` with gaps interpolated).
 pub fn fit_best(y: &[f64], filled: &[f64], horizon: usize, stats: &PatternStats) -> Fitted {
+    fit_best_step(y, filled, horizon, stats, None)
+}
+
+/// [`fit_best`] knowing the grid step, so that the seasonal naive of a day
+/// and of a week are candidates even when the autocorrelation did not pick
+/// them.
+pub fn fit_best_step(y: &[f64], filled: &[f64], horizon: usize, stats: &PatternStats, step_ms: Option<i64>) -> Fitted {
     let n = y.len();
     let m1 = stats.seasons.primary.unwrap_or(0);
     let m2 = stats.seasons.secondary.unwrap_or(0);
@@ -442,19 +669,55 @@ pub fn fit_best(y: &[f64], filled: &[f64], horizon: usize, stats: &PatternStats)
     let hold = (n / 4).min((2 * h_eval).max(2 * m1).max(m2)).max(1);
     let (train, test) = y.split_at(n - hold);
     let scale = naive_scale(&filled[..n - hold], 1).max(f64::MIN_POSITIVE);
-    let mut best: Option<(Spec, f64)> = None;
-    let mut candidates = Vec::new();
-    for spec in specs {
-        if let Some(mae) = holdout_mae(spec, train, test, h_eval) {
-            candidates.push((spec.name(), mae));
-            if best.is_none_or(|(_, b)| mae < b) {
-                best = Some((spec, mae));
+    let actuals = holdout_actuals(test, h_eval);
+    // Every candidate forecasts the same targets from the same origins.
+    let mut scored: Vec<(Method, Vec<f64>, f64)> = Vec::new();
+    let try_method = |method: Method, scored: &mut Vec<(Method, Vec<f64>, f64)>| {
+        if let Some(model) = method.fit(train) {
+            let path = holdout_path(model, test, h_eval);
+            if let Some(mae) = path_mae(&[&path], &actuals) {
+                scored.push((method, path, mae));
             }
         }
+    };
+    for spec in specs {
+        try_method(Method::Ets(spec), &mut scored);
     }
-    let chosen = best.map_or(plain, |(s, _)| s);
-    let model = ets::fit(chosen, y).or_else(|| ets::fit(plain, y));
-    Fitted { model, holdout_mae: best.map(|(_, m)| m), scale, candidates }
+    let n_ets = scored.len();
+    // The obvious forecasts: a model is chosen only when it beats them.
+    for m in naive_seasons(&stats.seasons, step_ms, train.len()) {
+        try_method(Method::Naive(m), &mut scored);
+    }
+    let naive: Vec<(usize, f64)> =
+        scored[n_ets..].iter().filter_map(|(method, _, mae)| if let Method::Naive(m) = method { Some((*m, *mae)) } else { None }).collect();
+    // Combinations of the best smoothing model and the seasonal naives:
+    // their errors differ, so their mean often errs less than either.
+    let best_ets = scored[..n_ets].iter().enumerate().min_by(|a, b| a.1 .2.total_cmp(&b.1 .2)).map(|(i, _)| i);
+    let mut combos: Vec<Vec<usize>> = Vec::new();
+    let naive_idx: Vec<usize> = (n_ets..scored.len()).collect();
+    if let Some(e) = best_ets {
+        for &i in &naive_idx {
+            combos.push(vec![e, i]);
+        }
+        if naive_idx.len() >= 2 {
+            combos.push(std::iter::once(e).chain(naive_idx.iter().copied()).collect());
+        }
+    }
+    if naive_idx.len() >= 2 {
+        combos.push(naive_idx.clone());
+    }
+    for parts in combos {
+        let paths: Vec<&[f64]> = parts.iter().map(|&i| scored[i].1.as_slice()).collect();
+        if let Some(mae) = path_mae(&paths, &actuals) {
+            let method = Method::Mean(parts.iter().map(|&i| scored[i].0.clone()).collect());
+            scored.push((method, Vec::new(), mae));
+        }
+    }
+    let candidates = scored.iter().map(|(method, _, mae)| (method.name(), *mae)).collect();
+    // Of equal errors the first tried: smoothing, then the naives, then the means.
+    let best = scored.iter().fold(None::<&(Method, Vec<f64>, f64)>, |best, c| if best.is_none_or(|b| c.2 < b.2) { Some(c) } else { best });
+    let model = best.and_then(|(method, _, _)| method.fit(y)).or_else(|| Method::Ets(plain).fit(y));
+    Fitted { model, holdout_mae: best.map(|b| b.2), scale, candidates, naive }
 }
 
 /// Forecasts `horizon` points after the series (see the module doc).
@@ -506,11 +769,17 @@ pub fn forecast(series: &Series, horizon: usize, cfg: &ForecastConfig) -> Result
     d.trend_slope_per_point = unscale(d.trend_slope_per_point);
     d.candidates.iter_mut().for_each(|c| c.1 = unscale(c.1));
     d.candidates.retain(|c| c.1.is_finite());
+    if let Some(h) = &mut f.holdout {
+        h.mae = unscale(h.mae);
+        h.naive.iter_mut().for_each(|n| n.mae = unscale(n.mae));
+        h.naive.retain(|n| n.mae.is_finite());
+    }
     let finite = |x: &f64| x.is_finite();
     let numbers_ok = f.forecast.iter().all(|p| [p.value, p.lower, p.upper].iter().all(finite))
         && finite(&f.confidence)
         && [d.step_secs, d.season_acf, d.seasonal_strength, d.trend_p_value, d.trend_slope_per_point].iter().all(finite)
-        && d.holdout_mae.iter().chain(&d.holdout_mase).all(finite);
+        && d.holdout_mae.iter().chain(&d.holdout_mase).all(finite)
+        && f.holdout.iter().all(|h| finite(&h.mae) && h.mase.iter().chain(h.naive.iter().flat_map(|n| n.mase.as_ref())).all(finite));
     if !numbers_ok {
         return Err(ForecastError::NotRepresentable);
     }
@@ -541,7 +810,7 @@ fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative:
         holdout_mase: None,
         candidates: Vec::new(),
     };
-    let finish = |points: Vec<(f64, f64, f64)>, model: String, confidence: f64, diagnostics: Diagnostics| {
+    let finish = |points: Vec<(f64, f64, f64)>, model: String, confidence: f64, diagnostics: Diagnostics, holdout: Option<Holdout>| {
         let forecast = points
             .into_iter()
             .zip(&timestamps)
@@ -557,6 +826,7 @@ fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative:
             forecast,
             confidence: confidence.clamp(0.0, 1.0),
             diagnostics,
+            holdout,
         }
     };
     let known: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
@@ -565,7 +835,7 @@ fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative:
     // to its magnitude (a standard deviation below about 3e-8 of it).
     if variance(&known) <= f64::EPSILON * (1.0 + last * last) {
         let data = (known.len() as f64 / 20.0).min(1.0);
-        return Ok(finish(vec![(last, last, last); horizon], "constant".to_owned(), data, diagnostics));
+        return Ok(finish(vec![(last, last, last); horizon], "constant".to_owned(), data, diagnostics, None));
     }
     if n < MIN_MODEL_POINTS {
         // Naive: the last value, with the spread of successive changes growing as a random walk.
@@ -574,13 +844,13 @@ fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative:
         let z = super::stats::normal_quantile(0.5 + interval / 2.0);
         let pts = (1..=horizon).map(|j| (last, last - z * sd * (j as f64).sqrt(), last + z * sd * (j as f64).sqrt())).collect();
         let data = n as f64 / 20.0;
-        return Ok(finish(pts, "naive".to_owned(), 0.5 * data, diagnostics));
+        return Ok(finish(pts, "naive".to_owned(), 0.5 * data, diagnostics, None));
     }
-    let fitted = fit_best(y, &filled, horizon, &stats);
+    let fitted = fit_best_step(y, &filled, horizon, &stats, Some(grid.step_ms));
     diagnostics.candidates = fitted.candidates.clone();
     let Some(model) = fitted.model else {
         let pts = vec![(last, last, last); horizon];
-        return Ok(finish(pts, "naive".to_owned(), 0.0, diagnostics));
+        return Ok(finish(pts, "naive".to_owned(), 0.0, diagnostics, None));
     };
     let m1 = stats.seasons.primary.unwrap_or(0);
     // A MASE that is not finite (no in-sample change to scale by) says nothing about skill.
@@ -593,7 +863,14 @@ fn forecast_scaled(series: &Series, horizon: usize, interval: f64, non_negative:
     // move `1 − MASE/2` off 1 in f64 (e.g. a holdout far calmer than the
     // fit period) gives the largest f64 below 1.
     let skill = mase.map_or(0.0, |m| if m > 0.0 { (1.0 - m / 2.0).clamp(0.0, 1.0 - f64::EPSILON / 2.0) } else { 1.0 });
-    Ok(finish(model.forecast(horizon, interval), model.spec.name(), data * skill, diagnostics))
+    let to_mase = |mae: f64| Some(mae / fitted.scale).filter(|m| m.is_finite());
+    let holdout = fitted.holdout_mae.map(|mae| Holdout {
+        model: model.name(),
+        mae,
+        mase,
+        naive: fitted.naive.iter().map(|&(season, mae)| NaiveHoldout { season, mae, mase: to_mase(mae) }).collect(),
+    });
+    Ok(finish(model.forecast(horizon, interval), model.name(), data * skill, diagnostics, holdout))
 }
 
 /// The forecast peak within a lead time, for scaling ahead of load.
@@ -699,6 +976,48 @@ mod tests {
         assert_eq!(f.forecast[1].value, 2.0);
         assert!(f.confidence < 0.2);
         assert_eq!(forecast(&series(&[1.0], 60_000), 2, &ForecastConfig::default()), Err(ForecastError::TooShort(1)));
+    }
+
+    #[test]
+    fn the_chosen_model_errs_no_more_than_any_seasonal_naive_on_the_holdout() {
+        let shapes: [&dyn Fn(usize) -> f64; 4] = [
+            // A noisy daily cycle, hourly.
+            &|i| 50.0 + 30.0 * ((i % 24) as f64 * std::f64::consts::TAU / 24.0).sin() + noise(i),
+            // A square wave with quiet weekends.
+            &|i| if (i / 24) % 7 >= 5 { 5.0 } else if (8..18).contains(&(i % 24)) { 40.0 } else { 10.0 } + noise(i) / 5.0,
+            // A random walk with a small daily ripple.
+            &|i| (0..i).map(noise).sum::<f64>() / 4.0 + ((i % 24) as f64 / 4.0).sin(),
+            // Noise alone.
+            &noise,
+        ];
+        for (k, shape) in shapes.iter().enumerate() {
+            let v: Vec<f64> = (0..24 * 21).map(shape).collect();
+            let f = forecast(&series(&v, 3_600_000), 24, &ForecastConfig::default()).unwrap();
+            let h = f.holdout.as_ref().unwrap();
+            assert_eq!(h.model, f.model);
+            assert!(h.naive.iter().any(|n| n.season == 24) && h.naive.iter().any(|n| n.season == 168), "shape {k}: {h:?}");
+            for n in &h.naive {
+                assert!(h.mae <= n.mae, "shape {k}: {} {} > naive m={} {}", h.model, h.mae, n.season, n.mae);
+            }
+        }
+    }
+
+    #[test]
+    fn a_seasonal_naive_repeats_the_last_season_and_widens_per_season() {
+        let y = [1.0, 2.0, 3.0, 4.0, f64::NAN, 6.0, 7.0];
+        let mut n = SeasonalNaive::fit(3, &y).unwrap();
+        // Positions 0, 1, 2: the latest known values 7, 2 (5 is missing), 6.
+        let f = n.forecast(4, 0.95);
+        assert_eq!(f.iter().map(|p| p.0).collect::<Vec<_>>(), [2.0, 6.0, 7.0, 2.0]);
+        assert!((f[0].2 - f[0].1) < (f[3].2 - f[3].1), "{f:?}");
+        n.update(&[20.0, f64::NAN]);
+        assert_eq!(n.forecast(3, 0.5).iter().map(|p| p.0).collect::<Vec<_>>(), [7.0, 20.0, 6.0]);
+        assert!(SeasonalNaive::fit(3, &[1.0, 2.0]).is_none());
+        assert!(SeasonalNaive::fit(2, &[f64::NAN; 4]).is_none());
+        // A mean's forecast is the mean of its parts'.
+        let m = Method::Mean(vec![Method::Naive(2), Method::Naive(3)]).fit(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(m.forecast(1, 0.5)[0].0, (5.0 + 4.0) / 2.0);
+        assert_eq!(m.name(), "mean(seasonal naive m=2, seasonal naive m=3)");
     }
 
     #[test]
