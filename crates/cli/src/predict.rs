@@ -169,6 +169,7 @@ fn forecast_json(f: &Forecast) -> Value {
         })).collect::<Vec<_>>(),
         "confidence": f.confidence,
         "diagnostics": f.diagnostics,
+        "holdout": f.holdout,
     })
 }
 
@@ -206,6 +207,16 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
         f.model,
         f.confidence
     );
+    if let Some(h) = &f.holdout {
+        let naive: Vec<String> =
+            h.naive.iter().map(|n| format!("m={} {}", n.season, n.mase.map_or("-".to_owned(), |m| format!("{m:.3}")))).collect();
+        let _ = writeln!(
+            out,
+            "holdout MASE {} (seasonal naive: {})\n",
+            h.mase.map_or("-".to_owned(), |m| format!("{m:.3}")),
+            if naive.is_empty() { "none".to_owned() } else { naive.join(", ") }
+        );
+    }
     let rows: Vec<Vec<String>> = f
         .forecast
         .iter()

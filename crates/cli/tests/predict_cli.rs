@@ -115,7 +115,13 @@ fn forecast_prints_the_spec_shape() {
     let v = f.json(&["forecast", "--input", input.to_str().unwrap(), "--horizon", "6h", "--format", "json"]);
     assert_eq!(v["pattern"], "periodic");
     assert_eq!(v["season_length"], 24);
+    // An exact daily cycle: smoothing and the seasonal naives are all exact
+    // on the holdout, and of equal errors smoothing (tried first) is kept.
     assert!(v["model"].as_str().unwrap().starts_with("ETS"));
+    let h = &v["holdout"];
+    assert_eq!(h["model"], v["model"]);
+    assert_eq!(h["naive"][0]["season"], 24);
+    assert!(h["mase"].as_f64().unwrap() <= h["naive"][0]["mase"].as_f64().unwrap(), "{h}");
     let pts = v["forecast"].as_array().unwrap();
     assert_eq!(pts.len(), 6);
     assert_eq!(pts[0]["timestamp"], "2024-01-15T00:00:00.000Z");
