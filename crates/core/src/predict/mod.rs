@@ -4,13 +4,16 @@
 //! as data, `now` as an argument, and nothing here reads a file or a clock.
 //!
 //! - [`series`]: `timestamp,value` CSV text to a checked [`series::Series`],
-//!   with errors that name the line.
+//!   with errors that name the line; or every row in file order with
+//!   scoring times that never go back and a report of repeats, steps back,
+//!   gaps and irregular sampling (for `detect`); or sorted (`--sort`).
 //! - [`stats`]: the statistics the others state their decisions with
 //!   (autocorrelation, Mann-Kendall, Sen's slope, quantiles, the normal law).
 //! - [`season`]: season detection from the autocorrelation function.
 //! - [`ets`]: additive exponential smoothing (level, damped trend, one or two
 //!   seasons), fitted by minimizing the one-step squared error.
-//! - [`forecast`]: model choice, prediction intervals, the pattern, and
+//! - [`forecast`]: model choice (smoothing, seasonal naives and their
+//!   means, on a holdout), prediction intervals, the pattern, and
 //!   [`forecast::peak_within`] for the adaptive policy.
 //! - [`detect`]: the online anomaly detector behind `steward detect`.
 //! - [`maintenance`]: trend-to-limit failure prediction (`steward predict`).
