@@ -117,20 +117,22 @@ fn time_warnings(report: &TimeReport) -> Vec<String> {
     }
     let step = report.step_ms.map_or_else(|| "?".to_owned(), human_ms);
     let mut out = Vec::new();
-    for (of_kind, head, hint) in [
-        (back, "the clock steps back {n} time(s)".to_owned(), " (--strict refuses them)"),
-        (repeats, "{n} repeated timestamp(s)".to_owned(), " (--strict refuses them)"),
-        (gaps, format!("{{n}} gap(s) longer than {GAP_STEPS} steps of {step}"), ""),
+    // A step back says per place at whose time its rows were scored; the
+    // other kinds assume one thing, said once.
+    for (of_kind, head, per_place, assumed) in [
+        (back, "the clock steps back {n} time(s)".to_owned(), true, "--strict refuses them"),
+        (repeats, "{n} repeated timestamp(s)".to_owned(), false, "scored in file order, at the same time; --strict refuses them"),
+        (gaps, format!("{{n}} gap(s) longer than {GAP_STEPS} steps of {step}"), false, "scored at their own times, nothing filled in"),
     ] {
         if of_kind.is_empty() {
             continue;
         }
-        let named: Vec<String> = of_kind.iter().take(NAMED_LINES).map(ToString::to_string).collect();
+        let named: Vec<String> = of_kind.iter().take(NAMED_LINES).map(|i| if per_place { i.to_string() } else { i.what() }).collect();
         let more = match of_kind.get(NAMED_LINES) {
             Some(next) => format!("; and {} more (the first on line {})", of_kind.len() - NAMED_LINES, next.line()),
             None => String::new(),
         };
-        out.push(format!("{}: {}{more}{hint}", head.replace("{n}", &of_kind.len().to_string()), named.join("; ")));
+        out.push(format!("{}: {}{more} ({assumed})", head.replace("{n}", &of_kind.len().to_string()), named.join("; ")));
     }
     if let (Some(irr), Some(step)) = (&report.irregular, report.step_ms) {
         let lines: Vec<String> = irr.first_lines.iter().map(ToString::to_string).collect();

@@ -165,7 +165,10 @@ fn detect_writes_every_row_with_a_score() {
     let o = f.run(&["detect", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("1 repeated timestamp(s): line 4: timestamp 2024-01-01 00:05:00 repeats line 3's"), "{stderr}");
+    assert!(
+        stderr.contains("1 repeated timestamp(s): line 4: timestamp 2024-01-01 00:05:00 repeats line 3's (scored in file order, at the same time; --strict refuses them)"),
+        "{stderr}"
+    );
     let text = fs::read_to_string(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "timestamp,value,anomaly_score");
@@ -230,7 +233,7 @@ fn issue_14_detect_scores_every_row_through_a_clock_that_steps_back_a_repeat_and
          (and so are the 11 rows after it, to line 813); scored in file order, as if at line 801's time",
         "line 302: timestamp 2024-03-02 00:55:00 repeats line 301's",
         "line 814: timestamp 2024-03-03 18:30:00 repeats line 801's",
-        "1 gap(s) longer than 10 steps of 5 min: line 1502 is 3 d after line 1501; scored at its own time, nothing filled in",
+        "1 gap(s) longer than 10 steps of 5 min: line 1502 is 3 d after line 1501 (scored at their own times, nothing filled in)",
     ] {
         assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
     }
@@ -291,7 +294,7 @@ fn detect_names_the_first_few_lines_and_counts_the_rest() {
     assert!(stderr.contains("40 repeated timestamp(s): line 3: timestamp 0 repeats line 2's;"), "{stderr}");
     assert!(
         stderr
-            .contains("line 7: timestamp 120 repeats line 6's; scored in file order, at the same time; and 37 more (the first on line 9)"),
+            .contains("line 7: timestamp 120 repeats line 6's; and 37 more (the first on line 9) (scored in file order, at the same time; --strict refuses them)"),
         "{stderr}"
     );
 }

@@ -323,24 +323,36 @@ impl TimeIssue {
     }
 }
 
+impl TimeIssue {
+    /// What happened, without what was assumed.
+    pub fn what(&self) -> String {
+        match self {
+            Self::Duplicate { line, text, previous_line } => format!("line {line}: timestamp {text} repeats line {previous_line}'s"),
+            Self::Backward { line, text, by_ms, latest_line, rows, last_line } => {
+                let mut out = format!("line {line}: timestamp {text} is {} before line {latest_line}'s", human_ms(*by_ms));
+                if *rows > 1 {
+                    out.push_str(&format!(" (and so are the {} rows after it, to line {last_line})", rows - 1));
+                }
+                out
+            }
+            Self::Gap { line, previous_line, gap_ms } => format!("line {line} is {} after line {previous_line}", human_ms(*gap_ms)),
+        }
+    }
+
+    /// What a scorer in file order assumes about the rows.
+    pub fn assumed(&self) -> String {
+        match self {
+            Self::Duplicate { .. } => "scored in file order, at the same time".to_owned(),
+            Self::Backward { latest_line, .. } => format!("scored in file order, as if at line {latest_line}'s time"),
+            Self::Gap { .. } => "scored at its own time, nothing filled in".to_owned(),
+        }
+    }
+}
+
 impl std::fmt::Display for TimeIssue {
     /// What happened and what a scorer in file order assumes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Duplicate { line, text, previous_line } => {
-                write!(f, "line {line}: timestamp {text} repeats line {previous_line}'s; scored in file order, at the same time")
-            }
-            Self::Backward { line, text, by_ms, latest_line, rows, last_line } => {
-                write!(f, "line {line}: timestamp {text} is {} before line {latest_line}'s", human_ms(*by_ms))?;
-                if *rows > 1 {
-                    write!(f, " (and so are the {} rows after it, to line {last_line})", rows - 1)?;
-                }
-                write!(f, "; scored in file order, as if at line {latest_line}'s time")
-            }
-            Self::Gap { line, previous_line, gap_ms } => {
-                write!(f, "line {line} is {} after line {previous_line}; scored at its own time, nothing filled in", human_ms(*gap_ms))
-            }
-        }
+        write!(f, "{}; {}", self.what(), self.assumed())
     }
 }
 
