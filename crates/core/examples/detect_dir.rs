@@ -52,6 +52,12 @@ fn main() {
         if let Some(v) = env("SHARP") {
             cfg.sharpness = v;
         }
+        if let Some(v) = env("FLAT_F") {
+            cfg.flat_factor = v;
+        }
+        if let Some(v) = env("FLAT_MIN") {
+            cfg.flat_min_run = v as usize;
+        }
         if let Some(v) = env("REST") {
             cfg.rest_points = v as usize;
         }

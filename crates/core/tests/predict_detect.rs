@@ -66,3 +66,32 @@ fn a_missing_peak_stands_out_and_noise_does_not() {
     assert!(in_event > 0.95, "missing peak scores {in_event}");
     assert!(in_event > elsewhere, "{in_event} vs normal days {elsewhere}");
 }
+
+/// A sensor that stops moving: the same value far longer than the series
+/// ever repeated one raises one alarm; a series that never moved, none.
+#[test]
+fn a_flat_lined_sensor_alarms_once_and_a_constant_series_never() {
+    let step = 300_000i64;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1000) as f64 / 100.0
+    };
+    let mut values: Vec<f64> = (0..2000).map(|i| 50.0 + 5.0 * ((i as f64) / 40.0).sin() + noise()).collect();
+    let stuck = values[1499];
+    for v in values.iter_mut().skip(1500).take(300) {
+        *v = stuck;
+    }
+    let ts: Vec<i64> = (0..2000).map(|i| 1_700_000_000_000 + i * step).collect();
+    let scores = score_series(&ts, &values, DetectorConfig::default());
+    let before = scores[200..1500].iter().cloned().fold(0.0, f64::max);
+    let during = scores[1500..1800].iter().cloned().fold(0.0, f64::max);
+    assert!(during > 0.9, "the flat line scored {during}");
+    assert!(during > before, "{during} vs the noisy part's {before}");
+    let alarms = scores[1500..1800].windows(2).filter(|w| w[1] >= 0.9 && w[0] < 0.9).count();
+    assert_eq!(alarms, 1, "one alarm for one flat line");
+    let constant = score_series(&ts, &vec![7.0; 2000], DetectorConfig::default());
+    assert!(constant.iter().all(|s| *s < 0.5), "a series that never moved is not flat-lining");
+}

@@ -18,7 +18,11 @@
 //!    exponentially smoothed `z` (a burst of moderate surprises, such as
 //!    denser spikes), and the score is the larger of the two. Heavy-tailed
 //!    series so raise their own bar, and one threshold serves every series.
-//! 4. **Report each event once**: a score that does not exceed the highest
+//! 4. **A flat-lined sensor**: the same value repeated longer than
+//!    [`DetectorConfig::flat_factor`] times the longest repeat the series
+//!    made before (at least [`DetectorConfig::flat_min_run`]) scores on the
+//!    same curve, once per flat line; a series that never moved does not.
+//! 5. **Report each event once**: a score that does not exceed the highest
 //!    score of the last [`DetectorConfig::rest_points`] points is damped,
 //!    so an incident is one alarm, yet a stronger one still surfaces.
 //!
@@ -59,6 +63,13 @@ pub struct DetectorConfig {
     pub neighbours: usize,
     /// Factor applied to damped scores.
     pub damping: f64,
+    /// A flat-lined sensor: the same value repeated this many times longer
+    /// than the longest repeat seen before (and than `flat_min_run`) scores
+    /// 0.5, more scores higher on the same curve as a surprise.
+    pub flat_factor: f64,
+    /// The shortest repeat that counts as the series' own (below it, any
+    /// series could repeat a value by chance).
+    pub flat_min_run: usize,
     /// Points before scores reach full weight (the start is learning).
     pub warmup_points: usize,
     /// Most points of history kept (for the seasonal predictors).
@@ -76,6 +87,8 @@ impl Default for DetectorConfig {
             smooth_weight: 0.1,
             rest_points: 100,
             damping: 0.5,
+            flat_factor: 2.0,
+            flat_min_run: 5,
             neighbours: 0,
             warmup_points: 150,
             max_history: 16_384,
@@ -117,6 +130,16 @@ pub struct Detector {
     smooth: f64,
     peak: f64,
     since_peak: usize,
+    /// The last value, how many times in a row it came, and the longest
+    /// such repeat before the current one.
+    last_value: f64,
+    run: usize,
+    longest_run: usize,
+    /// How many times the value has changed (a series that never moved
+    /// cannot flat-line).
+    changes: u64,
+    /// This repeat has been reported (one alarm per flat line).
+    flat_reported: bool,
 }
 
 impl Detector {
@@ -139,6 +162,11 @@ impl Detector {
             smooth: f64::NAN,
             peak: 0.0,
             since_peak: usize::MAX,
+            last_value: f64::NAN,
+            run: 0,
+            longest_run: 0,
+            changes: 0,
+            flat_reported: false,
         }
     }
 
@@ -260,6 +288,26 @@ impl Detector {
             }
             self.point.record(z, self.n, self.cfg.tail_quantile);
             self.smoothed.record(self.smooth, self.n, self.cfg.tail_quantile);
+        }
+        // A flat-lined sensor: a repeat far longer than the series has made.
+        if value == self.last_value {
+            self.run += 1;
+        } else {
+            self.longest_run = self.longest_run.max(self.run);
+            self.run = 1;
+            self.last_value = value;
+            self.changes += 1;
+            self.flat_reported = false;
+        }
+        if self.cfg.flat_factor > 0.0 && self.n as usize >= self.cfg.warmup_points && self.changes as usize > self.cfg.warmup_points / 2 {
+            let usual = self.longest_run.max(self.cfg.flat_min_run) as f64;
+            let r = self.run as f64 / (self.cfg.flat_factor * usual);
+            // Reported once, as it becomes clear (r = 2); then quiet until the value moves.
+            if !self.flat_reported {
+                let rk = r.min(2.0).powf(self.cfg.sharpness);
+                score = score.max(rk / (1.0 + rk));
+                self.flat_reported = r >= 2.0;
+            }
         }
         // Learning weight at the start.
         let warm = (self.n as f64 / self.cfg.warmup_points.max(1) as f64).min(1.0);
