@@ -91,7 +91,8 @@ fn change(
     let mut j = Journal::open(&path).with_context(|| format!("opening the journal {}", path.display()))?;
     let who = cli_actor();
     if cfg.journal.audit {
-        let (key, _) = AuditKey::load_or_create(&cfg.state_dir())?;
+        let recorded = j.audit_pubkey()?;
+        let (key, _) = AuditKey::load_or_create_for(&cfg.state_dir(), recorded.as_deref())?;
         j.enable_audit(key, who.clone(), Some(cfg.state_dir().join(steward_store::audit::HEAD_FILE)))?;
     }
     if !f(&j, &who)? {

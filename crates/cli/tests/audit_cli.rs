@@ -71,6 +71,14 @@ fn who_did_what_is_signed_and_any_edit_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("seq 1"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(f.run(&["audit", "verify", "--pubkey", "not-a-key"]).status.code(), Some(2));
 
+    // The key gone: steward refuses to sign with a new one (the chain would break).
+    std::fs::rename(&key, key.with_extension("away")).unwrap();
+    let out = f.run(&["execute"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is missing"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!key.exists(), "no new key made");
+    std::fs::rename(key.with_extension("away"), &key).unwrap();
+
     // One payload changed by SQL: exit 1, the seq named.
     let db = rusqlite::Connection::open(f.state().join("journal.db")).unwrap();
     let target: i64 = db.query_row("SELECT seq FROM audit WHERE kind = 'outcome' ORDER BY seq LIMIT 1", [], |r| r.get(0)).unwrap();

@@ -446,7 +446,8 @@ impl Engine {
             self.check_owner(&journal)?;
             journal.claim(&self.owner).map_err(RuntimeError::journal("recording the journal's owner"))?;
             if self.journal_settings.audit {
-                let (key, created) = AuditKey::load_or_create(&self.state_dir)?;
+                let recorded = journal.audit_pubkey().map_err(RuntimeError::journal("reading the journal's audit key"))?;
+                let (key, created) = AuditKey::load_or_create_for(&self.state_dir, recorded.as_deref())?;
                 if created {
                     tracing::info!(public_key = %key.public_hex(), "Audit signing key created (steward audit pubkey prints it).");
                 }

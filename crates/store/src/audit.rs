@@ -99,19 +99,63 @@ impl AuditKey {
             Err(AuditError::Key { reason, .. }) if reason == NOT_THERE => {
                 let key = Self::generate().map_err(|reason| AuditError::Key { path: path.clone(), reason })?;
                 let err = |e: std::io::Error| AuditError::Key { path: path.clone(), reason: e.to_string() };
-                let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path) {
-                    Ok(f) => f,
+                // Written whole under a temporary name, then linked into
+                // place: a crash never leaves a half-written key, and a key
+                // another process made first is never overwritten.
+                let tmp = state_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
+                let written = (|| {
+                    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+                    let hex = to_hex(key.signing.as_bytes());
+                    f.write_all(format!("{KEY_HEADER}\n{hex}\n").as_bytes())?;
+                    f.sync_all()?;
+                    std::fs::hard_link(&tmp, &path)
+                })();
+                let _ = std::fs::remove_file(&tmp);
+                match written {
+                    Ok(()) => Ok((key, true)),
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok((Self::load(&path)?, false)),
-                    Err(e) => return Err(err(e)),
-                };
-                let hex = to_hex(key.signing.as_bytes());
-                f.write_all(format!("{KEY_HEADER}\n{hex}\n").as_bytes()).map_err(err)?;
-                f.sync_all().map_err(err)?;
-                Ok((key, true))
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((Self::load(&path)?, false)),
+                    Err(e) => Err(err(e)),
+                }
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// [`AuditKey::load_or_create`] for a journal whose chain was first
+    /// signed with the public key `recorded` (if any): a missing key file is
+    /// not replaced by a new key, and a key that is not that one is refused
+    /// (either would break the chain for every verifier).
+    ///
+    /// # Errors
+    /// As [`AuditKey::load_or_create`], and those two refusals.
+    pub fn load_or_create_for(state_dir: &Path, recorded: Option<&str>) -> std::result::Result<(Self, bool), AuditError> {
+        let path = state_dir.join(KEY_FILE);
+        let exists = std::fs::symlink_metadata(&path).is_ok();
+        if let (false, Some(pk)) = (exists, recorded) {
+            return Err(AuditError::Key {
+                path,
+                reason: format!(
+                    "is missing, but this journal's chain was signed with the key whose public half is {pk}: restore that key \
+                     (steward backup restore, or wherever you keep it); a new key would break the chain. To start a new chain \
+                     on purpose, move the journal aside"
+                ),
+            });
+        }
+        let (key, created) = Self::load_or_create(state_dir)?;
+        if let Some(pk) = recorded {
+            if key.public_hex() != pk {
+                return Err(AuditError::Key {
+                    path,
+                    reason: format!(
+                        "is not the key this journal's chain was signed with (its public half is {}, the journal's {pk})",
+                        key.public_hex()
+                    ),
+                });
+            }
+        }
+        Ok((key, created))
     }
 
     /// Loads a key file: a regular file (not a link), not readable by group
@@ -744,6 +788,42 @@ impl Journal {
             .map_err(sql("reading the audit checkpoint"))?;
         let checkpoint_seq = checkpoint.as_ref().map(|c| u64::try_from(c.0).unwrap_or(0));
         let brk = |seq: u64, reason: String| Ok(Err(ChainBreak { seq, reason }));
+        // A checkpoint stands only for records that are gone, carries the
+        // signature of the last of them, and is announced by a signed
+        // `prune` record in the chain after it; a checkpoint row planted by
+        // hand (to skip records) fails one of these.
+        if let Some((cp, h, sig)) = &checkpoint {
+            let cp_seq = u64::try_from(*cp).unwrap_or(0);
+            let below: Option<i64> = self
+                .conn
+                .query_row("SELECT MIN(seq) FROM audit WHERE seq <= ?1", params![cp], |r| r.get(0))
+                .map_err(sql("reading the audit chain"))?;
+            if let Some(kept) = below {
+                return brk(
+                    u64::try_from(kept).unwrap_or(0),
+                    format!(
+                        "a checkpoint says records up to seq {cp_seq} were pruned, yet this one is still there (a planted checkpoint?)"
+                    ),
+                );
+            }
+            let signed = from_hex::<32>(h)
+                .zip(from_hex::<64>(sig))
+                .is_some_and(|(hb, sb)| key.verify_strict(&hb, &Signature::from_bytes(&sb)).is_ok());
+            if !signed {
+                return brk(cp_seq, "the checkpoint left by pruning is not signed by this key".into());
+            }
+            let announced: i64 = self
+                .conn
+                .query_row(
+                    "SELECT COUNT(*) FROM audit WHERE kind = 'prune' AND seq > ?1 AND json_extract(payload, '$.through_seq') = ?1",
+                    params![cp],
+                    |r| r.get(0),
+                )
+                .map_err(sql("reading the audit chain"))?;
+            if announced == 0 {
+                return brk(cp_seq + 1, format!("no signed prune record announces the checkpoint at seq {cp_seq} (a planted checkpoint?)"));
+            }
+        }
         // Where to start, and the hash the first checked record links to.
         let start = from.unwrap_or(1).max(checkpoint_seq.map_or(1, |c| c + 1));
         let mut prev: [u8; 32] = [0; 32];
@@ -755,16 +835,8 @@ impl Journal {
                 .map_err(sql("reading the audit chain"))?;
             let anchor = match (stored, &checkpoint) {
                 (Some(h), _) => h,
-                (None, Some((seq, h, sig))) if u64::try_from(*seq).ok() == Some(start - 1) => {
-                    // The checkpoint stands for the pruned records: its signature must hold.
-                    let ok = from_hex::<32>(h)
-                        .zip(from_hex::<64>(sig))
-                        .is_some_and(|(hb, sb)| key.verify_strict(&hb, &Signature::from_bytes(&sb)).is_ok());
-                    if !ok {
-                        return brk(start - 1, "the checkpoint left by pruning is not signed by this key".into());
-                    }
-                    h.clone()
-                }
+                // The checkpoint (checked above) stands for the pruned records.
+                (None, Some((seq, h, _))) if u64::try_from(*seq).ok() == Some(start - 1) => h.clone(),
                 (None, _) => return brk(start - 1, format!("seq {} is missing: --from needs the record before it", start - 1)),
             };
             prev = match from_hex::<32>(&anchor) {

@@ -310,6 +310,16 @@ fn the_key_file_is_private_and_never_followed() {
     std::os::unix::fs::symlink(&path, g.dir.join(audit::KEY_FILE)).unwrap();
     let e = AuditKey::load_or_create(&g.dir).unwrap_err().to_string();
     assert!(e.contains("symbolic link"), "{e}");
+    // A journal signed with a key: its key file missing is not replaced by a
+    // new key, and another key is refused.
+    let k = Fixture::new();
+    let e = AuditKey::load_or_create_for(&k.dir, Some(&again.public_hex())).unwrap_err().to_string();
+    assert!(e.contains("is missing") && e.contains(&again.public_hex()), "{e}");
+    assert!(!k.dir.join(audit::KEY_FILE).exists(), "no new key made");
+    let (other, _) = AuditKey::load_or_create(&k.dir).unwrap();
+    let e = AuditKey::load_or_create_for(&k.dir, Some(&again.public_hex())).unwrap_err().to_string();
+    assert!(e.contains("is not the key") && e.contains(&other.public_hex()), "{e}");
+    assert!(AuditKey::load_or_create_for(&k.dir, Some(&other.public_hex())).is_ok());
     // Not a key.
     let h = Fixture::new();
     write_private(&h.dir.join(audit::KEY_FILE), "hello\n");
@@ -356,4 +366,25 @@ proptest! {
         prop_assert_eq!(v.records, n);
         prop_assert_eq!(v.last_seq, n);
     }
+}
+
+#[test]
+fn a_checkpoint_planted_by_hand_skips_nothing() {
+    // Records still there below a planted checkpoint.
+    let f = Fixture::filled(20);
+    let c = f.sql();
+    c.execute("UPDATE audit SET payload = replace(payload, 'reason 4', 'reason 5') WHERE seq = 4", []).unwrap();
+    c.execute("INSERT INTO audit_checkpoint VALUES (1, 9, 'x', 'y', 0)", []).unwrap();
+    let b = f.verify().unwrap_err();
+    assert_eq!(b.seq, 1, "{b:?}");
+    assert!(b.reason.contains("planted"), "{b:?}");
+    // Records 1..9 deleted and seq 9's own hash and signature copied into a
+    // checkpoint: it looks like a prune, but no signed prune record says so.
+    let f = Fixture::filled(20);
+    let c = f.sql();
+    c.execute("INSERT INTO audit_checkpoint SELECT 1, seq, hash, signature, 0 FROM audit WHERE seq = 9", []).unwrap();
+    c.execute("DELETE FROM audit WHERE seq <= 9", []).unwrap();
+    let b = f.verify().unwrap_err();
+    assert_eq!(b.seq, 10, "{b:?}");
+    assert!(b.reason.contains("no signed prune record"), "{b:?}");
 }
