@@ -68,15 +68,17 @@ impl WebhookActuator {
 
     fn post(&self, body: &[u8]) -> Result<String, ActuatorError> {
         let url = parse_url(&self.cfg.url).map_err(ActuatorError::Refused)?;
+        // Outcomes are journaled, signed and shown: never with the query,
+        // where a webhook's key often travels.
+        let shown = self.cfg.url.split(['?', '#']).next().unwrap_or_default();
         let headers: Vec<(String, String)> = self.cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let answer = http::request("POST", &url, &headers, Some(("application/json", body)), self.cfg.timeout)
-            .map_err(|e| ActuatorError::Refused(format!("POST {}: {e}", self.cfg.url)))?;
+            .map_err(|e| ActuatorError::Refused(format!("POST {shown}: {e}")))?;
         if (200..300).contains(&answer.status) {
-            Ok(format!("POST {} answered {}", self.cfg.url, answer.status))
+            Ok(format!("POST {shown} answered {}", answer.status))
         } else {
             Err(ActuatorError::Refused(format!(
-                "POST {} answered {}: {}",
-                self.cfg.url,
+                "POST {shown} answered {}: {}",
                 answer.status,
                 answer.body.chars().take(300).collect::<String>()
             )))

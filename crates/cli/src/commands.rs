@@ -215,31 +215,37 @@ fn audit_start(cfg: &Config, engine: &steward_runtime::Engine, command: Option<(
     Ok(())
 }
 
-/// The effective config as the audit trail records it: secrets (tokens,
-/// collectors' environment values) replaced by a digest, so a change is
-/// seen and the value is not written down.
+/// The effective config as the audit trail records it: secrets replaced by
+/// a digest, so a change is seen and the value is not written down. Every
+/// string under a key that names credentials or where they travel (tokens,
+/// headers, environments, passwords, URLs) counts as one.
 fn audited_config(cfg: &Config) -> Result<Value> {
-    let mut v = serde_json::to_value(cfg).context("encoding the config")?;
-    let redact = |x: &mut Value| {
-        if let Value::String(s) = x {
-            *x = Value::String(format!("sha256:{}", &steward_store::audit::sha256_hex(s.as_bytes())[..16]));
-        }
-    };
-    if let Some(t) = v.pointer_mut("/server/token") {
-        redact(t);
-    }
-    for ptr in ["/server/tokens", "/orchestrator/env"] {
-        if let Some(Value::Object(m)) = v.pointer_mut(ptr) {
-            m.values_mut().for_each(redact);
+    const SENSITIVE: [&str; 9] = ["token", "tokens", "headers", "env", "password", "secret", "url", "alertmanagers", "webhooks"];
+    fn digest_strings(v: &mut Value) {
+        match v {
+            Value::String(s) => *v = Value::String(format!("sha256:{}", &steward_store::audit::sha256_hex(s.as_bytes())[..16])),
+            Value::Array(a) => a.iter_mut().for_each(digest_strings),
+            Value::Object(m) => m.values_mut().for_each(digest_strings),
+            _ => {}
         }
     }
-    if let Some(Value::Array(ds)) = v.pointer_mut("/datasets") {
-        for d in ds {
-            if let Some(Value::Object(m)) = d.pointer_mut("/env") {
-                m.values_mut().for_each(redact);
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if SENSITIVE.contains(&k.as_str()) {
+                        digest_strings(x);
+                    } else {
+                        walk(x);
+                    }
+                }
             }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
         }
     }
+    let mut v = serde_json::to_value(cfg).context("encoding the config")?;
+    walk(&mut v);
     Ok(v)
 }
 

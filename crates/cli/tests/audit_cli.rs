@@ -27,7 +27,18 @@ fn who_did_what_is_signed_and_any_edit_is_named() {
     for i in 0..12 {
         f.write(&format!("work_r{i}.json"), &format!(r#"{{"id":"r{i}"}}"#));
     }
-    std::fs::write(f.tmp.path().join("steward.yaml"), "server: {tokens: {ops-team: s3cret-for-ops}}\nauto: {interval: 1h}\n").unwrap();
+    // A webhook fleet that answers 200, its URL and header carrying secrets.
+    let hook = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = hook.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in hook.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    std::fs::write(f.tmp.path().join("steward.yaml"), format!("server: {{tokens: {{ops-team: s3cret-for-ops}}}}\nauto: {{interval: 1h}}\nfleet: {{kind: webhook, url: \"http://127.0.0.1:{hook_port}/scale?key=hook-secret-5\", headers: {{Authorization: \"Bearer fleet-secret-9\"}}}}\n")).unwrap();
     for _ in 0..2 {
         let out = f.cmd(&["execute"]).env("USER", "alice").output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -54,7 +65,14 @@ fn who_did_what_is_signed_and_any_edit_is_named() {
     assert!(by("loop", "decision") >= 1, "the daemon's cycles are the loop's");
     assert!(records.iter().any(|r| r["kind"] == "config"), "the config is recorded");
     let config = records.iter().find(|r| r["kind"] == "config").unwrap();
-    assert!(!config.to_string().contains("s3cret-for-ops"), "a token is never written down: {config}");
+    for secret in ["s3cret-for-ops", "fleet-secret-9", "hook-secret-5"] {
+        for r in &records {
+            assert!(!r.to_string().contains(secret), "a secret is never written down: {r}");
+        }
+    }
+    assert!(records.iter().any(|r| r["kind"] == "outcome" && r["payload"]["result"] == "executed"), "the webhook was called");
+    let mode = std::fs::metadata(f.state().join("journal.db")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the journal is its owner's only");
 
     // Untouched: exit 0, every record counted.
     let out = f.run(&["audit", "verify"]);

@@ -82,10 +82,16 @@ impl Desk {
         }
         let last = lock_ignoring_poison(&self.last_error).clone();
         Some(match last {
+            // /health answers without a token: which receiver and why go to the log only
+            // (a webhook's URL can carry its secret).
             Some((ts, e)) => Component {
                 name: "notifications".into(),
                 status: "failing".into(),
-                message: format!("last send failed at {}: {e}", steward_core::time::format_rfc3339(ts)),
+                message: format!(
+                    "last send failed at {} ({} receiver(s)); the reasons are in the log",
+                    steward_core::time::format_rfc3339(ts),
+                    e.matches("; ").count() + 1
+                ),
             },
             None => Component { name: "notifications".into(), status: "ok".into(), message: "alerts delivered".into() },
         })
@@ -164,7 +170,7 @@ impl Desk {
         let mut guard = lock_ignoring_poison(&self.notifier);
         let Some(notifier) = guard.as_mut() else { return Ok(()) };
         let mut alerts = Vec::new();
-        for inc in journal.incidents(true, 500)? {
+        for inc in journal.incidents_to_alert(now - RESOLVED_FOR_MS)? {
             let ended = inc.phases.iter().rev().find(|(p, _)| *p == Phase::Eradicated).map(|(_, t)| *t);
             let ends_at = if inc.phase.is_active() {
                 None
@@ -195,7 +201,7 @@ impl Desk {
                 annotations,
                 starts_at: inc.opened_at,
                 ends_at,
-                generator_url: self.external_url.as_ref().map(|u| format!("{}/incidents/{}", u.trim_end_matches('/'), inc.id)),
+                generator_url: self.external_url.as_ref().map(|u| format!("{}/incidents", u.trim_end_matches('/'))),
             });
         }
         let errors = notifier.sync(&alerts, now);

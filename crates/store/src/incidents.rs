@@ -383,6 +383,23 @@ impl Journal {
         rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
     }
 
+    /// Every incident Alertmanager should hear of: all that are not
+    /// closed, however old, and those that ended since `since`.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn incidents_to_alert(&self, since: UnixMs) -> Result<Vec<Incident>> {
+        if !self.has_table("incidents")? {
+            return Ok(Vec::new());
+        }
+        let q = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE phase != 'closed' OR COALESCE(eradicated_at, closed_at) >= ?1 OR closed_at >= ?1 ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&q).map_err(sql("reading incidents"))?;
+        let rows = stmt.query_map(params![since], row_to_incident).map_err(sql("reading incidents"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+    }
+
     /// One incident with its timeline and linked actions.
     ///
     /// # Errors

@@ -310,6 +310,17 @@ impl Journal {
     /// The file cannot be opened or created, or was written by a newer steward.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(|source| JournalError::Open { path: path.to_owned(), source })?;
+        // Owner only: it holds decisions, the audit trail and incidents. Set
+        // before WAL is enabled, so the -wal and -shm files SQLite creates
+        // take the same mode.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
         let j = Self { conn, audit: None };
         j.init(path)?;
         Ok(j)
