@@ -15,7 +15,7 @@ use serde_json::Value;
 
 fn post(port: u16, path: &str, token: &str) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "POST {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n").unwrap();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)

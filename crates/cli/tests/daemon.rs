@@ -19,7 +19,7 @@ fn free_port() -> u16 {
 fn get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -169,19 +169,19 @@ fn hostile_http_against_the_real_daemon() {
     let _guard = KillOnDrop(pidfile(&f));
     assert!(f.run(&["start"]).status.success());
     let auth = "Authorization: Bearer s3cret\r\n";
-    assert_eq!(raw(port, format!("GET /nope HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 404);
-    assert_eq!(raw(port, format!("DELETE /status HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 405);
+    assert_eq!(raw(port, format!("GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 404);
+    assert_eq!(raw(port, format!("DELETE /status HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 405);
     let big =
-        format!("POST /execute HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100000\r\nConnection: close\r\n\r\n{}", "x".repeat(100_000));
+        format!("POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 100000\r\nConnection: close\r\n\r\n{}", "x".repeat(100_000));
     assert_eq!(raw(port, big.as_bytes()), 413);
-    let bad_otlp = format!("POST /v1/traces HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/x-protobuf\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\u{ff}\u{ff}\u{ff}");
+    let bad_otlp = format!("POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/x-protobuf\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\u{ff}\u{ff}\u{ff}");
     assert_eq!(raw(port, bad_otlp.as_bytes()), 400);
-    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 401);
-    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n"), 401);
+    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"), 401);
+    assert_eq!(raw(port, b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n"), 401);
     assert_eq!(raw(port, b"\x00\x01\x02 garbage\r\n\r\n"), 400);
     // Still serving, and /health needs no token.
     assert_eq!(get(port, "/health").0, 200);
-    assert_eq!(raw(port, format!("GET /status HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 200);
+    assert_eq!(raw(port, format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 200);
     assert!(f.run(&["health"]).status.success());
     assert!(f.run(&["stop"]).status.success());
 }
@@ -278,7 +278,7 @@ fn slowloris_clients_cannot_starve_the_daemon() {
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
         clients.push(s);
     }
     let before = cycles(port);

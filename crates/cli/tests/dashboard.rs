@@ -183,7 +183,7 @@ fn the_dashboard_shows_what_the_api_says_live_and_rolls_back() {
 
     // The daemon stops answering: a banner says the figures are stale.
     drop(daemon);
-    assert!(page.wait_for("document.querySelector('#stale').classList.contains('show')", 40), "no stale-data banner");
+    assert!(page.wait_for("document.querySelector('#stale').classList.contains('show')", 60), "no stale-data banner");
     drop(page);
     drop(browser);
     kill_fleet(&f.state());

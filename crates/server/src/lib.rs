@@ -197,6 +197,10 @@ struct App {
     metrics: Arc<Metrics>,
     /// Set when the daemon stops: open event streams end.
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Event streams open now, and the most allowed (the rest of the
+    /// connections stay for /health and the API).
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+    max_streams: usize,
     /// (identity, token): `token` for the unnamed one.
     tokens: Arc<Vec<(String, String)>>,
 }
@@ -237,7 +241,9 @@ pub fn router_until(
     let mut tokens: Vec<(String, String)> =
         opts.token.iter().filter(|t| !t.trim().is_empty()).map(|t| ("token".to_owned(), t.clone())).collect();
     tokens.extend(opts.tokens.iter().filter(|(_, t)| !t.trim().is_empty()).cloned());
-    let app = App { control, metrics, stop, tokens: Arc::new(tokens) };
+    let max_streams = (opts.limits.max_connections / 4).clamp(1, 64);
+    let app =
+        App { control, metrics, stop, streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)), max_streams, tokens: Arc::new(tokens) };
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
@@ -269,7 +275,40 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
+/// Whether a `Host` header names this machine by address or `localhost`
+/// (a DNS name pointing here could be an attacker's, rebound to 127.0.0.1).
+fn host_is_local(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+    };
+    name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+}
+
 async fn authorize(State(app): State<App>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    // A web page elsewhere must not make the browser act here: a change
+    // from another origin is refused (what a browser sends cross-site
+    // without a preflight would otherwise reach /execute).
+    if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
+        let site = header(header::HeaderName::from_static("sec-fetch-site"));
+        let origin = header(header::ORIGIN);
+        let host = header(header::HOST);
+        let same = origin.is_empty() || origin.split_once("://").is_some_and(|(_, o)| o.eq_ignore_ascii_case(&host));
+        if matches!(site.as_str(), "cross-site" | "same-site") || !same {
+            return error(StatusCode::FORBIDDEN, "a request from another origin cannot change anything here");
+        }
+    }
+    // Without a token, only requests addressed to this machine by address
+    // (DNS rebinding would otherwise let any page read and drive the daemon).
+    let host = header(header::HOST);
+    if app.tokens.is_empty() && !host.is_empty() && !host_is_local(&host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "without a token the daemon answers only requests to its address or localhost (set server.token to be reached by name)",
+        );
+    }
     let mut caller = "http:anonymous".to_owned();
     // /health for probes, / for the dashboard page itself (static: it asks
     // for the token before it reads anything).
@@ -487,6 +526,18 @@ async fn events(State(app): State<App>) -> Response {
         app: App,
         first: bool,
         started: std::time::Instant,
+    }
+    impl Drop for Feed {
+        fn drop(&mut self) {
+            self.app.streams.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    if app.streams.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= app.max_streams {
+        app.streams.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} event streams are open, the most allowed; poll /status instead", app.max_streams),
+        );
     }
     let feed = Feed { rx: app.metrics.subscribe(), app, first: true, started: std::time::Instant::now() };
     let stream = futures_util::stream::unfold(feed, |mut f| async move {

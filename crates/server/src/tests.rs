@@ -88,11 +88,11 @@ fn send(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, String) {
 
 fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
     let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    send(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"), b"")
+    send(addr, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"), b"")
 }
 
 fn post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
-    send(addr, &format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()), body)
+    send(addr, &format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()), body)
 }
 
 fn is_json_error(body: &str) -> bool {
@@ -163,7 +163,7 @@ fn a_token_guards_everything_but_health_and_the_page() {
         assert_eq!(get(addr, path, Some("s3cret")).0, 200, "{path}");
     }
     // The scheme is case-insensitive.
-    let (code, _) = send(addr, "GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: bearer s3cret\r\nConnection: close\r\n\r\n", b"");
+    let (code, _) = send(addr, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: bearer s3cret\r\nConnection: close\r\n\r\n", b"");
     assert_eq!(code, 200);
 }
 
@@ -201,7 +201,7 @@ fn post_typed(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> 
     send(
         addr,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         ),
         body,
@@ -295,7 +295,7 @@ fn half_sent_headers_and_idle_connections_are_closed() {
     let limits = ConnectionLimits { header_timeout: std::time::Duration::from_millis(300), max_connections: 64 };
     let (addr, _stop, _rt) = start_limited(limits);
     let mut slow = std::net::TcpStream::connect(addr).unwrap();
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
     let mut idle = std::net::TcpStream::connect(addr).unwrap();
     assert!(closed_within(&mut slow, std::time::Duration::from_secs(10)), "a half-sent request is closed");
     assert!(closed_within(&mut idle, std::time::Duration::from_secs(10)), "an idle connection is closed");
@@ -325,7 +325,7 @@ fn named_tokens_say_who_asked() {
     let post = |token: &str, path: &str| {
         send(
             addr,
-            &format!("POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            &format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
             b"",
         )
         .0
@@ -338,7 +338,7 @@ fn named_tokens_say_who_asked() {
     assert_eq!(*fake.callers.lock().unwrap(), ["http:ops-team", "http:token", "http:ci"]);
     // Without tokens, on loopback: anonymous.
     let (addr, fake, _rt2) = start(None);
-    let (code, _) = send(addr, "POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"");
+    let (code, _) = send(addr, "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"");
     assert_eq!(code, 200);
     assert_eq!(*fake.callers.lock().unwrap(), ["http:anonymous"]);
 }
@@ -359,4 +359,74 @@ fn named_tokens_are_checked_at_load() {
     // A named token is enough to listen beyond loopback.
     let exposed = ServerConfig { listen: "0.0.0.0:8080".into(), ..cfg(&[("ops", "a-secret")]) };
     assert!(exposed.validate().is_ok());
+}
+
+#[test]
+fn no_other_origin_can_change_anything_and_no_name_can_reach_a_tokenless_daemon() {
+    let (addr, fake, _rt) = start(None);
+    // What a browser sends cross-site without a preflight.
+    let cross = "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(send(addr, cross, b"").0, 403);
+    let other_origin =
+        "POST /rollback/known HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(send(addr, other_origin, b"").0, 403);
+    assert_eq!(fake.executed.load(Ordering::SeqCst), 0, "nothing ran");
+    // The page's own requests (same origin) pass.
+    let same = format!("POST /execute HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(send(addr, &same, b"").0, 200);
+    // DNS rebinding: a name that resolves here is refused without a token.
+    assert_eq!(send(addr, "GET /status HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n", b"").0, 403);
+    for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "10.1.2.3"] {
+        let r = format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        assert_eq!(send(addr, &r, b"").0, 200, "{host}");
+    }
+    // With a token, a name is fine (the token is the guard).
+    let (addr, _fake, _rt2) = start(Some("tok"));
+    let r = "GET /status HTTP/1.1\r\nHost: steward.internal\r\nAuthorization: Bearer tok\r\nConnection: close\r\n\r\n";
+    assert_eq!(send(addr, r, b"").0, 200);
+}
+
+#[test]
+fn event_streams_cannot_take_every_connection() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fake = Arc::new(Fake {
+        failing: AtomicBool::new(false),
+        executed: AtomicUsize::new(0),
+        ingested: std::sync::atomic::AtomicU64::new(0),
+        callers: std::sync::Mutex::new(Vec::new()),
+    });
+    let limits = ConnectionLimits { max_connections: 8, ..ConnectionLimits::default() };
+    let opts = ServerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: None,
+        tokens: vec![],
+        max_body_bytes: 1024,
+        request_timeout: std::time::Duration::from_secs(60),
+        limits,
+    };
+    let listener = rt.block_on(tokio::net::TcpListener::bind(opts.listen)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(serve(listener, router(fake, Arc::new(Metrics::new()), &opts), std::future::pending()));
+    // A quarter of the connections may stream: 2 here.
+    let open = |n: usize| -> Vec<std::net::TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+                let mut buf = [0u8; 12];
+                s.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"HTTP/1.1 200", "a stream opens");
+                s
+            })
+            .collect()
+    };
+    let streams = open(2);
+    let (code, _) = send(addr, "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"");
+    assert_eq!(code, 503, "a third stream is refused");
+    assert_eq!(get(addr, "/health", None).0, 200, "/health still answers");
+    drop(streams);
+    // Closed streams give their places back (the server notices within a second).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let again = open(1);
+    drop(again);
 }
