@@ -228,3 +228,39 @@ fn dry_run_lists_in_order_and_runs_nothing() {
     assert_eq!(tasks["by_priority"]["critical"], 1);
     assert_eq!(tasks["by_priority"]["medium"], 3);
 }
+
+#[test]
+fn a_value_that_leads_a_key_out_of_the_lake_is_refused_at_load_and_nothing_is_written() {
+    let f = Fixture::new();
+    let collect = f.write("collect.sh", SLOW);
+    let ledger = f.dir().join("ledger.txt");
+    let before = f.lake();
+    let cases: [(&str, &[&str]); 4] = [
+        ("[ok, \"../x\"]", &["datasets[teams].values[1]", "\"../x\" gives the key \"teams/../x.json\", which has a `..` segment"]),
+        ("[\"../../escaped\"]", &["datasets[teams].values[0]", "\"../../escaped\""]),
+        ("[\"a//b\"]", &["datasets[teams].values[0]", "\"a//b\"", "empty segment"]),
+        ("[\"/abs\"]", &["datasets[teams].values[0]", "\"/abs\""]),
+    ];
+    for (values, needles) in cases {
+        config(
+            &f,
+            &format!(
+                "  - name: teams\n    key: \"teams/{{value}}.json\"\n    values: {values}\n    collector: [\"sh\", \"{}\"]\n    env: {{LEDGER: \"{}\"}}\n",
+                collect.display(),
+                ledger.display()
+            ),
+        );
+        for args in [&["reconcile", "--once"][..], &["orchestrate"][..], &["orchestrate", "--dry-run"][..], &["tasks"][..]] {
+            let out = f.run(args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {values}: {err}");
+            for n in needles {
+                assert!(err.contains(n), "{n:?} not in {err}");
+            }
+        }
+    }
+    assert_eq!(f.lake(), before, "the lake was touched");
+    assert!(!ledger.exists(), "a collector ran");
+    assert!(!f.dir().join("escaped.json").exists() && !f.dir().join("lake/x.json").exists());
+    assert!(!f.dir().join(".steward").join("coordination").join("inventory").exists(), "no gaps.json from a refused config");
+}

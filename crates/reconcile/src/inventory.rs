@@ -49,6 +49,15 @@ pub enum InventoryError {
         #[source]
         source: object_store::Error,
     },
+    /// A key that cannot name an object (an empty, `.` or `..` segment, a
+    /// control character); the config refuses such keys when it loads.
+    #[error("the key {key:?} cannot name an object of the inventory: {reason}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A lake to list.
@@ -176,12 +185,18 @@ impl Inventory {
         self.rt.block_on(self.store.list_with_delimiter(root)).map(|_| ()).map_err(self.unreachable("listing its root"))
     }
 
-    fn full(&self, key: &str) -> StorePath {
-        let mut p = self.root.clone();
-        for part in key.split('/').filter(|s| !s.is_empty()) {
-            p = p.join(part);
-        }
-        p
+    /// The object of `key`, parsed as listings parse the names they return
+    /// (`Path::parse`: the key as it is, nothing percent-encoded), so that a
+    /// key written by a collector, listed, and checked with [`Self::head`]
+    /// is one and the same object (`teams/a#b.json`, `x%41y.json`).
+    fn full(&self, key: &str) -> Result<StorePath, InventoryError> {
+        let root = self.root.as_ref();
+        let joined = match (root.is_empty(), key.is_empty()) {
+            (true, _) => key.to_owned(),
+            (false, true) => root.to_owned(),
+            (false, false) => format!("{root}/{key}"),
+        };
+        StorePath::parse(&joined).map_err(|e| InventoryError::BadKey { key: key.to_owned(), reason: e.to_string() })
     }
 
     fn relative(&self, location: &StorePath) -> String {
@@ -205,7 +220,7 @@ impl Inventory {
         // object_store lists by whole path segments: list the directory
         // part of the prefix, keep what starts with the rest.
         let dir = prefix.rfind('/').map_or("", |i| &prefix[..i]);
-        let listed = self.full(dir);
+        let listed = self.full(dir)?;
         let start = (!listed.as_ref().is_empty()).then_some(&listed);
         self.rt.block_on(async {
             let mut stream = self.store.list(start);
@@ -238,7 +253,7 @@ impl Inventory {
     /// # Errors
     /// The store failed (a missing object is `Ok(None)`).
     pub fn head(&self, key: &str) -> Result<Option<Entry>, InventoryError> {
-        match self.rt.block_on(self.store.head(&self.full(key))) {
+        match self.rt.block_on(self.store.head(&self.full(key)?)) {
             Ok(meta) => Ok(Some(Entry { key: key.to_owned(), size: meta.size, modified: meta.last_modified.timestamp_millis() })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.unreachable(format!("reading {key:?}"))(e)),
@@ -251,6 +266,7 @@ impl Inventory {
     /// # Errors
     /// The store failed.
     pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), InventoryError> {
-        self.rt.block_on(self.store.put(&self.full(key), bytes.into())).map(|_| ()).map_err(self.unreachable(format!("writing {key:?}")))
+        let path = self.full(key)?;
+        self.rt.block_on(self.store.put(&path, bytes.into())).map(|_| ()).map_err(self.unreachable(format!("writing {key:?}")))
     }
 }

@@ -288,6 +288,39 @@ fn check_env(section: &str, env: &BTreeMap<String, String>) -> Result<(), SpecEr
     Ok(())
 }
 
+/// Whether `key` can name an object of every inventory, and stays inside
+/// the lake when a collector writes it as a path: `Err` says why not.
+///
+/// Refused: an empty key, a leading `/`, an empty segment (`a//b`, a
+/// trailing `/`), `.` and `..` segments, control characters (NUL among
+/// them), and a file name ending in `#` and digits (a local inventory
+/// keeps those names for its own temporary files, and never lists them).
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("is empty".into());
+    }
+    if key.starts_with('/') {
+        return Err("starts with `/` (keys are relative to the inventory)".into());
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!("holds the control character {c:?}"));
+    }
+    for seg in key.split('/') {
+        match seg {
+            "" => return Err("has an empty segment (`//`, or a `/` at the end)".into()),
+            "." | ".." => return Err(format!("has a `{seg}` segment (keys stay inside the inventory)")),
+            _ => {}
+        }
+    }
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if let Some((_, suffix)) = name.split_once('#') {
+        if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("ends in `#{suffix}` (a local inventory keeps such names for its temporary files)"));
+        }
+    }
+    Ok(())
+}
+
 /// What is wrong with a partition's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -431,6 +464,12 @@ impl Dataset {
                     }
                     _ => {}
                 }
+                // Date fields are digits only: every key has the segments
+                // of the first, so its literal parts are checked with it.
+                let first = key.fill(&Fill { date: Some(from), dataset: &cfg.name, ..Fill::default() });
+                if let Err(why) = check_key(&first) {
+                    return Err(e("key", format!("{:?} gives keys such as {first:?}, which {why}", cfg.key)));
+                }
                 let count = u64::try_from((to - from) / every).unwrap_or(0) + 1;
                 if count > MAX_PARTITIONS {
                     return Err(e("dates", format!("{count} partitions; at most {MAX_PARTITIONS}")));
@@ -444,9 +483,20 @@ impl Dataset {
                 if values.len() as u64 > MAX_PARTITIONS {
                     return Err(e("values", format!("at most {MAX_PARTITIONS}")));
                 }
+                // The template's own parts first (with a harmless value), so
+                // a bad template is named as the key, not as every value.
+                let sample = key.fill(&Fill { value: Some("v"), dataset: &cfg.name, ..Fill::default() });
+                if let Err(why) = check_key(&sample) {
+                    return Err(e("key", format!("{:?} gives keys such as {sample:?}, which {why}", cfg.key)));
+                }
                 let mut by_key = HashMap::with_capacity(values.len());
                 for (i, v) in values.iter().enumerate() {
                     let k = key.fill(&Fill { value: Some(v), dataset: &cfg.name, ..Fill::default() });
+                    // The collector writes there: a value must not lead it
+                    // out of the lake, or to a name no store can hold.
+                    if let Err(why) = check_key(&k) {
+                        return Err(e(&format!("values[{i}]"), format!("{v:?} gives the key {k:?}, which {why}")));
+                    }
                     if by_key.insert(k.clone(), u32::try_from(i).unwrap_or(u32::MAX)).is_some() {
                         return Err(e("values", format!("two values give the key {k:?}")));
                     }
@@ -681,6 +731,42 @@ mod tests {
     }
 
     #[test]
+    fn every_value_key_stays_inside_the_lake() {
+        let with = |values: &[&str], key: &str| {
+            let mut cfg = daily("teams");
+            cfg.dates = None;
+            cfg.values = Some(values.iter().map(|v| (*v).to_owned()).collect());
+            cfg.key = key.into();
+            cfg.collector = vec!["get".into(), "{value}".into()];
+            Dataset::compile(&cfg, NOW).map(|_| ()).map_err(|e| e.to_string())
+        };
+        // Odd characters that an object's name can hold are fine.
+        assert_eq!(with(&["a#b", "x%41y", "é ü", "a#"], "teams/{value}.json"), Ok(()));
+        let cases: [(&[&str], &str); 6] = [
+            (&["ok", "../x"], "datasets[teams].values[1]: \"../x\" gives the key \"teams/../x.json\", which has a `..` segment"),
+            (&["../../../tmp/x"], "datasets[teams].values[0]: \"../../../tmp/x\""),
+            (&["a/./b"], "datasets[teams].values[0]: \"a/./b\""),
+            (&["a//b"], "empty segment"),
+            (&["a\0b"], "control character '\\0'"),
+            (&["a\nb"], "control character '\\n'"),
+        ];
+        for (values, needle) in cases {
+            let e = with(values, "teams/{value}.json").unwrap_err();
+            assert!(e.contains(needle), "{values:?}: {e}");
+        }
+        // A value that is the whole key.
+        let e = with(&["/etc/passwd"], "{value}").unwrap_err();
+        assert!(e.starts_with("datasets[teams].values[0]:") && e.contains("starts with `/`"), "{e}");
+        for v in ["..", ".", "x/", "", "b#12"] {
+            let e = with(&[v], "{value}").unwrap_err();
+            assert!(e.starts_with("datasets[teams].values[0]:"), "{v:?}: {e}");
+        }
+        // A bad template is the key's fault, not the values'.
+        let e = with(&["a"], "teams//{value}").unwrap_err();
+        assert!(e.starts_with("datasets[teams].key:"), "{e}");
+    }
+
+    #[test]
     fn bad_datasets_name_the_dataset_and_key() {
         let bad = |f: &dyn Fn(&mut DatasetConfig)| {
             let mut c = daily("box");
@@ -697,6 +783,16 @@ mod tests {
         assert!(bad(&|c| c.values = Some(vec![])).contains("not both"));
         assert!(bad(&|c| c.key = "../etc/{date}".into()).contains(".."));
         assert!(bad(&|c| c.name = "a b".into()).contains("name"));
+        // A name of `..` would lead `{dataset}/...` keys out of the lake.
+        let e = bad(&|c| {
+            c.name = "..".into();
+            c.key = "{dataset}/{date}.json".into();
+        });
+        assert!(e.starts_with("datasets[..].key:") && e.contains("`..` segment"), "{e}");
+        assert!(bad(&|c| c.key = "box//{date}.json".into()).contains("empty segment"), "a literal empty segment");
+        assert!(bad(&|c| c.key = "box/{date}/".into()).contains("empty segment"));
+        assert!(bad(&|c| c.key = "box/{date}\u{1}.json".into()).contains("control character"));
+        assert!(bad(&|c| c.key = "box/{date}#1".into()).contains("#1"));
         let dup = compile_all(&[daily("a"), daily("a")], NOW).unwrap_err();
         assert_eq!(dup.to_string(), "datasets[a].name: is used by two datasets");
     }
