@@ -15,12 +15,16 @@
 //!   variables and `STEWARD_TASK_*`; they die with the orchestrator if it
 //!   is killed, and their output goes to the log.
 //! - A task left running by an orchestrator that was killed is requeued by
-//!   the next one; a task verified done is never run again.
+//!   the next one, and so is one left by a run of this very process that
+//!   stopped on an error; a task verified done is never run again.
+//! - A collector's output is read until it ends, or for at most
+//!   `OUTPUT_GRACE` after the collector exited: a process it left behind
+//!   in a session of its own cannot hold the run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use steward_actuators::process::{self, Signal};
@@ -190,29 +194,72 @@ impl<'a> Orchestrator<'a> {
     /// Runs tasks until none is ready before the run ends, the run's time
     /// is up, or `stop` is set.
     ///
+    /// On an error (the journal failed), the collectors still running are
+    /// killed and their threads joined, and every task this run took and
+    /// did not finish is requeued (if the journal lets it) before the error
+    /// is returned: none is left `running` under an owner that is alive.
+    ///
     /// # Errors
     /// The journal failed (tasks already finished stay recorded).
     pub fn run(&self, journal: &mut Journal, opts: &RunOptions, on_event: &mut dyn FnMut(&Event)) -> Result<Summary, OrchestrateError> {
+        let mut jobs = Jobs::new(journal.task_queue_path());
+        let result = self.run_with(journal, opts, on_event, &mut jobs);
+        if let Err(e) = &result {
+            let ids = jobs.stop();
+            let why = format!("the orchestrator's run stopped on an error ({e}) while the task ran; requeued");
+            for id in ids {
+                match journal.finish_task(id, &TaskOutcome::Requeue { error: why.clone() }, now_ms()) {
+                    Ok(()) => jobs.release(id),
+                    // Left `running` under this process: the next run requeues it.
+                    Err(e2) => tracing::error!(task = id, "A task of a run that failed could not be requeued: {e2}"),
+                }
+            }
+        }
+        result
+    }
+
+    fn run_with(
+        &self,
+        journal: &mut Journal,
+        opts: &RunOptions,
+        on_event: &mut dyn FnMut(&Event),
+        jobs: &mut Jobs,
+    ) -> Result<Summary, OrchestrateError> {
         let started = Instant::now();
         let end_ms = now_ms().saturating_add(i64::try_from(opts.max_runtime.as_millis()).unwrap_or(i64::MAX));
         let mut summary = Summary::default();
-        let orphans = journal.requeue_orphans(alive, now_ms())?;
+        let mut orphans = journal.requeue_orphans(alive, now_ms())?;
+        // Tasks this very process took in a run that stopped on an error (or
+        // panicked): their owner is alive, so `requeue_orphans` keeps them.
+        orphans.extend(journal.requeue_own(&self.owner, |id| held_in_process(&jobs.queue, id), now_ms())?);
         if !orphans.is_empty() {
             tracing::warn!(tasks = ?orphans, "Tasks left running by an orchestrator that stopped were requeued.");
             on_event(&Event::Requeued { ids: orphans });
         }
         let concurrency = self.cfg.concurrency.max(1) as usize;
-        let (tx, rx) = mpsc::channel::<(Task, RunEnd, f64)>();
-        let mut running: HashMap<i64, std::thread::JoinHandle<()>> = HashMap::new();
         let mut last_start: HashMap<String, UnixMs> = HashMap::new();
         loop {
             let now = now_ms();
             let stopping = opts.stop.load(Ordering::SeqCst) || started.elapsed() >= opts.max_runtime;
-            // The earliest a rate-limited dataset may start again.
+            // Datasets still inside their min_interval, and when each may start again.
+            let limited: Vec<(&str, UnixMs)> = last_start
+                .iter()
+                .filter_map(|(name, last)| {
+                    let d = self.dataset(name)?;
+                    let min = i64::try_from(d.cfg.min_interval.as_millis()).unwrap_or(i64::MAX);
+                    let next = last.saturating_add(min);
+                    (min > 0 && now < next).then_some((d.name(), next))
+                })
+                .collect();
+            // The earliest a rate-limited dataset with a ready task may start again.
             let mut wake_at: Option<UnixMs> = None;
-            if !stopping && running.len() < concurrency {
-                for t in journal.ready_tasks(now, 1024)? {
-                    if running.len() >= concurrency {
+            if !stopping && jobs.len() < concurrency {
+                // A rate-limited dataset's tasks are left out of the query:
+                // they cannot start now, and must not fill the batch ahead of
+                // another dataset's.
+                let exclude: Vec<&str> = limited.iter().map(|(n, _)| *n).collect();
+                for t in journal.ready_tasks_excluding(now, 1024, &exclude)? {
+                    if jobs.len() >= concurrency {
                         break;
                     }
                     let Some(d) = self.dataset(&t.dataset) else {
@@ -231,6 +278,7 @@ impl<'a> Orchestrator<'a> {
                     if !journal.start_task(t.id, &self.owner, now)? {
                         continue;
                     }
+                    jobs.hold(t.id);
                     last_start.insert(d.name().to_owned(), now);
                     summary.started += 1;
                     let argv = d.partition_of(&t.key).map(|i| d.argv(i)).unwrap_or_default();
@@ -248,23 +296,21 @@ impl<'a> Orchestrator<'a> {
                         ends_run: left < self.cfg.task_timeout,
                         timeout: self.cfg.task_timeout,
                         stop: Arc::clone(&opts.stop),
+                        halt: Arc::clone(&jobs.halt),
                     };
-                    let tx = tx.clone();
-                    let handle = std::thread::Builder::new()
-                        .name(format!("collector-{}", t.id))
-                        .spawn(move || {
-                            let begun = Instant::now();
-                            let task = job.task.clone();
-                            let end = job.run();
-                            let _ = tx.send((task, end, begun.elapsed().as_secs_f64()));
-                        })
-                        .map_err(OrchestrateError::Thread)?;
-                    running.insert(t.id, handle);
+                    jobs.spawn(job)?;
                 }
             }
-            let wait = if running.is_empty() {
+            let wait = if jobs.len() == 0 {
+                if stopping {
+                    break;
+                }
+                for (name, next) in &limited {
+                    if journal.has_ready_task(name, now)? {
+                        wake_at = Some(wake_at.map_or(*next, |w: UnixMs| w.min(*next)));
+                    }
+                }
                 match (wake_at, journal.next_ready_at()?) {
-                    _ if stopping => break,
                     (None, None) => break,
                     (w, next) => {
                         let next = next.filter(|n| *n > now).into_iter().chain(w).min();
@@ -279,18 +325,10 @@ impl<'a> Orchestrator<'a> {
             } else {
                 Duration::from_millis(50)
             };
-            let mut results = Vec::new();
-            match rx.recv_timeout(wait) {
-                Ok(r) => results.push(r),
-                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
-            }
-            results.extend(rx.try_iter());
-            for (task, end, secs) in results {
-                if let Some(h) = running.remove(&task.id) {
-                    let _ = h.join();
-                }
+            for (task, end, secs) in jobs.results(wait) {
                 let (outcome, note) = self.outcome(&task, end, &mut summary);
                 journal.finish_task(task.id, &outcome, now_ms())?;
+                jobs.release(task.id);
                 if let TaskOutcome::Dead { error } = &outcome {
                     let _ = journal.record_event(
                         now_ms(),
@@ -340,6 +378,116 @@ impl<'a> Orchestrator<'a> {
     }
 }
 
+/// Tasks held by the runs of this process, by journal file: a run's start
+/// requeues this process's `running` tasks except these (another run in
+/// this process may be running them now).
+static HELD: Mutex<BTreeSet<(String, i64)>> = Mutex::new(BTreeSet::new());
+
+fn held() -> std::sync::MutexGuard<'static, BTreeSet<(String, i64)>> {
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn held_in_process(queue: &str, id: i64) -> bool {
+    held().contains(&(queue.to_owned(), id))
+}
+
+/// What a job sends back: its task, how it ended, how long it took.
+type JobResult = (Task, RunEnd, f64);
+
+/// A run's collectors: their threads, and the tasks the run took and has
+/// not finished in the journal yet. Dropped (at the end of a run, on an
+/// error or a panic), it kills the collectors still running and joins
+/// their threads, so no job outlives its run.
+struct Jobs {
+    /// The journal's file (see [`HELD`]).
+    queue: String,
+    /// Set to kill every running collector (the run failed).
+    halt: Arc<AtomicBool>,
+    tx: mpsc::Sender<JobResult>,
+    rx: mpsc::Receiver<JobResult>,
+    running: HashMap<i64, std::thread::JoinHandle<()>>,
+    /// Taken by this run, not finished in the journal yet.
+    held: BTreeSet<i64>,
+}
+
+impl Jobs {
+    fn new(queue: String) -> Self {
+        let (tx, rx) = mpsc::channel();
+        Self { queue, halt: Arc::new(AtomicBool::new(false)), tx, rx, running: HashMap::new(), held: BTreeSet::new() }
+    }
+
+    /// Collectors running.
+    fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// The run took task `id`.
+    fn hold(&mut self, id: i64) {
+        self.held.insert(id);
+        held().insert((self.queue.clone(), id));
+    }
+
+    /// Task `id` is finished (or requeued) in the journal.
+    fn release(&mut self, id: i64) {
+        self.held.remove(&id);
+        held().remove(&(self.queue.clone(), id));
+    }
+
+    fn spawn(&mut self, job: Job) -> Result<(), OrchestrateError> {
+        let id = job.task.id;
+        let tx = self.tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("collector-{id}"))
+            .spawn(move || {
+                let begun = Instant::now();
+                let task = job.task.clone();
+                // A panic is a failed run, not a task running forever.
+                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
+                    .unwrap_or_else(|_| RunEnd::Failed("the collector's thread panicked".into()));
+                let _ = tx.send((task, end, begun.elapsed().as_secs_f64()));
+            })
+            .map_err(OrchestrateError::Thread)?;
+        self.running.insert(id, handle);
+        Ok(())
+    }
+
+    /// The runs that ended, waiting up to `wait` for the first.
+    fn results(&mut self, wait: Duration) -> Vec<JobResult> {
+        let mut out = Vec::new();
+        if let Ok(r) = self.rx.recv_timeout(wait) {
+            out.push(r);
+        }
+        out.extend(self.rx.try_iter());
+        for (task, _, _) in &out {
+            if let Some(h) = self.running.remove(&task.id) {
+                let _ = h.join();
+            }
+        }
+        out
+    }
+
+    /// Kills the running collectors and joins their threads; returns the
+    /// tasks taken and not finished in the journal.
+    fn stop(&mut self) -> Vec<i64> {
+        self.halt.store(true, Ordering::SeqCst);
+        for (_, h) in self.running.drain() {
+            let _ = h.join();
+        }
+        while self.rx.try_recv().is_ok() {}
+        self.held.iter().copied().collect()
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.stop();
+        let mut all = held();
+        for id in std::mem::take(&mut self.held) {
+            all.remove(&(self.queue.clone(), id));
+        }
+    }
+}
+
 /// One task's run, on its own thread.
 struct Job {
     task: Task,
@@ -353,10 +501,59 @@ struct Job {
     ends_run: bool,
     timeout: Duration,
     stop: Arc<AtomicBool>,
+    /// The run failed: kill the collector.
+    halt: Arc<AtomicBool>,
 }
 
 /// The most of a collector's output kept for the log, per stream.
 const OUTPUT_TAIL: usize = 16 * 1024;
+
+/// How long the collector's output is waited for once it has exited (or
+/// was killed). A process it left behind in a session of its own (`setsid
+/// cmd &`) keeps the pipes open and is out of reach of the process-group
+/// kill: its readers are abandoned after this, and the task goes on.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// The last [`OUTPUT_TAIL`] bytes of one stream, filled by a reader thread.
+#[derive(Default)]
+struct Tail {
+    kept: Mutex<Vec<u8>>,
+    /// The stream reached its end (or failed).
+    done: AtomicBool,
+}
+
+impl Tail {
+    /// Reads `r` to its end on a thread of its own, keeping the tail. The
+    /// thread is detached: nothing ever joins it.
+    fn read(mut r: Box<dyn Read + Send>, name: String) -> Arc<Self> {
+        let tail = Arc::new(Self::default());
+        let t = Arc::clone(&tail);
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut kept = t.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > OUTPUT_TAIL {
+                    let cut = kept.len() - OUTPUT_TAIL;
+                    kept.drain(..cut);
+                }
+            }
+            t.done.store(true, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            // No reader: the pipe is closed, and the output lost.
+            tail.done.store(true, Ordering::SeqCst);
+        }
+        tail
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+    }
+}
 
 impl Job {
     /// Checks, runs, verifies.
@@ -441,31 +638,16 @@ impl Job {
         }
         let mut child = cmd.spawn().map_err(|e| RunEnd::Failed(format!("cannot start {:?}: {e}", self.argv[0])))?;
         let pgid = child.id();
-        let tail = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut kept = Vec::new();
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = r.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    kept.extend_from_slice(&buf[..n]);
-                    if kept.len() > OUTPUT_TAIL {
-                        kept.drain(..kept.len() - OUTPUT_TAIL);
-                    }
-                }
-                kept
-            })
-        };
-        let out = child.stdout.take().map(|o| tail(Box::new(o)));
-        let err = child.stderr.take().map(|e| tail(Box::new(e)));
+        let id = self.task.id;
+        let out = child.stdout.take().map(|o| Tail::read(Box::new(o), format!("collector-{id}-out")));
+        let err = child.stderr.take().map(|e| Tail::read(Box::new(e), format!("collector-{id}-err")));
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Ok(s),
                 Ok(None) => {}
                 Err(e) => break Err(format!("waiting for the collector: {e}")),
             }
-            let stopped = self.stop.load(Ordering::SeqCst);
+            let stopped = self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst);
             if stopped || Instant::now() >= self.deadline {
                 let _ = process::kill_group(pgid, Signal::Kill);
                 let _ = child.kill();
@@ -494,12 +676,22 @@ impl Job {
     }
 
     /// Logs what the collector wrote (the last lines of each stream);
-    /// returns its stderr.
-    fn log_output(&self, out: Option<std::thread::JoinHandle<Vec<u8>>>, err: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
-        let text = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
-        };
-        let (out, err) = (text(out), text(err));
+    /// returns its stderr. Waits for the streams' ends at most
+    /// [`OUTPUT_GRACE`], then takes what was read and leaves the readers.
+    fn log_output(&self, out: Option<Arc<Tail>>, err: Option<Arc<Tail>>) -> String {
+        let until = Instant::now() + OUTPUT_GRACE;
+        let open = || [&out, &err].into_iter().flatten().any(|t| !t.done.load(Ordering::SeqCst));
+        while open() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if open() {
+            tracing::warn!(
+                task = self.task.id,
+                dataset = %self.task.dataset,
+                "The collector left a process that holds its output open (started in a session of its own?); its output is not waited for."
+            );
+        }
+        let (out, err) = (out.map(|t| t.text()).unwrap_or_default(), err.map(|t| t.text()).unwrap_or_default());
         for (stream, body) in [("stdout", &out), ("stderr", &err)] {
             for line in body.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(task = self.task.id, dataset = %self.task.dataset, stream, "collector: {line}");

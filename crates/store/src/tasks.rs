@@ -245,6 +245,45 @@ impl Journal {
         )
     }
 
+    /// As [`Journal::ready_tasks`], leaving out the tasks of `exclude`: the
+    /// datasets still inside their `min_interval`, whose tasks cannot start
+    /// now and must not fill the batch ahead of other datasets' tasks.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn ready_tasks_excluding(&self, now: UnixMs, limit: usize, exclude: &[&str]) -> Result<Vec<Task>> {
+        if exclude.is_empty() {
+            return self.ready_tasks(now, limit);
+        }
+        let marks = (0..exclude.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
+        let mut p: Vec<rusqlite::types::Value> = vec![now.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        p.extend(exclude.iter().map(|d| rusqlite::types::Value::from((*d).to_owned())));
+        self.select_tasks(
+            &format!(
+                "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' AND not_before <= ?1 AND dataset NOT IN ({marks})
+                 ORDER BY rank, created_at, id LIMIT ?2"
+            ),
+            rusqlite::params_from_iter(p),
+        )
+    }
+
+    /// Whether `dataset` has a queued task ready at `now`.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn has_ready_task(&self, dataset: &str, now: UnixMs) -> Result<bool> {
+        if !self.has_tasks()? {
+            return Ok(false);
+        }
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' AND dataset = ?1 AND not_before <= ?2)",
+                params![dataset, now],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(sql("reading the task queue"))
+    }
+
     /// Every queued task in the order they would run (for `--dry-run`).
     ///
     /// # Errors
@@ -366,6 +405,40 @@ impl Journal {
         Ok(out)
     }
 
+    /// Puts running tasks owned by `owner` (this very process) that `held`
+    /// says no run holds back in the queue without counting an attempt: a
+    /// run of this process stopped on an error, or panicked, after taking
+    /// them. [`Journal::requeue_orphans`] cannot see these, as their owner
+    /// is alive. Returns the ids requeued.
+    ///
+    /// # Errors
+    /// A read or write failed.
+    pub fn requeue_own(&self, owner: &str, held: impl Fn(i64) -> bool, now: UnixMs) -> Result<Vec<i64>> {
+        let running = self.tasks(&[TaskState::Running], usize::MAX)?;
+        let mut out = Vec::new();
+        for t in running.into_iter().filter(|t| t.owner.as_deref() == Some(owner) && !held(t.id)) {
+            let why = format!("an earlier run of this orchestrator ({owner}) stopped without finishing it");
+            let n = self
+                .conn
+                .execute(
+                    "UPDATE tasks SET state = 'queued', not_before = ?2, last_error = ?3, owner = NULL
+                     WHERE id = ?1 AND state = 'running' AND owner = ?4",
+                    params![t.id, now, why, owner],
+                )
+                .map_err(sql("requeueing a task"))?;
+            if n == 1 {
+                out.push(t.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The journal's file, which tells task ids of two journals apart in
+    /// one process (empty for an in-memory journal).
+    pub fn task_queue_path(&self) -> String {
+        self.conn.path().unwrap_or_default().to_owned()
+    }
+
     /// Dead-lettered tasks back to the queue with their attempts reset:
     /// one (`Some(id)`) or all. Returns how many.
     ///
@@ -476,5 +549,44 @@ mod tests {
         assert!(t.last_error.unwrap().contains("1:dead"));
         // Resolved: the gap closed by itself.
         assert_eq!(j.resolve_tasks(&[ts[0].id, ts[1].id], 5).unwrap(), 1, "the running one is left to its run");
+    }
+
+    #[test]
+    fn own_tasks_no_run_holds_go_back_to_the_queue() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&tmp.path().join("j.db")).unwrap();
+        j.queue_tasks([&gap("a", Priority::High), &gap("b", Priority::High), &gap("c", Priority::High)], 1).unwrap();
+        let ts = j.ready_tasks(2, 10).unwrap();
+        j.start_task(ts[0].id, "7:me", 3).unwrap();
+        j.start_task(ts[1].id, "7:me", 3).unwrap();
+        j.start_task(ts[2].id, "8:other", 3).unwrap();
+        // b is held by a run of this process; c is another process's.
+        assert_eq!(j.requeue_own("7:me", |id| id == ts[1].id, 4).unwrap(), [ts[0].id]);
+        let t = j.task(ts[0].id).unwrap().unwrap();
+        assert_eq!((t.state, t.attempts, t.owner), (TaskState::Queued, 0, None));
+        assert_eq!(j.task(ts[1].id).unwrap().unwrap().state, TaskState::Running);
+        assert_eq!(j.task(ts[2].id).unwrap().unwrap().state, TaskState::Running);
+        assert!(j.task_queue_path().ends_with("j.db"));
+    }
+
+    #[test]
+    fn ready_tasks_can_leave_datasets_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&tmp.path().join("j.db")).unwrap();
+        let mut slow: Vec<NewTask> = (0..5).map(|i| gap(&format!("s{i}"), Priority::Critical)).collect();
+        for t in &mut slow {
+            t.dataset = "slow".into();
+        }
+        let mut fast = gap("f", Priority::Low);
+        fast.dataset = "fast".into();
+        j.queue_tasks(slow.iter().chain([&fast]), 1).unwrap();
+        assert!(j.ready_tasks(2, 3).unwrap().iter().all(|t| t.dataset == "slow"), "the slow dataset fills a short batch");
+        let rest = j.ready_tasks_excluding(2, 3, &["slow"]).unwrap();
+        assert_eq!(rest.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["f"]);
+        assert_eq!(j.ready_tasks_excluding(2, 10, &["slow", "fast"]).unwrap().len(), 0);
+        assert_eq!(j.ready_tasks_excluding(2, 10, &[]).unwrap().len(), 6);
+        assert!(j.has_ready_task("slow", 2).unwrap());
+        assert!(!j.has_ready_task("slow", 0).unwrap(), "not before it was queued");
+        assert!(!j.has_ready_task("other", 2).unwrap());
     }
 }
