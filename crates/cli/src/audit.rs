@@ -205,3 +205,25 @@ fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, json: bool)
         }
     }
 }
+
+/// Signs what `journal` records from now on as the CLI's user, and records
+/// `command` (with `detail`) before it runs: a manual command in the audit
+/// trail. Nothing when `journal.audit` is off.
+///
+/// # Errors
+/// The key cannot be read (or is not the journal's), or the journal written.
+pub fn record_command(cfg: &Config, journal: &mut Journal, command: &str, detail: serde_json::Value) -> Result<()> {
+    if !cfg.journal.audit {
+        return Ok(());
+    }
+    let state_dir = cfg.state_dir();
+    let recorded = journal.audit_pubkey()?;
+    let (key, _) = AuditKey::load_or_create_for(&state_dir, recorded.as_deref())?;
+    journal.enable_audit(key, audit::cli_actor(), Some(state_dir.join(audit::HEAD_FILE)))?;
+    let mut payload = json!({"command": command});
+    if let (Some(p), serde_json::Value::Object(d)) = (payload.as_object_mut(), detail) {
+        p.extend(d);
+    }
+    journal.audit(now(), &[audit::NewRecord::new("command", payload)])?;
+    Ok(())
+}

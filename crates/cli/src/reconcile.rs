@@ -190,6 +190,8 @@ pub fn orchestrate(cfg: &Config, dry_run: bool, json: bool) -> Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // A run by hand is a manual command: who started it goes in the audit trail.
+    crate::audit::record_command(cfg, &mut journal, "orchestrate", json!({}))?;
     let stop = install_stop_handlers()?;
     let total = journal.queued_tasks(usize::MAX)?.len() as u64;
     let bar = progress(Some(total), "collecting");
@@ -265,7 +267,8 @@ pub fn tasks(cfg: &Config, action: Option<TasksAction>, state: Option<&str>, lim
         if id.is_none() && !all_dead {
             return Err(usage("steward tasks retry needs a task id, or --all-dead"));
         }
-        let j = journal(cfg)?;
+        let mut j = journal(cfg)?;
+        crate::audit::record_command(cfg, &mut j, "tasks retry", json!({"id": id, "all_dead": all_dead}))?;
         let n = j.retry_dead(id, now)?;
         if let (Some(id), 0) = (id, n) {
             return Err(usage(format!("task {id} is not dead-lettered (steward tasks --state dead lists those that are)")));

@@ -171,8 +171,10 @@ fn hostile_http_against_the_real_daemon() {
     let auth = "Authorization: Bearer s3cret\r\n";
     assert_eq!(raw(port, format!("GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 404);
     assert_eq!(raw(port, format!("DELETE /status HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").as_bytes()), 405);
-    let big =
-        format!("POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 100000\r\nConnection: close\r\n\r\n{}", "x".repeat(100_000));
+    let big = format!(
+        "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 100000\r\nConnection: close\r\n\r\n{}",
+        "x".repeat(100_000)
+    );
     assert_eq!(raw(port, big.as_bytes()), 413);
     let bad_otlp = format!("POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/x-protobuf\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\u{ff}\u{ff}\u{ff}");
     assert_eq!(raw(port, bad_otlp.as_bytes()), 400);

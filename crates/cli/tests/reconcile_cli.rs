@@ -144,6 +144,15 @@ fn a_killed_orchestrator_loses_nothing_and_repeats_nothing_verified() {
     let r = f.json(&["reconcile", "--once", "--json"]);
     assert_eq!(r["gaps"], 0);
     assert_eq!(r["datasets"][0]["coverage"], 1.0);
+    // Both runs by hand are in the audit trail, and it verifies.
+    let runs = f.json(&["audit", "show", "--kind", "command", "--json"])["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["payload"]["command"] == "orchestrate")
+        .count();
+    assert_eq!(runs, 2);
+    assert!(f.run(&["audit", "verify"]).status.success());
 }
 
 #[test]

@@ -237,7 +237,9 @@ impl<'a> Orchestrator<'a> {
             on_event(&Event::Requeued { ids: orphans });
         }
         let concurrency = self.cfg.concurrency.max(1) as usize;
-        let mut last_start: HashMap<String, UnixMs> = HashMap::new();
+        // When each dataset's collector last started, in any run (the daemon
+        // starts a run every queue check: min_interval spans runs).
+        let mut last_start: HashMap<String, UnixMs> = journal.last_starts()?.into_iter().collect();
         loop {
             let now = now_ms();
             let stopping = opts.stop.load(Ordering::SeqCst) || started.elapsed() >= opts.max_runtime;

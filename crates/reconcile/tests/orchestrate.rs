@@ -244,6 +244,12 @@ fn a_rate_limited_dataset_with_more_ready_tasks_than_a_batch_does_not_block_anot
     assert_eq!(done.iter().filter(|k| k.starts_with("fast/")).count(), 3, "{done:?}");
     assert_eq!(summary.done, 4, "{summary:?}");
     assert!(took < Duration::from_secs(20), "the run waited {took:?}: nothing else could start before it ended");
+    // The next run (the daemon starts one every queue check) respects the
+    // same hour: min_interval spans runs.
+    let mut again = Vec::new();
+    f.run(&OrchestratorConfig { max_runtime: Duration::from_secs(2), ..orchestrator(4) }, &datasets, &mut journal, &mut again);
+    let next = again.iter().filter(|e| matches!(e, Event::Started { task, .. } if task.dataset == "slow")).count();
+    assert_eq!(next, 0, "a second start within the hour");
 }
 
 #[test]

@@ -267,6 +267,22 @@ impl Journal {
         )
     }
 
+    /// When each dataset's last task started (any run, any process).
+    ///
+    /// # Errors
+    /// A read failed.
+    pub fn last_starts(&self) -> Result<Vec<(String, UnixMs)>> {
+        if !self.has_tasks()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT dataset, MAX(started_at) FROM tasks WHERE started_at IS NOT NULL GROUP BY dataset")
+            .map_err(sql("reading when tasks started"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("reading when tasks started"))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading when tasks started"))
+    }
+
     /// Whether `dataset` has a queued task ready at `now`.
     ///
     /// # Errors
