@@ -64,7 +64,7 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditAction::Verify { from, pubkey } => verify(&state_dir, from, pubkey.as_deref(), json),
+        AuditAction::Verify { from, pubkey, no_head } => verify(&state_dir, from, pubkey.as_deref(), no_head, json),
         AuditAction::Show { since, kind, limit } => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let Some(j) = open_journal(&state_dir)? else {
@@ -149,7 +149,7 @@ fn nothing_yet(state_dir: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, json: bool) -> Result<ExitCode> {
+fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, no_head: bool, json: bool) -> Result<ExitCode> {
     let key = match audit::verifying_key(state_dir, pubkey) {
         Ok(k) => k,
         Err(e @ audit::AuditError::BadPublicKey(_)) => return Err(usage(e.to_string())),
@@ -163,7 +163,23 @@ fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, json: bool)
     let recorded = j.audit_pubkey()?;
     let given = audit::to_hex(key.as_bytes());
     let started = std::time::Instant::now();
-    let result = j.verify_audit(&key, from, head.as_ref())?;
+    let mut result = j.verify_audit(&key, from, head.as_ref())?;
+    // The head file is what tells a cut tail; without it only an intact
+    // chain of unknown length can be vouched for.
+    if let Ok(v) = &result {
+        let signed_before = recorded.is_some();
+        if head.is_none() && !no_head && (v.records > 0 || signed_before) {
+            result = Err(steward_store::ChainBreak {
+                seq: v.last_seq + 1,
+                reason: format!(
+                    "{} is missing: records cut from the end could not be detected (the chain holds {} record(s)); \
+                     --no-head accepts that",
+                    head_path.display(),
+                    v.records
+                ),
+            });
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
     let key_note = match &recorded {
         Some(r) if *r != given => Some(format!("the journal was first signed with key {r}, not {given}")),

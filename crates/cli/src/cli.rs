@@ -413,6 +413,9 @@ pub enum AuditAction {
         /// Verify with this public key (64 hex digits) instead of the state directory's key
         #[arg(long, value_name = "HEX")]
         pubkey: Option<String>,
+        /// Accept a missing audit.head (then records cut from the end cannot be detected)
+        #[arg(long)]
+        no_head: bool,
     },
     /// The records, oldest first
     Show {

@@ -246,6 +246,15 @@ fn audited_config(cfg: &Config) -> Result<Value> {
     }
     let mut v = serde_json::to_value(cfg).context("encoding the config")?;
     walk(&mut v);
+    // The same directory named two ways (`./coordination` from a shell,
+    // an absolute path from `steward start`) is not a change.
+    for ptr in ["/coordination/dir", "/state/dir"] {
+        if let Some(Value::String(p)) = v.pointer_mut(ptr) {
+            if let Ok(real) = std::fs::canonicalize(&*p) {
+                *p = real.display().to_string();
+            }
+        }
+    }
     Ok(v)
 }
 

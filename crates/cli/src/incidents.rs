@@ -155,7 +155,7 @@ pub fn report(d: &IncidentDetail, metrics: &[steward_store::CycleMetric], now: s
             writeln!(s, "| latest ({}) | {:.2} | {} | {} | {} |", format_rfc3339(last.ts), last.score, last.state, last.queue, last.agents);
         let _ = writeln!(
             s,
-            "\n{} cycles from {} (5 min before detection); the queue peaked at {peak_queue}.",
+            "\n{} cycles from {} (the window opens 5 min before detection); the queue peaked at {peak_queue}.",
             metrics.len(),
             format_rfc3339(first.ts)
         );

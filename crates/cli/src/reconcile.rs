@@ -209,7 +209,7 @@ pub fn orchestrate(cfg: &Config, dry_run: bool, json: bool) -> Result<ExitCode> 
                 TaskOutcome::Dead { .. } => "dead",
                 TaskOutcome::Requeue { .. } => "requeued",
             };
-            let line = format!("task {} {} {}: {what} after {secs:.1} s: {note}", task.id, task.dataset, task.key);
+            let line = format!("task {} {} {}: {what} (ran {secs:.1} s): {note}", task.id, task.dataset, task.key);
             match &bar {
                 Some(b) => {
                     if matches!(outcome, TaskOutcome::Done | TaskOutcome::Dead { .. }) {
@@ -271,7 +271,12 @@ pub fn tasks(cfg: &Config, action: Option<TasksAction>, state: Option<&str>, lim
         crate::audit::record_command(cfg, &mut j, "tasks retry", json!({"id": id, "all_dead": all_dead}))?;
         let n = j.retry_dead(id, now)?;
         if let (Some(id), 0) = (id, n) {
-            return Err(usage(format!("task {id} is not dead-lettered (steward tasks --state dead lists those that are)")));
+            return Err(usage(match j.task(id)? {
+                None => format!("there is no task {id} (steward tasks lists them)"),
+                Some(t) => {
+                    format!("task {id} is {}, not dead-lettered (steward tasks --state dead lists those that are)", t.state.as_str())
+                }
+            }));
         }
         if json {
             print_json(&json!({"requeued": n}));

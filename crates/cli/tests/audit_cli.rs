@@ -114,3 +114,24 @@ fn who_did_what_is_signed_and_any_edit_is_named() {
     assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), records.len());
     assert_eq!(f.run(&["audit", "export", "--out", out_file.to_str().unwrap()]).status.code(), Some(1), "never overwritten");
 }
+
+#[test]
+fn a_missing_head_file_is_not_taken_for_an_intact_tail() {
+    let f = Fixture::new();
+    f.write("work_a.json", r#"{"id":"a"}"#);
+    for _ in 0..3 {
+        assert!(f.run(&["execute"]).status.success());
+    }
+    assert!(f.run(&["audit", "verify"]).status.success());
+    // The tail cut and the head file removed with it: refused, unless told.
+    let db = rusqlite::Connection::open(f.state().join("journal.db")).unwrap();
+    db.execute("DELETE FROM audit WHERE seq >= 5", []).unwrap();
+    std::fs::remove_file(f.state().join("audit.head")).unwrap();
+    let out = f.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit.head is missing"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.run(&["audit", "verify", "--no-head"]).status.success());
+    // Every record gone too: still refused (the journal was signed before).
+    db.execute("DELETE FROM audit", []).unwrap();
+    assert_eq!(f.run(&["audit", "verify"]).status.code(), Some(1));
+}

@@ -122,3 +122,27 @@ fn a_critical_directory_pages_once_and_recovery_resolves_it() {
     let records = f.json(&["audit", "show", "--kind", "incident", "--limit", "100", "--json"]);
     assert!(records["records"].as_array().unwrap().len() >= 5);
 }
+
+/// The same directory named two ways (relative from a shell, absolute as
+/// `steward start` passes it) is one target: one incident, not two.
+#[test]
+fn one_directory_named_two_ways_has_one_incident() {
+    let f = Fixture::new();
+    for i in 0..50 {
+        f.write(&format!("work_{i}.json"), &format!(r#"{{"id":"{i}"}}"#));
+    }
+    let relative = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_steward"));
+        c.current_dir(f.tmp.path()).args(["--coordination", "./coordination"]).args(args);
+        c.output().unwrap()
+    };
+    assert!(relative(&["execute"]).status.success());
+    assert!(f.run(&["execute"]).status.success(), "absolute");
+    assert!(relative(&["execute"]).status.success());
+    let all = incidents(&f, true);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["occurrences"], 3);
+    // Nor is it a config change.
+    let changes = f.json(&["audit", "show", "--kind", "config", "--json"])["records"].as_array().unwrap().len();
+    assert_eq!(changes, 1, "one config record for one config");
+}

@@ -812,7 +812,9 @@ impl Engine {
         }
         journal.finish_cycle(&id, now_ms()).map_err(RuntimeError::journal("journaling the end of the cycle"))?;
         if !dry_run {
-            self.desk.after_cycle(journal, &self.target, &report, &guarded, now_ms());
+            // The journal's owner names the target the same way whoever runs the
+            // cycle (a relative path from the CLI, an absolute one from `start`).
+            self.desk.after_cycle(journal, &self.owner, &report, &guarded, now_ms());
             self.retain(journal, now);
         }
         tracing::info!(
