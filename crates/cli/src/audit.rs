@@ -67,6 +67,10 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
         AuditAction::Verify { from, pubkey, no_head } => verify(&state_dir, from, pubkey.as_deref(), no_head, json),
         AuditAction::Show { since, kind, limit } => {
             let since = since.as_deref().map(parse_since).transpose()?;
+            const KINDS: [&str; 9] = ["decision", "action", "outcome", "rollback", "config", "command", "incident", "event", "prune"];
+            if let Some(k) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
+                return Err(usage(format!("--kind {k:?}: one of {}", KINDS.join(", "))));
+            }
             let Some(j) = open_journal(&state_dir)? else {
                 return nothing_yet(&state_dir, json);
             };
@@ -101,13 +105,14 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
             };
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(p)
-                        .with_context(|| format!("creating {} (an export never overwrites a file)", p.display()))?,
+                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p).map_err(
+                        |e| match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => {
+                                usage(format!("{} exists: an export never overwrites a file", p.display()))
+                            }
+                            _ => anyhow::Error::new(e).context(format!("creating {}", p.display())),
+                        },
+                    )?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };

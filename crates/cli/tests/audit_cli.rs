@@ -112,7 +112,8 @@ fn who_did_what_is_signed_and_any_edit_is_named() {
     let out_file = f.tmp.path().join("audit.jsonl");
     assert!(f.run(&["audit", "export", "--out", out_file.to_str().unwrap()]).status.success());
     assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), records.len());
-    assert_eq!(f.run(&["audit", "export", "--out", out_file.to_str().unwrap()]).status.code(), Some(1), "never overwritten");
+    assert_eq!(f.run(&["audit", "export", "--out", out_file.to_str().unwrap()]).status.code(), Some(2), "never overwritten");
+    assert_eq!(f.run(&["audit", "show", "--kind", "bogus"]).status.code(), Some(2), "an unknown kind is refused");
 }
 
 #[test]
