@@ -149,8 +149,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// The daemon in the foreground: the loop plus the HTTP server (what systemd and Kubernetes run)
     ///
-    /// Endpoints: /health, /status, /metrics (Prometheus), /tasks, /decisions, POST /execute,
-    /// POST /rollback/ID, and a dashboard at /. Listens on server.listen (default
+    /// Endpoints: /health, /status, /metrics (Prometheus), /decisions, /history, /tasks,
+    /// /incidents, /events (Server-Sent Events), POST /execute, POST /rollback/ID, OTLP/HTTP
+    /// at /v1/traces and /v1/metrics, and a dashboard at /. Listens on server.listen (default
     /// 127.0.0.1:8080); any other address needs server.token. The first SIGINT/SIGTERM stops
     /// new cycles, finishes what is in flight and stops the fleet; a second exits at once.
     Serve {

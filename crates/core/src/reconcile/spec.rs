@@ -456,9 +456,10 @@ impl Dataset {
                         return Err(e(
                             "key",
                             format!(
-                                "{:?} does not tell partitions {} apart (add finer date fields, e.g. %d or %H)",
+                                "{:?} does not tell partitions {} apart: give the date finer fields, e.g. {}",
                                 cfg.key,
-                                duration::format(d.every)
+                                duration::format(d.every),
+                                if every < 86_400_000 { "{date:%Y-%m-%dT%H} or {date:%Y/%m/%d/%H%M}" } else { "{date:%Y/%m/%d}" }
                             ),
                         ))
                     }
