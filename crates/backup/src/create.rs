@@ -314,7 +314,7 @@ fn walk(
         } else if file_type.is_file() {
             files.push((child, path));
         } else {
-            skipped.push(Skipped { path, reason: fsx::kind_of(&file_type).to_owned() });
+            skipped.push(Skipped { path, reason: steward_protocol::kind_of(&file_type).to_owned() });
         }
     }
     Ok(())
@@ -370,7 +370,7 @@ fn append_coordination(writer: &mut ArchiveWriter<'_>, dir: &Path, skipped: &mut
             continue;
         }
         if !file_type.is_file() {
-            skipped.push(Skipped { path, reason: fsx::kind_of(&file_type).to_owned() });
+            skipped.push(Skipped { path, reason: steward_protocol::kind_of(&file_type).to_owned() });
             continue;
         }
         let entry_name = format!("coordination/{name}");

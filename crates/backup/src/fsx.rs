@@ -12,23 +12,10 @@ use crate::error::BackupError;
 /// Tries at a fresh name before giving up on collisions.
 const ATTEMPTS: u32 = 16;
 
-/// 64 unpredictable bits, hex: nobody can plant a file at the next temp
-/// name in advance.
+/// 64 unpredictable bits, hex (the claim protocol's temp names' source):
+/// nobody can plant a file at the next temp name in advance.
 pub(crate) fn unpredictable() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    format!("{:016x}", h.finish())
-}
-
-/// Creates a file that must not exist: `O_CREAT | O_EXCL | O_NOFOLLOW`,
-/// with `mode` (before the umask).
-pub(crate) fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path)
+    format!("{:016x}", steward_protocol::unpredictable())
 }
 
 /// A new file `<dir>/<prefix><random><suffix>`, created exclusively with
@@ -37,7 +24,7 @@ pub(crate) fn create_temp_file(dir: &Path, prefix: &str, suffix: &str, mode: u32
     let mut attempt = 0;
     loop {
         let path = dir.join(format!("{prefix}{}{suffix}", unpredictable()));
-        match create_exclusive(&path, mode) {
+        match steward_protocol::create_new_mode(&path, mode) {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < ATTEMPTS => attempt += 1,
             Err(e) => return Err(BackupError::io("create", &path)(e)),
@@ -119,7 +106,7 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Ok(Bounded::Refused(format!("not a regular file ({})", kind_of(&meta.file_type()))));
+        return Ok(Bounded::Refused(format!("not a regular file ({})", steward_protocol::kind_of(&meta.file_type()))));
     }
     if meta.len() > limit {
         return Ok(Bounded::Refused(format!("{} bytes, more than the {limit} a backup copies of one file", meta.len())));
@@ -127,24 +114,6 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(meta.len()).read_to_end(&mut bytes)?;
     Ok(Bounded::Read { bytes, mode: meta.mode() & 0o7777 })
-}
-
-/// What kind of non-regular file this is, for messages.
-pub(crate) fn kind_of(t: &fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    }
 }
 
 /// fsyncs a directory, so a rename into it survives a power loss.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::check::{check_journal_file, JournalCheck, JournalReport};
 use crate::error::BackupError;
-use crate::fsx::{self, TempDir};
+use crate::fsx::TempDir;
 use crate::layout::{self, EntryKind, AUDIT_HEAD_NAME, AUDIT_KEY_NAME, JOURNAL_NAME, MANIFEST_NAME};
 use crate::manifest::{Counts, Hashing, Manifest, FORMAT_NAME, FORMAT_VERSION};
 
@@ -85,7 +85,7 @@ pub(crate) fn read_archive(archive: &Path, dest: &Path, extract: Extract) -> Res
     let file = File::open(archive).map_err(BackupError::io("open", archive))?;
     let meta = file.metadata().map_err(BackupError::io("stat", archive))?;
     if !meta.is_file() {
-        return Err(bad(None, format!("not a regular file ({})", fsx::kind_of(&meta.file_type()))));
+        return Err(bad(None, format!("not a regular file ({})", steward_protocol::kind_of(&meta.file_type()))));
     }
     let mut tar = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
@@ -232,5 +232,5 @@ fn create_under(dest: &Path, name: &str) -> Result<File, BackupError> {
     if let Some(parent) = path.parent() {
         DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(BackupError::io("create the directory", parent))?;
     }
-    fsx::create_exclusive(&path, 0o600).map_err(BackupError::io("create", &path))
+    steward_protocol::create_new_mode(&path, 0o600).map_err(BackupError::io("create", &path))
 }

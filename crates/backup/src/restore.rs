@@ -381,7 +381,7 @@ fn restore_config(manifest: &Manifest, staging: &Path, layout: &Layout, aside: &
         Bounded::Read { bytes, mode } => {
             let name = path.file_name().map(OsString::from).unwrap_or_else(|| OsString::from("steward.yaml"));
             let to = aside.path_for("config", &name)?;
-            let mut f = fsx::create_exclusive(&to, mode & 0o700 | 0o600).map_err(BackupError::io("create", &to))?;
+            let mut f = steward_protocol::create_new_mode(&to, mode & 0o700 | 0o600).map_err(BackupError::io("create", &to))?;
             io::Write::write_all(&mut f, &bytes).and_then(|()| f.sync_all()).map_err(BackupError::io("write", &to))?;
             aside.moved.push(format!("config/{}", name.to_string_lossy()));
             Some(to)

@@ -2,7 +2,6 @@
 //! config, the journal's audit chain and the terminal.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -104,16 +103,10 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
                 return nothing_yet(&state_dir, json);
             };
             let mut sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p).map_err(
-                        |e| match e.kind() {
-                            std::io::ErrorKind::AlreadyExists => {
-                                usage(format!("{} exists: an export never overwrites a file", p.display()))
-                            }
-                            _ => anyhow::Error::new(e).context(format!("creating {}", p.display())),
-                        },
-                    )?,
-                )),
+                Some(p) => Box::new(std::io::BufWriter::new(steward_protocol::create_new_mode(p, 0o600).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => usage(format!("{} exists: an export never overwrites a file", p.display())),
+                    _ => anyhow::Error::new(e).context(format!("creating {}", p.display())),
+                })?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let (mut after, mut n) = (0u64, 0u64);

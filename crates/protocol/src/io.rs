@@ -48,7 +48,7 @@ const TEMP_ATTEMPTS: u32 = 16;
 /// 64 unpredictable bits: the process's randomly keyed hasher over a
 /// counter and the clock. Temp names carry them, so nobody can plant a
 /// file at the next name in advance.
-fn unpredictable() -> u64 {
+pub fn unpredictable() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(TMP_SEQ.fetch_add(1, Ordering::Relaxed));
@@ -64,7 +64,16 @@ fn unpredictable() -> u64 {
 /// # Errors
 /// The name exists (`AlreadyExists`), or the create failed.
 pub fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(path)
+    create_new_mode(path, 0o644)
+}
+
+/// [`create_new`] with `mode` (before the umask), e.g. 0600 for a file of
+/// the owner's only.
+///
+/// # Errors
+/// As [`create_new`].
+pub fn create_new_mode(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 /// Opens a file to append to (a log, a ledger), creating it if needed,
@@ -97,13 +106,14 @@ fn via_temp<T>(
     bytes: &[u8],
     durability: Durability,
     temp: Temp,
+    mode: u32,
     finish: impl FnOnce(&Path) -> Result<T, ProtocolError>,
 ) -> Result<T, ProtocolError> {
     let prefix = temp_prefix(std::process::id());
     let mut attempt = 0;
     let (tmp, mut f) = loop {
         let tmp = dir.join(format!("{prefix}{:016x}", unpredictable()));
-        match create_new(&tmp) {
+        match create_new_mode(&tmp, mode) {
             Ok(f) => break (tmp, f),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => attempt += 1,
             Err(e) => return Err(ProtocolError::io("create", &tmp)(e)),
@@ -129,7 +139,7 @@ fn via_temp<T>(
 /// # Errors
 /// Any step of the write failed; the temp file is removed.
 pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8], durability: Durability) -> Result<(), ProtocolError> {
-    via_temp(dir, bytes, durability, Temp::Renamed, |tmp| fs::rename(tmp, dest).map_err(ProtocolError::io("rename into", dest)))
+    via_temp(dir, bytes, durability, Temp::Renamed, 0o644, |tmp| fs::rename(tmp, dest).map_err(ProtocolError::io("rename into", dest)))
 }
 
 /// Writes `bytes` to `dest` without ever replacing an existing `dest`: a
@@ -139,7 +149,15 @@ pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8], durability: Durabilit
 /// # Errors
 /// Any step of the write failed; the temp file is removed.
 pub fn publish(dir: &Path, dest: &Path, bytes: &[u8], durability: Durability) -> Result<bool, ProtocolError> {
-    via_temp(dir, bytes, durability, Temp::Linked, |tmp| match fs::hard_link(tmp, dest) {
+    publish_mode(dir, dest, bytes, durability, 0o644)
+}
+
+/// [`publish`] with `mode` (before the umask): 0600 for a secret.
+///
+/// # Errors
+/// As [`publish`].
+pub fn publish_mode(dir: &Path, dest: &Path, bytes: &[u8], durability: Durability, mode: u32) -> Result<bool, ProtocolError> {
+    via_temp(dir, bytes, durability, Temp::Linked, mode, |tmp| match fs::hard_link(tmp, dest) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(ProtocolError::io("link into", dest)(e)),
@@ -177,7 +195,7 @@ pub enum RecordError {
 }
 
 /// What kind of non-regular file this is, for messages.
-pub(crate) fn kind_of(t: &fs::FileType) -> &'static str {
+pub fn kind_of(t: &fs::FileType) -> &'static str {
     if t.is_dir() {
         "a directory"
     } else if t.is_symlink() {

@@ -59,7 +59,10 @@ mod transition;
 
 pub use agent::AgentStatus;
 pub use error::ProtocolError;
-pub use io::{create_new, open_append, publish, read_record, write_atomic, Durability, Links, RecordError, DEFAULT_MAX_ITEM_BYTES};
+pub use io::{
+    create_new, create_new_mode, kind_of, open_append, publish, publish_mode, read_record, unpredictable, write_atomic, Durability, Links,
+    RecordError, DEFAULT_MAX_ITEM_BYTES,
+};
 pub use name::{agent_file_name, classify, file_name, is_temp_name, temp_prefix, valid_id, FileKind, TEMP_PREFIX};
 pub use transition::{
     completion_recorded, Census, Claim, Completion, CoordinationDir, Finished, ItemOutcome, Pending, FUTURE_TOLERANCE_MS,

@@ -214,10 +214,7 @@ pub fn record(
     // A temporary name of our own, created new and never through a link
     // (one left by a crash is removed first; removing does not follow).
     let _ = std::fs::remove_file(&tmp);
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(&tmp).map_err(write_err)?
-    };
+    let file = steward_protocol::create_new(&tmp).map_err(write_err)?;
     let mut out = std::io::BufWriter::new(file);
     let mut by_priority: BTreeMap<&'static str, u64> = Priority::ALL.iter().map(|p| (p.as_str(), 0)).collect();
     let (mut gaps, mut queued, mut resolved) = (0u64, 0u64, 0u64);

@@ -306,12 +306,9 @@ impl Engine {
         &self.desk
     }
 
-    /// Open incidents by severity 1, 2, 3 (zeros when there is no journal).
+    /// Open incidents by severity 1, 2, 3 as of the last cycle that acted.
     pub fn open_incidents(&self) -> [u64; 3] {
-        match self.existing_journal() {
-            Ok(Some(j)) => Desk::open_counts(&j),
-            _ => [0; 3],
-        }
+        self.desk.open_counts()
     }
 
     /// The engine's config (health, guards, policy sizing, prediction).

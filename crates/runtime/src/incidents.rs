@@ -40,6 +40,8 @@ pub struct Desk {
     watch: Mutex<Option<ComponentWatch>>,
     /// The last notification failure, for `/health`.
     last_error: Mutex<Option<(UnixMs, String)>>,
+    /// Open incidents by severity after the last step.
+    open: Mutex<[u64; 3]>,
     external_url: Option<String>,
 }
 
@@ -53,7 +55,14 @@ impl Desk {
     /// A desk with these rules, notifying as `notify` says (none: the
     /// incidents are journaled and shown, not sent).
     pub fn new(cfg: IncidentConfig, notifier: Option<Notifier>) -> Self {
-        Self { cfg, notifier: Mutex::new(notifier), watch: Mutex::new(None), last_error: Mutex::new(None), external_url: None }
+        Self {
+            cfg,
+            notifier: Mutex::new(notifier),
+            watch: Mutex::new(None),
+            last_error: Mutex::new(None),
+            open: Mutex::new([0; 3]),
+            external_url: None,
+        }
     }
 
     /// A desk from the config's `incidents:` and `notify:` sections.
@@ -162,6 +171,7 @@ impl Desk {
         for t in &transitions {
             log_transition(t);
         }
+        *lock_ignoring_poison(&self.open) = journal.open_incident_counts()?;
         self.notify(journal, now)
     }
 
@@ -216,9 +226,10 @@ impl Desk {
         Ok(())
     }
 
-    /// Open incidents by severity (for `steward_incidents_open`).
-    pub fn open_counts(journal: &Journal) -> [u64; 3] {
-        journal.open_incident_counts().unwrap_or([0; 3])
+    /// Open incidents by severity 1, 2, 3 as of the last cycle that acted
+    /// (for `steward_incidents_open`; read from the journal the cycle had open).
+    pub fn open_counts(&self) -> [u64; 3] {
+        *lock_ignoring_poison(&self.open)
     }
 }
 

@@ -20,7 +20,7 @@
 //! which the chain goes on.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -98,25 +98,15 @@ impl AuditKey {
             Ok(k) => Ok((k, false)),
             Err(AuditError::Key { reason, .. }) if reason == NOT_THERE => {
                 let key = Self::generate().map_err(|reason| AuditError::Key { path: path.clone(), reason })?;
-                let err = |e: std::io::Error| AuditError::Key { path: path.clone(), reason: e.to_string() };
                 // Written whole under a temporary name, then linked into
                 // place: a crash never leaves a half-written key, and a key
                 // another process made first is never overwritten.
-                let tmp = state_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
-                let _ = std::fs::remove_file(&tmp);
-                let written = (|| {
-                    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-                    let hex = to_hex(key.signing.as_bytes());
-                    f.write_all(format!("{KEY_HEADER}\n{hex}\n").as_bytes())?;
-                    f.sync_all()?;
-                    std::fs::hard_link(&tmp, &path)
-                })();
-                let _ = std::fs::remove_file(&tmp);
-                match written {
-                    Ok(()) => Ok((key, true)),
+                let text = format!("{KEY_HEADER}\n{}\n", to_hex(key.signing.as_bytes()));
+                match steward_protocol::publish_mode(state_dir, &path, text.as_bytes(), steward_protocol::Durability::Flushed, 0o600) {
+                    Ok(true) => Ok((key, true)),
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((Self::load(&path)?, false)),
-                    Err(e) => Err(err(e)),
+                    Ok(false) => Ok((Self::load(&path)?, false)),
+                    Err(e) => Err(AuditError::Key { path: path.clone(), reason: e.to_string() }),
                 }
             }
             Err(e) => Err(e),
@@ -451,15 +441,9 @@ pub(crate) fn append(conn: &Connection, auditor: &Auditor, ts: UnixMs, records: 
 /// Writes the head file (temp name, rename; not synced: after a crash it
 /// may be older than the journal, never newer).
 fn write_head(path: &Path, head: &Head) {
-    let tmp = path.with_extension(format!("head.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-        f.write_all(serde_json::to_string(head).unwrap_or_default().as_bytes())?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let bytes = serde_json::to_vec(head).unwrap_or_default();
+    if let Err(e) = steward_protocol::write_atomic(dir, path, &bytes, steward_protocol::Durability::Visible) {
         tracing::warn!(head = %path.display(), "Could not write the audit head: {e}");
     }
 }
