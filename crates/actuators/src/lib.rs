@@ -9,13 +9,18 @@
 mod actuator;
 pub mod command;
 pub mod coordination;
-pub mod http;
 pub mod process;
+pub mod queue;
 pub mod supervisor;
 pub mod webhook;
+
+/// The small HTTP/1.1 client, now its own crate (`steward-http`); kept
+/// here so that `steward_actuators::http` still names it.
+pub use steward_http as http;
 
 pub use actuator::{action_kind, error_chain, Actuator, ActuatorError};
 pub use command::{CommandActuator, CommandConfig};
 pub use coordination::CoordinationActuator;
-pub use supervisor::{Supervisor, SupervisorConfig, SupervisorContext};
+pub use queue::QueueActuator;
+pub use supervisor::{QueueWorkers, Supervisor, SupervisorConfig, SupervisorContext};
 pub use webhook::{WebhookActuator, WebhookConfig};

@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
     pub coordination: Option<PathBuf>,
 
+    /// What to watch, by URL: redis://HOST:PORT/DB?stream=S&group=G, redis://HOST/DB?list=L,
+    /// postgres://USER@HOST/DB?table=T, prometheus://HOST:PORT?queue_depth=PROMQL, or a directory
+    /// [default: the coordination directory; config: source.url]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "URL")]
+    pub source: Option<String>,
+
     /// Config file [default: ./steward.yaml when present]
     #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -490,6 +496,14 @@ pub struct SimulateArgs {
 /// Flags of `steward worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Consume a real queue instead of the coordination directory: a Redis stream with its
+    /// consumer group (redis://HOST:PORT/DB?stream=S&group=G) or a PostgreSQL job table
+    /// (postgres://USER@HOST/DB?table=T). Passwords: in the URL, or REDIS_PASSWORD / PGPASSWORD
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
+    /// Items claimed at once from a --queue (each is still completed on its own record)
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub batch: usize,
     /// This agent's id; its file is agent_<id>.json (or <id>.json when the id starts with "agent_")
     /// [default: env STEWARD_AGENT_ID, else agent_<pid>]
     #[arg(long)]

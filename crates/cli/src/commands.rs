@@ -62,6 +62,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
         .collect();
     let flags = FlagOverrides {
         coordination: cli.coordination.clone(),
+        source: cli.source.clone(),
         state_dir: cli.state_dir.clone(),
         policy: match (&cli.command, &cli.policy) {
             (Command::Simulate(_), _) | (_, None) => None,
@@ -278,6 +279,10 @@ fn warn_about_a_legacy_journal(cfg: &Config) {
 /// not scored as an empty system (and nothing is created for it), unless
 /// `--create` (or `coordination.create`) asks for it to be made.
 fn ensure_target(cfg: &Config) -> Result<()> {
+    if cfg.source.url.is_some() {
+        // A queue or a metrics server: the source says itself whether it can be read.
+        return Ok(());
+    }
     let dir = &cfg.coordination.dir;
     match std::fs::metadata(dir) {
         // A file where the directory belongs is refused by the engine, before it creates anything.
@@ -358,6 +363,7 @@ fn analyze(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
         print_json(&json!({
             "timestamp": format_rfc3339(a.taken_at),
             "coordination_dir": cfg.coordination.dir,
+            "source": engine.target(),
             "policy": cfg.auto.policy.to_string(),
             "metrics": a.metrics,
             "decisions": analysis.decisions.iter().map(decision_json).collect::<Vec<_>>(),
@@ -367,7 +373,7 @@ fn analyze(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
     }
     let m = &a.metrics;
     let mut out = String::new();
-    out.push_str(&format!("steward analyze: {} (policy {})\n\n", cfg.coordination.dir.display(), cfg.auto.policy));
+    out.push_str(&format!("steward analyze: {} (policy {})\n\n", engine.target(), cfg.auto.policy));
     if !snapshot.target_exists {
         out.push_str("The coordination directory does not exist: scoring it as an empty system.\n\n");
     }
@@ -545,6 +551,12 @@ fn daemon_args(g: &GlobalFlags, cfg: &Config) -> Result<Vec<String>> {
         Ok(p.display().to_string())
     };
     let mut args = vec!["--coordination".to_owned(), abs(&cfg.coordination.dir)?, "--state-dir".to_owned(), abs(&cfg.state_dir())?];
+    // A queue's URL without its password (the daemon gets that in its environment).
+    match cfg.source.kind() {
+        Ok(steward_runtime::SourceKind::Queue { url, .. }) => args.extend(["--source".to_owned(), url.without_password().0]),
+        Ok(steward_runtime::SourceKind::Prometheus(p)) => args.extend(["--source".to_owned(), p.url.clone()]),
+        _ => {}
+    }
     if let Some(c) = &g.config {
         args.extend(["--config".to_owned(), abs(c)?]);
     } else if Path::new(config::DEFAULT_FILE).is_file() {
@@ -718,9 +730,21 @@ fn run_worker(cfg: &Config, args: WorkerArgs) -> Result<ExitCode> {
         ledger: args.ledger,
         fsync: args.fsync,
         max_item_bytes: cfg.coordination.max_item_bytes,
+        batch: args.batch.max(1),
         ..WorkerOptions::new(id)
     };
+    // `--queue`, else the config's source when it is a queue, else the directory.
+    let queue = match &args.queue {
+        Some(url) => Some(steward_queue::QueueUrl::parse(url).map_err(|e| UsageError(format!("--queue: {e}")))?),
+        None => match cfg.source.kind() {
+            Ok(steward_runtime::SourceKind::Queue { url, .. }) => Some(url),
+            _ => None,
+        },
+    };
     let stop = install_finish_handlers()?;
-    worker::run(&cfg.coordination.dir, opts, &stop)?;
+    match queue {
+        Some(url) => worker::run_queue(&url, opts, &stop)?,
+        None => worker::run(&cfg.coordination.dir, opts, &stop)?,
+    };
     Ok(ExitCode::SUCCESS)
 }

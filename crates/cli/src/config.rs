@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use steward_core::config::{AdaptiveConfig, AutoConfig, CostConfig, EngineConfig, HealthConfig, InvalidValue, Ownership, PredictConfig};
 use steward_core::reconcile::{compile_all, DatasetConfig, InventoryConfig, OrchestratorConfig};
-use steward_runtime::FleetConfig;
+use steward_runtime::{FleetConfig, SourceKind};
 use steward_server::ServerConfig;
 use steward_sources::CoordinationConfig;
 
@@ -26,6 +26,9 @@ pub const DEFAULT_FILE: &str = "steward.yaml";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// What the loop watches, by URL (default: the coordination directory).
+    #[serde(default)]
+    pub source: steward_runtime::SourceConfig,
     /// The coordination directory and how its files are judged.
     #[serde(default)]
     pub coordination: CoordinationConfig,
@@ -174,6 +177,21 @@ impl Config {
         if let Some(dir) = &self.state.dir {
             return dir.clone();
         }
+        // A queue or a metrics server: one state directory per target,
+        // named after it (without its password), under ./.steward.
+        if let Ok(kind @ (SourceKind::Queue { .. } | SourceKind::Prometheus(_))) = self.source.kind() {
+            let shown = match kind {
+                SourceKind::Queue { url, .. } => url.without_password().0,
+                SourceKind::Prometheus(p) => p.url.split('?').next().unwrap_or_default().to_owned(),
+                SourceKind::Coordination(_) => String::new(),
+            };
+            let mut slug: String = shown.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect();
+            while slug.contains("--") {
+                slug = slug.replace("--", "-");
+            }
+            let slug: String = slug.trim_matches('-').chars().take(120).collect();
+            return PathBuf::from(".steward").join(slug);
+        }
         // One state directory per coordination directory, so two of them
         // in one parent never share a journal: <parent>/.steward/<name>.
         let dir = &self.coordination.dir;
@@ -204,6 +222,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), InvalidValue> {
+        self.source.kind()?;
         self.coordination.validate()?;
         self.health.validate()?;
         self.auto.validate()?;
@@ -336,6 +355,8 @@ pub enum ConfigError {
 pub struct FlagOverrides {
     /// `--coordination DIR`
     pub coordination: Option<PathBuf>,
+    /// `--source URL`
+    pub source: Option<String>,
     /// `--state-dir DIR`
     pub state_dir: Option<PathBuf>,
     /// `--policy NAME`
@@ -424,6 +445,9 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
     if let Some(dir) = &flags.coordination {
         set_flag("coordination", "dir", Value::String(dir.display().to_string()), "--coordination");
     }
+    if let Some(url) = &flags.source {
+        set_flag("source", "url", Value::String(url.clone()), "--source");
+    }
     if let Some(dir) = &flags.state_dir {
         set_flag("state", "dir", Value::String(dir.display().to_string()), "--state-dir");
     }
@@ -464,6 +488,11 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &FlagOverrides
     let mut config = config;
     config.base_dir = path.as_ref().and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
     config.validate().map_err(|e| ConfigError::Value { origin: origin_of(&e.key), key: e.key, message: e.message })?;
+    // `source.url` naming a directory is the coordination directory.
+    if let Ok(SourceKind::Coordination(Some(dir))) = config.source.kind() {
+        config.coordination.dir = dir;
+        config.source.url = None;
+    }
     Ok((config, path))
 }
 

@@ -237,6 +237,12 @@ pub fn start(cfg: &Config, global: &[String], dry_run: bool, json: bool) -> Resu
     let err = out.try_clone().context("opening the daemon's output file")?;
     let exe = std::env::current_exe().context("finding the steward executable")?;
     let mut cmd = Command::new(exe);
+    // A queue's password reaches the daemon in its environment, never on its command line.
+    if let Ok(steward_runtime::SourceKind::Queue { url, .. }) = cfg.source.kind() {
+        if let (_, Some((var, secret))) = url.without_password() {
+            cmd.env(var, secret);
+        }
+    }
     cmd.args(global).arg("serve").arg("--listen").arg(&cfg.server.listen).arg("--log-file").arg(&log_path);
     cmd.arg("--log-max-size").arg(cfg.logs.max_size.to_string()).arg("--log-keep").arg(cfg.logs.keep.to_string());
     if dry_run {

@@ -86,6 +86,16 @@ impl FleetConfig {
     /// A directory cannot be created, the executable cannot be found, or
     /// the supervisor's registry cannot be read or written.
     pub fn build(&self, coordination_dir: &Path, state_dir: &Path, items: ItemLimits) -> Result<Fleet, RuntimeError> {
+        self.build_for(coordination_dir, state_dir, items, None)
+    }
+
+    /// As [`FleetConfig::build`]; with `queue`, a supervisor's workers serve
+    /// that queue (`worker --queue URL`, the password in the environment)
+    /// and `coordination_dir` is only where it keeps their agent files.
+    ///
+    /// # Errors
+    /// As [`FleetConfig::build`].
+    pub fn build_for(&self, coordination_dir: &Path, state_dir: &Path, items: ItemLimits, queue: Option<&steward_queue::QueueUrl>) -> Result<Fleet, RuntimeError> {
         Ok(match self {
             Self::None => Fleet::None,
             Self::Supervisor(cfg) => {
@@ -95,6 +105,10 @@ impl FleetConfig {
                     exe: std::env::current_exe().map_err(RuntimeError::Executable)?,
                     max_attempts: items.max_attempts,
                     max_item_bytes: items.max_item_bytes,
+                    queue: queue.map(|q| {
+                        let (url, secret) = q.without_password();
+                        steward_actuators::QueueWorkers { url, secret }
+                    }),
                 };
                 Fleet::Supervisor(Box::new(Supervisor::new(cfg.clone(), scx, now_ms()).map_err(RuntimeError::Fleet)?))
             }

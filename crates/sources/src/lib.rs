@@ -6,7 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod coordination;
+pub mod prometheus;
+pub mod queue;
 mod source;
 
 pub use coordination::{CoordinationConfig, CoordinationSource};
+pub use prometheus::{PrometheusConfig, PrometheusError, PrometheusQueries, PrometheusSource};
+pub use queue::QueueSource;
 pub use source::{Source, SourceError};

@@ -48,6 +48,25 @@ pub struct SupervisorContext {
     /// The largest item read (`coordination.max_item_bytes`), also given to
     /// the workers as `STEWARD_COORDINATION_MAX_ITEM_BYTES`.
     pub max_item_bytes: u64,
+    /// The workers serve a real queue instead of the directory: they run
+    /// `worker --queue URL` (`{queue}` in `fleet.command`).
+    pub queue: Option<QueueWorkers>,
+}
+
+/// The queue a supervised fleet serves.
+#[derive(Clone)]
+pub struct QueueWorkers {
+    /// The queue's URL without its password.
+    pub url: String,
+    /// The variable that carries the password to each worker, and its value:
+    /// never on a command line, where `ps` would show it.
+    pub secret: Option<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for QueueWorkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueueWorkers({}, secret in {:?})", self.url, self.secret.as_ref().map(|(v, _)| *v))
+    }
 }
 
 /// Something that happened to the fleet, for the journal.
@@ -227,23 +246,25 @@ impl Supervisor {
 
     fn argv(&self, id: &str) -> Vec<String> {
         let dir = self.cx.coordination_dir.display().to_string();
+        let queue = self.cx.queue.as_ref().map_or("", |q| q.url.as_str());
         if self.cfg.command.is_empty() {
-            let mut argv = vec![
-                self.cx.exe.display().to_string(),
-                "--coordination".into(),
-                dir,
-                "worker".into(),
+            let mut argv = vec![self.cx.exe.display().to_string()];
+            match &self.cx.queue {
+                Some(q) => argv.extend(["worker".to_owned(), "--queue".to_owned(), q.url.clone()]),
+                None => argv.extend(["--coordination".to_owned(), dir, "worker".to_owned()]),
+            }
+            argv.extend([
                 "--id".into(),
                 id.into(),
                 "--heartbeat-interval".into(),
                 self.cfg.heartbeat_interval.as_secs_f64().to_string(),
                 "--max-attempts".into(),
                 self.cx.max_attempts.to_string(),
-            ];
+            ]);
             argv.extend(self.cfg.args.iter().cloned());
             argv
         } else {
-            self.cfg.command.iter().map(|a| a.replace("{agent_id}", id).replace("{coordination}", &dir)).collect()
+            self.cfg.command.iter().map(|a| a.replace("{agent_id}", id).replace("{coordination}", &dir).replace("{queue}", queue)).collect()
         }
     }
 
@@ -271,6 +292,7 @@ impl Supervisor {
             .env("STEWARD_AGENT_ID", &id)
             .env("STEWARD_COORDINATION", &self.cx.coordination_dir)
             .env("STEWARD_COORDINATION_MAX_ITEM_BYTES", self.cx.max_item_bytes.to_string())
+            .envs(self.cx.queue.iter().flat_map(|q| q.secret.iter().map(|(k, v)| (*k, v.as_str()))))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);

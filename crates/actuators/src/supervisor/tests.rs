@@ -19,6 +19,7 @@ fn fleet() -> Fleet {
         exe: PathBuf::from("/bin/false"),
         max_attempts: 3,
         max_item_bytes: steward_protocol::DEFAULT_MAX_ITEM_BYTES,
+        queue: None,
     };
     fs::create_dir_all(&cx.coordination_dir).unwrap();
     Fleet { _tmp: tmp, cx }

@@ -11,6 +11,9 @@
 //! When `stop` is set, the current item is finished, then the worker exits.
 
 mod exec;
+mod queue;
+
+pub use queue::run_queue;
 
 use std::fs;
 use std::io::Write;
@@ -58,6 +61,9 @@ pub struct WorkerOptions {
     /// The largest item read (`coordination.max_item_bytes`); a larger one
     /// is dead-lettered with the reason.
     pub max_item_bytes: u64,
+    /// Items claimed at once from a real queue (`--batch`; the coordination
+    /// directory claims one at a time).
+    pub batch: usize,
 }
 
 impl WorkerOptions {
@@ -77,6 +83,7 @@ impl WorkerOptions {
             ledger: None,
             fsync: false,
             max_item_bytes: steward_protocol::DEFAULT_MAX_ITEM_BYTES,
+            batch: 16,
         }
     }
 }
@@ -110,6 +117,15 @@ pub enum WorkerError {
         /// Why.
         #[source]
         source: ProtocolError,
+    },
+    /// A real queue refused a step (not a lost connection: those are retried).
+    #[error("{what} on the queue")]
+    Queue {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: steward_queue::QueueError,
     },
     /// The handler cannot run at all; the item was put back untouched.
     #[error("{why}; item {item} was put back untouched")]
@@ -148,6 +164,68 @@ pub struct WorkerStats {
     pub duplicates: u64,
 }
 
+/// Checks the options every worker shares, before anything is claimed.
+fn validate(opts: &WorkerOptions) -> Result<(), WorkerError> {
+    if !(0.0..=1.0).contains(&opts.fail_rate) {
+        return Err(WorkerError::BadOption(format!("--fail-rate {} must be between 0 and 1", opts.fail_rate)));
+    }
+    // A handler that cannot run would fail every item into the dead letters:
+    // refuse before claiming anything.
+    if let Some(program) = opts.exec.as_ref().and_then(|a| a.first()) {
+        if !steward_actuators::process::runnable(program) {
+            return Err(WorkerError::BadOption(format!("--exec: {program:?} is not an executable file or a program on PATH")));
+        }
+    }
+    if opts.id.is_empty() || opts.id.contains('/') || opts.id.contains('\0') {
+        return Err(WorkerError::BadOption(format!("--id {:?} must be a plain name", opts.id)));
+    }
+    Ok(())
+}
+
+/// The simulation's seed: given, else from the id, the clock and the pid.
+fn seed_of(opts: &WorkerOptions) -> u64 {
+    opts.seed.unwrap_or_else(|| {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for b in opts.id.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        h ^ now_ms().unsigned_abs() ^ u64::from(std::process::id())
+    })
+}
+
+/// Appends a duplicate execution to the ledger, if there is one.
+fn record_duplicate(opts: &WorkerOptions, id: &str) {
+    let Some(path) = &opts.ledger else { return };
+    let line = format!("{LEDGER_DUPLICATE} {id} {} {}\n", opts.id, format_rfc3339(now_ms()));
+    let written = steward_protocol::open_append(path).and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
+    }
+}
+
+/// Works one item: `Ok(result)` on success, or why it failed. `beat` is
+/// called through long simulated items.
+fn run_item(opts: &WorkerOptions, rng: &mut Rng, item: &Map<String, Value>, beat: &mut dyn FnMut(Option<&str>)) -> Result<Option<Value>, ItemError> {
+    if let Some(argv) = &opts.exec {
+        return exec_item(argv, item, opts.exec_timeout);
+    }
+    // A heavy-tailed draw can overflow to infinity: no item takes more than a day.
+    let secs = opts.service.sample(rng).clamp(0.0, 86_400.0);
+    if secs > 0.0 {
+        // Keep the heartbeat going through long items.
+        let until = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(opts.heartbeat_interval));
+            beat(item.get("id").and_then(Value::as_str));
+        }
+    }
+    if opts.fail_rate > 0.0 && rng.unit() < opts.fail_rate {
+        return Err(ItemError::Failed("simulated failure".into()));
+    }
+    Ok(None)
+}
+
 struct Worker {
     queue: CoordinationDir,
     /// Entries named like items that are not regular files, already warned about.
@@ -170,29 +248,11 @@ struct Worker {
 /// agent file that cannot be written, a protocol step that failed, or a
 /// handler that cannot run.
 pub fn run(dir: &Path, opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats, WorkerError> {
-    if !(0.0..=1.0).contains(&opts.fail_rate) {
-        return Err(WorkerError::BadOption(format!("--fail-rate {} must be between 0 and 1", opts.fail_rate)));
-    }
+    validate(&opts)?;
     if !dir.is_dir() {
         return Err(WorkerError::NoDirectory(dir.to_owned()));
     }
-    // A handler that cannot run would fail every item into the dead letters:
-    // refuse before claiming anything.
-    if let Some(program) = opts.exec.as_ref().and_then(|a| a.first()) {
-        if !steward_actuators::process::runnable(program) {
-            return Err(WorkerError::BadOption(format!("--exec: {program:?} is not an executable file or a program on PATH")));
-        }
-    }
-    if opts.id.is_empty() || opts.id.contains('/') || opts.id.contains('\0') {
-        return Err(WorkerError::BadOption(format!("--id {:?} must be a plain name", opts.id)));
-    }
-    let seed = opts.seed.unwrap_or_else(|| {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for b in opts.id.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        h ^ now_ms().unsigned_abs() ^ u64::from(std::process::id())
-    });
+    let seed = seed_of(&opts);
     let mut w = Worker {
         queue: CoordinationDir::new(dir, opts.max_attempts).with_max_item_bytes(opts.max_item_bytes),
         refused: std::collections::HashSet::new(),
@@ -358,34 +418,16 @@ impl Worker {
     }
 
     fn record_duplicate(&self, id: &str) {
-        let Some(path) = &self.opts.ledger else { return };
-        let line = format!("{LEDGER_DUPLICATE} {id} {} {}\n", self.opts.id, format_rfc3339(now_ms()));
-        let written = steward_protocol::open_append(path).and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, path = %path.display(), "Could not write the ledger.");
-        }
+        record_duplicate(&self.opts, id);
     }
 
-    /// Works one item: `Ok(result)` on success, or why it failed.
     fn run_item(&mut self, item: &Map<String, Value>) -> Result<Option<Value>, ItemError> {
-        if let Some(argv) = self.opts.exec.clone() {
-            return exec_item(&argv, item, self.opts.exec_timeout);
-        }
-        // A heavy-tailed draw can overflow to infinity: no item takes more than a day.
-        let secs = self.opts.service.sample(&mut self.rng).clamp(0.0, 86_400.0);
-        if secs > 0.0 {
-            // Keep the heartbeat going through long items.
-            let until = Instant::now() + Duration::from_secs_f64(secs);
-            while Instant::now() < until {
-                let left = until.saturating_duration_since(Instant::now());
-                std::thread::sleep(left.min(self.opts.heartbeat_interval));
-                let current = item.get("id").and_then(Value::as_str).map(str::to_owned);
-                let _ = self.beat("busy", current.as_deref(), false);
-            }
-        }
-        if self.opts.fail_rate > 0.0 && self.rng.unit() < self.opts.fail_rate {
-            return Err(ItemError::Failed("simulated failure".into()));
-        }
-        Ok(None)
+        let opts = self.opts.clone();
+        let mut rng = std::mem::replace(&mut self.rng, Rng::new(0));
+        let r = run_item(&opts, &mut rng, item, &mut |current| {
+            let _ = self.beat("busy", current, false);
+        });
+        self.rng = rng;
+        r
     }
 }
