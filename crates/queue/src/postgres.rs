@@ -241,7 +241,9 @@ impl WorkQueue for PgQueue {
         loop {
             let items = self.with("claiming jobs", |c, me| {
                 let q = me.sql(
-                    "UPDATE {t} SET state = 'running', claimed_by = $1, claimed_at = now(), heartbeat_at = now() \
+                    // Claiming is a sign of life, as a read is for a Redis consumer.
+                    "WITH seen AS (INSERT INTO {t}_workers (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET seen_at = now()) \
+                     UPDATE {t} SET state = 'running', claimed_by = $1, claimed_at = now(), heartbeat_at = now() \
                      WHERE id IN (SELECT id FROM {t} WHERE state = 'queued' ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                      RETURNING id::text, coalesce(item, id::text), payload::text, attempts, max_attempts",
                 );

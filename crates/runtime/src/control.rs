@@ -2,7 +2,7 @@
 //! with the same lock, guards and journal as the loop, plus what the
 //! daemon knows of its own loop for `/health` and `/status`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ struct LoopState {
     cycles: AtomicU64,
     consecutive_failures: AtomicU64,
     last: Mutex<Option<(UnixMs, Result<Value, String>)>>,
+    /// The last cycle failed because the source could not be read.
+    source_failed: AtomicBool,
 }
 
 /// The engine as the HTTP server sees it. Every action goes through the
@@ -59,6 +61,7 @@ impl EngineControl {
             cycles: AtomicU64::new(0),
             consecutive_failures: AtomicU64::new(0),
             last: Mutex::new(None),
+            source_failed: AtomicBool::new(false),
         };
         Self { engine, lock, state, observer, extras: None }
     }
@@ -77,11 +80,13 @@ impl EngineControl {
             Ok(r) => {
                 (self.observer)(r);
                 self.state.consecutive_failures.store(0, Ordering::SeqCst);
+                self.state.source_failed.store(false, Ordering::SeqCst);
                 let summary = json!({"cycle_id": r.cycle_id, "metrics": r.metrics, "executed": r.executed.len(), "failed": r.failed.len(), "skipped": r.skipped.len(), "target_exists": r.target_exists});
                 *lock_ignoring_poison(&self.state.last) = Some((now, Ok(summary)));
             }
             Err(e) => {
                 self.state.consecutive_failures.fetch_add(1, Ordering::SeqCst);
+                self.state.source_failed.store(matches!(e, RuntimeError::Source(_)), Ordering::SeqCst);
                 *lock_ignoring_poison(&self.state.last) = Some((now, Err(error_chain(e))));
             }
         }
@@ -235,6 +240,11 @@ impl Control for EngineControl {
         // A non-empty queue is work, not a failure; a queue that is not
         // there at all (unmounted volume, wrong path) is one.
         let queue_c = match &last {
+            // No decision was made on it: a source that cannot be read is
+            // failing at once, not after three cycles.
+            Some((ts, Err(e))) if self.state.source_failed.load(Ordering::SeqCst) => {
+                c("queue", "failing", format!("{} cannot be read ({} s ago): {e}", self.engine.target(), (now - ts) / 1000))
+            }
             Some((_, Ok(s))) if s["target_exists"] == false => {
                 c("queue", "failing", format!("the coordination directory {} does not exist", self.engine.target()))
             }

@@ -241,7 +241,7 @@ fn parse_url(url: &str) -> Result<(Url, PrometheusQueries), String> {
         None => (rest, None),
     };
     if location.split('/').next().unwrap_or_default().contains('@') {
-        return Err(format!("{:?} carries credentials, which are not supported in the URL (use prometheus.headers)", shown(url)));
+        return Err(format!("{:?} carries credentials, which are not supported in the URL (send them in `headers`)", shown(url)));
     }
     if location.contains('#') || query.is_some_and(|q| q.contains('#')) {
         return Err(format!("{:?} has a fragment ('#'): percent-encode it as %23 in a query", shown(url)));
@@ -251,7 +251,7 @@ fn parse_url(url: &str) -> Result<(Url, PrometheusQueries), String> {
     let Some(query) = query else { return Ok((base, queries)) };
     if !takes_queries {
         return Err(format!(
-            "{:?}: an http:// URL takes no query string; put the queries under prometheus.queries, \
+            "{:?}: an http:// URL takes no query string; put them under `queries`, \
              or use prometheus://HOST:PORT?queue_depth=...",
             shown(url)
         ));

@@ -152,11 +152,10 @@ impl Source for PrometheusSource {
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         });
         let mut snapshot = Snapshot { taken_at: now, target_exists: true, ..Snapshot::default() };
-        let mut readings_by_measure = Vec::with_capacity(readings.len());
+        // The first failure in the queries' order (queue_depth first) fails the snapshot.
+        let readings: Vec<Reading> = readings.into_iter().collect::<Result<_, _>>().map_err(|e| SourceError::Other(Box::new(e)))?;
         for (reading, (measure, promql)) in readings.into_iter().zip(&resolved.queries) {
-            readings_by_measure.push((*measure, promql, reading.map_err(|e| SourceError::Other(Box::new(e)))?));
-        }
-        for (measure, promql, reading) in readings_by_measure {
+            let measure = *measure;
             let input = format!("prometheus query {}", measure.name());
             for warning in reading.warnings {
                 snapshot.warnings.push(SourceWarning { file: input.clone(), reason: format!("Prometheus warns: {warning}") });
@@ -196,7 +195,8 @@ fn ask(resolved: &Resolved, measure: Measure, promql: &str, time: &str) -> Resul
         (_, Err(Refusal::Error { error_type, error })) => Err(refused(format!("{error_type}: {error}"))),
         (200, Err(Refusal::NotTheApi(reason))) => Err(PrometheusError::NotTheApi { server: server(), query, reason }),
         (status, _) => {
-            let start: String = answer.body.trim().chars().take(200).collect();
+            // The start of the body, on one line, as the server's own words.
+            let start: String = answer.body.trim().chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
             let hint = if status == 404 { " (is the URL's path prefix right?)" } else { "" };
             Err(refused(format!("{}{hint}", if start.is_empty() { "an empty body" } else { &start })))
         }
