@@ -48,7 +48,9 @@ impl Actuator for QueueActuator {
             Action::RequeueClaims { items } => self.queue.requeue(items, self.min_idle, self.max_attempts).map_err(queue_err)?,
             // A queue records completions itself: recovery removes such claims
             // (see `requeue`), and the source never reports one apart.
-            Action::RemoveLeftoverClaims { items } => return Ok(format!("{} leftover claim(s): the queue removes them as it requeues", items.len())),
+            Action::RemoveLeftoverClaims { items } => {
+                return Ok(format!("{} leftover claim(s): the queue removes them as it requeues", items.len()))
+            }
             Action::ClearOldWork { max_age_hours } => {
                 let age = Duration::from_secs_f64((max_age_hours.max(0.0) * 3600.0).min(1e12));
                 self.queue.requeue_idle(age, self.max_attempts).map_err(queue_err)?

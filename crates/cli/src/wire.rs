@@ -70,13 +70,10 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
             dir = state_dir.join("workers");
         }
     }
-    let mut builder = builder
-        .state_dir(&state_dir)
-        .journal_settings(cfg.journal.settings(actor))
-        .incidents(
-            steward_runtime::incidents::Desk::from_config(cfg.incidents.clone(), &cfg.notify)
-                .map_err(|e| RuntimeError::BadSetting(format!("{}: {}", e.key, e.message)))?,
-        );
+    let mut builder = builder.state_dir(&state_dir).journal_settings(cfg.journal.settings(actor)).incidents(
+        steward_runtime::incidents::Desk::from_config(cfg.incidents.clone(), &cfg.notify)
+            .map_err(|e| RuntimeError::BadSetting(format!("{}: {}", e.key, e.message)))?,
+    );
     builder = if cfg.fleet.is_supervisor() {
         // Built on first use, so commands that only look never start or
         // adopt workers; the loop's first tick adopts them.

@@ -148,7 +148,8 @@ fn decisions_of(f: &Fixture, source: Option<&str>) -> (Value, Vec<(String, Value
     let out = f.run(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let decisions = v["decisions"].as_array().unwrap().iter().map(|d| (d["type"].as_str().unwrap().to_owned(), d["action"]["kind"].clone())).collect();
+    let decisions =
+        v["decisions"].as_array().unwrap().iter().map(|d| (d["type"].as_str().unwrap().to_owned(), d["action"]["kind"].clone())).collect();
     (v["metrics"].clone(), decisions)
 }
 
@@ -243,9 +244,21 @@ fleet:
     .unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let child = f.cmd(&["--state-dir", state.to_str().unwrap(), "serve", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = f
+        .cmd(&["--state-dir", state.to_str().unwrap(), "serve", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let health = || serde_json::from_str::<Value>(&get_text(port, "/health")).unwrap_or(Value::Null);
-    let queue_status = || health()["components"].as_array().into_iter().flatten().find(|c| c["name"] == "queue").map(|c| c["status"].as_str().unwrap_or("").to_owned());
+    let queue_status = || {
+        health()["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == "queue")
+            .map(|c| c["status"].as_str().unwrap_or("").to_owned())
+    };
     assert!(wait_for(30, || r.int(&["HLEN", "outage:completed"]) > 20), "no work got done before the outage");
     assert_eq!(queue_status().as_deref(), Some("ok"));
 
@@ -257,7 +270,8 @@ fleet:
     let up_at = now_ms();
     r.start_again();
     assert!(
-        wait_for(120, || r.int(&["HLEN", "outage:completed"]) == 300 && r.cli(&["XPENDING", "outage", "workers"]).lines().next().is_some_and(|l| l.trim() == "0")),
+        wait_for(120, || r.int(&["HLEN", "outage:completed"]) == 300
+            && r.cli(&["XPENDING", "outage", "workers"]).lines().next().is_some_and(|l| l.trim() == "0")),
         "not drained after the outage: {} completed",
         r.int(&["HLEN", "outage:completed"])
     );
@@ -278,7 +292,8 @@ fleet:
 
 /// `ms` as the journal writes times: 2026-01-02T03:04:05.678Z.
 fn rfc3339(ms: i64) -> String {
-    let out = Command::new("date").args(["-u", "-d", &format!("@{}.{:03}", ms / 1000, ms % 1000), "+%Y-%m-%dT%H:%M:%S.%3NZ"]).output().unwrap();
+    let out =
+        Command::new("date").args(["-u", "-d", &format!("@{}.{:03}", ms / 1000, ms % 1000), "+%Y-%m-%dT%H:%M:%S.%3NZ"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 

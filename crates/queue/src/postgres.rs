@@ -195,7 +195,11 @@ impl WorkQueue for PgQueue {
             }
             tx.commit()?;
             if census.in_flight > census.claims.len() as u64 {
-                census.warnings.push(format!("{} items are claimed; only the {} oldest were examined", census.in_flight, census.claims.len()));
+                census.warnings.push(format!(
+                    "{} items are claimed; only the {} oldest were examined",
+                    census.in_flight,
+                    census.claims.len()
+                ));
             }
             Ok(census)
         })
@@ -222,7 +226,9 @@ impl WorkQueue for PgQueue {
     fn requeue_idle(&mut self, min_idle: Duration, max_attempts: u32) -> Result<Recovery, QueueError> {
         let idle = i64::try_from(min_idle.as_millis()).unwrap_or(i64::MAX);
         let ids: Vec<String> = self.with("finding stale claims", |c, me| {
-            let q = me.sql("SELECT id::text FROM {t} WHERE state = 'running' AND heartbeat_at <= now() - make_interval(secs => $1::bigint / 1000.0)");
+            let q = me.sql(
+                "SELECT id::text FROM {t} WHERE state = 'running' AND heartbeat_at <= now() - make_interval(secs => $1::bigint / 1000.0)",
+            );
             c.query(&q, &[&idle])?.iter().map(|r| r.try_get(0)).collect()
         })?;
         let mut rec = self.requeue(&ids, min_idle, max_attempts)?;
@@ -283,7 +289,8 @@ impl WorkQueue for PgQueue {
                  FROM unnest($1::text[], $2::text[]) AS r(id, res) \
                  WHERE j.id::text = r.id AND j.state = 'running' AND j.claimed_by = $3 RETURNING j.id::text",
             );
-            let done: std::collections::HashSet<String> = c.query(&q, &[&ids, &res, &consumer])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            let done: std::collections::HashSet<String> =
+                c.query(&q, &[&ids, &res, &consumer])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
             Ok(ids.iter().map(|id| done.contains(id)).collect())
         })
     }
@@ -319,9 +326,15 @@ impl WorkQueue for PgQueue {
         let ids = claims.to_vec();
         self.with("heartbeat", |c, me| {
             let mut tx = c.transaction()?;
-            tx.execute(&me.sql("INSERT INTO {t}_workers (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET seen_at = now()"), &[&consumer])?;
+            tx.execute(
+                &me.sql("INSERT INTO {t}_workers (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET seen_at = now()"),
+                &[&consumer],
+            )?;
             if !ids.is_empty() {
-                tx.execute(&me.sql("UPDATE {t} SET heartbeat_at = now() WHERE id::text = ANY($1) AND state = 'running' AND claimed_by = $2"), &[&ids, &consumer])?;
+                tx.execute(
+                    &me.sql("UPDATE {t} SET heartbeat_at = now() WHERE id::text = ANY($1) AND state = 'running' AND claimed_by = $2"),
+                    &[&ids, &consumer],
+                )?;
             }
             tx.commit()
         })
@@ -335,7 +348,8 @@ impl WorkQueue for PgQueue {
         self.with("inserting jobs", |c, me| {
             let q = me.sql("INSERT INTO {t} (item, payload) SELECT i, p::jsonb FROM unnest($1::text[], $2::text[]) AS x(i, p)");
             for chunk in items.chunks(5000) {
-                let ids: Vec<Option<String>> = chunk.iter().map(|m| m.get("id").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+                let ids: Vec<Option<String>> =
+                    chunk.iter().map(|m| m.get("id").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
                 let payloads: Vec<String> = chunk.iter().map(|m| Value::Object(m.clone()).to_string()).collect();
                 c.execute(&q, &[&ids, &payloads])?;
             }

@@ -32,7 +32,23 @@ impl Entry {
         let parts = r.items();
         let entry_id = parts.first()?.text()?;
         // A deleted entry comes back with nil fields.
-        let fields = parts.get(1).map(|f| f.items().chunks(2).filter_map(|kv| Some((kv[0].text()?, kv.get(1).and_then(|v| match v { Reply::Bulk(Some(b)) => Some(b.clone()), _ => None })?))).collect()).unwrap_or_default();
+        let fields = parts
+            .get(1)
+            .map(|f| {
+                f.items()
+                    .chunks(2)
+                    .filter_map(|kv| {
+                        Some((
+                            kv[0].text()?,
+                            kv.get(1).and_then(|v| match v {
+                                Reply::Bulk(Some(b)) => Some(b.clone()),
+                                _ => None,
+                            })?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Some(Self { entry_id, fields })
     }
 
@@ -67,9 +83,9 @@ impl RedisQueue {
     fn names(&self) -> Result<(&str, &str), QueueError> {
         match &self.url.kind {
             RedisKind::Stream { stream, group } => Ok((stream, group)),
-            RedisKind::List { list } => {
-                Err(QueueError::Unsupported(format!("the list {list} has no claims steward could work or recover: use a stream with a consumer group")))
-            }
+            RedisKind::List { list } => Err(QueueError::Unsupported(format!(
+                "the list {list} has no claims steward could work or recover: use a stream with a consumer group"
+            ))),
         }
     }
 
@@ -228,8 +244,12 @@ impl WorkQueue for RedisQueue {
                     // Redis cannot tell the lag after deletions or trims past
                     // the group's position: the entries after it are counted.
                     let last = g.field("last-delivered-id").and_then(Reply::text).unwrap_or_else(|| "0-0".into());
-                    let r = conn.call(&Cmd::new("XRANGE").arg(stream).arg(format!("({last}")).arg("+").arg("COUNT").num(1_000_000))?.ok("XRANGE")?;
-                    census.warnings.push(format!("Redis cannot tell the group {group}'s lag (entries were deleted): counted the entries after its position"));
+                    let r = conn
+                        .call(&Cmd::new("XRANGE").arg(stream).arg(format!("({last}")).arg("+").arg("COUNT").num(1_000_000))?
+                        .ok("XRANGE")?;
+                    census.warnings.push(format!(
+                        "Redis cannot tell the group {group}'s lag (entries were deleted): counted the entries after its position"
+                    ));
                     r.items().len() as u64
                 }
             };
@@ -256,9 +276,13 @@ impl WorkQueue for RedisQueue {
                 });
             }
             // Oldest first by how long they have been idle.
-            census.claims.sort_by(|a, b| b.idle_ms.cmp(&a.idle_ms));
+            census.claims.sort_by_key(|c| std::cmp::Reverse(c.idle_ms));
             if census.in_flight > census.claims.len() as u64 {
-                census.warnings.push(format!("{} items are claimed; only the first {} by id were examined", census.in_flight, census.claims.len()));
+                census.warnings.push(format!(
+                    "{} items are claimed; only the first {} by id were examined",
+                    census.in_flight,
+                    census.claims.len()
+                ));
             }
             Ok(census)
         })
@@ -300,7 +324,16 @@ impl WorkQueue for RedisQueue {
             let mut cursor = "0-0".to_owned();
             loop {
                 let r = conn
-                    .call(&Cmd::new("XAUTOCLAIM").arg(&stream).arg(&group).arg(REQUEUE_CONSUMER).num(min_idle).arg(&cursor).arg("COUNT").num(100))?
+                    .call(
+                        &Cmd::new("XAUTOCLAIM")
+                            .arg(&stream)
+                            .arg(&group)
+                            .arg(REQUEUE_CONSUMER)
+                            .num(min_idle)
+                            .arg(&cursor)
+                            .arg("COUNT")
+                            .num(100),
+                    )?
                     .ok("XAUTOCLAIM")?;
                 let parts = r.items();
                 let next = parts.first().and_then(Reply::text).unwrap_or_else(|| "0-0".into());
@@ -347,8 +380,11 @@ impl WorkQueue for RedisQueue {
                 }
                 r => r.ok("XREADGROUP")?,
             };
-            let entries: Vec<Entry> =
-                r.items().iter().flat_map(|s| s.items().get(1).map(|e| e.items().iter().filter_map(Entry::parse).collect::<Vec<_>>()).unwrap_or_default()).collect();
+            let entries: Vec<Entry> = r
+                .items()
+                .iter()
+                .flat_map(|s| s.items().get(1).map(|e| e.items().iter().filter_map(Entry::parse).collect::<Vec<_>>()).unwrap_or_default())
+                .collect();
             let mut items: Vec<Item> = entries.iter().map(Entry::item).collect();
             let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
             for (item, done) in items.iter_mut().zip(Self::completed_flags(conn, &stream, &ids)?) {
@@ -423,7 +459,8 @@ impl WorkQueue for RedisQueue {
         self.with(|conn| {
             if claims.is_empty() {
                 // Any read by the consumer marks it seen.
-                let cmd = Cmd::new("XREADGROUP").arg("GROUP").arg(&group).arg(consumer).arg("COUNT").num(1).arg("STREAMS").arg(&stream).arg("0");
+                let cmd =
+                    Cmd::new("XREADGROUP").arg("GROUP").arg(&group).arg(consumer).arg("COUNT").num(1).arg("STREAMS").arg(&stream).arg("0");
                 conn.call(&cmd)?.ok("XREADGROUP")?;
                 return Ok(());
             }

@@ -159,7 +159,8 @@ impl Conn {
         stream.set_read_timeout(Some(timeout)).map_err(connect_err)?;
         stream.set_write_timeout(Some(timeout)).map_err(connect_err)?;
         let w = stream.try_clone().map_err(connect_err)?;
-        let mut conn = Self { reader: BufReader::with_capacity(64 << 10, stream), writer: BufWriter::with_capacity(64 << 10, w), timeout, addr };
+        let mut conn =
+            Self { reader: BufReader::with_capacity(64 << 10, stream), writer: BufWriter::with_capacity(64 << 10, w), timeout, addr };
         if let Some(pw) = &url.password {
             let auth = match &url.user {
                 Some(u) => Cmd::new("AUTH").arg(u).arg(pw),
@@ -330,7 +331,13 @@ mod tests {
 
     #[test]
     fn a_hostile_server_cannot_make_it_allocate_or_hang() {
-        for reply in [&b"$999999999999\r\n"[..], b"*99999999999\r\n", b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", b"?what\r\n", b"$3\r\nabcXY"] {
+        for reply in [
+            &b"$999999999999\r\n"[..],
+            b"*99999999999\r\n",
+            b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+            b"?what\r\n",
+            b"$3\r\nabcXY",
+        ] {
             let (url, h) = serve(reply);
             let mut c = Conn::open(&url, Duration::from_millis(500)).unwrap();
             assert!(c.call(&Cmd::new("PING")).is_err(), "{:?}", String::from_utf8_lossy(reply));

@@ -264,7 +264,8 @@ fn parse_redis(url: &str, rest: &str, env: impl Fn(&str) -> Option<String>) -> R
     if host.is_empty() {
         return Err(bad(url, "no host"));
     }
-    let db = if path.is_empty() { 0 } else { path.parse::<u32>().map_err(|_| bad(url, format!("the database /{path} is not a number")))? };
+    let db =
+        if path.is_empty() { 0 } else { path.parse::<u32>().map_err(|_| bad(url, format!("the database /{path} is not a number")))? };
     let pairs = query_pairs(query).map_err(|e| bad(url, e))?;
     let get = |k: &str| pairs.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     for (k, _) in &pairs {
@@ -318,7 +319,11 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
     let mut conninfo = base.to_owned();
     if !kept.is_empty() {
         // Parameters libpq knows (sslmode, connect_timeout, ...) pass through, encoded again.
-        let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>();
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+                .collect::<String>()
+        };
         conninfo.push('?');
         conninfo.push_str(&kept.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&"));
     }
@@ -333,10 +338,7 @@ pub fn valid_table(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
     parts.len() <= 2
         && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 63
-                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !p.as_bytes()[0].is_ascii_digit()
+            !p.is_empty() && p.len() <= 63 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !p.as_bytes()[0].is_ascii_digit()
         })
 }
 

@@ -95,7 +95,13 @@ impl FleetConfig {
     ///
     /// # Errors
     /// As [`FleetConfig::build`].
-    pub fn build_for(&self, coordination_dir: &Path, state_dir: &Path, items: ItemLimits, queue: Option<&steward_queue::QueueUrl>) -> Result<Fleet, RuntimeError> {
+    pub fn build_for(
+        &self,
+        coordination_dir: &Path,
+        state_dir: &Path,
+        items: ItemLimits,
+        queue: Option<&steward_queue::QueueUrl>,
+    ) -> Result<Fleet, RuntimeError> {
         Ok(match self {
             Self::None => Fleet::None,
             Self::Supervisor(cfg) => {

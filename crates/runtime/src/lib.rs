@@ -56,9 +56,9 @@ mod lock;
 pub mod notify;
 pub mod otel;
 pub mod predict;
-pub mod source;
 mod report;
 mod rollback;
+pub mod source;
 pub mod worker;
 
 pub use clock::{cycle_id, now_ms};
@@ -68,7 +68,7 @@ pub use engine::{Engine, EngineBuilder, JournalSettings};
 pub use error::{error_chain, RuntimeError};
 pub use fleet::{Fleet, FleetConfig, ItemLimits};
 pub use lock::{TargetLock, LOCK_FILE};
-pub use source::{SourceConfig, SourceKind};
 pub use report::{CycleReport, Executed, Failed, RollbackReport, RunOptions, Skipped};
+pub use source::{SourceConfig, SourceKind};
 /// A journaled decision with its verdict and outcome, as [`Engine::recent_decisions`] returns it.
 pub use steward_store::DecisionEntry;

@@ -104,7 +104,10 @@ impl SourceConfig {
                     if let (Some(d), Some(g)) = (defaults.as_object_mut(), given.as_object()) {
                         for (k, v) in g {
                             if !d.contains_key(k) {
-                                return Err(invalid(&format!("source.queries.{k}"), "is not a PostgreSQL query steward runs (counts, claims, consumers, requeue)"));
+                                return Err(invalid(
+                                    &format!("source.queries.{k}"),
+                                    "is not a PostgreSQL query steward runs (counts, claims, consumers, requeue)",
+                                ));
                             }
                             d.insert(k.clone(), v.clone());
                         }
@@ -115,7 +118,11 @@ impl SourceConfig {
             }
             return Ok(SourceKind::Queue { url: parsed, queries });
         }
-        if url.starts_with("prometheus://") || url.starts_with("prometheus+http://") || url.starts_with("http://") || url.starts_with("https://") {
+        if url.starts_with("prometheus://")
+            || url.starts_with("prometheus+http://")
+            || url.starts_with("http://")
+            || url.starts_with("https://")
+        {
             let mut cfg = PrometheusConfig::from_url(url);
             cfg.timeout = self.timeout;
             cfg.headers = self.headers.clone();

@@ -205,7 +205,12 @@ fn record_duplicate(opts: &WorkerOptions, id: &str) {
 
 /// Works one item: `Ok(result)` on success, or why it failed. `beat` is
 /// called through long simulated items.
-fn run_item(opts: &WorkerOptions, rng: &mut Rng, item: &Map<String, Value>, beat: &mut dyn FnMut(Option<&str>)) -> Result<Option<Value>, ItemError> {
+fn run_item(
+    opts: &WorkerOptions,
+    rng: &mut Rng,
+    item: &Map<String, Value>,
+    beat: &mut dyn FnMut(Option<&str>),
+) -> Result<Option<Value>, ItemError> {
     if let Some(argv) = &opts.exec {
         return exec_item(argv, item, opts.exec_timeout);
     }

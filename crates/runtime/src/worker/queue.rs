@@ -52,7 +52,8 @@ pub fn run_queue(url: &QueueUrl, opts: WorkerOptions, stop: &AtomicBool) -> Resu
     let current: Arc<Mutex<Vec<String>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let beat = {
-        let (url, id, every, current, done) = (url.clone(), opts.id.clone(), opts.heartbeat_interval, Arc::clone(&current), Arc::clone(&done));
+        let (url, id, every, current, done) =
+            (url.clone(), opts.id.clone(), opts.heartbeat_interval, Arc::clone(&current), Arc::clone(&done));
         std::thread::spawn(move || heartbeats(&url, &id, every, &current, &done))
     };
     let mut w = QueueWorker { rng: Rng::new(super::seed_of(&opts)), opts, stats: WorkerStats::default(), current };
@@ -152,7 +153,8 @@ impl QueueWorker {
         let mut finished: Vec<(&Item, Option<Value>)> = Vec::new();
         let mut first_unflushed: Option<Instant> = None;
         for (n, item) in items.iter().enumerate() {
-            let limit_reached = self.opts.max_items != 0 && self.stats.processed + self.stats.failures + finished.len() as u64 >= self.opts.max_items;
+            let limit_reached =
+                self.opts.max_items != 0 && self.stats.processed + self.stats.failures + finished.len() as u64 >= self.opts.max_items;
             if stop.load(Ordering::SeqCst) || limit_reached {
                 self.flush(queue, &mut finished)?;
                 for rest in &items[n..] {
@@ -195,7 +197,9 @@ impl QueueWorker {
                     let limit = if size > self.opts.max_item_bytes { 1 } else { self.opts.max_attempts };
                     match queue.fail(&self.opts.id, item, &why, limit).map_err(queue_err("returning failed"))? {
                         Fate::DeadLettered => tracing::warn!(agent = %self.opts.id, item = %item.id, reason = %why, "Item dead-lettered."),
-                        Fate::Gone => tracing::warn!(agent = %self.opts.id, item = %item.id, "The failed item was no longer this worker's claim."),
+                        Fate::Gone => {
+                            tracing::warn!(agent = %self.opts.id, item = %item.id, "The failed item was no longer this worker's claim.")
+                        }
                         Fate::Requeued | Fate::AlreadyCompleted => {}
                     }
                 }
