@@ -33,17 +33,21 @@ psql_() { psql -h 127.0.0.1 -p "$pport" -U steward -d postgres -Atqc "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-drain() { # kind url workers items
+done_count() { # kind
+    if [ "$1" = redis ]; then redis-cli -p "$rport" hlen bench:completed; else psql_ "SELECT count(*) FROM bench WHERE state = 'done'"; fi
+}
+
+drain() { # kind url workers items: items/s from the workers' start to the last completion
     local kind=$1 url=$2 n=$3 items=$4 start end pids=()
     start=$(date +%s.%N)
     for i in $(seq 1 "$n"); do
-        "$steward" worker --queue "$url" --id "b$i" --batch 64 --exit-when-idle 0.5 >/dev/null 2>&1 &
+        "$steward" worker --queue "$url" --id "b$i" --batch 64 --exit-when-idle 1 >/dev/null 2>&1 &
         pids+=($!)
     done
-    wait "${pids[@]}"
+    until [ "$(done_count "$kind")" = "$items" ]; do sleep 0.005; done
     end=$(date +%s.%N)
-    # The workers exit 0.5 s after the last item: not counted.
-    python3 -c "print(round($items / ($end - $start - 0.5)))"
+    wait "${pids[@]}"
+    python3 -c "print(round($items / ($end - $start)))"
 }
 
 for n in ${WORKERS:-4 16}; do
@@ -53,9 +57,10 @@ for n in ${WORKERS:-4 16}; do
         redis-cli -p "$rport" eval "for i=1,tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'id', 'i'..i, 'payload', '{\"n\":'..i..'}') end return 1" 1 bench "$redis_items" >/dev/null
         r+=("$(drain redis "redis://127.0.0.1:$rport/0?stream=bench&group=workers" "$n" "$redis_items")")
         [ "$(redis-cli -p "$rport" hlen bench:completed)" = "$redis_items" ] || { echo "redis: not every item completed" >&2; exit 1; }
-        psql_ "DROP TABLE IF EXISTS bench, bench_workers" >/dev/null
+        psql_ "SET client_min_messages = warning; DROP TABLE IF EXISTS bench, bench_workers" >/dev/null
         "$steward" worker --queue "postgres://steward@127.0.0.1:$pport/postgres?table=bench" --id prep --max-items 1 --exit-when-idle 0.1 >/dev/null 2>&1 || true
-        psql_ "INSERT INTO bench (item, payload) SELECT 'i'||g, json_build_object('n', g) FROM generate_series(1, $pg_items) g; VACUUM ANALYZE bench" >/dev/null
+        psql_ "INSERT INTO bench (item, payload) SELECT 'i'||g, json_build_object('n', g) FROM generate_series(1, $pg_items) g" >/dev/null
+        psql_ "VACUUM ANALYZE bench" >/dev/null
         p+=("$(drain postgres "postgres://steward@127.0.0.1:$pport/postgres?table=bench" "$n" "$pg_items")")
         [ "$(psql_ "SELECT count(*) FROM bench WHERE state = 'done'")" = "$pg_items" ] || { echo "postgres: not every item completed" >&2; exit 1; }
     done

@@ -565,6 +565,11 @@ pub struct DemoArgs {
     /// Seconds between cycles
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub interval: f64,
+    /// Run on a real queue instead of a directory: a Redis stream
+    /// (redis://HOST:PORT/DB?stream=S&group=G) or a PostgreSQL table (postgres://USER@HOST/DB?table=T).
+    /// Items are added to it, workers consume it; what it held before is left alone and not counted
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
 }
 
 /// The prediction commands, flattened into the top-level command list.

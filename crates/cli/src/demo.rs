@@ -146,8 +146,14 @@ fn demo_config(dir: &Path, interval: Duration) -> Config {
     cfg
 }
 
+/// Where the demo's items go: the coordination directory, or a real queue.
+enum Sink {
+    Dir(std::path::PathBuf),
+    Queue(Box<dyn steward_queue::WorkQueue>, String),
+}
+
 /// Writes work items at the load curve, and a telemetry record a second.
-fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &AtomicU64) {
+fn produce(sink: &mut Sink, duration: f64, peak: f64, stop: &AtomicBool, produced: &AtomicU64) {
     let started = Instant::now();
     let mut owed = 0.0;
     let mut last_telemetry = 0u64;
@@ -163,11 +169,26 @@ fn produce(dir: &Path, duration: f64, peak: f64, stop: &AtomicBool, produced: &A
             let id = format!("d{n:06}");
             let body =
                 json!({"id": id, "status": "pending", "priority": "medium", "created": format_rfc3339(now_ms()), "payload": {"n": n}});
-            if write_atomic(dir, &dir.join(file_name(FileKind::Work, &id)), body.to_string().as_bytes(), Durability::Visible).is_ok() {
+            let written = match sink {
+                Sink::Dir(dir) => {
+                    write_atomic(dir, &dir.join(file_name(FileKind::Work, &id)), body.to_string().as_bytes(), Durability::Visible).is_ok()
+                }
+                Sink::Queue(q, run) => {
+                    let mut item = body.as_object().cloned().unwrap_or_default();
+                    item.insert("id".into(), json!(format!("{run}-{id}")));
+                    q.push(&[item]).is_ok()
+                }
+            };
+            if written {
                 produced.store(n, Ordering::SeqCst);
             }
         }
         let secs = t as u64;
+        let Sink::Dir(dir) = sink else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let dir = dir.as_path();
         if secs >= last_telemetry {
             last_telemetry = secs + 1;
             let body = json!({"id": format!("t{secs}"), "timestamp": format_rfc3339(now_ms()), "name": "demo.producer",
@@ -266,8 +287,23 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     }
     prepare(&args.dir)?;
     let dir = fs::canonicalize(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
-    let cfg = demo_config(&dir, Duration::from_secs_f64(args.interval));
+    let mut cfg = demo_config(&dir, Duration::from_secs_f64(args.interval));
     let coordination = cfg.coordination.dir.clone();
+    // On a real queue: its counts before, so the summary counts this run's items only.
+    let queue = match &args.queue {
+        Some(url) => {
+            let parsed = steward_queue::QueueUrl::parse(url).map_err(|e| UsageError(format!("--queue: {e}")))?;
+            if matches!(&parsed, steward_queue::QueueUrl::Redis(r) if matches!(r.kind, steward_queue::RedisKind::List { .. })) {
+                return Err(UsageError("--queue: a list keeps no claims; give a stream with its group (?stream=S&group=G)".into()).into());
+            }
+            cfg.source.url = Some(url.clone());
+            let mut q = steward_queue::open(&parsed, Duration::from_secs(5));
+            q.prepare().with_context(|| format!("preparing {}", q.target()))?;
+            let before = q.census(1).with_context(|| format!("reading {}", q.target()))?;
+            Some((q, before))
+        }
+        None => None,
+    };
     let ledger = dir.join(".steward").join("duplicates.log");
     let cfg_agents_target = cfg.health.agents_target;
     let engine = wire::engine(&cfg)?;
@@ -316,9 +352,17 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     };
     let mut rng = Rng::new(now_ms().unsigned_abs());
     let mut next_kill = args.interval * 2.0;
+    let mut sink = match &args.queue {
+        Some(url) => match steward_queue::QueueUrl::parse(url) {
+            Ok(u) => Sink::Queue(steward_queue::open(&u, Duration::from_secs(5)), format!("demo{}", now_ms())),
+            Err(_) => Sink::Dir(coordination.clone()),
+        },
+        None => Sink::Dir(coordination.clone()),
+    };
     let drive_result = std::thread::scope(|scope| {
+        let sink = &mut sink;
         scope.spawn(|| {
-            produce(&coordination, args.duration, args.peak_rate, &stop, &produced);
+            produce(sink, args.duration, args.peak_rate, &stop, &produced);
             producer_done.store(true, Ordering::SeqCst);
         });
         let opts = DriveOptions {
@@ -383,13 +427,24 @@ pub fn run(args: DemoArgs, json: bool) -> Result<ExitCode> {
     engine.flush_telemetry();
     summary.cycles = cycles;
     summary.produced = produced.load(Ordering::SeqCst);
-    let census = CoordinationDir::new(&coordination, 1).census();
-    summary.completed = census.completed;
-    summary.pending = census.pending;
-    summary.in_flight = census.in_flight;
-    summary.dead_lettered = census.dead_lettered;
-    // Produced ids found in no state, plus ids found in two at once.
-    summary.unaccounted = summary.produced.saturating_sub(census.distinct) + census.in_several_states;
+    if let Some((mut q, before)) = queue {
+        let now = q.census(1).with_context(|| format!("reading {}", q.target()))?;
+        summary.completed = now.completed.saturating_sub(before.completed);
+        summary.pending = now.depth.saturating_sub(before.depth);
+        summary.in_flight = now.in_flight.saturating_sub(before.in_flight);
+        summary.dead_lettered = now.failed.saturating_sub(before.failed);
+        let seen = summary.completed + summary.pending + summary.in_flight + summary.dead_lettered;
+        // A queue counts states, not ids: what is missing, or counted twice.
+        summary.unaccounted = summary.produced.abs_diff(seen);
+    } else {
+        let census = CoordinationDir::new(&coordination, 1).census();
+        summary.completed = census.completed;
+        summary.pending = census.pending;
+        summary.in_flight = census.in_flight;
+        summary.dead_lettered = census.dead_lettered;
+        // Produced ids found in no state, plus ids found in two at once.
+        summary.unaccounted = summary.produced.saturating_sub(census.distinct) + census.in_several_states;
+    }
     summary.duplicates = ledger_duplicates(&ledger);
     summary.duration_secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     if summary.health_start.is_nan() {

@@ -300,3 +300,24 @@ fn rfc3339(ms: i64) -> String {
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+#[test]
+fn the_demo_runs_on_a_real_redis_and_accounts_for_every_item() {
+    let r = shared_redis();
+    let f = Fixture::new();
+    let out = f
+        .cmd(&["demo", "--queue", &r.url("demo"), "--duration", "12", "--interval", "1", "--chaos", "--json", "--dir"])
+        .arg(f.tmp.path().join("demo"))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert!(out.status.success(), "{s}");
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert!(n("produced") > 20, "{s}");
+    assert_eq!(n("produced"), n("completed") + n("pending") + n("in_flight") + n("dead_lettered"), "{s}");
+    assert_eq!((n("unaccounted"), n("duplicates"), n("pending"), n("in_flight")), (0, 0, 0, 0), "{s}");
+    // What the summary says is what Redis holds.
+    assert_eq!(r.int(&["HLEN", "demo:completed"]) as u64, n("completed"));
+    assert_eq!(r.int(&["XLEN", "demo:dead"]) as u64, n("dead_lettered"));
+}
