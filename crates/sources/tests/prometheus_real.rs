@@ -1,7 +1,6 @@
 //! The Prometheus source against a real Prometheus (Debian's `prometheus`,
 //! which scripts/test installs), scraping a tiny exporter inside the test
-//! every second. Without `prometheus` on PATH the test fails, unless
-//! STEWARD_SKIP_SERVER_TESTS is set.
+//! every second. Without `prometheus` on PATH the test fails.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -169,14 +168,7 @@ fn source(url: &str, queries: &[(&str, &str)]) -> PrometheusSource {
 #[test]
 fn the_source_reads_a_real_prometheus_and_follows_a_change() {
     let Some(binary) = find_prometheus() else {
-        if std::env::var_os("STEWARD_SKIP_SERVER_TESTS").is_some() {
-            eprintln!("skipped: prometheus is not on PATH and STEWARD_SKIP_SERVER_TESTS is set");
-            return;
-        }
-        panic!(
-            "prometheus is not on PATH: install Debian's `prometheus` package (scripts/test does), \
-             or set STEWARD_SKIP_SERVER_TESTS=1 to skip the tests that need a real server"
-        );
+        panic!("prometheus is not on PATH: install Debian's `prometheus` package (scripts/test does)");
     };
     let exporter = Exporter::start();
     let mut prometheus = Prometheus::start(&binary, &exporter);
