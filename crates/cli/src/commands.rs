@@ -108,7 +108,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     warn_about_a_legacy_journal(&cfg);
     match cli.command {
         Command::Config { .. } => {
-            let value = serde_json::to_value(&cfg).context("encoding the config")?;
+            let mut value = serde_json::to_value(&cfg).context("encoding the config")?;
+            // A queue's password is shown as ***.
+            if let Some(Value::String(url)) = value.pointer_mut("/source/url") {
+                *url = steward_queue::url::redact(url);
+            }
             if json {
                 print_json(&envelope("config", true, json!({"config": value, "state_dir": cfg.state_dir()}), vec![], vec![]));
             } else {

@@ -15,15 +15,19 @@
 //!   `HSETNX S:completed <item id> <unix ms>` and `XACK`. The hash is the
 //!   record: a redelivered entry whose item is in it is acknowledged
 //!   without running again, so an item is completed exactly once.
-//! - **Failure**: `MULTI`, `XADD S` a copy with `attempts + 1` (or `XADD
-//!   S:dead` with the reason once `attempts + 1` reaches the limit), `XACK`
-//!   the original, `EXEC`.
+//! - **Failure**: `XACK` the original and, if that took it off the pending
+//!   list, `XADD S` a copy with `attempts + 1` (or `XADD S:dead` with the
+//!   reason once `attempts + 1` reaches the limit), atomically.
 //! - **Recovery** (steward's loop): a claim idle for longer than the claim
 //!   timeout is taken with `XCLAIM` (named claims) or `XAUTOCLAIM` (every
 //!   claim older than an age) by the consumer `steward-requeue`, which
-//!   then requeues it as a failure would, in one `MULTI`/`EXEC`. If
-//!   steward dies in between, the entry stays pending under
-//!   `steward-requeue` and the next cycle takes it again: nothing is lost.
+//!   then requeues it as a failure would. If steward dies in between, the
+//!   entry stays pending under `steward-requeue` and the next cycle takes
+//!   it again: nothing is lost.
+//! - A failure, a requeue and a release acknowledge the entry and add its
+//!   copy in one script that adds the copy only if its `XACK` took the
+//!   entry off the pending list: whoever races (a slow worker's failure,
+//!   steward's recovery), one copy is made.
 //! - Queue depth is the group's `lag` (entries not yet delivered), in
 //!   flight its pending count, consumers `XINFO CONSUMERS`.
 //!
@@ -301,6 +305,13 @@ pub trait WorkQueue: Send {
     /// # Errors
     /// The server failed.
     fn heartbeat(&mut self, consumer: &str, claims: &[String]) -> Result<(), QueueError>;
+
+    /// A consumer's worker died: its claims are requeued at once (or
+    /// dead-lettered at their limit), and the consumer is forgotten.
+    ///
+    /// # Errors
+    /// The server failed.
+    fn requeue_consumer(&mut self, consumer: &str, max_attempts: u32) -> Result<Recovery, QueueError>;
 
     /// The consumer leaves (its worker exits); its claims, if any, stay for recovery.
     ///

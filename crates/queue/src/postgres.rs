@@ -123,6 +123,43 @@ impl PgQueue {
         self
     }
 
+    /// Depth, claims and consumers in one snapshot of the table.
+    fn census_in(&self, c: &mut Client, limit: i64) -> Result<Census, postgres::Error> {
+        // One snapshot of the table for all three reads.
+        let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+        let rows = query_some(&mut tx, &self.sql(&self.queries.counts), &[])?;
+        let Some(row) = rows.first() else {
+            return Ok(Census { warnings: vec!["the counts query returned no row".into()], ..Census::default() });
+        };
+        let mut census = Census {
+            depth: to_u64(row.try_get(0)?),
+            in_flight: to_u64(row.try_get(1)?),
+            completed: to_u64(row.try_get(2)?),
+            failed: to_u64(row.try_get(3)?),
+            ..Census::default()
+        };
+        for r in query_some(&mut tx, &self.sql(&self.queries.claims), &[&limit])? {
+            census.claims.push(PendingClaim {
+                claim: r.try_get(0)?,
+                consumer: r.try_get(1)?,
+                idle_ms: r.try_get::<_, Option<i64>>(2)?.unwrap_or(0),
+                attempts: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
+            });
+        }
+        for r in query_some(&mut tx, &self.sql(&self.queries.consumers), &[])? {
+            census.consumers.push(Consumer {
+                name: r.try_get(0)?,
+                idle_ms: r.try_get::<_, Option<i64>>(1)?.unwrap_or(0),
+                pending: to_u64(r.try_get(2)?),
+            });
+        }
+        tx.commit()?;
+        if census.in_flight > census.claims.len() as u64 {
+            census.warnings.push(format!("{} items are claimed; only the {} oldest were examined", census.in_flight, census.claims.len()));
+        }
+        Ok(census)
+    }
+
     fn sql(&self, q: &str) -> String {
         q.replace("{t}", &self.url.table).replace("{n}", &self.url.table.replace('.', "_"))
     }
@@ -140,9 +177,11 @@ impl PgQueue {
             if cfg.get_application_name().is_none() {
                 cfg.application_name("steward");
             }
-            let mut client = cfg
-                .connect(NoTls)
-                .map_err(|e| QueueError::Connect { target: self.url.to_string(), source: std::io::Error::other(pg_message(&e)) })?;
+            let mut client = cfg.connect(NoTls).map_err(|e| match e.as_db_error() {
+                // The server answered and refused (credentials, database): retrying will not help.
+                Some(_) => QueueError::Command { command: format!("connecting to {}", self.url), message: pg_message(&e) },
+                None => QueueError::Connect { target: self.url.to_string(), source: std::io::Error::other(pg_message(&e)) },
+            })?;
             let ms = self.timeout.as_millis().max(1);
             client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")).map_err(pg("setting timeouts"))?;
             self.client = Some(client);
@@ -156,6 +195,23 @@ impl PgQueue {
     }
 }
 
+/// Runs a (possibly user-written) query with as many of `params` as it
+/// takes: a replacement query need not use every parameter.
+fn query_some(
+    c: &mut impl postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let stmt = c.prepare(sql)?;
+    let n = stmt.params().len().min(params.len());
+    c.query(&stmt, &params[..n])
+}
+
+/// SQLSTATE 42P01: the table does not exist.
+fn no_table(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE)
+}
+
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -167,41 +223,44 @@ impl WorkQueue for PgQueue {
 
     fn census(&mut self, max_claims: usize) -> Result<Census, QueueError> {
         let limit = i64::try_from(max_claims.max(1)).unwrap_or(i64::MAX);
-        self.with("reading the job table", |c, me| {
-            // One snapshot of the table for all three reads.
-            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
-            let row = tx.query_one(&me.sql(&me.queries.counts), &[])?;
-            let mut census = Census {
-                depth: to_u64(row.try_get(0)?),
-                in_flight: to_u64(row.try_get(1)?),
-                completed: to_u64(row.try_get(2)?),
-                failed: to_u64(row.try_get(3)?),
+        let table = self.url.table.clone();
+        let missing = std::cell::Cell::new(false);
+        let r = self.with("reading the job table", |c, me| {
+            let r = me.census_in(c, limit);
+            if r.as_ref().is_err_and(no_table) {
+                missing.set(true);
+            }
+            r
+        });
+        if missing.get() {
+            // Nothing was ever queued: the first worker creates the table.
+            return Ok(Census {
+                warnings: vec![format!("the table {table} does not exist yet: nothing was ever queued")],
                 ..Census::default()
-            };
-            for r in tx.query(&me.sql(&me.queries.claims), &[&limit])? {
-                census.claims.push(PendingClaim {
-                    claim: r.try_get(0)?,
-                    consumer: r.try_get(1)?,
-                    idle_ms: r.try_get::<_, Option<i64>>(2)?.unwrap_or(0),
-                    attempts: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
-                });
+            });
+        }
+        r
+    }
+
+    fn requeue_consumer(&mut self, consumer: &str, max_attempts: u32) -> Result<Recovery, QueueError> {
+        let limit = i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX);
+        self.with("requeueing a dead worker's claims", |c, me| {
+            let q = me.sql(
+                "UPDATE {t} SET state = CASE WHEN attempts + 1 >= coalesce(max_attempts, $2) THEN 'dead' ELSE 'queued' END, \
+                 attempts = attempts + 1, claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL, \
+                 finished_at = CASE WHEN attempts + 1 >= coalesce(max_attempts, $2) THEN now() END, \
+                 last_error = 'its worker died: requeued by steward' \
+                 WHERE state = 'running' AND claimed_by = $1 RETURNING state",
+            );
+            let mut rec = Recovery::default();
+            for r in c.query(&q, &[&consumer, &limit])? {
+                match r.try_get::<_, String>(0)?.as_str() {
+                    "dead" => rec.dead_lettered += 1,
+                    _ => rec.requeued += 1,
+                }
             }
-            for r in tx.query(&me.sql(&me.queries.consumers), &[])? {
-                census.consumers.push(Consumer {
-                    name: r.try_get(0)?,
-                    idle_ms: r.try_get::<_, Option<i64>>(1)?.unwrap_or(0),
-                    pending: to_u64(r.try_get(2)?),
-                });
-            }
-            tx.commit()?;
-            if census.in_flight > census.claims.len() as u64 {
-                census.warnings.push(format!(
-                    "{} items are claimed; only the {} oldest were examined",
-                    census.in_flight,
-                    census.claims.len()
-                ));
-            }
-            Ok(census)
+            c.execute(&me.sql("DELETE FROM {t}_workers WHERE name = $1"), &[&consumer])?;
+            Ok(rec)
         })
     }
 
@@ -211,7 +270,7 @@ impl WorkQueue for PgQueue {
         let ids: Vec<String> = claims.to_vec();
         self.with("requeueing stale claims", |c, me| {
             let mut rec = Recovery::default();
-            let rows = c.query(&me.sql(&me.queries.requeue), &[&ids, &idle, &limit])?;
+            let rows = query_some(c, &me.sql(&me.queries.requeue), &[&ids, &idle, &limit])?;
             for r in &rows {
                 match r.try_get::<_, String>(1)?.as_str() {
                     "dead" => rec.dead_lettered += 1,
@@ -237,7 +296,15 @@ impl WorkQueue for PgQueue {
     }
 
     fn prepare(&mut self) -> Result<(), QueueError> {
-        self.with("creating the job table", |c, me| c.batch_execute(&me.sql(SCHEMA)))
+        let table = self.url.table.clone();
+        self.with("creating the job table", |c, me| c.batch_execute(&me.sql(SCHEMA))).map_err(|e| match e {
+            // CREATE TABLE IF NOT EXISTS kept a table of another shape, and its index failed.
+            QueueError::Postgres { message, .. } if message.contains("42703") => QueueError::Unsupported(format!(
+                "the table {table} exists with another shape ({message}): steward's worker needs the schema in docs/sources.md; \
+                 a source can still read any table through source.queries"
+            )),
+            e => e,
+        })
     }
 
     fn claim(&mut self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Item>, QueueError> {

@@ -9,6 +9,14 @@ use crate::resp::{Cmd, Conn, Reply};
 use crate::url::{RedisKind, RedisUrl};
 use crate::{item_body, Census, Consumer, Fate, Item, PendingClaim, QueueError, Recovery, WorkQueue, REQUEUE_CONSUMER};
 
+/// Acknowledges an entry and, only if it was still pending (this call took
+/// it off the pending list), adds its copy: a requeue, a retry or a dead
+/// letter happens once, whoever races it (a slow worker's `fail`,
+/// steward's recovery). KEYS: the stream, where the copy goes. ARGV: the
+/// group, the entry id, then the copy's fields.
+const ACK_THEN_ADD: &str = "if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then \
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) return 1 end return 0";
+
 /// A Redis queue. Connects on first use and after any connection error.
 pub struct RedisQueue {
     url: RedisUrl,
@@ -135,28 +143,33 @@ impl RedisQueue {
         }
     }
 
-    /// The commands that requeue (or dead-letter) one entry and acknowledge it.
-    fn requeue_cmds(stream: &str, group: &str, e: &Entry, reason: &str, max_attempts: u32) -> (Vec<Cmd>, Fate) {
+    /// Requeues (or dead-letters) one entry and acknowledges it, atomically
+    /// and only if it was still pending; `Fate::Gone` otherwise.
+    fn requeue_one(conn: &mut Conn, stream: &str, group: &str, e: &Entry, reason: &str, max_attempts: u32) -> Result<Fate, QueueError> {
         let item = e.item();
         let attempts = item.attempts.saturating_add(1);
         let limit = item.max_attempts.unwrap_or(max_attempts).max(1);
         let dead = attempts >= limit;
         let target = if dead { Self::dead_key(stream) } else { stream.to_owned() };
-        let mut add = Cmd::new("XADD").arg(target).arg("*").arg("id").arg(&item.id);
+        let mut cmd = Cmd::new("EVAL").arg(ACK_THEN_ADD).num(2).arg(stream).arg(target).arg(group).arg(&e.entry_id).arg("id").arg(&item.id);
         if let Some(p) = e.get("payload") {
-            add = add.arg("payload").arg(p);
+            cmd = cmd.arg("payload").arg(p);
         }
-        add = add.arg("attempts").num(attempts);
+        cmd = cmd.arg("attempts").num(attempts);
         if let Some(m) = item.max_attempts {
-            add = add.arg("max_attempts").num(m);
+            cmd = cmd.arg("max_attempts").num(m);
         }
-        add = add.arg("last_error").arg(reason);
-        let ack = Cmd::new("XACK").arg(stream).arg(group).arg(&e.entry_id);
-        (vec![add, ack], if dead { Fate::DeadLettered } else { Fate::Requeued })
+        cmd = cmd.arg("last_error").arg(reason);
+        Ok(match conn.call(&cmd)?.ok("EVAL")?.int() {
+            Some(1) if dead => Fate::DeadLettered,
+            Some(1) => Fate::Requeued,
+            _ => Fate::Gone,
+        })
     }
 
     /// Requeues entries `steward-requeue` now holds: completed ones are
-    /// only acknowledged, the others requeued or dead-lettered.
+    /// only acknowledged, the others requeued or dead-lettered. Its consumer
+    /// is kept: deleting it would drop any entry it still holds.
     fn requeue_entries(conn: &mut Conn, stream: &str, group: &str, entries: &[Entry], max_attempts: u32) -> Result<Recovery, QueueError> {
         let mut rec = Recovery::default();
         if entries.is_empty() {
@@ -165,17 +178,14 @@ impl RedisQueue {
         let ids: Vec<String> = entries.iter().map(|e| e.item().id).collect();
         let done = Self::completed_flags(conn, stream, &ids)?;
         for (e, done) in entries.iter().zip(done) {
-            let (cmds, fate) = if done {
-                (vec![Cmd::new("XACK").arg(stream).arg(group).arg(&e.entry_id)], Fate::AlreadyCompleted)
+            let fate = if done {
+                conn.call(&Cmd::new("XACK").arg(stream).arg(group).arg(&e.entry_id))?.ok("XACK")?;
+                Fate::AlreadyCompleted
             } else {
-                Self::requeue_cmds(stream, group, e, "its claim went stale: requeued by steward", max_attempts)
+                Self::requeue_one(conn, stream, group, e, "its claim went stale: requeued by steward", max_attempts)?
             };
-            Self::transaction(conn, cmds)?;
             rec.count(fate);
         }
-        // steward's consumer holds nothing now: remove it, so it never
-        // looks like a worker.
-        let _ = conn.call(&Cmd::new("XGROUP").arg("DELCONSUMER").arg(stream).arg(group).arg(REQUEUE_CONSUMER));
         Ok(rec)
     }
 
@@ -430,9 +440,7 @@ impl WorkQueue for RedisQueue {
                 conn.call(&Cmd::new("XACK").arg(&stream).arg(&group).arg(&item.claim))?;
                 return Ok(Fate::Gone);
             };
-            let (cmds, fate) = Self::requeue_cmds(&stream, &group, &e, reason, max_attempts);
-            Self::transaction(conn, cmds)?;
-            Ok(fate)
+            Self::requeue_one(conn, &stream, &group, &e, reason, max_attempts)
         })
     }
 
@@ -441,15 +449,15 @@ impl WorkQueue for RedisQueue {
         self.with(|conn| {
             let r = conn.call(&Cmd::new("XRANGE").arg(&stream).arg(&item.claim).arg(&item.claim))?.ok("XRANGE")?;
             let Some(e) = r.items().first().and_then(Entry::parse) else { return Ok(()) };
-            // A copy with the same attempts, then the original acknowledged.
-            let mut add = Cmd::new("XADD").arg(&stream).arg("*");
+            // A copy with the same attempts, once, if still pending.
+            let mut cmd = Cmd::new("EVAL").arg(ACK_THEN_ADD).num(2).arg(&stream).arg(&stream).arg(&group).arg(&e.entry_id);
             for (k, v) in &e.fields {
-                add = add.arg(k).arg(v);
+                cmd = cmd.arg(k).arg(v);
             }
             if e.get("id").is_none() {
-                add = add.arg("id").arg(&e.entry_id);
+                cmd = cmd.arg("id").arg(&e.entry_id);
             }
-            Self::transaction(conn, vec![add, Cmd::new("XACK").arg(&stream).arg(&group).arg(&e.entry_id)])?;
+            conn.call(&cmd)?.ok("EVAL")?;
             Ok(())
         })
     }
@@ -458,10 +466,9 @@ impl WorkQueue for RedisQueue {
         let (stream, group) = self.names().map(|(s, g)| (s.to_owned(), g.to_owned()))?;
         self.with(|conn| {
             if claims.is_empty() {
-                // Any read by the consumer marks it seen.
-                let cmd =
-                    Cmd::new("XREADGROUP").arg("GROUP").arg(&group).arg(consumer).arg("COUNT").num(1).arg("STREAMS").arg(&stream).arg("0");
-                conn.call(&cmd)?.ok("XREADGROUP")?;
+                // The worker's own reads (`XREADGROUP … >`, at least once a
+                // second while idle) mark it seen; reading its history
+                // would refresh an orphaned claim and count a delivery.
                 return Ok(());
             }
             // Claiming its own entries again resets their idle time (and the
@@ -473,6 +480,42 @@ impl WorkQueue for RedisQueue {
             conn.call(&cmd.arg("JUSTID"))?.ok("XCLAIM")?;
             Ok(())
         })
+    }
+
+    fn requeue_consumer(&mut self, consumer: &str, max_attempts: u32) -> Result<Recovery, QueueError> {
+        let (stream, group) = self.names().map(|(s, g)| (s.to_owned(), g.to_owned()))?;
+        let rec = self.with(|conn| {
+            let mut rec = Recovery::default();
+            loop {
+                let r =
+                    conn.call(&Cmd::new("XPENDING").arg(&stream).arg(&group).arg("-").arg("+").num(100).arg(consumer))?.ok("XPENDING")?;
+                let ids: Vec<String> = r.items().iter().filter_map(|p| p.items().first().and_then(Reply::text)).collect();
+                if ids.is_empty() {
+                    break;
+                }
+                let mut cmd = Cmd::new("XCLAIM").arg(&stream).arg(&group).arg(REQUEUE_CONSUMER).num(0);
+                for id in &ids {
+                    cmd = cmd.arg(id);
+                }
+                let taken: Vec<Entry> = conn.call(&cmd)?.ok("XCLAIM")?.items().iter().filter_map(Entry::parse).collect();
+                for e in taken.iter().filter(|e| e.fields.is_empty()) {
+                    conn.call(&Cmd::new("XACK").arg(&stream).arg(&group).arg(&e.entry_id))?.ok("XACK")?;
+                    rec.gone += 1;
+                }
+                let live: Vec<Entry> = taken.into_iter().filter(|e| !e.fields.is_empty()).collect();
+                let r = Self::requeue_entries(conn, &stream, &group, &live, max_attempts)?;
+                rec.requeued += r.requeued;
+                rec.dead_lettered += r.dead_lettered;
+                rec.leftovers += r.leftovers;
+                rec.gone += r.gone;
+                if ids.len() < 100 {
+                    break;
+                }
+            }
+            Ok(rec)
+        })?;
+        self.leave(consumer)?;
+        Ok(rec)
     }
 
     fn leave(&mut self, consumer: &str) -> Result<(), QueueError> {

@@ -117,19 +117,24 @@ fn bad(url: &str, why: impl Into<String>) -> QueueError {
     QueueError::BadUrl { url: redact(url), why: why.into() }
 }
 
-/// `url` with any password replaced by `***`, for messages.
+/// `url` with any password replaced by `***`, for messages. Conservative:
+/// everything between the user name's `:` and the last `@` is masked, so a
+/// password holding `/`, `?` or `@` unescaped is masked too; a
+/// `password=` parameter is masked as well.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-            format!("{scheme}://{masked}@{host}{tail}")
+    let mut out = match rest.rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
         }
-        None => url.to_owned(),
+        _ => url.to_owned(),
+    };
+    while let Some(i) = out.find("password=").filter(|i| !out[i + 9..].starts_with("***")) {
+        let end = out[i + 9..].find('&').map_or(out.len(), |e| i + 9 + e);
+        out.replace_range(i + 9..end, "***");
     }
+    out
 }
 
 /// Decodes `%XX` escapes (and `+` as a space in query values).
@@ -197,7 +202,7 @@ impl QueueUrl {
 
     /// Whether `s` names a queue this crate serves (by its scheme).
     pub fn is_queue_url(s: &str) -> bool {
-        ["redis://", "postgres://", "postgresql://"].iter().any(|p| s.starts_with(p))
+        ["redis://", "rediss://", "postgres://", "postgresql://"].iter().any(|p| s.starts_with(p))
     }
 
     /// Parses a queue URL. Passwords may come from the environment
@@ -290,7 +295,9 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     // The password is kept apart, so the URL can be shown and handed on.
     let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let auth_end = rest.find('/').unwrap_or(rest.len());
+    // The user information ends at the last `@` (a password may hold an unescaped `/`).
+    let auth_end = rest.rfind('@').map_or(0, |at| at + 1);
+    let auth_end = auth_end + rest[auth_end..].find('/').unwrap_or(rest.len() - auth_end);
     let (authority, tail) = rest.split_at(auth_end);
     let (base, mut password) = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -299,9 +306,6 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
         },
         None => (base.to_owned(), None),
     };
-    if password.is_none() {
-        password = env("PGPASSWORD").filter(|p| !p.is_empty());
-    }
     let base = base.as_str();
     let pairs = query_pairs(query).map_err(|e| bad(url, e))?;
     let mut table = "steward_jobs".to_owned();
@@ -309,6 +313,11 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
     for (k, v) in pairs {
         if k == "table" {
             table = v;
+        } else if k == "password" {
+            // Kept apart like the userinfo password: never on a command line.
+            if password.is_none() {
+                password = Some(v);
+            }
         } else {
             kept.push((k, v));
         }
@@ -326,6 +335,9 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
         };
         conninfo.push('?');
         conninfo.push_str(&kept.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&"));
+    }
+    if password.is_none() {
+        password = env("PGPASSWORD").filter(|p| !p.is_empty());
     }
     // Checked now, so a bad URL is bad input at load, not a failing cycle.
     conninfo.parse::<postgres::Config>().map_err(|e| bad(url, e.to_string()))?;
@@ -403,6 +415,34 @@ mod tests {
         assert_eq!(public, "postgres://app@127.0.0.1:5433/jobs?connect_timeout=5&table=work.queue");
         assert_eq!(secret, Some(("PGPASSWORD", "pw".to_owned())));
         assert_eq!(QueueUrl::parse_with_env(&public, |k| (k == "PGPASSWORD").then(|| "pw".to_owned())).unwrap(), u);
+    }
+
+    #[test]
+    fn passwords_are_masked_however_they_are_written() {
+        for url in [
+            "redis://:pa/ss@h:1/0?list=q",
+            "redis://u:p?w@d@h/0?list=q",
+            "postgres://app:Pg/Secret@h/db",
+            "postgres://app@h/db?password=Pg5ecret&sslmode=disable",
+        ] {
+            let shown = redact(url);
+            for secret in ["pa/ss", "p?w@d", "Pg/Secret", "Pg5ecret"] {
+                assert!(!shown.contains(secret), "{url} -> {shown}");
+            }
+            match QueueUrl::parse_with_env(url, no_env) {
+                Err(e) => assert!(!e.to_string().contains("pa/ss") && !e.to_string().contains("Pg/Secret"), "{e}"),
+                Ok(u) => {
+                    let all = format!("{u} {u:?} {}", u.without_password().0);
+                    for secret in ["pa/ss", "p?w@d", "Pg/Secret", "Pg5ecret"] {
+                        assert!(!all.contains(secret), "{url} -> {all}");
+                    }
+                }
+            }
+        }
+        let u = QueueUrl::parse_with_env("postgres://app@h/db?password=Pg5ecret&sslmode=disable", no_env).unwrap();
+        let (public, secret) = u.without_password();
+        assert!(!public.contains("Pg5ecret") && !u.to_string().contains("Pg5ecret"), "{public}");
+        assert_eq!(secret, Some(("PGPASSWORD", "Pg5ecret".to_owned())));
     }
 
     #[test]

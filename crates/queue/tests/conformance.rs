@@ -156,3 +156,95 @@ fn a_server_that_is_not_there_fails_calls_quickly_and_names_it() {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+#[test]
+fn an_entry_steward_holds_mid_recovery_is_never_dropped() {
+    // steward died between XCLAIM and its EXEC: A is pending under steward-requeue.
+    let r = shared_redis();
+    let mut q = queue(&r.url("held"));
+    q.push(&items(2, "h")).unwrap();
+    let got = q.claim("w1", 2, Duration::from_millis(100)).unwrap();
+    r.cli(&["XCLAIM", "held", "workers", "steward-requeue", "0", &got[0].claim, "JUSTID"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    // B is stale; A was touched just now... by the time recovery runs both are over 1 s idle.
+    let rec = q.requeue_idle(Duration::from_secs(1), 5).unwrap();
+    assert_eq!(rec.requeued, 2, "{rec:?}");
+    let c = q.census(10).unwrap();
+    assert_eq!((c.depth, c.in_flight), (2, 0), "{c:?}");
+    // Now a second run while steward-requeue holds one entry that is not stale yet.
+    let again = q.claim("w2", 2, Duration::from_millis(100)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    r.cli(&["XCLAIM", "held", "workers", "steward-requeue", "0", &again[0].claim, "JUSTID"]);
+    let rec = q.requeue_idle(Duration::from_secs(1), 5).unwrap();
+    assert_eq!(rec.requeued, 1, "only the stale one: {rec:?}");
+    let c = q.census(10).unwrap();
+    assert_eq!((c.depth, c.in_flight), (1, 1), "the entry steward holds is still pending, not lost: {c:?}");
+}
+
+#[test]
+fn a_failure_racing_a_requeue_makes_one_copy() {
+    for url in [shared_redis().url("race"), shared_postgres().url("race")] {
+        let mut q = queue(&url);
+        q.push(&items(1, "r")).unwrap();
+        let got = q.claim("slow", 1, Duration::from_millis(100)).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(q.requeue(&[got[0].claim.clone()], Duration::from_secs(1), 5).unwrap().requeued, 1);
+        assert_eq!(q.fail("slow", &got[0], "boom", 5).unwrap(), Fate::Gone, "{url}");
+        q.release("slow", &got[0]).unwrap();
+        let c = q.census(10).unwrap();
+        assert_eq!((c.depth, c.in_flight, c.failed), (1, 0, 0), "{url}: one copy, not two: {c:?}");
+    }
+}
+
+#[test]
+fn an_idle_heartbeat_does_not_refresh_an_orphaned_claim() {
+    let r = shared_redis();
+    let mut q = queue(&r.url("orphan"));
+    q.push(&items(1, "o")).unwrap();
+    // Delivered, but the worker never got it (it restarted with the same id).
+    assert_eq!(q.claim("w6", 1, Duration::from_millis(100)).unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(600));
+    for _ in 0..3 {
+        q.heartbeat("w6", &[]).unwrap();
+    }
+    let c = q.census(10).unwrap();
+    assert!(c.claims[0].idle_ms >= 500, "the orphan was refreshed: {c:?}");
+    assert_eq!(c.claims[0].attempts, 0, "a delivery was counted: {c:?}");
+}
+
+#[test]
+fn a_dead_workers_claims_go_back_at_once_and_its_name_is_forgotten() {
+    for url in [shared_redis().url("dead_worker"), shared_postgres().url("dead_worker")] {
+        let mut q = queue(&url);
+        q.push(&items(3, "d")).unwrap();
+        assert_eq!(q.claim("gone", 2, Duration::from_millis(100)).unwrap().len(), 2);
+        let rec = q.requeue_consumer("gone", 5).unwrap();
+        assert_eq!(rec.requeued, 2, "{url}: {rec:?}");
+        let c = q.census(10).unwrap();
+        assert_eq!((c.depth, c.in_flight), (3, 0), "{url}: {c:?}");
+        assert!(c.consumers.iter().all(|k| k.name != "gone"), "{url}: {c:?}");
+    }
+}
+
+#[test]
+fn a_replacement_requeue_query_may_leave_parameters_unused_and_a_missing_table_is_empty() {
+    let pg = shared_postgres();
+    let url = QueueUrl::parse(&pg.url("custom")).unwrap();
+    let QueueUrl::Postgres(p) = &url else { panic!() };
+    let mut q = steward_queue::postgres::PgQueue::new(p.clone(), Duration::from_secs(5));
+    // Before anything was queued, the table does not exist: an empty queue, said so.
+    let c = q.census(10).unwrap();
+    assert_eq!(c.depth, 0);
+    assert!(c.warnings.iter().any(|w| w.contains("does not exist yet")), "{c:?}");
+    q.prepare().unwrap();
+    q.push(&items(1, "c")).unwrap();
+    let got = q.claim("w", 1, Duration::from_millis(100)).unwrap();
+    let queries = steward_queue::postgres::Queries {
+        requeue:
+            "UPDATE {t} SET state = 'queued', claimed_by = NULL WHERE id::text = ANY($1) AND state = 'running' RETURNING id::text, state"
+                .into(),
+        ..Default::default()
+    };
+    let mut custom = steward_queue::postgres::PgQueue::new(p.clone(), Duration::from_secs(5)).with_queries(queries);
+    assert_eq!(custom.requeue(&[got[0].claim.clone()], Duration::ZERO, 3).unwrap().requeued, 1);
+}

@@ -76,7 +76,7 @@ pub struct FleetEvent {
     pub ts: UnixMs,
     /// The agent concerned (empty for fleet-wide events).
     pub agent: String,
-    /// `started`, `adopted`, `stopping`, `stopped`, `killed`, `crashed`, `gone`, `crash_loop`, `requeued`.
+    /// `started`, `adopted`, `stopping`, `stopped`, `killed`, `crashed`, `gone`, `crash_loop`, `requeued`, `requeue_failed`.
     pub kind: &'static str,
     /// The details, in a sentence.
     pub message: String,
@@ -436,6 +436,25 @@ impl Supervisor {
     /// After a worker ended: requeue its claims if it did not finish
     /// cleanly, remove its temp files and its agent file.
     fn clean_up_after(&mut self, rec: &Record, now: UnixMs, requeue: bool) {
+        if let Some(q) = self.cx.queue.clone() {
+            // A real queue: its claims go back at once, and its consumer name is forgotten.
+            let secret = q.secret.clone();
+            let env = move |k: &str| secret.as_ref().filter(|(var, _)| *var == k).map(|(_, v)| v.clone());
+            let done = steward_queue::QueueUrl::parse_with_env(&q.url, env).map_err(|e| e.to_string()).and_then(|url| {
+                let mut queue = steward_queue::open(&url, Duration::from_secs(5));
+                if requeue {
+                    queue.requeue_consumer(&rec.id, self.cx.max_attempts).map(Some).map_err(|e| crate::actuator::error_chain(&e))
+                } else {
+                    queue.leave(&rec.id).map(|()| None).map_err(|e| crate::actuator::error_chain(&e))
+                }
+            });
+            match done {
+                Ok(Some(r)) if r.requeued + r.dead_lettered > 0 => self.event(now, &rec.id, "requeued", format!("{r} of {}", rec.id)),
+                Ok(_) => {}
+                // The loop's recovery takes them back once they are stale.
+                Err(e) => self.event(now, &rec.id, "requeue_failed", format!("{}'s claims stay for recovery: {e}", rec.id)),
+            }
+        }
         let dir = self.coordination();
         if requeue {
             let claims = dir.claims_of(&rec.id);

@@ -46,7 +46,7 @@ pub fn run_queue(url: &QueueUrl, opts: WorkerOptions, stop: &AtomicBool) -> Resu
             Ok(()) => break,
             Err(e) if e.is_connection() && !stop.load(Ordering::SeqCst) => backoff.wait(&opts.id, &e, stop),
             Err(e) if e.is_bad_input() => return Err(WorkerError::BadOption(e.to_string())),
-            Err(e) => return Err(queue_err("preparing the queue")(e)),
+            Err(e) => return Err(queue_err("preparing")(e)),
         }
     }
     let current: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -96,6 +96,32 @@ impl Backoff {
         let until = Instant::now() + pause;
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs a step, retrying it with backoff while the connection is lost.
+/// `None` when `stop` came first: what the step was about stays claimed,
+/// and steward's recovery gives it back.
+fn persist<T>(
+    agent: &str,
+    stop: &AtomicBool,
+    what: &'static str,
+    queue: &mut dyn WorkQueue,
+    mut step: impl FnMut(&mut dyn WorkQueue) -> Result<T, QueueError>,
+) -> Result<Option<T>, WorkerError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match step(queue) {
+            Ok(t) => return Ok(Some(t)),
+            Err(e) if e.is_connection() => {
+                if stop.load(Ordering::SeqCst) {
+                    tracing::warn!(agent, error = %e, "Stopping with the queue unreachable: what this worker held is recovered by steward.");
+                    return Ok(None);
+                }
+                backoff.wait(agent, &e, stop);
+            }
+            Err(e) => return Err(queue_err(what)(e)),
         }
     }
 }
@@ -156,9 +182,9 @@ impl QueueWorker {
             let limit_reached =
                 self.opts.max_items != 0 && self.stats.processed + self.stats.failures + finished.len() as u64 >= self.opts.max_items;
             if stop.load(Ordering::SeqCst) || limit_reached {
-                self.flush(queue, &mut finished)?;
+                self.flush(queue, &mut finished, stop)?;
                 for rest in &items[n..] {
-                    queue.release(&self.opts.id, rest).map_err(queue_err("putting back"))?;
+                    persist(&self.opts.id, stop, "putting back", queue, |q| q.release(&self.opts.id, rest))?;
                 }
                 return Ok(());
             }
@@ -173,7 +199,7 @@ impl QueueWorker {
             } else {
                 match super::run_item(&self.opts, &mut self.rng, &item.body, &mut |_| {}) {
                     Err(ItemError::Fatal(why)) => {
-                        self.flush(queue, &mut finished)?;
+                        self.flush(queue, &mut finished, stop)?;
                         for rest in &items[n..] {
                             let _ = queue.release(&self.opts.id, rest);
                         }
@@ -188,34 +214,45 @@ impl QueueWorker {
                     finished.push((item, result));
                     let first = *first_unflushed.get_or_insert_with(Instant::now);
                     if first.elapsed() >= FLUSH_AFTER {
-                        self.flush(queue, &mut finished)?;
+                        self.flush(queue, &mut finished, stop)?;
                         first_unflushed = None;
                     }
                 }
                 Err(why) => {
                     self.stats.failures += 1;
                     let limit = if size > self.opts.max_item_bytes { 1 } else { self.opts.max_attempts };
-                    match queue.fail(&self.opts.id, item, &why, limit).map_err(queue_err("returning failed"))? {
-                        Fate::DeadLettered => tracing::warn!(agent = %self.opts.id, item = %item.id, reason = %why, "Item dead-lettered."),
-                        Fate::Gone => {
+                    match persist(&self.opts.id, stop, "returning failed", queue, |q| q.fail(&self.opts.id, item, &why, limit))? {
+                        Some(Fate::DeadLettered) => {
+                            tracing::warn!(agent = %self.opts.id, item = %item.id, reason = %why, "Item dead-lettered.")
+                        }
+                        Some(Fate::Gone) => {
                             tracing::warn!(agent = %self.opts.id, item = %item.id, "The failed item was no longer this worker's claim.")
                         }
-                        Fate::Requeued | Fate::AlreadyCompleted => {}
+                        Some(Fate::Requeued | Fate::AlreadyCompleted) | None => {}
                     }
                 }
             }
         }
-        self.flush(queue, &mut finished)
+        self.flush(queue, &mut finished, stop)
     }
 
     /// Records completions and acknowledgements in one step.
-    fn flush(&mut self, queue: &mut dyn WorkQueue, finished: &mut Vec<(&Item, Option<Value>)>) -> Result<(), WorkerError> {
+    fn flush(
+        &mut self,
+        queue: &mut dyn WorkQueue,
+        finished: &mut Vec<(&Item, Option<Value>)>,
+        stop: &AtomicBool,
+    ) -> Result<(), WorkerError> {
         if finished.is_empty() {
             return Ok(());
         }
         let items: Vec<&Item> = finished.iter().map(|(i, _)| *i).collect();
         let results: Vec<Option<Value>> = finished.iter().map(|(_, r)| r.clone()).collect();
-        let recorded = queue.complete(&self.opts.id, &items, &results).map_err(queue_err("completing"))?;
+        // A retry after a reply lost on the way finds its own record: counted as a duplicate, never recorded twice.
+        let Some(recorded) = persist(&self.opts.id, stop, "completing", queue, |q| q.complete(&self.opts.id, &items, &results))? else {
+            finished.clear();
+            return Ok(());
+        };
         for (item, new) in items.iter().zip(recorded) {
             if item.completed {
                 continue;
