@@ -35,6 +35,9 @@ pub struct Config {
     /// Where steward keeps its own state.
     #[serde(default)]
     pub state: StateConfig,
+    /// High availability: replicas share a lease on PostgreSQL; one acts.
+    #[serde(default)]
+    pub ha: steward_runtime::ha::HaConfig,
     /// Health score weights and targets.
     #[serde(default)]
     pub health: HealthConfig,
@@ -223,6 +226,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), InvalidValue> {
         self.source.kind()?;
+        self.ha.validate()?;
         self.coordination.validate()?;
         self.health.validate()?;
         self.auto.validate()?;

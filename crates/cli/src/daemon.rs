@@ -80,7 +80,14 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let fds = steward_server::raise_fd_limit();
     tracing::info!(fds, connections = steward_server::connection_budget(opts.limits.max_connections), "Connection limits set.");
     let dry_run = dry_run || cfg.auto.dry_run;
-    let lock = if dry_run { None } else { Some(Arc::new(engine.lock()?)) };
+    // With HA the lease is the exclusion: replicas may share one target on one host.
+    let lock = if dry_run || engine.leadership().is_some() { None } else { Some(Arc::new(engine.lock()?)) };
+    // The lease is renewed on its own thread, and released when the daemon stops (a handover).
+    let lease_stop = Arc::new(AtomicBool::new(false));
+    let lease = match engine.leadership() {
+        Some(l) if !dry_run => Some(l.spawn(lease_stop.clone()).context("starting the lease thread")?),
+        _ => None,
+    };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(opts.listen)).with_context(|| {
@@ -102,6 +109,19 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
         observed.observe_cycle(&r.metrics, &r.decision_results(), r.duration_ms as f64 / 1000.0);
         observed.observe_incidents(counted.open_incidents());
     });
+    if let Some(l) = engine.leadership().cloned() {
+        // steward_leader follows the lease, cycles or not (a standby runs none).
+        let (gauge, stop) = (metrics.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("steward-role".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    gauge.observe_leader(steward_runtime::ha::Fence::is_leader(&l));
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .context("starting the role gauge")?;
+    }
     let mut control = EngineControl::new(engine.clone(), lock.clone(), interval, observer);
     let service = if cfg.datasets.is_empty() {
         None
@@ -137,6 +157,11 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     stop.store(true, Ordering::SeqCst);
     runtime.shutdown_timeout(Duration::from_secs(1));
     let looped = driver.join();
+    // Hand over at once: the lease is released before the fleet is stopped.
+    lease_stop.store(true, Ordering::SeqCst);
+    if let Some(handle) = lease {
+        let _ = handle.join();
+    }
     if let Some(service) = service {
         service.join();
     }

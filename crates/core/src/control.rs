@@ -57,6 +57,11 @@ pub trait Control: Send + Sync + 'static {
     fn tasks(&self) -> Value;
     /// Each component's health.
     fn health(&self) -> Vec<Component>;
+
+    /// `leader` or `standby` when replicas share the work (HA); `None` alone.
+    fn role(&self) -> Option<&'static str> {
+        None
+    }
     /// Telemetry records received over OTLP (spans or metrics), counted
     /// into the telemetry volume.
     fn ingest(&self, records: u64);

@@ -297,7 +297,11 @@ impl WorkQueue for PgQueue {
 
     fn prepare(&mut self) -> Result<(), QueueError> {
         let table = self.url.table.clone();
-        self.with("creating the job table", |c, me| c.batch_execute(&me.sql(SCHEMA))).map_err(|e| match e {
+        // Workers starting together: CREATE … IF NOT EXISTS races in PostgreSQL, so one at a time.
+        self.with("creating the job table", |c, me| {
+            c.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock(7253002); {} COMMIT", me.sql(SCHEMA)))
+        })
+        .map_err(|e| match e {
             // CREATE TABLE IF NOT EXISTS kept a table of another shape, and its index failed.
             QueueError::Postgres { message, .. } if message.contains("42703") => QueueError::Unsupported(format!(
                 "the table {table} exists with another shape ({message}): steward's worker needs the schema in docs/sources.md; \

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use steward_core::control::{Component, Control, ControlError};
+
+use crate::ha::Fence;
 use steward_core::time::{format_rfc3339, UnixMs};
 
 use crate::clock::now_ms;
@@ -100,13 +102,20 @@ fn internal(e: &RuntimeError) -> ControlError {
 
 impl Control for EngineControl {
     fn execute(&self, caller: &str) -> Result<Value, ControlError> {
-        let result = match &self.lock {
-            Some(lock) => {
+        let result = match (&self.lock, self.engine.leadership()) {
+            (Some(lock), _) => {
                 // Who asked, in the audit trail, before the cycle acts.
                 self.engine.audit_command(caller, "execute", json!({})).map_err(|e| internal(&e))?;
                 self.engine.execute_locked(&RunOptions::default(), lock)
             }
-            None => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
+            (None, Some(l)) => {
+                if !l.is_leader() {
+                    return Err(ControlError::Refused(format!("this replica ({}) stands by: ask the leader", l.holder())));
+                }
+                self.engine.audit_command(caller, "execute", json!({})).map_err(|e| internal(&e))?;
+                self.engine.execute(&RunOptions::default())
+            }
+            (None, None) => self.engine.execute(&RunOptions { dry_run: true, ..RunOptions::default() }),
         };
         self.record(&result);
         result.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(|e| internal(&e))
@@ -114,6 +123,11 @@ impl Control for EngineControl {
 
     fn rollback(&self, id: &str, caller: &str) -> Result<Value, ControlError> {
         let Some(lock) = &self.lock else {
+            if self.engine.leadership().is_some() {
+                return Err(ControlError::Refused(
+                    "rollback over HTTP is not available with ha yet: run `steward rollback ID` where the leader runs".into(),
+                ));
+            }
             return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into()));
         };
         self.engine.audit_command(caller, "rollback", json!({"decision_id": id})).map_err(|e| internal(&e))?;
@@ -217,13 +231,19 @@ impl Control for EngineControl {
         }
     }
 
+    fn role(&self) -> Option<&'static str> {
+        self.engine.leadership().map(crate::ha::Leadership::role)
+    }
+
     fn health(&self) -> Vec<Component> {
         let c = |name: &str, status: &str, message: String| Component { name: name.into(), status: status.into(), message };
         let now = now_ms();
         let late_after = i64::try_from(self.state.interval.as_millis()).unwrap_or(i64::MAX).saturating_mul(3).saturating_add(30_000);
         let last = lock_ignoring_poison(&self.state.last).clone();
         let failures = self.state.consecutive_failures.load(Ordering::SeqCst);
+        let standby = self.engine.leadership().is_some_and(|l| !l.is_leader());
         let loop_c = match &last {
+            _ if standby => c("loop", "ok", "standby: the leader runs the cycles".into()),
             None if now - self.state.started_at < late_after => c("loop", "ok", "starting: no cycle yet".into()),
             None => c("loop", "failing", format!("no cycle in {} s", (now - self.state.started_at) / 1000)),
             Some((ts, _)) if now - ts > late_after => {
@@ -263,6 +283,13 @@ impl Control for EngineControl {
         ];
         if let Some(n) = self.engine.desk().health() {
             out.push(n);
+        }
+        if let Some(l) = self.engine.leadership() {
+            out.push(match (l.token(), l.last_error()) {
+                (Some(t), _) => c("lease", "ok", format!("leader of {} with fencing token {t} ({})", l.name(), l.holder())),
+                (None, Some(e)) => c("lease", "failing", format!("cannot reach the lease {}: {e}", l.name())),
+                (None, None) => c("lease", "ok", format!("standby for {}: another replica holds the lease", l.name())),
+            });
         }
         if let Some(x) = &self.extras {
             for comp in (x.components)() {

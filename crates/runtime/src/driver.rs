@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::error::{error_chain, RuntimeError};
+use crate::ha::Fence;
 use crate::lock::TargetLock;
 use crate::report::{CycleReport, RunOptions};
 
@@ -55,8 +56,24 @@ pub fn drive(
 ) -> Result<u64, RuntimeError> {
     // The loop holds the target for its whole life, so no other executor
     // acts between its cycles (spec/engine.md: one executor per target).
-    let lock = if opts.dry_run || engine.config().auto.dry_run { None } else { Some(engine.lock()?) };
-    drive_with(engine, opts, stop, lock.as_ref(), on_cycle)
+    // With HA the lease is the exclusion: replicas on one host share the target.
+    let lock = if opts.dry_run || engine.config().auto.dry_run || engine.leadership().is_some() { None } else { Some(engine.lock()?) };
+    // The lease is renewed on its own thread for as long as the loop runs, then released.
+    let dry = opts.dry_run || engine.config().auto.dry_run;
+    let lease = match engine.leadership().filter(|_| !dry) {
+        Some(l) => {
+            let stop_lease = std::sync::Arc::new(AtomicBool::new(false));
+            let handle = l.spawn(stop_lease.clone()).map_err(RuntimeError::io("starting the lease thread for", engine.state_dir()))?;
+            Some((stop_lease, handle))
+        }
+        None => None,
+    };
+    let r = drive_with(engine, opts, stop, lock.as_ref(), on_cycle);
+    if let Some((stop_lease, handle)) = lease {
+        stop_lease.store(true, Ordering::SeqCst);
+        let _ = handle.join();
+    }
+    r
 }
 
 /// [`drive`] under a lock the caller holds (the daemon shares it with its
@@ -76,8 +93,23 @@ pub fn drive_with(
     let mut failures = 0u32;
     let mut next_cycle = Instant::now();
     let mut next_tick = Instant::now();
+    let mut was_leader = None;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
+        // A standby neither ticks a fleet nor runs cycles: it waits for the lease.
+        if let Some(l) = engine.leadership().filter(|_| !(opts.dry_run || engine.config().auto.dry_run)) {
+            let leads = l.is_leader();
+            if was_leader != Some(leads) {
+                tracing::info!(role = l.role(), lease = %l.name(), holder = %l.holder(), "Role.");
+                was_leader = Some(leads);
+                // A new leader starts with a cycle at once.
+                next_cycle = now;
+            }
+            if !leads {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        }
         if now >= next_tick {
             if let Err(e) = engine.tick() {
                 tracing::warn!(error = %error_chain(&e), "Fleet tick failed.");

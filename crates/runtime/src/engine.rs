@@ -31,6 +31,7 @@ use steward_store::{CycleStart, DecisionEntry, Journal, VerdictRecord, JOURNAL_F
 use crate::clock::{cycle_id, now_ms};
 use crate::error::{error_chain, RuntimeError};
 use crate::fleet::{unhandled, Fleet};
+use crate::ha::{Fence, Leadership};
 use crate::incidents::Desk;
 use crate::lock::TargetLock;
 use crate::otel::Exporter;
@@ -84,6 +85,9 @@ pub struct Engine {
     /// Audit records to append when this engine next acts under the
     /// target lock (the config and the command that started it).
     pending_audit: Mutex<(Option<serde_json::Value>, Vec<NewRecord>)>,
+    /// High availability: the lease this replica competes for; it acts
+    /// only while it leads, and every action is fenced by its token.
+    leadership: Option<Leadership>,
 }
 
 /// How the journal keeps its records (the config's `journal:` section).
@@ -127,9 +131,19 @@ pub struct EngineBuilder {
     exporter: Option<Exporter>,
     journal_settings: JournalSettings,
     desk: Desk,
+    leadership: Option<Leadership>,
 }
 
 impl EngineBuilder {
+    /// High availability: act only while holding this lease, and fence
+    /// every action with its token (the target lock is then not taken:
+    /// the lease is the exclusion between replicas).
+    #[must_use]
+    pub fn leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = Some(leadership);
+        self
+    }
+
     /// Incident rules and notifications (default: the spec's rules, no
     /// notifications).
     #[must_use]
@@ -270,6 +284,7 @@ impl EngineBuilder {
             last_prune: Mutex::new(None),
             desk: self.desk,
             pending_audit: Mutex::new((None, Vec::new())),
+            leadership: self.leadership,
             cfg: self.cfg,
         })
     }
@@ -298,6 +313,7 @@ impl Engine {
             exporter: None,
             journal_settings: JournalSettings::default(),
             desk: Desk::default(),
+            leadership: None,
         }
     }
 
@@ -309,6 +325,11 @@ impl Engine {
     /// Open incidents by severity 1, 2, 3 as of the last cycle that acted.
     pub fn open_incidents(&self) -> [u64; 3] {
         self.desk.open_counts()
+    }
+
+    /// The lease this replica competes for, if it runs with others (HA).
+    pub fn leadership(&self) -> Option<&Leadership> {
+        self.leadership.as_ref()
     }
 
     /// The engine's config (health, guards, policy sizing, prediction).
@@ -643,7 +664,8 @@ impl Engine {
     pub fn execute(&self, opts: &RunOptions) -> Result<CycleReport, RuntimeError> {
         self.source.check()?;
         let dry_run = opts.dry_run || self.cfg.auto.dry_run;
-        let lock = if dry_run { None } else { Some(self.lock()?) };
+        // With HA the lease is the exclusion (replicas on one host share the target).
+        let lock = if dry_run || self.leadership.is_some() { None } else { Some(self.lock()?) };
         self.cycle(opts, lock.as_ref())
     }
 
@@ -665,8 +687,15 @@ impl Engine {
     fn cycle(&self, opts: &RunOptions, lock: Option<&TargetLock>) -> Result<CycleReport, RuntimeError> {
         let _gate = lock_ignoring_poison(&self.cycle_gate);
         let dry_run = opts.dry_run || self.cfg.auto.dry_run;
-        if !dry_run && lock.is_none() {
-            return Err(RuntimeError::Incomplete("the target lock for a cycle that acts"));
+        if !dry_run {
+            match &self.leadership {
+                Some(l) if !l.is_leader() => {
+                    return Err(RuntimeError::NotLeader(format!("the lease {} is held by another replica", l.name())))
+                }
+                Some(_) => {}
+                None if lock.is_none() => return Err(RuntimeError::Incomplete("the target lock for a cycle that acts")),
+                None => {}
+            }
         }
         let started = Instant::now();
         let mut journal_guard = self.journal()?;
@@ -731,6 +760,12 @@ impl Engine {
             target_exists: snapshot.target_exists,
         };
         let mut guarded = guard::apply(analysis.decisions.clone(), &cx);
+        // Every decision carries the token it was made under.
+        if let Some(token) = self.leadership.as_ref().and_then(Fence::token).filter(|_| !dry_run) {
+            for g in &mut guarded {
+                g.decision.parameters.insert("fencing_token".into(), serde_json::json!(token));
+            }
+        }
         // A dry run reports the verdict a real run would give: a decision
         // no actuator can carry out would be skipped, not executed.
         for g in &mut guarded {
@@ -861,6 +896,14 @@ impl Engine {
         let action = &g.decision.action;
         if let Action::Advisory { note } = action {
             return Ok((skipped(format!("advisory: no actuator changes anything for {} ({note})", g.decision.kind)), Vec::new()));
+        }
+        // Fenced: checked against the lease just before acting. A replica
+        // that lost the lease (paused, partitioned) refuses, and says so.
+        if let Some(l) = &self.leadership {
+            if let Err(why) = l.check() {
+                tracing::warn!(decision = %g.decision.id, reason = %why, "Action refused: fenced.");
+                return Ok((skipped(format!("fenced: {why}")), Vec::new()));
+            }
         }
         if !action.is_fleet() {
             let mut actuators = lock_ignoring_poison(&self.actuators);

@@ -10,6 +10,9 @@ use steward_store::JournalError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
+    /// High availability: another replica leads; this one does not act.
+    #[error("this replica stands by: {0}")]
+    NotLeader(String),
     /// Another executor holds the target's lock.
     #[error("another steward{holder} is already executing on {target}; this one did nothing")]
     LockBusy {

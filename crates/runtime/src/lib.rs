@@ -51,6 +51,7 @@ mod driver;
 mod engine;
 mod error;
 mod fleet;
+pub mod ha;
 pub mod incidents;
 mod lock;
 pub mod notify;

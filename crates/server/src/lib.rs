@@ -343,12 +343,17 @@ async fn authorize(State(app): State<App>, headers: HeaderMap, mut request: Requ
 async fn health(State(app): State<App>) -> Response {
     let components = app.control.health();
     let failing: Vec<&Component> = components.iter().filter(|c| c.status == "failing").collect();
-    if failing.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "healthy", "components": components}))).into_response()
+    let mut body = if failing.is_empty() {
+        json!({"status": "healthy", "components": components})
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unhealthy", "failing": failing, "components": components})))
-            .into_response()
+        json!({"status": "unhealthy", "failing": failing, "components": components})
+    };
+    // A standby is healthy: it answers 200 and says it stands by.
+    if let Some(role) = app.control.role() {
+        body["role"] = json!(role);
     }
+    let code = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
 }
 
 async fn status(State(app): State<App>) -> Json<Value> {

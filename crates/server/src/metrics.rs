@@ -59,6 +59,7 @@ pub struct Metrics {
     coverage: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     gaps: Family<DatasetLabel, Gauge>,
     incidents_open: Family<SeverityLabel, Gauge>,
+    leader: Gauge,
     /// Told after every cycle (the dashboard's `/events` listen).
     cycle_done: tokio::sync::broadcast::Sender<()>,
 }
@@ -92,6 +93,7 @@ impl Metrics {
             coverage: Family::default(),
             gaps: Family::default(),
             incidents_open: Family::default(),
+            leader: Gauge::default(),
             cycle_done: tokio::sync::broadcast::channel(16).0,
             registry: Registry::default(),
         };
@@ -109,6 +111,8 @@ impl Metrics {
         registry.register("coverage", "Share of a dataset's expected keys present and valid, 0 to 1", m.coverage.clone());
         registry.register("gaps", "A dataset's open gaps (missing, truncated or stale keys)", m.gaps.clone());
         registry.register("incidents_open", "Open incidents by severity", m.incidents_open.clone());
+        registry.register("leader", "1 while this replica holds the HA lease (or runs without HA), 0 on a standby", m.leader.clone());
+        m.leader.set(1);
         let build: Family<VersionLabel, Gauge> = Family::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         registry.register("build_info", "Build information (always 1)", build);
@@ -131,6 +135,11 @@ impl Metrics {
     /// A receiver told after every cycle.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.cycle_done.subscribe()
+    }
+
+    /// Records whether this replica leads (HA).
+    pub fn observe_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// Records open incidents by severity 1, 2, 3.
