@@ -144,7 +144,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     )),
                 )?;
             }
-            let _lease = LeaseForCommand::take(&engine, args.dry_run || cfg.auto.dry_run)?;
+            let _lease = lease_for_command(&engine, args.dry_run || cfg.auto.dry_run)?;
             execute(&engine, &args, json, verbose)
         }
         Command::Loop { interval, max_cycles, dry_run } => {
@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rollback { decision_id } => {
             ensure_target(&cfg)?;
             let engine = wire::engine_as(&cfg, &audit_actor())?;
-            let _lease = LeaseForCommand::take(&engine, false)?;
+            let _lease = lease_for_command(&engine, false)?;
             audit_start(&cfg, &engine, Some(("rollback", json!({"decision_id": decision_id}))))?;
             rollback(&engine, &decision_id, json)
         }
@@ -281,28 +281,12 @@ fn warn_about_a_legacy_journal(cfg: &Config) {
     }
 }
 
-/// With HA, a command that acts by hand (`execute`, `rollback`) must hold
-/// the lease while it runs, as the daemon does: it takes it if it is free
-/// and gives it back at the end. A replica leads: the command does nothing.
-struct LeaseForCommand(Option<steward_runtime::ha::Leadership>);
-
-impl LeaseForCommand {
-    fn take(engine: &steward_runtime::Engine, dry_run: bool) -> Result<Self> {
-        let Some(l) = engine.leadership().filter(|_| !dry_run) else { return Ok(Self(None)) };
-        if !l.step() {
-            let why =
-                l.last_error().map(|e| format!(": {e}")).unwrap_or_else(|| ": another replica leads; run this there, or stop it".into());
-            anyhow::bail!("cannot take the HA lease {}{why}; nothing was done", l.name());
-        }
-        Ok(Self(Some(l.clone())))
-    }
-}
-
-impl Drop for LeaseForCommand {
-    fn drop(&mut self) {
-        if let Some(l) = &self.0 {
-            l.release();
-        }
+/// With HA, a command that acts by hand (`execute`, `rollback`) holds the
+/// lease while it runs, as the daemon does; while a replica leads, it does nothing.
+fn lease_for_command(engine: &steward_runtime::Engine, dry_run: bool) -> Result<Option<steward_runtime::ha::HeldLease>> {
+    match engine.leadership().filter(|_| !dry_run) {
+        Some(l) => Ok(Some(l.hold_for_command().map_err(anyhow::Error::msg)?)),
+        None => Ok(None),
     }
 }
 

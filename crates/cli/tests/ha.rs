@@ -159,6 +159,19 @@ fn replicas_fail_over_on_kill_pause_and_graceful_stop() {
     std::thread::sleep(Duration::from_millis(3 * INTERVAL_MS));
     assert_eq!(a.acted(), before_a, "the paused leader acted after it woke");
     assert_eq!(b.role().as_deref(), Some("leader"));
+    // By hand, while a replica leads: refused, nothing done.
+    let lines = |name: &str| fs::read_to_string(f.tmp.path().join(name)).map_or(0, |s| s.lines().count());
+    let before = lines("a.scaled");
+    let out = f.run(&[
+        "--config",
+        f.tmp.path().join("a.yaml").to_str().unwrap(),
+        "--state-dir",
+        f.tmp.path().join("state-hand").to_str().unwrap(),
+        "execute",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot take the HA lease"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines("a.scaled"), before, "the refused execute acted");
     drop(a);
     drop(b);
 }

@@ -365,6 +365,31 @@ impl Leadership {
     }
 }
 
+/// The lease held for one command run by hand (`execute`, `rollback`):
+/// released when dropped.
+pub struct HeldLease(Leadership);
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl Leadership {
+    /// Takes the lease for one command, if it is free; a replica that leads
+    /// keeps it, and the command must not act.
+    ///
+    /// # Errors
+    /// The lease is held by another replica, or PostgreSQL cannot be reached.
+    pub fn hold_for_command(&self) -> Result<HeldLease, String> {
+        if !self.step() {
+            let why = self.last_error().unwrap_or_else(|| "another replica leads; run this there, or stop it".into());
+            return Err(format!("cannot take the HA lease {}: {why}; nothing was done", self.name()));
+        }
+        Ok(HeldLease(self.clone()))
+    }
+}
+
 impl Fence for Leadership {
     fn check(&self) -> Result<u64, String> {
         let token = self.token().ok_or_else(|| "this replica is not the leader (its lease ran out or was never held)".to_owned())?;
