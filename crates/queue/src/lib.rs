@@ -221,6 +221,13 @@ pub struct Recovery {
 }
 
 impl Recovery {
+    fn add(&mut self, other: Self) {
+        self.requeued += other.requeued;
+        self.dead_lettered += other.dead_lettered;
+        self.leftovers += other.leftovers;
+        self.gone += other.gone;
+    }
+
     fn count(&mut self, f: Fate) {
         match f {
             Fate::Requeued => self.requeued += 1,

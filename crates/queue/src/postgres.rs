@@ -87,7 +87,7 @@ pub struct PgQueue {
 
 /// A PostgreSQL error in one line: the server's message and SQLSTATE, or
 /// the client's error and its causes.
-fn pg_message(e: &postgres::Error) -> String {
+pub fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {

@@ -189,6 +189,32 @@ impl RedisQueue {
         Ok(rec)
     }
 
+    /// Takes the named entries for `steward-requeue` if idle for at least
+    /// `min_idle` ms, then requeues them (deleted ones are acknowledged).
+    fn claim_and_requeue(
+        conn: &mut Conn,
+        stream: &str,
+        group: &str,
+        ids: &[String],
+        min_idle: u64,
+        max_attempts: u32,
+    ) -> Result<Recovery, QueueError> {
+        let mut cmd = Cmd::new("XCLAIM").arg(stream).arg(group).arg(REQUEUE_CONSUMER).num(min_idle);
+        for id in ids {
+            cmd = cmd.arg(id);
+        }
+        let taken: Vec<Entry> = conn.call(&cmd)?.ok("XCLAIM")?.items().iter().filter_map(Entry::parse).collect();
+        // Claims not taken were finished, or touched since: not stale.
+        let mut rec = Recovery { gone: (ids.len() - taken.len().min(ids.len())) as u64, ..Recovery::default() };
+        for e in taken.iter().filter(|e| e.fields.is_empty()) {
+            conn.call(&Cmd::new("XACK").arg(stream).arg(group).arg(&e.entry_id))?.ok("XACK")?;
+            rec.gone += 1;
+        }
+        let live: Vec<Entry> = taken.into_iter().filter(|e| !e.fields.is_empty()).collect();
+        rec.add(Self::requeue_entries(conn, stream, group, &live, max_attempts)?);
+        Ok(rec)
+    }
+
     fn completed_flags(conn: &mut Conn, stream: &str, ids: &[String]) -> Result<Vec<bool>, QueueError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -304,23 +330,7 @@ impl WorkQueue for RedisQueue {
         self.with(|conn| {
             let mut rec = Recovery::default();
             for chunk in claims.chunks(100) {
-                let mut cmd = Cmd::new("XCLAIM").arg(&stream).arg(&group).arg(REQUEUE_CONSUMER).num(min_idle);
-                for c in chunk {
-                    cmd = cmd.arg(c);
-                }
-                let taken: Vec<Entry> = conn.call(&cmd)?.ok("XCLAIM")?.items().iter().filter_map(Entry::parse).collect();
-                // Claims not taken were finished, or touched since: not stale.
-                rec.gone += (chunk.len() - taken.len().min(chunk.len())) as u64;
-                let deleted: Vec<&Entry> = taken.iter().filter(|e| e.fields.is_empty()).collect();
-                for e in deleted {
-                    conn.call(&Cmd::new("XACK").arg(&stream).arg(&group).arg(&e.entry_id))?.ok("XACK")?;
-                    rec.gone += 1;
-                }
-                let live: Vec<Entry> = taken.into_iter().filter(|e| !e.fields.is_empty()).collect();
-                let r = Self::requeue_entries(conn, &stream, &group, &live, max_attempts)?;
-                rec.requeued += r.requeued;
-                rec.dead_lettered += r.dead_lettered;
-                rec.leftovers += r.leftovers;
+                rec.add(Self::claim_and_requeue(conn, &stream, &group, chunk, min_idle, max_attempts)?);
             }
             Ok(rec)
         })
@@ -350,10 +360,7 @@ impl WorkQueue for RedisQueue {
                 let entries: Vec<Entry> = parts.get(1).map(|e| e.items().iter().filter_map(Entry::parse).collect()).unwrap_or_default();
                 // Entries deleted from the stream were dropped from the pending list by XAUTOCLAIM.
                 rec.gone += parts.get(2).map_or(0, |d| d.items().len() as u64);
-                let r = Self::requeue_entries(conn, &stream, &group, &entries, max_attempts)?;
-                rec.requeued += r.requeued;
-                rec.dead_lettered += r.dead_lettered;
-                rec.leftovers += r.leftovers;
+                rec.add(Self::requeue_entries(conn, &stream, &group, &entries, max_attempts)?);
                 if next == "0-0" {
                     break;
                 }
@@ -493,21 +500,7 @@ impl WorkQueue for RedisQueue {
                 if ids.is_empty() {
                     break;
                 }
-                let mut cmd = Cmd::new("XCLAIM").arg(&stream).arg(&group).arg(REQUEUE_CONSUMER).num(0);
-                for id in &ids {
-                    cmd = cmd.arg(id);
-                }
-                let taken: Vec<Entry> = conn.call(&cmd)?.ok("XCLAIM")?.items().iter().filter_map(Entry::parse).collect();
-                for e in taken.iter().filter(|e| e.fields.is_empty()) {
-                    conn.call(&Cmd::new("XACK").arg(&stream).arg(&group).arg(&e.entry_id))?.ok("XACK")?;
-                    rec.gone += 1;
-                }
-                let live: Vec<Entry> = taken.into_iter().filter(|e| !e.fields.is_empty()).collect();
-                let r = Self::requeue_entries(conn, &stream, &group, &live, max_attempts)?;
-                rec.requeued += r.requeued;
-                rec.dead_lettered += r.dead_lettered;
-                rec.leftovers += r.leftovers;
-                rec.gone += r.gone;
+                rec.add(Self::claim_and_requeue(conn, &stream, &group, &ids, 0, max_attempts)?);
                 if ids.len() < 100 {
                     break;
                 }

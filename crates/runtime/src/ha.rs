@@ -120,19 +120,7 @@ struct Inner {
 }
 
 fn pg_error(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
-            }
-            s
-        }
-    }
+    steward_queue::postgres::pg_message(e)
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS steward_lease (
