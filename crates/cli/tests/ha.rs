@@ -30,25 +30,29 @@ struct Replica {
 impl Replica {
     fn start(f: &Fixture, name: &'static str) -> Self {
         let log = f.tmp.path().join(format!("{name}.scaled"));
+        let rest = format!(
+            "auto: {{interval: {INTERVAL_MS}ms, scale_up_cooldown: 0s, min_confidence: 0.5}}\n\
+             fleet:\n  kind: command\n  scale: [\"sh\", \"-c\", \"echo {{current}} {{target}} >> {}\"]\n",
+            log.display()
+        );
+        Self::start_with(f, name, name, &format!("ha-test-{}", std::process::id()), &rest)
+    }
+
+    /// A replica named `name` keeping its state in `state-<state>`, with
+    /// `rest` of the config after its `ha:` section.
+    fn start_with(f: &Fixture, name: &'static str, state: &str, lease: &str, rest: &str) -> Self {
+        let log = f.tmp.path().join(format!("{name}.scaled"));
         let config = f.tmp.path().join(format!("{name}.yaml"));
         fs::write(
             &config,
             format!(
-                r#"
-ha: {{url: "postgres://steward@127.0.0.1:{pg}/postgres", lease: {LEASE_MS}ms, renew: 500ms, name: "ha-test-{pid}"}}
-auto: {{interval: {INTERVAL_MS}ms, scale_up_cooldown: 0s, min_confidence: 0.5}}
-fleet:
-  kind: command
-  scale: ["sh", "-c", "echo {{current}} {{target}} >> {log}"]
-"#,
+                "ha: {{url: \"postgres://steward@127.0.0.1:{pg}/postgres\", lease: {LEASE_MS}ms, renew: 500ms, name: \"{lease}\"}}\n{rest}",
                 pg = shared_postgres().port,
-                pid = std::process::id(),
-                log = log.display()
             ),
         )
         .unwrap();
         let port = free_port();
-        let state = f.tmp.path().join(format!("state-{name}"));
+        let state = f.tmp.path().join(format!("state-{state}"));
         let child = f
             .cmd(&[
                 "--config",
@@ -174,4 +178,164 @@ fn replicas_fail_over_on_kill_pause_and_graceful_stop() {
     assert_eq!(lines("a.scaled"), before, "the refused execute acted");
     drop(a);
     drop(b);
+}
+
+/// The executed decisions of a replica's journal: (when, fencing token, what).
+fn executed(state: &std::path::Path) -> Vec<(String, u64, String)> {
+    let Some(j) = steward_store::Journal::open_existing(&state.join("journal.db")).unwrap() else { return Vec::new() };
+    j.recent_decisions(100_000)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.outcome.as_ref().is_some_and(|o| o.result == steward_core::decision::OutcomeResult::Executed))
+        .map(|d| {
+            let token =
+                d.decision.parameters.get("fencing_token").and_then(Value::as_u64).expect("an executed decision without its fencing token");
+            (d.timestamp.clone(), token, format!("{} {}", d.decision.id, d.decision.kind))
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_failovers_under_load_never_let_two_leaders_act() {
+    let f = Fixture::new();
+    let dir = f.dir();
+    let size = f.tmp.path().join("fleet.size");
+    // The fleet: a command that sets N agents (their records in the directory) and writes N down.
+    let script = f.tmp.path().join("scale.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nset -e\nrm -f {d}/agent_r*.json\ni=1\nwhile [ $i -le $1 ]; do\n  printf '{{\"id\":\"r%s\",\"status\":\"active\",\"heartbeat\":\"%s\"}}' $i $(date -u +%Y-%m-%dT%H:%M:%SZ) > {d}/agent_r$i.json\n  i=$((i+1))\ndone\necho $1 > {s}.tmp && mv {s}.tmp {s}\n",
+            d = dir.display(),
+            s = size.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").args(["755", script.to_str().unwrap()]).status().unwrap();
+    let rest = format!(
+        "coordination: {{agent_ttl: 1h}}\n\
+         auto: {{interval: {INTERVAL_MS}ms, scale_up_cooldown: 0s, scale_down_window: 1s, min_confidence: 0.5, min_agents: 1, max_agents: 12}}\n\
+         adaptive: {{target_per_agent: 5}}\n\
+         fleet:\n  kind: command\n  scale: [\"{}\", \"{{target}}\"]\n",
+        script.display()
+    );
+    let lease = format!("ha-failovers-{}", std::process::id());
+    let mut replicas = [Replica::start_with(&f, "x", "x", &lease, &rest), Replica::start_with(&f, "y", "y", &lease, &rest)];
+    assert!(wait_for(30, || replicas.iter().any(|r| r.role().as_deref() == Some("leader"))), "no leader");
+
+    // The load: bursts of work come and go, so leaders scale both ways.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for i in 0..40 {
+                    let _ = fs::write(dir.join(format!("work_{n}_{i}.json")), format!(r#"{{"id":"{n}_{i}"}}"#));
+                }
+                std::thread::sleep(Duration::from_millis(2500));
+                // Worked off: completions give the policy a service rate, so it may scale down.
+                for i in 0..40 {
+                    let _ = fs::rename(dir.join(format!("work_{n}_{i}.json")), dir.join(format!("completed_{n}_{i}.json")));
+                }
+                std::thread::sleep(Duration::from_millis(2500));
+                n += 1;
+            }
+        })
+    };
+
+    let mut times = Vec::new();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..20 {
+        let leader =
+            replicas.iter().position(|r| r.role().as_deref() == Some("leader")).unwrap_or_else(|| panic!("round {round}: no leader"));
+        let other = 1 - leader;
+        until_role(&replicas[other], "standby", 30);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let graceful = seed.is_multiple_of(2);
+        let started = Instant::now();
+        replicas[leader].signal(if graceful { "-TERM" } else { "-KILL" });
+        until_role(&replicas[other], "leader", 30);
+        times.push((started.elapsed(), graceful));
+        replicas[leader].wait_exit();
+        // The replica comes back on the same state directory, as a standby.
+        let (name, state) = if leader == 0 { ("x", "x") } else { ("y", "y") };
+        replicas[leader] = Replica::start_with(&f, name, state, &lease, &rest);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = load.join();
+    let final_leader = replicas.iter().position(|r| r.role().as_deref() == Some("leader")).unwrap();
+    std::thread::sleep(Duration::from_millis(3 * INTERVAL_MS));
+    for r in &mut replicas {
+        r.signal("-TERM");
+        r.wait_exit();
+    }
+    let _ = final_leader;
+
+    // Every executed decision of both journals, in time order: the tokens
+    // never go back (no two leaders acted at once), and each token belongs to one replica.
+    let mut all: Vec<(String, u64, String, &str)> = Vec::new();
+    for (name, state) in [("x", "state-x"), ("y", "state-y")] {
+        all.extend(executed(&f.tmp.path().join(state)).into_iter().map(|(t, k, w)| (t, k, w, name)));
+    }
+    all.sort();
+    if all.len() < 10 {
+        let mut why = std::collections::BTreeMap::new();
+        for state in ["state-x", "state-y"] {
+            if let Some(j) = steward_store::Journal::open_existing(&f.tmp.path().join(state).join("journal.db")).unwrap() {
+                for d in j.recent_decisions(100_000).unwrap() {
+                    let r = d.outcome.map_or("none".to_owned(), |o| o.reason.chars().take(60).collect());
+                    *why.entry(format!("{} {}", d.decision.kind, r)).or_insert(0) += 1;
+                }
+            }
+        }
+        panic!("too few actions to judge: {}; the decisions: {why:#?}", all.len());
+    }
+    let mut owner = std::collections::BTreeMap::new();
+    for w in all.windows(2) {
+        assert!(w[0].1 <= w[1].1, "a decision under token {} came after one under {}: {:?} then {:?}", w[1].1, w[0].1, w[0], w[1]);
+    }
+    for (_, token, what, name) in &all {
+        let first = owner.entry(*token).or_insert(*name);
+        assert_eq!(first, name, "token {token} acted from two replicas ({what})");
+    }
+    let ids: std::collections::BTreeSet<&String> = all.iter().map(|a| &a.2).collect();
+    assert_eq!(ids.len(), all.len(), "a decision executed twice");
+    let scaled_up = all.iter().any(|a| a.2.ends_with("scale_up"));
+    let scaled_down = all.iter().any(|a| a.2.ends_with("scale_down"));
+    assert!(scaled_up && scaled_down, "the load should scale both ways: {all:?}");
+    // The fleet ends at the size the last leader chose.
+    let last_scale = all.iter().rev().find(|a| a.2.contains("scale_")).unwrap();
+    let size_now: u32 = fs::read_to_string(&size).unwrap().trim().parse().unwrap();
+    let (state_of_last, id) = (format!("state-{}", last_scale.3), last_scale.2.split(' ').next().unwrap().to_owned());
+    let j = steward_store::Journal::open_existing(&f.tmp.path().join(&state_of_last).join("journal.db")).unwrap().unwrap();
+    let d = j.decision(&id).unwrap().unwrap();
+    let steward_core::decision::Action::Scale { to, .. } = d.decision.action else { panic!("{d:?}") };
+    assert_eq!(size_now, to, "the fleet is not at the size the last leader chose");
+    // Each replica's audit chain verifies.
+    for state in ["state-x", "state-y"] {
+        let out = f.run(&["--state-dir", f.tmp.path().join(state).to_str().unwrap(), "audit", "verify"]);
+        assert!(out.status.success(), "{state}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let mut graceful: Vec<Duration> = times.iter().filter(|t| t.1).map(|t| t.0).collect();
+    let mut killed: Vec<Duration> = times.iter().filter(|t| !t.1).map(|t| t.0).collect();
+    graceful.sort();
+    killed.sort();
+    eprintln!(
+        "20 failovers: graceful {} (median {:?}, worst {:?}), SIGKILL {} (median {:?}, worst {:?}); {} executed decisions, tokens {}..{}",
+        graceful.len(),
+        graceful.get(graceful.len() / 2),
+        graceful.last(),
+        killed.len(),
+        killed.get(killed.len() / 2),
+        killed.last(),
+        all.len(),
+        all.first().map_or(0, |a| a.1),
+        all.last().map_or(0, |a| a.1)
+    );
+    assert!(killed.last().is_none_or(|w| *w <= Duration::from_millis(LEASE_MS + 2 * INTERVAL_MS + 1000)), "{times:?}");
+    assert!(graceful.last().is_none_or(|w| *w < Duration::from_secs(2)), "{times:?}");
 }
