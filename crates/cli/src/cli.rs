@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// steward: an autonomous operations engine.
 ///
-/// It reads a coordination directory of agents and work, scores the
-/// system's health, decides what to do (scale, requeue, restart), does it
-/// under guards, and journals every step.
+/// It reads a coordination directory of agents and work (or a Redis stream,
+/// a PostgreSQL job table, Prometheus: --source URL), scores the system's
+/// health, decides what to do (scale, requeue, restart), does it under
+/// guards, and journals every step.
 ///
 /// Start with `steward --coordination DIR analyze` to see what it would do,
 /// then `steward execute --dry-run`, then `steward execute` or `steward loop`.
@@ -149,7 +150,7 @@ pub enum Command {
         /// The decision to undo (from `steward status` or the journal)
         decision_id: String,
     },
-    /// The built-in worker: claims work_*.json items and completes them (the supervisor runs it)
+    /// The built-in worker: claims work_*.json items (or a queue's, with --queue) and completes them (the supervisor runs it)
     Worker(WorkerArgs),
     /// A self-contained run: a load burst, real workers scaled up and back down, a live view
     Demo(DemoArgs),
