@@ -47,7 +47,8 @@ fn worker_pids(state: &Path) -> Vec<u64> {
     v["workers"].as_array().into_iter().flatten().filter_map(|w| w["pid"].as_u64()).collect()
 }
 
-/// 2,000 items, 6 supervised workers, one SIGKILLed every 0.5 s for 10 s,
+/// 2,000 items, 6 supervised workers (40 ms an item: 150 items/s, so the
+/// work outlasts the chaos), one SIGKILLed every 0.5 s for 10 s,
 /// then drain: `done()` must reach the full set with nothing pending.
 fn chaos(url: &str, prefix: &str, completed_ids: impl Fn() -> BTreeSet<String>, in_flight: impl Fn() -> u64) {
     let f = Fixture::new();
@@ -63,7 +64,7 @@ coordination: {{agent_ttl: 3s, claim_ttl: 60s, max_attempts: 100}}
 auto: {{min_agents: 6, max_agents: 6, interval: 500ms}}
 fleet:
   kind: supervisor
-  args: ["--service-time", "const:0.025", "--batch", "4", "--ledger", "{}"]
+  args: ["--service-time", "const:0.04", "--batch", "4", "--ledger", "{}"]
   heartbeat_interval: 500ms
   restart_backoff: 100ms
   restart_backoff_max: 300ms
