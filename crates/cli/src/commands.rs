@@ -110,8 +110,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config { .. } => {
             let mut value = serde_json::to_value(&cfg).context("encoding the config")?;
             // A queue's password is shown as ***.
-            if let Some(Value::String(url)) = value.pointer_mut("/source/url") {
-                *url = steward_queue::url::redact(url);
+            for key in ["/source/url", "/ha/url"] {
+                if let Some(Value::String(url)) = value.pointer_mut(key) {
+                    *url = steward_queue::url::redact(url);
+                }
             }
             if json {
                 print_json(&envelope("config", true, json!({"config": value, "state_dir": cfg.state_dir()}), vec![], vec![]));

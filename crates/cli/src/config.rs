@@ -227,6 +227,14 @@ impl Config {
     fn validate(&self) -> Result<(), InvalidValue> {
         self.source.kind()?;
         self.ha.validate()?;
+        if self.ha.url.is_some() && self.fleet.is_supervisor() {
+            return Err(InvalidValue {
+                key: "fleet.kind".into(),
+                message: "supervisor does not go with ha: its workers are processes of one host, which a new leader cannot adopt; \
+                          use a command or webhook fleet (kubectl scale, your scaler) with ha"
+                    .into(),
+            });
+        }
         self.coordination.validate()?;
         self.health.validate()?;
         self.auto.validate()?;

@@ -160,7 +160,7 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     // Hand over at once: the lease is released before the fleet is stopped.
     lease_stop.store(true, Ordering::SeqCst);
     if let Some(handle) = lease {
-        let _ = handle.join();
+        steward_runtime::ha::join_for(handle, Duration::from_secs(3));
     }
     if let Some(service) = service {
         service.join();

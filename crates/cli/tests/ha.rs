@@ -104,6 +104,18 @@ impl Drop for Replica {
     }
 }
 
+/// `POST path` (empty body) to a daemon on loopback: the status and the body.
+fn post(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let code = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
 /// Waits until `r` says `role`; returns how long it took.
 fn until_role(r: &Replica, role: &str, secs: u64) -> Duration {
     let started = Instant::now();
@@ -126,6 +138,14 @@ fn replicas_fail_over_on_kill_pause_and_graceful_stop() {
     assert_eq!(b.acted(), 0, "the standby acted");
     let metrics = get_text(b.port, "/metrics");
     assert!(metrics.contains("steward_leader 0"), "{metrics}");
+    // A rollback goes to the leader; a standby refuses it.
+    let decisions: Value = serde_json::from_str(&get_text(a.port, "/decisions")).unwrap();
+    let id = decisions["decisions"].as_array().and_then(|d| d.first()).and_then(|d| d["id"].as_str()).unwrap().to_owned();
+    let (code, body) = post(b.port, &format!("/rollback/{id}"));
+    assert!(code == 409 && body.contains("stands by"), "{code} {body}");
+    let (code, body) = post(a.port, &format!("/rollback/{id}"));
+    // The leader runs it: done, or refused by the rollback's own safety check.
+    assert!(code == 200 || body.contains("refusing to roll back"), "{code} {body}");
 
     // A graceful stop hands over at once.
     let stopped = Instant::now();
@@ -338,4 +358,61 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
     );
     assert!(killed.last().is_none_or(|w| *w <= Duration::from_millis(LEASE_MS + 2 * INTERVAL_MS + 1000)), "{times:?}");
     assert!(graceful.last().is_none_or(|w| *w < Duration::from_secs(2)), "{times:?}");
+}
+
+#[test]
+fn ha_settings_that_cannot_work_are_refused_and_its_password_is_masked() {
+    let f = Fixture::new();
+    let pg = format!("postgres://steward:s3cretPW@127.0.0.1:{}/postgres", shared_postgres().port);
+    for (yaml, key, words) in [
+        (format!("ha: {{url: \"{pg}\"}}\n"), "ha.name", "is required"),
+        (format!("ha: {{url: \"{pg}\", name: \"\"}}\n"), "ha.name", "empty"),
+        ("ha: {url: \"redis://h:6379/0?list=q\", name: x}\n".to_owned(), "ha.url", "PostgreSQL"),
+        (format!("ha: {{url: \"{pg}?sslmode=require\", name: x}}\n"), "ha.url", "without TLS"),
+        (format!("ha: {{url: \"{pg}\", name: x}}\nfleet: {{kind: supervisor}}\n"), "fleet.kind", "supervisor does not go with ha"),
+    ] {
+        fs::write(f.tmp.path().join("steward.yaml"), &yaml).unwrap();
+        let out = f.run(&["analyze"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}: {err}");
+        assert!(err.contains(key) && err.contains(words), "{yaml}: {err}");
+        assert!(!err.contains("s3cretPW"), "{err}");
+    }
+    fs::write(f.tmp.path().join("steward.yaml"), format!("ha: {{url: \"{pg}\", name: x}}\n")).unwrap();
+    let out = f.run(&["config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ha.url") && !text.contains("s3cretPW"), "{text}");
+}
+
+#[test]
+fn a_steward_without_ha_holding_the_target_keeps_the_leader_from_acting() {
+    let f = Fixture::new();
+    for i in 0..30 {
+        f.write(&format!("work_{i}.json"), &format!(r#"{{"id":"{i}"}}"#));
+    }
+    // A plain loop (no ha) holds the target's lock for its whole life, acting through its own command.
+    let plain_log = f.tmp.path().join("plain.scaled");
+    let plain_cfg = f.tmp.path().join("plain.yaml");
+    fs::write(
+        &plain_cfg,
+        format!(
+            "auto: {{interval: 500ms, scale_up_cooldown: 0s, min_confidence: 0.5}}\nfleet:\n  kind: command\n  scale: [\"sh\", \"-c\", \"echo {{current}} {{target}} >> {}\"]\n",
+            plain_log.display()
+        ),
+    )
+    .unwrap();
+    let mut plain = f
+        .cmd(&["--config", plain_cfg.to_str().unwrap(), "--state-dir", f.tmp.path().join("state-plain").to_str().unwrap(), "loop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(10, || plain_log.exists()), "the plain loop did not act");
+    let a = Replica::start(&f, "lonely");
+    until_role(&a, "leader", 30);
+    std::thread::sleep(Duration::from_millis(4 * INTERVAL_MS));
+    assert_eq!(a.acted(), 0, "the leader acted while another steward held the target");
+    let _ = Command::new("kill").args(["-TERM", &plain.id().to_string()]).status();
+    let _ = plain.wait();
+    assert!(wait_for(10, || a.acted() >= 1), "the leader did not act once the target was free");
 }

@@ -313,6 +313,8 @@ fn parse_postgres(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Pos
     for (k, v) in pairs {
         if k == "table" {
             table = v;
+        } else if k == "sslmode" && ["require", "verify-ca", "verify-full"].contains(&v.as_str()) {
+            return Err(bad(url, format!("sslmode={v}: steward connects to PostgreSQL without TLS for now; use a TLS tunnel, or sslmode=disable on a trusted network")));
         } else if k == "password" {
             // Kept apart like the userinfo password: never on a command line.
             if password.is_none() {

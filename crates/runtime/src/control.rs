@@ -122,16 +122,22 @@ impl Control for EngineControl {
     }
 
     fn rollback(&self, id: &str, caller: &str) -> Result<Value, ControlError> {
-        let Some(lock) = &self.lock else {
-            if self.engine.leadership().is_some() {
-                return Err(ControlError::Refused(
-                    "rollback over HTTP is not available with ha yet: run `steward rollback ID` where the leader runs".into(),
-                ));
+        let result = match (&self.lock, self.engine.leadership()) {
+            (Some(lock), _) => {
+                self.engine.audit_command(caller, "rollback", json!({"decision_id": id})).map_err(|e| internal(&e))?;
+                self.engine.rollback_locked(id, lock)
             }
-            return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into()));
+            (None, Some(l)) => {
+                if !l.is_leader() {
+                    return Err(ControlError::Refused(format!("this replica ({}) stands by: ask the leader", l.holder())));
+                }
+                // The leader's rollback: under the target lock for its duration, fenced like any action.
+                self.engine.audit_command(caller, "rollback", json!({"decision_id": id})).map_err(|e| internal(&e))?;
+                self.engine.rollback(id)
+            }
+            (None, None) => return Err(ControlError::Refused("the daemon runs dry (--dry-run): nothing is changed".into())),
         };
-        self.engine.audit_command(caller, "rollback", json!({"decision_id": id})).map_err(|e| internal(&e))?;
-        match self.engine.rollback_locked(id, lock) {
+        match result {
             Ok(r) => Ok(serde_json::to_value(r).unwrap_or(Value::Null)),
             Err(e @ RuntimeError::UnknownDecision { .. }) => Err(ControlError::NotFound(e.to_string())),
             Err(e @ RuntimeError::RollbackRefused { .. }) => Err(ControlError::Refused(e.to_string())),
@@ -286,7 +292,15 @@ impl Control for EngineControl {
         }
         if let Some(l) = self.engine.leadership() {
             out.push(match (l.token(), l.last_error()) {
-                (Some(t), _) => c("lease", "ok", format!("leader of {} with fencing token {t} ({})", l.name(), l.holder())),
+                _ if l.stuck_for().is_some() => c(
+                    "lease",
+                    "failing",
+                    format!("the lease thread has not finished a round in {} s: a call to PostgreSQL is stuck", l.stuck_for().unwrap_or(0)),
+                ),
+                (Some(t), Some(e)) => {
+                    c("lease", "ok", format!("leader of {} with fencing token {t}, but the last renewal failed: {e}", l.name()))
+                }
+                (Some(t), None) => c("lease", "ok", format!("leader of {} with fencing token {t} ({})", l.name(), l.holder())),
                 (None, Some(e)) => c("lease", "failing", format!("cannot reach the lease {}: {e}", l.name())),
                 (None, None) => c("lease", "ok", format!("standby for {}: another replica holds the lease", l.name())),
             });

@@ -71,7 +71,7 @@ pub fn drive(
     let r = drive_with(engine, opts, stop, lock.as_ref(), on_cycle);
     if let Some((stop_lease, handle)) = lease {
         stop_lease.store(true, Ordering::SeqCst);
-        let _ = handle.join();
+        crate::ha::join_for(handle, Duration::from_secs(3));
     }
     r
 }

@@ -664,8 +664,10 @@ impl Engine {
     pub fn execute(&self, opts: &RunOptions) -> Result<CycleReport, RuntimeError> {
         self.source.check()?;
         let dry_run = opts.dry_run || self.cfg.auto.dry_run;
-        // With HA the lease is the exclusion (replicas on one host share the target).
-        let lock = if dry_run || self.leadership.is_some() { None } else { Some(self.lock()?) };
+        // With HA too: the lease excludes other replicas, the lock a steward
+        // without `ha` (held for this cycle only, so a paused replica can hold
+        // it for one cycle at most).
+        let lock = if dry_run { None } else { Some(self.lock()?) };
         self.cycle(opts, lock.as_ref())
     }
 

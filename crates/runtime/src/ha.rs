@@ -37,7 +37,8 @@ pub struct HaConfig {
     /// Time between renewals (and between a standby's attempts). Default 2s.
     #[serde(default = "default_renew", with = "steward_core::config::duration")]
     pub renew: Duration,
-    /// The lease's name: replicas of one target share it. Default: the target.
+    /// The lease's name: every replica of one target gives the same one.
+    /// Required with `url` (a target's path or URL can be spelled two ways).
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -64,10 +65,26 @@ impl HaConfig {
     pub fn validate(&self) -> Result<(), InvalidValue> {
         let bad = |key: &str, message: String| Err(InvalidValue { key: key.into(), message });
         if let Some(url) = &self.url {
-            match steward_queue::QueueUrl::parse(url) {
-                Ok(steward_queue::QueueUrl::Postgres(_)) => {}
-                Ok(_) => return bad("ha.url", "the lease lives in PostgreSQL: give a postgres:// URL".into()),
-                Err(e) => return bad("ha.url", e.to_string()),
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return bad(
+                    "ha.url",
+                    format!("the lease lives in PostgreSQL: give a postgres:// URL, not {}", steward_queue::url::redact(url)),
+                );
+            }
+            if let Err(e) = steward_queue::QueueUrl::parse(url) {
+                return bad("ha.url", e.to_string());
+            }
+            // Replicas must name one lease the same way; a path or a URL can be
+            // spelled two ways (a bind mount, db vs db.internal) and split them.
+            match self.name.as_deref().map(str::trim) {
+                None => {
+                    return bad(
+                        "ha.name",
+                        "is required with ha.url: the one name every replica of this target gives its lease (e.g. steward:scrapers)".into(),
+                    )
+                }
+                Some("") => return bad("ha.name", "is empty: give the name every replica of this target shares".into()),
+                Some(_) => {}
             }
         }
         if self.renew < Duration::from_millis(100) {
@@ -97,6 +114,8 @@ struct State {
     token: u64,
     valid_until: Option<Instant>,
     last_error: Option<String>,
+    /// When the last round (renewal or attempt) finished.
+    last_round: Option<Instant>,
 }
 
 /// This replica's side of the lease. Cheap to clone.
@@ -150,7 +169,7 @@ impl Leadership {
                 holder,
                 lease: cfg.lease,
                 renew: cfg.renew,
-                state: Mutex::new(State { token: 0, valid_until: None, last_error: None }),
+                state: Mutex::new(State { token: 0, valid_until: None, last_error: None, last_round: None }),
                 client: Mutex::new(None),
                 acquired: AtomicU64::new(0),
                 stopped: AtomicBool::new(false),
@@ -188,20 +207,47 @@ impl Leadership {
         self.inner.state.lock().ok().and_then(|s| s.last_error.clone())
     }
 
+    /// Seconds since the lease thread last finished a round, when it is
+    /// overdue (more than two leases): it is stuck on PostgreSQL.
+    pub fn stuck_for(&self) -> Option<u64> {
+        let last = self.inner.state.lock().ok()?.last_round?;
+        let age = last.elapsed();
+        (age > self.inner.lease * 2).then_some(age.as_secs())
+    }
+
     /// Times this replica became leader.
     pub fn terms(&self) -> u64 {
         self.inner.acquired.load(Ordering::SeqCst)
     }
 
     fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, String> {
-        let mut guard = self.inner.client.lock().map_err(|_| "the lease's connection was poisoned".to_owned())?;
+        // Never wait on the connection longer than a renewal: a call stuck on
+        // a silent server must not hold up the others (the cycle's fence check).
+        let deadline = Instant::now() + self.inner.renew.max(Duration::from_millis(500));
+        let mut guard = loop {
+            match self.inner.client.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err("the lease's connection is busy (a call to PostgreSQL is stuck)".into())
+                }
+            }
+        };
         if guard.as_ref().is_none_or(Client::is_closed) {
             let mut cfg: postgres::Config = self.inner.conninfo.parse().map_err(|e: postgres::Error| pg_error(&e))?;
             if let Some(pw) = &self.inner.password {
                 cfg.password(pw.as_bytes());
             }
             let t = self.inner.renew.max(Duration::from_millis(500));
-            cfg.connect_timeout(t).tcp_user_timeout(t).application_name("steward-ha");
+            // Keepalives find a dead peer even while a call waits for its answer.
+            cfg.connect_timeout(t)
+                .tcp_user_timeout(t)
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(1))
+                .keepalives_interval(Duration::from_secs(1))
+                .keepalives_retries(3)
+                .application_name("steward-ha");
             let mut client = cfg.connect(NoTls).map_err(|e| pg_error(&e))?;
             let ms = t.as_millis();
             client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")).map_err(|e| pg_error(&e))?;
@@ -245,6 +291,7 @@ impl Leadership {
             Ok(row.map(|r| r.get::<_, i64>(0)))
         });
         let Ok(mut st) = self.inner.state.lock() else { return false };
+        st.last_round = Some(Instant::now());
         match result {
             Ok(Some(token)) => {
                 let token = u64::try_from(token).unwrap_or(0);
@@ -285,9 +332,9 @@ impl Leadership {
         std::thread::Builder::new().name("steward-lease".into()).spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                if !me.step() {
-                    // A standby wakes at once when the leader releases the lease.
-                    me.wait_for_release(me.inner.renew, &stop);
+                if !me.step() && me.wait_for_release(me.inner.renew, &stop) {
+                    // Released: try for it at once.
+                    continue;
                 }
                 while started.elapsed() < me.inner.renew && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(20));
@@ -299,26 +346,24 @@ impl Leadership {
 
     /// Waits up to `max` for a release of the lease (`NOTIFY steward_lease`),
     /// in short slices so `stop` is seen.
-    fn wait_for_release(&self, max: Duration, stop: &AtomicBool) {
+    fn wait_for_release(&self, max: Duration, stop: &AtomicBool) -> bool {
         let name = self.inner.name.clone();
         let until = Instant::now() + max;
+        let mut released = false;
         let _ = self.with_client(|c| {
             c.batch_execute("LISTEN steward_lease")?;
-            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            while !released && Instant::now() < until && !stop.load(Ordering::SeqCst) {
                 let slice = until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
-                let mut released = false;
                 let mut it = c.notifications();
                 let mut waiting = it.timeout_iter(slice);
                 while let Some(n) = postgres::fallible_iterator::FallibleIterator::next(&mut waiting)? {
                     released |= n.payload() == name;
                 }
-                if released {
-                    break;
-                }
             }
-            Ok(())
+            // A leader must not queue every release of every lease.
+            c.batch_execute("UNLISTEN steward_lease")
         });
-        // Another step now: the next call to `step` tries to take it.
+        released
     }
 
     /// Gives the lease up at once (a graceful stop), so a standby need not
@@ -353,13 +398,40 @@ impl Leadership {
     }
 }
 
+/// Waits up to `max` for the lease thread to end (it releases the lease on
+/// its way out); a thread stuck on a silent PostgreSQL is left behind, and
+/// the lease expires on its own.
+pub fn join_for(handle: std::thread::JoinHandle<()>, max: Duration) {
+    let until = Instant::now() + max;
+    while !handle.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if handle.is_finished() {
+        let _ = handle.join();
+    } else {
+        tracing::warn!("The lease thread is stuck on PostgreSQL; leaving without releasing: the lease expires on its own.");
+    }
+}
+
 /// The lease held for one command run by hand (`execute`, `rollback`):
-/// released when dropped.
-pub struct HeldLease(Leadership);
+/// renewed while the command runs, released when dropped.
+pub struct HeldLease {
+    stop: Arc<AtomicBool>,
+    renewing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for HeldLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldLease")
+    }
+}
 
 impl Drop for HeldLease {
     fn drop(&mut self) {
-        self.0.release();
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.renewing.take() {
+            join_for(h, Duration::from_secs(3));
+        }
     }
 }
 
@@ -371,10 +443,15 @@ impl Leadership {
     /// The lease is held by another replica, or PostgreSQL cannot be reached.
     pub fn hold_for_command(&self) -> Result<HeldLease, String> {
         if !self.step() {
-            let why = self.last_error().unwrap_or_else(|| "another replica leads; run this there, or stop it".into());
+            let why = self
+                .last_error()
+                .unwrap_or_else(|| "another replica leads: ask its daemon (POST /execute, POST /rollback/ID), or stop it".into());
             return Err(format!("cannot take the HA lease {}: {why}; nothing was done", self.name()));
         }
-        Ok(HeldLease(self.clone()))
+        let stop = Arc::new(AtomicBool::new(false));
+        // Renewed on its own thread for as long as the command runs; released at the end.
+        let renewing = self.spawn(stop.clone()).map_err(|e| format!("cannot start the lease thread: {e}"))?;
+        Ok(HeldLease { stop, renewing: Some(renewing) })
     }
 }
 
@@ -386,6 +463,11 @@ impl Fence for Leadership {
             c.query_opt("SELECT holder, token FROM steward_lease WHERE name = $1 AND expires_at > now()", &[&name])
                 .map(|r| r.map(|r| (r.get::<_, Option<String>>(0), r.get::<_, i64>(1))))
         })?;
+        // The answer counts only if it came while this replica still leads by
+        // its own clock: a reply that arrived after a pause says nothing of now.
+        if !self.is_leader() {
+            return Err(format!("fencing token {token} ran out while the lease was being checked (a pause or a slow answer)"));
+        }
         match current {
             Some((Some(h), t)) if h == holder && u64::try_from(t).ok() == Some(token) => Ok(token),
             Some((h, t)) => Err(format!(

@@ -131,3 +131,31 @@ fn a_leader_whose_token_is_no_longer_current_refuses_and_journals_it() {
     let started = Instant::now();
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn an_answer_that_comes_after_the_leaders_own_deadline_does_not_let_it_act() {
+    let cfg = ha(600);
+    let name = format!("late-{}", std::process::id());
+    let a = Leadership::new(&cfg, &name, "a".into()).unwrap();
+    assert!(a.step());
+    // The database would still say yes (its row runs for an hour), but this
+    // replica's own clock says its lease ran out: a paused or slow leader.
+    servers::shared_postgres().psql(&format!("UPDATE steward_lease SET expires_at = now() + interval '1 hour' WHERE name = '{name}'"));
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(a.check().is_err(), "a leader past its own deadline passed the fence");
+}
+
+#[test]
+fn a_lease_held_for_a_command_is_renewed_until_the_command_ends() {
+    let cfg = ha(800);
+    let name = format!("by-hand-{}", std::process::id());
+    let hand = Leadership::new(&cfg, &name, "hand".into()).unwrap();
+    let other = Leadership::new(&cfg, &name, "daemon".into()).unwrap();
+    let held = hand.hold_for_command().unwrap();
+    // Longer than the lease: still held, renewed.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!other.step(), "a replica took the lease while a command held it");
+    drop(held);
+    assert!(other.step(), "the lease was not given back when the command ended");
+    assert!(hand.hold_for_command().unwrap_err().contains("another replica leads"));
+}
