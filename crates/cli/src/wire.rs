@@ -85,23 +85,12 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
         builder.fleet(cfg.fleet.build_for(&dir, &state_dir, items, queue.as_ref())?)
     };
     if cfg.ha.url.is_some() {
-        // The lease is named after the target, as every replica names it.
-        let name = cfg.ha.name.clone().unwrap_or_else(|| format!("steward:{}", owner_name(cfg)));
-        let leadership = Leadership::new(&cfg.ha, &name, Leadership::holder_id()).map_err(RuntimeError::BadSetting)?;
+        // ha.name is required with ha.url (checked when the config loads).
+        let leadership = Leadership::new(&cfg.ha, "", Leadership::holder_id()).map_err(RuntimeError::BadSetting)?;
         builder = builder.leadership(leadership);
     }
     if let Some(exporter) = Exporter::from_env() {
         builder = builder.exporter(exporter);
     }
     builder.build()
-}
-
-/// The target as every replica names it: a queue's URL without its
-/// password, else the coordination directory's real path.
-fn owner_name(cfg: &Config) -> String {
-    match cfg.source.kind() {
-        Ok(SourceKind::Queue { url, .. }) => url.without_password().0,
-        Ok(SourceKind::Prometheus(p)) => p.url.split('?').next().unwrap_or_default().to_owned(),
-        _ => std::fs::canonicalize(&cfg.coordination.dir).unwrap_or_else(|_| cfg.coordination.dir.clone()).display().to_string(),
-    }
 }
