@@ -146,7 +146,8 @@ fn decode(s: &str, plus_is_space: bool) -> Result<String, String> {
         match b[i] {
             b'%' => {
                 let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(hex.ok_or_else(|| format!("bad %-escape in {s:?}"))?);
+                // The text is not repeated: it may be a password.
+                out.push(hex.ok_or_else(|| "a bad %-escape (% must be followed by two hex digits)".to_owned())?);
                 i += 3;
             }
             b'+' if plus_is_space => {
@@ -159,7 +160,7 @@ fn decode(s: &str, plus_is_space: bool) -> Result<String, String> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| "a %-escape that is not UTF-8 once decoded".to_owned())
 }
 
 /// The `key=value` pairs of a query string, decoded.
@@ -233,12 +234,14 @@ impl QueueUrl {
 }
 
 fn parse_redis(url: &str, rest: &str, env: impl Fn(&str) -> Option<String>) -> Result<RedisUrl, QueueError> {
-    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, path) = before_query.split_once('/').unwrap_or((before_query, ""));
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
+    // The user information ends at the last `@`: a password may hold an
+    // unescaped `/`, `?` or `@` (names with `@` must be %-escaped).
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, rest),
     };
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (hostport, path) = before_query.split_once('/').unwrap_or((before_query, ""));
     let (mut user, mut password) = (None, None);
     if let Some(ui) = userinfo {
         let (u, p) = ui.split_once(':').map_or((ui, None), |(u, p)| (u, Some(p)));
