@@ -47,6 +47,21 @@ fn worker_pids(state: &Path) -> Vec<u64> {
     v["workers"].as_array().into_iter().flatten().filter_map(|w| w["pid"].as_u64()).collect()
 }
 
+/// `steward.yaml` for a loop on `url` with `workers` supervised `worker
+/// --queue` processes run with `args`; `ttl` is the agent TTL.
+fn supervised(f: &Fixture, url: &str, ttl: &str, workers: u32, interval: &str, args: &str, extra: &str) {
+    fs::write(
+        f.tmp.path().join("steward.yaml"),
+        format!(
+            "source: {{url: \"{url}\", timeout: 2s}}\n\
+             coordination: {{agent_ttl: {ttl}, claim_ttl: 1h, max_attempts: 100}}\n\
+             auto: {{min_agents: {workers}, max_agents: {workers}, interval: {interval}}}\n\
+             fleet:\n  kind: supervisor\n  args: [{args}]\n  heartbeat_interval: 500ms\n  restart_backoff: 100ms\n  restart_backoff_max: 300ms\n  crash_loop: 1000\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
 /// 2,000 items, 6 supervised workers (40 ms an item: 150 items/s, so the
 /// work outlasts the chaos), one SIGKILLed every 0.5 s for 10 s,
 /// then drain: `done()` must reach the full set with nothing pending.
@@ -55,26 +70,8 @@ fn chaos(url: &str, prefix: &str, completed_ids: impl Fn() -> BTreeSet<String>, 
     let state = f.tmp.path().join("state");
     let ledger = f.tmp.path().join("duplicates.log");
     queue(url).push(&items(ITEMS, prefix)).unwrap();
-    fs::write(
-        f.tmp.path().join("steward.yaml"),
-        format!(
-            r#"
-source: {{url: "{url}", timeout: 2s}}
-coordination: {{agent_ttl: 3s, claim_ttl: 60s, max_attempts: 100}}
-auto: {{min_agents: 6, max_agents: 6, interval: 500ms}}
-fleet:
-  kind: supervisor
-  args: ["--service-time", "const:0.04", "--batch", "4", "--ledger", "{}"]
-  heartbeat_interval: 500ms
-  restart_backoff: 100ms
-  restart_backoff_max: 300ms
-  crash_loop: 1000
-  drain_timeout: 5s
-"#,
-            ledger.display()
-        ),
-    )
-    .unwrap();
+    let args = format!(r#""--service-time", "const:0.04", "--batch", "4", "--ledger", "{}""#, ledger.display());
+    supervised(&f, url, "3s", 6, "500ms", &args, "  drain_timeout: 5s\n");
     let child = f.cmd(&["--state-dir", state.to_str().unwrap(), "loop"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     assert!(wait_for(30, || worker_pids(&state).len() == 6), "the supervisor did not start 6 workers");
     let (mut kills, mut seed) = (0, 0x2545_f491_4f6c_dd1d_u64);
@@ -227,24 +224,7 @@ fn the_loop_rides_out_a_redis_outage_deciding_nothing_on_stale_data() {
     queue(&url).push(&items(300, "o")).unwrap();
     let f = Fixture::new();
     let state = f.tmp.path().join("state");
-    fs::write(
-        f.tmp.path().join("steward.yaml"),
-        format!(
-            r#"
-source: {{url: "{url}", timeout: 1s}}
-coordination: {{agent_ttl: 3s, claim_ttl: 60s, max_attempts: 100}}
-auto: {{min_agents: 2, max_agents: 2, interval: 300ms}}
-fleet:
-  kind: supervisor
-  args: ["--service-time", "const:0.05", "--batch", "2"]
-  heartbeat_interval: 500ms
-  restart_backoff: 100ms
-  restart_backoff_max: 300ms
-  crash_loop: 1000
-"#
-        ),
-    )
-    .unwrap();
+    supervised(&f, &url, "3s", 2, "300ms", r#""--service-time", "const:0.05", "--batch", "2""#, "");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let child = f
@@ -358,23 +338,7 @@ fn a_killed_supervised_workers_claims_go_back_at_once() {
     let f = Fixture::new();
     let state = f.tmp.path().join("state");
     // An agent TTL of an hour: only the supervisor's clean-up can bring the claims back quickly.
-    fs::write(
-        f.tmp.path().join("steward.yaml"),
-        format!(
-            r#"
-source: {{url: "{url}"}}
-coordination: {{agent_ttl: 1h, claim_ttl: 1h}}
-auto: {{min_agents: 1, max_agents: 1, interval: 500ms}}
-fleet:
-  kind: supervisor
-  args: ["--service-time", "const:60", "--batch", "1"]
-  heartbeat_interval: 500ms
-  restart_backoff: 100ms
-  drain_timeout: 1s
-"#
-        ),
-    )
-    .unwrap();
+    supervised(&f, &url, "1h", 1, "500ms", r#""--service-time", "const:60", "--batch", "1""#, "  drain_timeout: 1s\n");
     let child = f.cmd(&["--state-dir", state.to_str().unwrap(), "loop"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let first = || r.cli(&["XPENDING", "killed", "workers", "-", "+", "10"]).lines().nth(1).map(str::to_owned);
     assert!(wait_for(20, || first().is_some()), "no worker claimed anything");
