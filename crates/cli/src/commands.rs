@@ -609,7 +609,15 @@ fn status(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
     let m = &a.metrics;
     let recent = engine.recent_decisions(10)?;
     let daemon = crate::daemon::daemon_info(&cfg.state_dir());
-    let warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
+    let mut warnings: Vec<String> = a.warnings.iter().map(ToString::to_string).collect();
+    // With HA: who leads, as the lease says.
+    let ha = engine.leadership().map(|l| match l.holder_now() {
+        Ok((holder, token, left_ms)) => json!({"lease": l.name(), "holder": holder, "token": token, "expires_in_ms": left_ms}),
+        Err(e) => {
+            warnings.push(format!("the HA lease {} cannot be read: {e}", l.name()));
+            json!({"lease": l.name(), "holder": null, "error": e})
+        }
+    });
     if json {
         let data = json!({
             "coordination_dir": cfg.coordination.dir,
@@ -630,6 +638,10 @@ fn status(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
             "daemon": daemon,
             "recent_decisions": recent,
         });
+        let mut data = data;
+        if let Some(ha) = &ha {
+            data["ha"] = ha.clone();
+        }
         print_json(&envelope("status", true, data, vec![], warnings));
         return Ok(ExitCode::SUCCESS);
     }
@@ -640,6 +652,17 @@ fn status(cfg: &Config, engine: &Engine, json: bool) -> Result<ExitCode> {
             out.push_str(&format!("daemon      running, pid {pid}, up {}\n", age(daemon["uptime_seconds"].as_u64().unwrap_or(0))))
         }
         _ => out.push_str("daemon      not running\n"),
+    }
+    if let Some(ha) = &ha {
+        match ha["holder"].as_str() {
+            Some(h) => out.push_str(&format!(
+                "ha          lease {} held by {h} (fencing token {}, {:.1} s left)\n",
+                ha["lease"].as_str().unwrap_or_default(),
+                ha["token"],
+                ha["expires_in_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            )),
+            None => out.push_str(&format!("ha          lease {}: nobody leads now\n", ha["lease"].as_str().unwrap_or_default())),
+        }
     }
     out.push('\n');
     if recent.is_empty() {

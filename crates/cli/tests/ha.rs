@@ -138,6 +138,18 @@ fn replicas_fail_over_on_kill_pause_and_graceful_stop() {
     assert_eq!(b.acted(), 0, "the standby acted");
     let metrics = get_text(b.port, "/metrics");
     assert!(metrics.contains("steward_leader 0"), "{metrics}");
+    // `steward status` says who leads, as the lease does.
+    let status = f.json(&[
+        "--config",
+        f.tmp.path().join("a.yaml").to_str().unwrap(),
+        "--state-dir",
+        f.tmp.path().join("state-look").to_str().unwrap(),
+        "status",
+        "--json",
+    ]);
+    let holder = status["data"]["ha"]["holder"].as_str().unwrap_or_default().to_owned();
+    assert!(holder.contains(&format!(":{}:", a.child.as_ref().unwrap().id())), "{status}");
+    assert!(status["data"]["ha"]["token"].as_u64().unwrap_or(0) >= 1, "{status}");
     // A rollback goes to the leader; a standby refuses it.
     let decisions: Value = serde_json::from_str(&get_text(a.port, "/decisions")).unwrap();
     let id = decisions["decisions"].as_array().and_then(|d| d.first()).and_then(|d| d["id"].as_str()).unwrap().to_owned();

@@ -215,6 +215,23 @@ impl Leadership {
         (age > self.inner.lease * 2).then_some(age.as_secs())
     }
 
+    /// Who holds the lease now, as PostgreSQL says: the holder (`None`:
+    /// free or expired), its token, and the milliseconds left.
+    ///
+    /// # Errors
+    /// PostgreSQL cannot be reached.
+    pub fn holder_now(&self) -> Result<(Option<String>, u64, i64), String> {
+        let name = self.inner.name.clone();
+        self.with_client(|c| {
+            let row = c.query_opt(
+                "SELECT CASE WHEN expires_at > now() THEN holder END, token, \
+                 greatest(0, (extract(epoch FROM expires_at - now()) * 1000)::bigint) FROM steward_lease WHERE name = $1",
+                &[&name],
+            )?;
+            Ok(row.map_or((None, 0, 0), |r| (r.get::<_, Option<String>>(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0), r.get(2))))
+        })
+    }
+
     /// Times this replica became leader.
     pub fn terms(&self) -> u64 {
         self.inner.acquired.load(Ordering::SeqCst)
