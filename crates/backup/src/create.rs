@@ -275,6 +275,18 @@ fn read_state_dir(layout: &Layout, skipped: &mut Vec<Skipped>) -> Result<Vec<(St
 /// Lists the regular files under `dir` (sorted, as `a/b` relative paths),
 /// without following links, skipping what `exclude(parent, name)` says and
 /// names no state file has.
+/// A directory's entries by name, each with its type as the listing gives
+/// it (without following a link: a planted one is skipped, not read).
+fn sorted_entries(dir: &Path) -> io::Result<Vec<(std::ffi::OsString, fs::FileType)>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        names.push((entry.file_name(), entry.file_type()?));
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(names)
+}
+
 fn walk(
     dir: &Path,
     rel: &str,
@@ -283,18 +295,11 @@ fn walk(
     files: &mut Vec<(String, PathBuf)>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<(), BackupError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
+    let names = match sorted_entries(dir) {
+        Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => return Ok(()),
         Err(e) => return Err(BackupError::io("list", dir)(e)),
     };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(BackupError::io("list", dir))?;
-        let file_type = entry.file_type().map_err(BackupError::io("stat", &entry.path()))?;
-        names.push((entry.file_name(), file_type));
-    }
-    names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, file_type) in names {
         let path = dir.join(&name);
         let Some(name) = name.to_str() else {
@@ -342,22 +347,14 @@ fn append_config(writer: &mut ArchiveWriter<'_>, config: &Path) -> Result<usize,
 
 /// The coordination directory's regular files, read as hostile.
 fn append_coordination(writer: &mut ArchiveWriter<'_>, dir: &Path, skipped: &mut Vec<Skipped>) -> Result<usize, BackupError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
+    let names = match sorted_entries(dir) {
+        Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             skipped.push(Skipped { path: dir.to_owned(), reason: "the coordination directory does not exist".into() });
             return Ok(0);
         }
         Err(e) => return Err(BackupError::io("list", dir)(e)),
     };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(BackupError::io("list", dir))?;
-        // Without following a link: a planted one is skipped, not read.
-        let file_type = entry.file_type().map_err(BackupError::io("stat", &entry.path()))?;
-        names.push((entry.file_name(), file_type));
-    }
-    names.sort_by(|a, b| a.0.cmp(&b.0));
     let mut n = 0;
     for (name, file_type) in names {
         let path = dir.join(&name);

@@ -182,12 +182,7 @@ impl Config {
         }
         // A queue or a metrics server: one state directory per target,
         // named after it (without its password), under ./.steward.
-        if let Ok(kind @ (SourceKind::Queue { .. } | SourceKind::Prometheus(_))) = self.source.kind() {
-            let shown = match kind {
-                SourceKind::Queue { url, .. } => url.without_password().0,
-                SourceKind::Prometheus(p) => p.url.split('?').next().unwrap_or_default().to_owned(),
-                SourceKind::Coordination(_) => String::new(),
-            };
+        if let Some(shown) = self.source.kind().ok().and_then(|k| k.public_target()) {
             let mut slug: String = shown.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect();
             while slug.contains("--") {
                 slug = slug.replace("--", "-");

@@ -32,6 +32,7 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
     let kind = cfg.source.kind().map_err(|e| RuntimeError::BadSetting(format!("{}: {}", e.key, e.message)))?;
     let mut builder = Engine::builder(cfg.engine());
     let mut queue = None;
+    let kind_target = kind.public_target();
     match kind {
         SourceKind::Coordination(_) => {
             builder = builder
@@ -61,13 +62,13 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
             builder = builder
                 .source(QueueSource::from_queue(open()).with_max_claims(cfg.source.max_claims).with_agent_ttl(liveness.agent_ttl))
                 .actuator(QueueActuator::from_queue(open(), items.max_attempts, min_idle))
-                .owner(url.without_password().0);
+                .owner(kind_target.clone().unwrap_or_default());
             // A supervisor keeps its workers' agent files in the state directory.
             dir = state_dir.join("workers");
             queue = Some(url);
         }
         SourceKind::Prometheus(p) => {
-            builder = builder.source(PrometheusSource::new(p.clone())).owner(p.url.split('?').next().unwrap_or_default().to_owned());
+            builder = builder.source(PrometheusSource::new(p.clone())).owner(kind_target.clone().unwrap_or_default());
             dir = state_dir.join("workers");
         }
     }

@@ -77,6 +77,37 @@ impl Default for Queries {
     }
 }
 
+/// Connects with steward's settings: the password kept apart from the URL,
+/// `timeout` on connecting and on every statement and lock wait, and
+/// keepalives that find a dead server even while a call waits for its answer.
+///
+/// # Errors
+/// [`QueueError::Connect`] when the server cannot be reached;
+/// [`QueueError::Command`] when it answers and refuses (credentials, database):
+/// retrying will not help then.
+pub fn connect(url: &PostgresUrl, timeout: Duration, application: &str) -> Result<Client, QueueError> {
+    let mut cfg: postgres::Config = url.conninfo.parse().map_err(pg("parsing the connection string"))?;
+    if let Some(pw) = &url.password {
+        cfg.password(pw.as_bytes());
+    }
+    cfg.connect_timeout(timeout)
+        .tcp_user_timeout(timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(1))
+        .keepalives_interval(Duration::from_secs(1))
+        .keepalives_retries(3);
+    if cfg.get_application_name().is_none() {
+        cfg.application_name(application);
+    }
+    let mut client = cfg.connect(NoTls).map_err(|e| match e.as_db_error() {
+        Some(_) => QueueError::Command { command: format!("connecting to {url}"), message: pg_message(&e) },
+        None => QueueError::Connect { target: url.to_string(), source: std::io::Error::other(pg_message(&e)) },
+    })?;
+    let ms = timeout.as_millis().max(1);
+    client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")).map_err(pg("setting timeouts"))?;
+    Ok(client)
+}
+
 /// A PostgreSQL job table. Connects on first use and after a lost connection.
 pub struct PgQueue {
     url: PostgresUrl,
@@ -166,24 +197,7 @@ impl PgQueue {
 
     fn with<T>(&mut self, what: &str, f: impl FnOnce(&mut Client, &Self) -> Result<T, postgres::Error>) -> Result<T, QueueError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let mut cfg: postgres::Config = self.url.conninfo.parse().map_err(pg("parsing the connection string"))?;
-            if let Some(pw) = &self.url.password {
-                cfg.password(pw.as_bytes());
-            }
-            cfg.connect_timeout(self.timeout);
-            cfg.tcp_user_timeout(self.timeout);
-            cfg.keepalives(true);
-            cfg.keepalives_idle(Duration::from_secs(10));
-            if cfg.get_application_name().is_none() {
-                cfg.application_name("steward");
-            }
-            let mut client = cfg.connect(NoTls).map_err(|e| match e.as_db_error() {
-                // The server answered and refused (credentials, database): retrying will not help.
-                Some(_) => QueueError::Command { command: format!("connecting to {}", self.url), message: pg_message(&e) },
-                None => QueueError::Connect { target: self.url.to_string(), source: std::io::Error::other(pg_message(&e)) },
-            })?;
-            let ms = self.timeout.as_millis().max(1);
-            client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")).map_err(pg("setting timeouts"))?;
+            let client = connect(&self.url, self.timeout, "steward")?;
             self.client = Some(client);
         }
         let mut client = self.client.take().ok_or_else(|| QueueError::Unsupported("no connection".into()))?;

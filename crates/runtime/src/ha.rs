@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 use serde::{Deserialize, Serialize};
 use steward_core::config::InvalidValue;
 
@@ -125,8 +125,7 @@ pub struct Leadership {
 }
 
 struct Inner {
-    conninfo: String,
-    password: Option<String>,
+    url: steward_queue::url::PostgresUrl,
     name: String,
     holder: String,
     lease: Duration,
@@ -163,8 +162,7 @@ impl Leadership {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                conninfo: p.conninfo.clone(),
-                password: p.password.clone(),
+                url: p,
                 name: cfg.name.clone().unwrap_or_else(|| default_name.to_owned()),
                 holder,
                 lease: cfg.lease,
@@ -252,22 +250,9 @@ impl Leadership {
             }
         };
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let mut cfg: postgres::Config = self.inner.conninfo.parse().map_err(|e: postgres::Error| pg_error(&e))?;
-            if let Some(pw) = &self.inner.password {
-                cfg.password(pw.as_bytes());
-            }
             let t = self.inner.renew.max(Duration::from_millis(500));
-            // Keepalives find a dead peer even while a call waits for its answer.
-            cfg.connect_timeout(t)
-                .tcp_user_timeout(t)
-                .keepalives(true)
-                .keepalives_idle(Duration::from_secs(1))
-                .keepalives_interval(Duration::from_secs(1))
-                .keepalives_retries(3)
-                .application_name("steward-ha");
-            let mut client = cfg.connect(NoTls).map_err(|e| pg_error(&e))?;
-            let ms = t.as_millis();
-            client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")).map_err(|e| pg_error(&e))?;
+            let mut client =
+                steward_queue::postgres::connect(&self.inner.url, t, "steward-ha").map_err(|e| crate::error::error_chain(&e))?;
             // Replicas starting together: CREATE … IF NOT EXISTS races in PostgreSQL, so one at a time.
             client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock(7253001); {SCHEMA}; COMMIT")).map_err(|e| pg_error(&e))?;
             *guard = Some(client);

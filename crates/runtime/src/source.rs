@@ -72,6 +72,19 @@ pub enum SourceKind {
     Prometheus(PrometheusConfig),
 }
 
+impl SourceKind {
+    /// The target as the journal's owner and the state directory's name
+    /// give it: a queue's URL without its password, the Prometheus server
+    /// without its queries; `None` for the coordination directory.
+    pub fn public_target(&self) -> Option<String> {
+        match self {
+            Self::Coordination(_) => None,
+            Self::Queue { url, .. } => Some(url.without_password().0),
+            Self::Prometheus(p) => Some(p.url.split('?').next().unwrap_or_default().to_owned()),
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> InvalidValue {
     InvalidValue { key: key.to_owned(), message: message.into() }
 }

@@ -235,7 +235,8 @@ struct Worker {
     queue: CoordinationDir,
     /// Entries named like items that are not regular files, already warned about.
     refused: std::collections::HashSet<String>,
-    opts: WorkerOptions,
+    /// Shared, so working an item borrows it while the heartbeat writes.
+    opts: std::sync::Arc<WorkerOptions>,
     rng: Rng,
     started_at: i64,
     stats: WorkerStats,
@@ -267,7 +268,7 @@ pub fn run(dir: &Path, opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerS
         last_beat: None,
         last_status: "idle",
         phase: "initialization",
-        opts,
+        opts: std::sync::Arc::new(opts),
     };
     w.beat("idle", None, true)?;
     w.phase = "active";
@@ -427,7 +428,7 @@ impl Worker {
     }
 
     fn run_item(&mut self, item: &Map<String, Value>) -> Result<Option<Value>, ItemError> {
-        let opts = self.opts.clone();
+        let opts = std::sync::Arc::clone(&self.opts);
         let mut rng = std::mem::replace(&mut self.rng, Rng::new(0));
         let r = run_item(&opts, &mut rng, item, &mut |current| {
             let _ = self.beat("busy", current, false);
