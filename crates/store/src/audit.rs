@@ -25,13 +25,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use steward_core::time::{format_rfc3339, UnixMs};
 
-use crate::{sql, Journal, JournalError, Result};
+use crate::db::{p, Db};
+use crate::{Journal, JournalError, Result};
 
 /// The signing key's file name in the state directory.
 pub const KEY_FILE: &str = "audit.key";
@@ -383,17 +383,11 @@ pub struct Head {
 }
 
 /// The newest record's (seq, hash): where the next one links on.
-fn tail(conn: &Connection) -> Result<(u64, [u8; 32])> {
-    let last: Option<(i64, String)> = conn
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(sql("reading the audit chain's end"))?;
-    let last = match last {
+fn tail(db: &Db) -> Result<(u64, [u8; 32])> {
+    let pair = |r: &crate::db::Row| Ok((r.get::<i64>(0)?, r.get::<String>(1)?));
+    let last = match db.opt("reading the audit chain's end", "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[], pair)? {
         Some(l) => Some(l),
-        None => conn
-            .query_row("SELECT seq, hash FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(sql("reading the audit checkpoint"))?,
+        None => db.opt("reading the audit checkpoint", "SELECT seq, hash FROM audit_checkpoint WHERE id = 1", &[], pair)?,
     };
     match last {
         None => Ok((0, [0u8; 32])),
@@ -405,34 +399,23 @@ fn tail(conn: &Connection) -> Result<(u64, [u8; 32])> {
     }
 }
 
-/// Appends `records` in the open transaction `conn`; returns the head.
-pub(crate) fn append(conn: &Connection, auditor: &Auditor, ts: UnixMs, records: &[NewRecord]) -> Result<Option<Head>> {
+/// Appends `records` in the open write transaction on `db`; returns the head.
+pub(crate) fn append(db: &Db, auditor: &Auditor, ts: UnixMs, records: &[NewRecord]) -> Result<Option<Head>> {
     if records.is_empty() {
         return Ok(None);
     }
-    let (mut seq, mut prev) = tail(conn)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO audit (seq, ts, actor, kind, payload, prev_hash, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(sql("appending to the audit chain"))?;
+    let (mut seq, mut prev) = tail(db)?;
     for r in records {
         seq += 1;
         let actor = r.actor.as_deref().unwrap_or(&auditor.actor);
         let payload = canonical_json(&r.payload);
         let hash = record_hash(&prev, seq, ts, actor, &r.kind, &payload);
         let sig = auditor.key.sign(&hash);
-        stmt.execute(params![
-            i64::try_from(seq).unwrap_or(i64::MAX),
-            ts,
-            actor,
-            r.kind,
-            payload,
-            to_hex(&prev),
-            to_hex(&hash),
-            to_hex(&sig)
-        ])
-        .map_err(sql("appending to the audit chain"))?;
+        db.exec(
+            "appending to the audit chain",
+            "INSERT INTO audit (seq, ts, actor, kind, payload, prev_hash, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            p![seq, ts, actor, r.kind, payload, to_hex(&prev), to_hex(&hash), to_hex(&sig)],
+        )?;
         prev = hash;
     }
     Ok(Some(Head { seq, hash: to_hex(&prev) }))
@@ -495,6 +478,8 @@ pub struct Verified {
 const SIG_BATCH: usize = 4096;
 /// Records read before their hashes and signatures are checked (bounded memory).
 const WINDOW: usize = 64 * 1024;
+/// Records read per query by `verify_audit`.
+const VERIFY_PAGE: usize = 20_000;
 
 /// A record read, its links checked, waiting for its own hash and
 /// signature to be checked.
@@ -611,9 +596,11 @@ impl Journal {
     /// # Errors
     /// The journal cannot be written.
     pub fn enable_audit(&mut self, key: AuditKey, actor: impl Into<Actor>, head: Option<PathBuf>) -> Result<()> {
-        self.conn
-            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('audit_pubkey', ?1)", params![key.public_hex()])
-            .map_err(sql("recording the audit key"))?;
+        self.db.exec(
+            "recording the audit key",
+            "INSERT INTO meta (key, value) VALUES ('audit_pubkey', ?1) ON CONFLICT DO NOTHING",
+            p![key.public_hex()],
+        )?;
         self.audit = Some(Auditor { key, actor: actor.into(), head });
         Ok(())
     }
@@ -638,15 +625,16 @@ impl Journal {
         what: &'static str,
         ts: UnixMs,
         records: impl FnOnce() -> Vec<NewRecord>,
-        f: impl FnOnce(&Connection) -> Result<T>,
+        f: impl FnOnce(&Db) -> Result<T>,
     ) -> Result<T> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(sql(what))?;
-        let out = f(&tx)?;
-        let head = match &self.audit {
-            Some(a) => append(&tx, a, ts, &records())?,
-            None => None,
-        };
-        tx.commit().map_err(sql(what))?;
+        let (out, head) = self.db.tx(what, |db| {
+            let out = f(db)?;
+            let head = match &self.audit {
+                Some(a) => append(db, a, ts, &records())?,
+                None => None,
+            };
+            Ok((out, head))
+        })?;
         self.audit_committed(head);
         Ok(out)
     }
@@ -682,11 +670,8 @@ impl Journal {
         }
         let text = canonical_json(payload);
         let digest = to_hex(&Sha256::digest(text.as_bytes()));
-        let last: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'config_sha256'", [], |r| r.get(0))
-            .optional()
-            .map_err(sql("reading the last config digest"))?;
+        let last: Option<String> =
+            self.db.opt("reading the last config digest", "SELECT value FROM meta WHERE key = 'config_sha256'", &[], |r| r.get(0))?;
         if last.as_deref() == Some(digest.as_str()) {
             return Ok(false);
         }
@@ -695,9 +680,12 @@ impl Journal {
             "recording a config change",
             ts,
             || vec![record],
-            |c| {
-                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('config_sha256', ?1)", params![digest])
-                    .map_err(sql("recording the config digest"))?;
+            |db| {
+                db.exec(
+                    "recording the config digest",
+                    "INSERT INTO meta (key, value) VALUES ('config_sha256', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    p![digest],
+                )?;
                 Ok(())
             },
         )?;
@@ -709,10 +697,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn audit_pubkey(&self) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = 'audit_pubkey'", [], |r| r.get(0))
-            .optional()
-            .map_err(sql("reading the audit key"))
+        self.db.opt("reading the audit key", "SELECT value FROM meta WHERE key = 'audit_pubkey'", &[], |r| r.get(0))
     }
 
     /// Records, oldest first: from `since` (Unix ms), of `kind`, at most
@@ -721,36 +706,24 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn audit_records(&self, since: Option<UnixMs>, kind: Option<&str>, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit
-                 WHERE seq > ?1 AND ts >= ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY seq LIMIT ?4",
-            )
-            .map_err(sql("reading the audit chain"))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    i64::try_from(after_seq).unwrap_or(i64::MAX),
-                    since.unwrap_or(i64::MIN),
-                    kind,
-                    i64::try_from(limit).unwrap_or(i64::MAX)
-                ],
-                |r| {
-                    Ok(AuditRecord {
-                        seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                        ts: r.get(1)?,
-                        actor: r.get(2)?,
-                        kind: r.get(3)?,
-                        payload: r.get(4)?,
-                        prev_hash: r.get(5)?,
-                        hash: r.get(6)?,
-                        signature: r.get(7)?,
-                    })
-                },
-            )
-            .map_err(sql("reading the audit chain"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading the audit chain"))
+        self.db.all(
+            "reading the audit chain",
+            "SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit
+             WHERE seq > ?1 AND ts >= ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY seq LIMIT ?4",
+            p![after_seq, since.unwrap_or(i64::MIN), kind, limit],
+            |r| {
+                Ok(AuditRecord {
+                    seq: u64::try_from(r.get::<i64>(0)?).unwrap_or(0),
+                    ts: r.get(1)?,
+                    actor: r.get(2)?,
+                    kind: r.get(3)?,
+                    payload: r.get(4)?,
+                    prev_hash: r.get(5)?,
+                    hash: r.get(6)?,
+                    signature: r.get(7)?,
+                })
+            },
+        )
     }
 
     /// Recomputes the chain from `from` (or its start) and checks every
@@ -765,11 +738,10 @@ impl Journal {
         from: Option<u64>,
         head: Option<&Head>,
     ) -> Result<std::result::Result<Verified, ChainBreak>> {
-        let checkpoint: Option<(i64, String, String)> = self
-            .conn
-            .query_row("SELECT seq, hash, signature FROM audit_checkpoint WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()
-            .map_err(sql("reading the audit checkpoint"))?;
+        let checkpoint: Option<(i64, String, String)> =
+            self.db.opt("reading the audit checkpoint", "SELECT seq, hash, signature FROM audit_checkpoint WHERE id = 1", &[], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
         let checkpoint_seq = checkpoint.as_ref().map(|c| u64::try_from(c.0).unwrap_or(0));
         let brk = |seq: u64, reason: String| Ok(Err(ChainBreak { seq, reason }));
         // A checkpoint stands only for records that are gone, carries the
@@ -778,10 +750,7 @@ impl Journal {
         // hand (to skip records) fails one of these.
         if let Some((cp, h, sig)) = &checkpoint {
             let cp_seq = u64::try_from(*cp).unwrap_or(0);
-            let below: Option<i64> = self
-                .conn
-                .query_row("SELECT MIN(seq) FROM audit WHERE seq <= ?1", params![cp], |r| r.get(0))
-                .map_err(sql("reading the audit chain"))?;
+            let below: Option<i64> = self.db.one("reading the audit chain", "SELECT MIN(seq) FROM audit WHERE seq <= ?1", p![cp], |r| r.get(0))?;
             if let Some(kept) = below {
                 return brk(
                     u64::try_from(kept).unwrap_or(0),
@@ -796,14 +765,15 @@ impl Journal {
             if !signed {
                 return brk(cp_seq, "the checkpoint left by pruning is not signed by this key".into());
             }
-            let announced: i64 = self
-                .conn
-                .query_row(
+            let announced: i64 = self.db.one(
+                "reading the audit chain",
+                self.db.pick(
                     "SELECT COUNT(*) FROM audit WHERE kind = 'prune' AND seq > ?1 AND json_extract(payload, '$.through_seq') = ?1",
-                    params![cp],
-                    |r| r.get(0),
-                )
-                .map_err(sql("reading the audit chain"))?;
+                    "SELECT COUNT(*) FROM audit WHERE kind = 'prune' AND seq > ?1 AND (payload::jsonb ->> 'through_seq') = (?1)::text",
+                ),
+                p![cp],
+                |r| r.get(0),
+            )?;
             if announced == 0 {
                 return brk(cp_seq + 1, format!("no signed prune record announces the checkpoint at seq {cp_seq} (a planted checkpoint?)"));
             }
@@ -812,11 +782,8 @@ impl Journal {
         let start = from.unwrap_or(1).max(checkpoint_seq.map_or(1, |c| c + 1));
         let mut prev: [u8; 32] = [0; 32];
         if start > 1 {
-            let stored: Option<String> = self
-                .conn
-                .query_row("SELECT hash FROM audit WHERE seq = ?1", params![i64::try_from(start - 1).unwrap_or(i64::MAX)], |r| r.get(0))
-                .optional()
-                .map_err(sql("reading the audit chain"))?;
+            let stored: Option<String> =
+                self.db.opt("reading the audit chain", "SELECT hash FROM audit WHERE seq = ?1", p![start - 1], |r| r.get(0))?;
             let anchor = match (stored, &checkpoint) {
                 (Some(h), _) => h,
                 // The checkpoint (checked above) stands for the pruned records.
@@ -828,22 +795,38 @@ impl Journal {
                 None => return brk(start - 1, "its hash is not 64 hex digits".into()),
             };
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit WHERE seq >= ?1 ORDER BY seq")
-            .map_err(sql("reading the audit chain"))?;
-        let mut rows = stmt.query(params![i64::try_from(start).unwrap_or(i64::MAX)]).map_err(sql("reading the audit chain"))?;
         let mut expected = start;
         let mut window: Vec<Stored> = Vec::with_capacity(WINDOW.min(4096));
         let mut chain_break: Option<ChainBreak> = None;
         let mut count = 0u64;
+        // Read in pages, so a chain of millions of records is checked in
+        // bounded memory on either database.
+        let mut page: Vec<crate::db::Row> = Vec::new();
+        let mut next = 0usize;
+        let mut more = true;
+        let mut from_seq = start;
         loop {
-            let row = match rows.next().map_err(sql("reading the audit chain"))? {
-                Some(r) => r,
-                None => break,
-            };
-            let seq = u64::try_from(row.get::<_, i64>(0).map_err(sql("reading the audit chain"))?).unwrap_or(0);
-            let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok());
+            if next == page.len() {
+                if !more {
+                    break;
+                }
+                page = self.db.all(
+                    "reading the audit chain",
+                    "SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+                    p![from_seq, VERIFY_PAGE],
+                    |r| Ok(r.clone()),
+                )?;
+                more = page.len() == VERIFY_PAGE;
+                next = 0;
+                if page.is_empty() {
+                    break;
+                }
+            }
+            let row = &page[next];
+            next += 1;
+            let seq = u64::try_from(row.get::<i64>(0)?).unwrap_or(0);
+            from_seq = seq.saturating_add(1);
+            let text = |i: usize| row.text(i);
             let fail = |reason: &str| Some(ChainBreak { seq: expected.min(seq), reason: reason.to_owned() });
             if seq != expected {
                 chain_break = if seq > expected {
@@ -864,7 +847,7 @@ impl Journal {
                 };
                 break;
             }
-            let fields = (row.get::<_, i64>(1).ok(), text(2), text(3), text(4), text(5), text(6), text(7));
+            let fields = (row.get::<i64>(1).ok(), text(2), text(3), text(4), text(5), text(6), text(7));
             let (Some(ts), Some(actor), Some(kind), Some(payload), Some(prev_hex), Some(hash_hex), Some(sig_hex)) = fields else {
                 chain_break = fail("a field is missing or of the wrong type");
                 break;
@@ -917,11 +900,8 @@ impl Journal {
                 );
             }
             if h.seq >= start {
-                let stored: Option<String> = self
-                    .conn
-                    .query_row("SELECT hash FROM audit WHERE seq = ?1", params![i64::try_from(h.seq).unwrap_or(i64::MAX)], |r| r.get(0))
-                    .optional()
-                    .map_err(sql("reading the audit chain"))?;
+                let stored: Option<String> =
+                    self.db.opt("reading the audit chain", "SELECT hash FROM audit WHERE seq = ?1", p![h.seq], |r| r.get(0))?;
                 if stored.as_deref() != Some(h.hash.as_str()) {
                     return brk(h.seq, "differs from the record written there (audit.head has another hash)".into());
                 }
@@ -940,23 +920,26 @@ impl Journal {
         if self.audit.is_none() {
             return Ok(0);
         }
-        let upto: Option<i64> = self
-            .conn
-            .query_row("SELECT MAX(seq) FROM audit WHERE ts < ?1 AND seq < (SELECT MAX(seq) FROM audit)", params![before], |r| r.get(0))
-            .map_err(sql("finding audit records to prune"))?;
+        let upto: Option<i64> = self.db.one(
+            "finding audit records to prune",
+            "SELECT MAX(seq) FROM audit WHERE ts < ?1 AND seq < (SELECT MAX(seq) FROM audit)",
+            p![before],
+            |r| r.get(0),
+        )?;
         let Some(upto) = upto else { return Ok(0) };
         let mut removed = 0u64;
         self.write_with_audit(
             "pruning the audit chain",
             now,
             || vec![NewRecord::new("prune", serde_json::json!({"through_seq": upto, "before": format_rfc3339(before)}))],
-            |c| {
-                c.execute(
-                    "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, signature, ts) SELECT 1, seq, hash, signature, ?2 FROM audit WHERE seq = ?1",
-                    params![upto, now],
-                )
-                .map_err(sql("keeping the audit checkpoint"))?;
-                removed = c.execute("DELETE FROM audit WHERE seq <= ?1", params![upto]).map_err(sql("pruning the audit chain"))? as u64;
+            |db| {
+                db.exec(
+                    "keeping the audit checkpoint",
+                    "INSERT INTO audit_checkpoint (id, seq, hash, signature, ts) SELECT 1, seq, hash, signature, ?2 FROM audit WHERE seq = ?1
+                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, signature = excluded.signature, ts = excluded.ts",
+                    p![upto, now],
+                )?;
+                removed = db.exec("pruning the audit chain", "DELETE FROM audit WHERE seq <= ?1", p![upto])?;
                 Ok(())
             },
         )?;

@@ -3,14 +3,14 @@
 //! closed`, every transition timestamped in its timeline (and signed into
 //! the audit chain), the automatic actions taken linked to it.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::{json, Value};
 use steward_core::incident::{IncidentConfig, Phase, Signal};
 use steward_core::time::UnixMs;
 
 use crate::audit::NewRecord;
-use crate::{sql, Journal, JournalError, Result};
+use crate::db::{p, Db, Row};
+use crate::{Journal, JournalError, Result};
 
 /// An incident as `steward incidents` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -144,9 +144,9 @@ pub struct CycleAction {
 
 const COLUMNS: &str = "id, rule, target, severity, summary, phase, opened_at, last_seen, occurrences, assessed_at, contained_at, eradicated_at, recovered_at, closed_at, acked_at, acked_by, resolution, assessment";
 
-fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
+fn row_to_incident(r: &Row) -> Result<Incident> {
     let phase: String = r.get(5)?;
-    let at = |i: usize| r.get::<_, Option<i64>>(i);
+    let at = |i: usize| r.get::<Option<i64>>(i);
     let opened_at: i64 = r.get(6)?;
     let mut phases = vec![(Phase::Detected, opened_at)];
     for (p, i) in [(Phase::Assessed, 9), (Phase::Contained, 10), (Phase::Eradicated, 11), (Phase::Recovered, 12), (Phase::Closed, 13)] {
@@ -154,7 +154,7 @@ fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
             phases.push((p, t));
         }
     }
-    let acked = match (at(14)?, r.get::<_, Option<String>>(15)?) {
+    let acked = match (at(14)?, r.get::<Option<String>>(15)?) {
         (Some(t), Some(who)) => Some((who, t)),
         _ => None,
     };
@@ -163,12 +163,12 @@ fn row_to_incident(r: &Row<'_>) -> rusqlite::Result<Incident> {
         id: r.get(0)?,
         rule: r.get(1)?,
         target: r.get(2)?,
-        severity: u8::try_from(r.get::<_, i64>(3)?).unwrap_or(3),
+        severity: u8::try_from(r.get::<i64>(3)?).unwrap_or(3),
         summary: r.get(4)?,
         phase: Phase::parse(&phase).unwrap_or(Phase::Detected),
         opened_at,
         last_seen: r.get(7)?,
-        occurrences: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+        occurrences: u64::try_from(r.get::<i64>(8)?).unwrap_or(0),
         phases,
         acked,
         resolution: r.get(16)?,
@@ -189,12 +189,12 @@ fn phase_column(p: Phase) -> &'static str {
 
 /// Moves incident `id` to `phase` at `now`, with a timeline line; returns
 /// the audit record and the transition.
-fn enter(c: &Connection, inc: &Incident, phase: Phase, now: UnixMs, actor: &str, message: &str) -> Result<(NewRecord, Transition)> {
-    c.execute(
+fn enter(c: &Db, inc: &Incident, phase: Phase, now: UnixMs, actor: &str, message: &str) -> Result<(NewRecord, Transition)> {
+    c.exec(
+        "moving an incident",
         &format!("UPDATE incidents SET phase = ?2, {} = ?3 WHERE id = ?1", phase_column(phase)),
-        params![inc.id, phase.as_str(), now],
-    )
-    .map_err(sql("moving an incident"))?;
+        p![inc.id, phase.as_str(), now],
+    )?;
     note(c, inc.id, now, phase.as_str(), actor, message)?;
     Ok((
         NewRecord {
@@ -206,21 +206,17 @@ fn enter(c: &Connection, inc: &Incident, phase: Phase, now: UnixMs, actor: &str,
     ))
 }
 
-fn note(c: &Connection, id: i64, ts: UnixMs, what: &str, actor: &str, message: &str) -> Result<()> {
-    c.execute(
+fn note(c: &Db, id: i64, ts: UnixMs, what: &str, actor: &str, message: &str) -> Result<()> {
+    c.exec(
+        "writing an incident's timeline",
         "INSERT INTO incident_timeline (incident_id, ts, what, actor, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, ts, what, actor, message],
-    )
-    .map_err(sql("writing an incident's timeline"))?;
+        p![id, ts, what, actor, message],
+    )?;
     Ok(())
 }
 
-fn open_incidents(c: &Connection) -> Result<Vec<Incident>> {
-    let mut stmt = c
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM incidents WHERE phase != 'closed' ORDER BY id"))
-        .map_err(sql("reading incidents"))?;
-    let rows = stmt.query_map([], row_to_incident).map_err(sql("reading incidents"))?;
-    rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+fn open_incidents(c: &Db) -> Result<Vec<Incident>> {
+    c.all("reading incidents", &format!("SELECT {COLUMNS} FROM incidents WHERE phase != 'closed' ORDER BY id"), &[], row_to_incident)
 }
 
 impl Journal {
@@ -245,126 +241,123 @@ impl Journal {
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let mut transitions = Vec::new();
         let mut records = Vec::new();
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql("observing incidents"))?;
-        let open = open_incidents(&tx)?;
-        let actor = "loop";
-        for s in signals {
-            let existing = open.iter().find(|i| i.rule == s.rule && i.target == s.target);
-            let inc = match existing {
-                Some(i) => {
-                    tx.execute(
-                        "UPDATE incidents SET last_seen = ?2, occurrences = occurrences + 1, summary = ?3, severity = MIN(severity, ?4) WHERE id = ?1",
-                        params![i.id, now, s.summary, s.severity],
-                    )
-                    .map_err(sql("updating an incident"))?;
-                    if !i.phase.is_active() {
-                        // It came back before closing: the same incident, active again.
-                        let (r, t) = enter(&tx, i, Phase::Assessed, now, actor, &format!("recurred: {}", s.summary))?;
-                        tx.execute("UPDATE incidents SET eradicated_at = NULL, recovered_at = NULL WHERE id = ?1", params![i.id])
-                            .map_err(sql("reopening an incident"))?;
+        let head = self.db.tx("observing incidents", |tx| {
+            let open = open_incidents(tx)?;
+            let actor = "loop";
+            for s in signals {
+                let existing = open.iter().find(|i| i.rule == s.rule && i.target == s.target);
+                let inc = match existing {
+                    Some(i) => {
+                        tx.exec(
+                            "updating an incident",
+                            tx.pick(
+                                "UPDATE incidents SET last_seen = ?2, occurrences = occurrences + 1, summary = ?3, severity = MIN(severity, ?4) WHERE id = ?1",
+                                "UPDATE incidents SET last_seen = ?2, occurrences = occurrences + 1, summary = ?3, severity = LEAST(severity, ?4) WHERE id = ?1",
+                            ),
+                            p![i.id, now, s.summary, s.severity],
+                        )?;
+                        if !i.phase.is_active() {
+                            // It came back before closing: the same incident, active again.
+                            let (r, t) = enter(tx, i, Phase::Assessed, now, actor, &format!("recurred: {}", s.summary))?;
+                            tx.exec("reopening an incident", "UPDATE incidents SET eradicated_at = NULL, recovered_at = NULL WHERE id = ?1", p![i.id])?;
+                            records.push(r);
+                            transitions.push(t);
+                        }
+                        i.clone()
+                    }
+                    None => {
+                        let id: i64 = tx.one(
+                            "opening an incident",
+                            "INSERT INTO incidents (rule, target, severity, summary, phase, opened_at, last_seen, occurrences, assessment)
+                             VALUES (?1, ?2, ?3, ?4, 'detected', ?5, ?5, 1, ?6) RETURNING id",
+                            p![s.rule, s.target, s.severity, s.summary, now, assessment.to_string()],
+                            |r| r.get(0),
+                        )?;
+                        let inc = Incident {
+                            id,
+                            rule: s.rule.to_owned(),
+                            target: s.target.clone(),
+                            severity: s.severity,
+                            summary: s.summary.clone(),
+                            phase: Phase::Detected,
+                            opened_at: now,
+                            last_seen: now,
+                            occurrences: 1,
+                            phases: vec![(Phase::Detected, now)],
+                            acked: None,
+                            resolution: None,
+                            assessment: assessment.clone(),
+                        };
+                        note(tx, id, now, "detected", actor, &s.summary)?;
+                        records.push(NewRecord {
+                            actor: Some(actor.into()),
+                            kind: "incident".into(),
+                            payload: json!({"incident": id, "rule": s.rule, "target": s.target, "severity": s.severity, "phase": "detected", "message": s.summary}),
+                        });
+                        transitions.push(Transition {
+                            id,
+                            rule: inc.rule.clone(),
+                            target: inc.target.clone(),
+                            phase: Phase::Detected,
+                            message: s.summary.clone(),
+                        });
+                        // Assessed in the same cycle: what it saw is kept with it.
+                        let seen = assessment_sentence(assessment);
+                        let (r, t) = enter(tx, &inc, Phase::Assessed, now, actor, &seen)?;
                         records.push(r);
                         transitions.push(t);
+                        inc
                     }
-                    i.clone()
+                };
+                // The actions of this cycle are taken against it.
+                for a in actions {
+                    let linked = tx.exec(
+                        "linking an action to an incident",
+                        "INSERT INTO incident_actions (incident_id, decision_id, ts) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        p![inc.id, a.decision_id, now],
+                    )?;
+                    if linked > 0 {
+                        note(tx, inc.id, now, "action", actor, &a.description)?;
+                    }
                 }
-                None => {
-                    tx.execute(
-                        "INSERT INTO incidents (rule, target, severity, summary, phase, opened_at, last_seen, occurrences, assessment)
-                         VALUES (?1, ?2, ?3, ?4, 'detected', ?5, ?5, 1, ?6)",
-                        params![s.rule, s.target, s.severity, s.summary, now, assessment.to_string()],
-                    )
-                    .map_err(sql("opening an incident"))?;
-                    let id = tx.last_insert_rowid();
-                    let inc = Incident {
-                        id,
-                        rule: s.rule.to_owned(),
-                        target: s.target.clone(),
-                        severity: s.severity,
-                        summary: s.summary.clone(),
-                        phase: Phase::Detected,
-                        opened_at: now,
-                        last_seen: now,
-                        occurrences: 1,
-                        phases: vec![(Phase::Detected, now)],
-                        acked: None,
-                        resolution: None,
-                        assessment: assessment.clone(),
-                    };
-                    note(&tx, id, now, "detected", actor, &s.summary)?;
-                    records.push(NewRecord {
-                        actor: Some(actor.into()),
-                        kind: "incident".into(),
-                        payload: json!({"incident": id, "rule": s.rule, "target": s.target, "severity": s.severity, "phase": "detected", "message": s.summary}),
-                    });
-                    transitions.push(Transition {
-                        id,
-                        rule: inc.rule.clone(),
-                        target: inc.target.clone(),
-                        phase: Phase::Detected,
-                        message: s.summary.clone(),
-                    });
-                    // Assessed in the same cycle: what it saw is kept with it.
-                    let seen = assessment_sentence(assessment);
-                    let (r, t) = enter(&tx, &inc, Phase::Assessed, now, actor, &seen)?;
+                let phase_now: String = tx.one("reading an incident", "SELECT phase FROM incidents WHERE id = ?1", p![inc.id], |r| r.get(0))?;
+                if !actions.is_empty() && Phase::parse(&phase_now).is_some_and(|p| p < Phase::Contained) {
+                    let what: Vec<&str> = actions.iter().map(|a| a.description.as_str()).collect();
+                    let (r, t) = enter(tx, &inc, Phase::Contained, now, actor, &format!("contained: {}", what.join("; ")))?;
                     records.push(r);
                     transitions.push(t);
-                    inc
-                }
-            };
-            // The actions of this cycle are taken against it.
-            for a in actions {
-                let linked = tx
-                    .execute(
-                        "INSERT OR IGNORE INTO incident_actions (incident_id, decision_id, ts) VALUES (?1, ?2, ?3)",
-                        params![inc.id, a.decision_id, now],
-                    )
-                    .map_err(sql("linking an action to an incident"))?;
-                if linked > 0 {
-                    note(&tx, inc.id, now, "action", actor, &a.description)?;
                 }
             }
-            let phase_now: String = tx
-                .query_row("SELECT phase FROM incidents WHERE id = ?1", params![inc.id], |r| r.get(0))
-                .map_err(sql("reading an incident"))?;
-            if !actions.is_empty() && Phase::parse(&phase_now).is_some_and(|p| p < Phase::Contained) {
-                let what: Vec<&str> = actions.iter().map(|a| a.description.as_str()).collect();
-                let (r, t) = enter(&tx, &inc, Phase::Contained, now, actor, &format!("contained: {}", what.join("; ")))?;
-                records.push(r);
-                transitions.push(t);
-            }
-        }
-        for inc in &open {
-            if !rules.contains(&inc.rule.as_str()) || signals.iter().any(|s| s.rule == inc.rule && s.target == inc.target) {
-                continue;
-            }
-            let since = |p: Phase| inc.phases.iter().rev().find(|(q, _)| *q == p).map(|(_, t)| *t);
-            let next = match inc.phase {
-                p if p.is_active() => Some((Phase::Eradicated, format!("eradicated: {} no longer holds", inc.rule))),
-                Phase::Eradicated if since(Phase::Eradicated).is_some_and(|t| now - t >= ms(cfg.recover_after)) => {
-                    Some((Phase::Recovered, format!("recovered: clear for {} s", ms(cfg.recover_after) / 1000)))
+            for inc in &open {
+                if !rules.contains(&inc.rule.as_str()) || signals.iter().any(|s| s.rule == inc.rule && s.target == inc.target) {
+                    continue;
                 }
-                Phase::Recovered if since(Phase::Recovered).is_some_and(|t| now - t >= ms(cfg.close_after)) => {
-                    Some((Phase::Closed, format!("closed: recovered {} s ago and not back", ms(cfg.close_after) / 1000)))
+                let since = |p: Phase| inc.phases.iter().rev().find(|(q, _)| *q == p).map(|(_, t)| *t);
+                let next = match inc.phase {
+                    p if p.is_active() => Some((Phase::Eradicated, format!("eradicated: {} no longer holds", inc.rule))),
+                    Phase::Eradicated if since(Phase::Eradicated).is_some_and(|t| now - t >= ms(cfg.recover_after)) => {
+                        Some((Phase::Recovered, format!("recovered: clear for {} s", ms(cfg.recover_after) / 1000)))
+                    }
+                    Phase::Recovered if since(Phase::Recovered).is_some_and(|t| now - t >= ms(cfg.close_after)) => {
+                        Some((Phase::Closed, format!("closed: recovered {} s ago and not back", ms(cfg.close_after) / 1000)))
+                    }
+                    _ => None,
+                };
+                if let Some((phase, message)) = next {
+                    let (r, t) = enter(tx, inc, phase, now, actor, &message)?;
+                    if phase == Phase::Closed {
+                        tx.exec("closing an incident", "UPDATE incidents SET resolution = 'auto' WHERE id = ?1", p![inc.id])?;
+                    }
+                    records.push(r);
+                    transitions.push(t);
                 }
-                _ => None,
-            };
-            if let Some((phase, message)) = next {
-                let (r, t) = enter(&tx, inc, phase, now, actor, &message)?;
-                if phase == Phase::Closed {
-                    tx.execute("UPDATE incidents SET resolution = 'auto' WHERE id = ?1", params![inc.id])
-                        .map_err(sql("closing an incident"))?;
-                }
-                records.push(r);
-                transitions.push(t);
             }
-        }
-        // The audit records join the same transaction.
-        let head = match &self.audit {
-            Some(a) => crate::audit::append(&tx, a, now, &records)?,
-            None => None,
-        };
-        tx.commit().map_err(sql("observing incidents"))?;
+            // The audit records join the same transaction.
+            match &self.audit {
+                Some(a) => crate::audit::append(tx, a, now, &records),
+                None => Ok(None),
+            }
+        })?;
         self.audit_committed(head);
         Ok(transitions)
     }
@@ -378,9 +371,7 @@ impl Journal {
             return Ok(Vec::new());
         }
         let q = format!("SELECT {COLUMNS} FROM incidents {} ORDER BY id DESC LIMIT ?1", if all { "" } else { "WHERE phase != 'closed'" });
-        let mut stmt = self.conn.prepare(&q).map_err(sql("reading incidents"))?;
-        let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], row_to_incident).map_err(sql("reading incidents"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+        self.db.all("reading incidents", &q, p![limit], row_to_incident)
     }
 
     /// Every incident Alertmanager should hear of: all that are not
@@ -395,9 +386,7 @@ impl Journal {
         let q = format!(
             "SELECT {COLUMNS} FROM incidents WHERE phase != 'closed' OR COALESCE(eradicated_at, closed_at) >= ?1 OR closed_at >= ?1 ORDER BY id"
         );
-        let mut stmt = self.conn.prepare(&q).map_err(sql("reading incidents"))?;
-        let rows = stmt.query_map(params![since], row_to_incident).map_err(sql("reading incidents"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading incidents"))
+        self.db.all("reading incidents", &q, p![since], row_to_incident)
     }
 
     /// One incident with its timeline and linked actions.
@@ -408,44 +397,32 @@ impl Journal {
         if !self.has_table("incidents")? {
             return Ok(None);
         }
-        let Some(inc) = self
-            .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"), params![id], row_to_incident)
-            .optional()
-            .map_err(sql("reading an incident"))?
+        let Some(inc) = self.db.opt("reading an incident", &format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"), p![id], row_to_incident)?
         else {
             return Ok(None);
         };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT ts, what, actor, message FROM incident_timeline WHERE incident_id = ?1 ORDER BY ts, rowid")
-            .map_err(sql("reading a timeline"))?;
-        let timeline = stmt
-            .query_map(params![id], |r| Ok(TimelineEntry { ts: r.get(0)?, what: r.get(1)?, actor: r.get(2)?, message: r.get(3)? }))
-            .map_err(sql("reading a timeline"))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(sql("reading a timeline"))?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT a.decision_id, a.ts, d.type, o.result, o.reason FROM incident_actions a
-                 LEFT JOIN decisions d ON d.id = a.decision_id LEFT JOIN outcomes o ON o.decision_id = a.decision_id
-                 WHERE a.incident_id = ?1 ORDER BY a.ts, a.decision_id",
-            )
-            .map_err(sql("reading an incident's actions"))?;
-        let actions = stmt
-            .query_map(params![id], |r| {
+        let timeline = self.db.all(
+            "reading a timeline",
+            "SELECT ts, what, actor, message FROM incident_timeline WHERE incident_id = ?1 ORDER BY ts, rowid",
+            p![id],
+            |r| Ok(TimelineEntry { ts: r.get(0)?, what: r.get(1)?, actor: r.get(2)?, message: r.get(3)? }),
+        )?;
+        let actions = self.db.all(
+            "reading an incident's actions",
+            "SELECT a.decision_id, a.ts, d.type, o.result, o.reason FROM incident_actions a
+             LEFT JOIN decisions d ON d.id = a.decision_id LEFT JOIN outcomes o ON o.decision_id = a.decision_id
+             WHERE a.incident_id = ?1 ORDER BY a.ts, a.decision_id",
+            p![id],
+            |r| {
                 Ok(LinkedAction {
                     decision_id: r.get(0)?,
                     ts: r.get(1)?,
-                    kind: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    kind: r.get::<Option<String>>(2)?.unwrap_or_default(),
                     result: r.get(3)?,
                     reason: r.get(4)?,
                 })
-            })
-            .map_err(sql("reading an incident's actions"))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(sql("reading an incident's actions"))?;
+            },
+        )?;
         Ok(Some(IncidentDetail { incident: inc, timeline, actions }))
     }
 
@@ -461,8 +438,11 @@ impl Journal {
             now,
             "ack",
             |c| {
-                c.execute("UPDATE incidents SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND phase != 'closed'", params![id, now, actor])
-                    .map_err(sql("acknowledging an incident"))
+                c.exec(
+                    "acknowledging an incident",
+                    "UPDATE incidents SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND phase != 'closed'",
+                    p![id, now, actor],
+                )
             },
             "acknowledged",
         )
@@ -483,11 +463,11 @@ impl Journal {
             now,
             "closed",
             move |c| {
-                c.execute(
+                c.exec(
+                    "resolving an incident",
                     "UPDATE incidents SET phase = 'closed', closed_at = ?2, resolution = ?3 WHERE id = ?1 AND phase != 'closed'",
-                    params![id, now, r2],
+                    p![id, now, r2],
                 )
-                .map_err(sql("resolving an incident"))
             },
             &resolution,
         )
@@ -499,7 +479,7 @@ impl Journal {
         actor: &str,
         now: UnixMs,
         what: &str,
-        change: impl FnOnce(&Connection) -> Result<usize>,
+        change: impl FnOnce(&Db) -> Result<u64>,
         message: &str,
     ) -> Result<bool> {
         if !self.has_table("incidents")? {
@@ -538,13 +518,13 @@ impl Journal {
         if !self.has_table("incidents")? {
             return Ok(out);
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT severity, COUNT(*) FROM incidents WHERE phase != 'closed' GROUP BY severity")
-            .map_err(sql("counting incidents"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(sql("counting incidents"))?;
-        for row in rows {
-            let (sev, n) = row.map_err(sql("counting incidents"))?;
+        let rows = self.db.all(
+            "counting incidents",
+            "SELECT severity, COUNT(*) FROM incidents WHERE phase != 'closed' GROUP BY severity",
+            &[],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+        )?;
+        for (sev, n) in rows {
             if let Some(slot) = usize::try_from(sev - 1).ok().and_then(|i| out.get_mut(i)) {
                 *slot = u64::try_from(n).unwrap_or(0);
             }
@@ -558,13 +538,12 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn unhealthy_since(&self) -> Result<Option<UnixMs>> {
-        self.conn
-            .query_row(
-                "SELECT MIN(ts) FROM cycles WHERE dry_run = 0 AND ts > COALESCE((SELECT MAX(ts) FROM cycles WHERE dry_run = 0 AND health_state IN ('healthy', 'optimal')), -1)",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql("reading health history"))
+        self.db.one(
+            "reading health history",
+            "SELECT MIN(ts) FROM cycles WHERE dry_run = 0 AND ts > COALESCE((SELECT MAX(ts) FROM cycles WHERE dry_run = 0 AND health_state IN ('healthy', 'optimal')), -1)",
+            &[],
+            |r| r.get(0),
+        )
     }
 
     /// Health score, queue and agents of the cycles from `from` to `to`,
@@ -573,22 +552,20 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn cycle_metrics(&self, from: UnixMs, to: UnixMs) -> Result<Vec<CycleMetric>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT ts, health_score, health_state, work_queue_size, active_agents FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 ORDER BY ts")
-            .map_err(sql("reading cycles"))?;
-        let rows = stmt
-            .query_map(params![from, to], |r| {
+        self.db.all(
+            "reading cycles",
+            "SELECT ts, health_score, health_state, work_queue_size, active_agents FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 ORDER BY ts",
+            p![from, to],
+            |r| {
                 Ok(CycleMetric {
                     ts: r.get(0)?,
                     score: r.get(1)?,
                     state: r.get(2)?,
-                    queue: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    agents: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    queue: u64::try_from(r.get::<i64>(3)?).unwrap_or(0),
+                    agents: u64::try_from(r.get::<i64>(4)?).unwrap_or(0),
                 })
-            })
-            .map_err(sql("reading cycles"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
+            },
+        )
     }
 
     /// Datasets with dead-lettered tasks, and how many each.
@@ -599,14 +576,12 @@ impl Journal {
         if !self.has_table("tasks")? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT dataset, COUNT(*) FROM tasks WHERE state = 'dead' GROUP BY dataset ORDER BY dataset")
-            .map_err(sql("counting dead tasks"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0))))
-            .map_err(sql("counting dead tasks"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("counting dead tasks"))
+        self.db.all(
+            "counting dead tasks",
+            "SELECT dataset, COUNT(*) FROM tasks WHERE state = 'dead' GROUP BY dataset ORDER BY dataset",
+            &[],
+            |r| Ok((r.get::<String>(0)?, u64::try_from(r.get::<i64>(1)?).unwrap_or(0))),
+        )
     }
 
     /// The cycles since `from` for a chart, at most about `points` of them:
@@ -616,16 +591,17 @@ impl Journal {
     /// A read failed.
     pub fn cycle_points(&self, from: UnixMs, to: UnixMs, points: usize) -> Result<Vec<CyclePoint>> {
         let bucket = ((to - from) / i64::try_from(points.max(1)).unwrap_or(1)).max(1);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT MAX(ts), AVG(health_score), AVG(work_queue_size), AVG(in_flight), AVG(active_agents), AVG(recommended_agents),
-                        AVG(work_queue_size + in_flight + completed + failed), COUNT(*)
-                 FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 GROUP BY (ts - ?1) / ?3 ORDER BY 1",
-            )
-            .map_err(sql("reading cycles"))?;
-        let rows = stmt
-            .query_map(params![from, to, bucket], |r| {
+        // PostgreSQL averages integers as numeric: cast to a double, which
+        // SQLite reads as its REAL.
+        self.db.all(
+            "reading cycles",
+            "SELECT MAX(ts), CAST(AVG(health_score) AS DOUBLE PRECISION), CAST(AVG(work_queue_size) AS DOUBLE PRECISION),
+                    CAST(AVG(in_flight) AS DOUBLE PRECISION), CAST(AVG(active_agents) AS DOUBLE PRECISION),
+                    CAST(AVG(recommended_agents) AS DOUBLE PRECISION),
+                    CAST(AVG(work_queue_size + in_flight + completed + failed) AS DOUBLE PRECISION), COUNT(*)
+             FROM cycles WHERE ts >= ?1 AND ts <= ?2 AND dry_run = 0 GROUP BY (ts - ?1) / ?3 ORDER BY 1",
+            p![from, to, bucket],
+            |r| {
                 Ok(CyclePoint {
                     ts: r.get(0)?,
                     score: r.get(1)?,
@@ -634,19 +610,20 @@ impl Journal {
                     agents: r.get(4)?,
                     target: r.get(5)?,
                     seen: r.get(6)?,
-                    cycles: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                    cycles: u64::try_from(r.get::<i64>(7)?).unwrap_or(0),
                 })
-            })
-            .map_err(sql("reading cycles"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading cycles"))
+            },
+        )
     }
 
     pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", params![name], |r| r.get::<_, i64>(0))
-            .map_err(sql("reading the schema"))?
-            > 0)
+        if self.db.is_pg() {
+            // A PostgreSQL journal is created whole.
+            return Ok(true);
+        }
+        Ok(self.db.one("reading the schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", p![name], |r| {
+            r.get::<i64>(0)
+        })? > 0)
     }
 }
 

@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use db::{p, Db};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use steward_core::assess::Metrics;
 use steward_core::decision::{Action, Decision, DecisionType, Outcome, OutcomeResult};
@@ -50,6 +51,15 @@ pub enum JournalError {
         /// Why.
         #[source]
         source: rusqlite::Error,
+    },
+    /// A statement on the PostgreSQL journal failed (or its server could
+    /// not be reached).
+    #[error("journal {what} failed: {message}")]
+    Postgres {
+        /// What was being done.
+        what: &'static str,
+        /// Why (the server's message and SQLSTATE, never the password).
+        message: String,
     },
     /// A stored record could not be decoded.
     #[error("journal record {id} is corrupt: {message}")]
@@ -207,6 +217,7 @@ CREATE TABLE IF NOT EXISTS audit_checkpoint (
 ";
 
 pub mod audit;
+mod db;
 mod incidents;
 mod tasks;
 
@@ -219,7 +230,7 @@ pub const JOURNAL_FILE: &str = "journal.db";
 
 /// An open journal.
 pub struct Journal {
-    conn: Connection,
+    db: Db,
     audit: Option<audit::Auditor>,
 }
 
@@ -303,8 +314,87 @@ pub struct OutcomeEntry {
     pub timestamp: String,
 }
 
+/// Where a journal lives: a SQLite file (the default,
+/// `<state_dir>/journal.db`) or a PostgreSQL database that replicas share
+/// (`state.journal: postgres://USER@HOST/DB?schema=NAME`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum JournalAt {
+    /// A SQLite file.
+    File(PathBuf),
+    /// A PostgreSQL database, in its own schema.
+    Postgres {
+        /// The connection (its password kept apart).
+        url: steward_queue::url::PostgresUrl,
+        /// The schema holding the journal's tables (`?schema=`, default `steward`).
+        schema: String,
+    },
+}
+
+impl std::fmt::Debug for JournalAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JournalAt({self})")
+    }
+}
+
+impl std::fmt::Display for JournalAt {
+    /// The file's path, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Postgres { url, schema } => write!(f, "{url} (schema {schema})"),
+        }
+    }
+}
+
+impl JournalAt {
+    /// Whether `s` names a PostgreSQL journal rather than a file.
+    pub fn is_postgres_url(s: &str) -> bool {
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    }
+
+    /// A journal location from configuration: a `postgres://` URL (with
+    /// `?schema=NAME`, default `steward`), or a file path.
+    ///
+    /// # Errors
+    /// A bad URL or schema name (the message never holds the password).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if !Self::is_postgres_url(s) {
+            if s.trim().is_empty() {
+                return Err("the journal's path is empty".into());
+            }
+            return Ok(Self::File(PathBuf::from(s)));
+        }
+        let (base, query) = s.split_once('?').unwrap_or((s, ""));
+        let mut schema = "steward".to_owned();
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", v)) => schema = v.to_owned(),
+                _ => kept.push(pair),
+            }
+        }
+        if !steward_queue::url::valid_table(&schema) || schema.contains('.') {
+            return Err(format!("schema={schema:?} must be a plain SQL name (letters, digits, _)"));
+        }
+        let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        match steward_queue::QueueUrl::parse(&rest) {
+            Ok(steward_queue::QueueUrl::Postgres(url)) => Ok(Self::Postgres { url, schema }),
+            Ok(_) => Err("not a postgres:// URL".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The file, for a SQLite journal.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::File(p) => Some(p),
+            Self::Postgres { .. } => None,
+        }
+    }
+}
+
 impl Journal {
-    /// Opens the journal at `path`, creating it (and its schema) if needed.
+    /// Opens the SQLite journal at `path`, creating it (and its schema) if needed.
     ///
     /// # Errors
     /// The file cannot be opened or created, or was written by a newer steward.
@@ -321,9 +411,46 @@ impl Journal {
                 }
             }
         }
-        let j = Self { conn, audit: None };
-        j.init(path)?;
+        let j = Self { db: Db::Lite(conn), audit: None };
+        j.init_lite(path)?;
         Ok(j)
+    }
+
+    /// Opens the journal wherever it lives, creating its schema if needed.
+    ///
+    /// # Errors
+    /// As [`Journal::open`]; for PostgreSQL, the server cannot be reached
+    /// or refuses.
+    pub fn open_at(at: &JournalAt) -> Result<Self> {
+        match at {
+            JournalAt::File(p) => Self::open(p),
+            JournalAt::Postgres { url, schema } => {
+                let j = Self { db: Db::Pg(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone()))), audit: None };
+                j.init_pg(at)?;
+                Ok(j)
+            }
+        }
+    }
+
+    /// [`Journal::open_existing`] wherever the journal lives. A PostgreSQL
+    /// journal whose schema was never created is `None`.
+    ///
+    /// # Errors
+    /// As [`Journal::open_at`].
+    pub fn open_existing_at(at: &JournalAt) -> Result<Option<Self>> {
+        match at {
+            JournalAt::File(p) => Self::open_existing(p),
+            JournalAt::Postgres { url, schema } => {
+                let j = Self { db: Db::Pg(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone()))), audit: None };
+                match j.pg_version()? {
+                    None => Ok(None),
+                    Some(v) if v > SCHEMA_VERSION => {
+                        Err(JournalError::TooNew { path: PathBuf::from(at.to_string()), found: v, supported: SCHEMA_VERSION })
+                    }
+                    Some(_) => Ok(Some(j)),
+                }
+            }
+        }
     }
 
     /// Opens an existing journal for reading; `None` when there is none yet.
@@ -349,11 +476,11 @@ impl Journal {
             // Created but never initialised (a crash at the first open): nothing to read.
             return Ok(None);
         }
-        Ok(Some(Self { conn, audit: None }))
+        Ok(Some(Self { db: Db::Lite(conn), audit: None }))
     }
 
-    fn init(&self, path: &Path) -> Result<()> {
-        let c = &self.conn;
+    fn init_lite(&self, path: &Path) -> Result<()> {
+        let Some(c) = self.db.lite_conn() else { return Ok(()) };
         c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql("setting the busy timeout"))?;
         c.pragma_update(None, "journal_mode", "WAL").map_err(sql("enabling WAL"))?;
         // FULL: a decision is on disk before its action starts.
@@ -370,6 +497,45 @@ impl Journal {
         Ok(())
     }
 
+    /// The PostgreSQL journal's schema version; `None` before its tables exist.
+    fn pg_version(&self) -> Result<Option<i64>> {
+        let exists: bool = self.db.one(
+            "reading the schema version",
+            "SELECT to_regclass('journal_version') IS NOT NULL",
+            &[],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(None);
+        }
+        self.db.opt("reading the schema version", "SELECT version FROM journal_version", &[], |r| r.get(0))
+    }
+
+    fn init_pg(&self, at: &JournalAt) -> Result<()> {
+        // Replicas starting together create the schema once: the first
+        // takes the writers' lock, the others find it made.
+        self.db.tx("creating the schema", |db| {
+            db.batch("creating the schema", "CREATE TABLE IF NOT EXISTS journal_version (version BIGINT NOT NULL)")?;
+            let version: Option<i64> =
+                db.opt("reading the schema version", "SELECT version FROM journal_version", &[], |r| r.get(0))?;
+            let version = version.unwrap_or(0);
+            if version > SCHEMA_VERSION {
+                return Err(JournalError::TooNew { path: PathBuf::from(at.to_string()), found: version, supported: SCHEMA_VERSION });
+            }
+            if version < SCHEMA_VERSION {
+                db.batch("creating the schema", &db::pg_schema(SCHEMA))?;
+                db.exec("recording the schema version", "DELETE FROM journal_version", &[])?;
+                db.exec("recording the schema version", "INSERT INTO journal_version (version) VALUES (?1)", p![SCHEMA_VERSION])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether this journal is on PostgreSQL (shared by replicas).
+    pub fn is_shared(&self) -> bool {
+        self.db.is_pg()
+    }
+
     /// The target this journal belongs to (the coordination directory it
     /// was first written for), if recorded. Journals of steward 0.1.0 have
     /// none.
@@ -377,18 +543,18 @@ impl Journal {
     /// # Errors
     /// The journal cannot be read.
     pub fn owner(&self) -> Result<Option<String>> {
-        let has_meta: bool = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| r.get::<_, i64>(0))
-            .map_err(sql("reading the journal's owner"))?
-            > 0;
-        if !has_meta {
-            return Ok(None);
+        if !self.db.is_pg() {
+            let has_meta: i64 = self.db.one(
+                "reading the journal's owner",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                &[],
+                |r| r.get(0),
+            )?;
+            if has_meta == 0 {
+                return Ok(None);
+            }
         }
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| r.get(0))
-            .optional()
-            .map_err(sql("reading the journal's owner"))
+        self.db.opt("reading the journal's owner", "SELECT value FROM meta WHERE key = 'target'", &[], |r| r.get(0))
     }
 
     /// Records the target this journal belongs to, unless one is recorded.
@@ -396,9 +562,11 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn claim(&self, target: &str) -> Result<()> {
-        self.conn
-            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('target', ?1)", params![target])
-            .map_err(sql("recording the journal's owner"))?;
+        self.db.exec(
+            "recording the journal's owner",
+            "INSERT INTO meta (key, value) VALUES ('target', ?1) ON CONFLICT DO NOTHING",
+            p![target],
+        )?;
         Ok(())
     }
 
@@ -409,28 +577,27 @@ impl Journal {
     pub fn record_cycle(&self, c: &CycleStart<'_>) -> Result<()> {
         let m = c.metrics;
         let metrics = serde_json::to_string(m).map_err(|e| JournalError::Corrupt { id: c.id.into(), message: e.to_string() })?;
-        self.conn
-            .execute(
-                "INSERT INTO cycles (id, ts, policy, dry_run, health_score, health_state, work_queue_size, in_flight, completed, failed, active_agents, recommended_agents, warnings, metrics)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    c.id,
-                    c.ts,
-                    c.policy,
-                    c.dry_run,
-                    m.health_score,
-                    m.health_state.as_str(),
-                    m.work_queue_size as i64,
-                    m.in_flight as i64,
-                    m.completed as i64,
-                    m.failed as i64,
-                    m.active_agents as i64,
-                    c.recommended_agents,
-                    c.warnings as i64,
-                    metrics
-                ],
-            )
-            .map_err(sql("recording a cycle"))?;
+        self.db.exec(
+            "recording a cycle",
+            "INSERT INTO cycles (id, ts, policy, dry_run, health_score, health_state, work_queue_size, in_flight, completed, failed, active_agents, recommended_agents, warnings, metrics)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            p![
+                c.id,
+                c.ts,
+                c.policy,
+                c.dry_run,
+                m.health_score,
+                m.health_state.as_str(),
+                m.work_queue_size,
+                m.in_flight,
+                m.completed,
+                m.failed,
+                m.active_agents,
+                c.recommended_agents,
+                c.warnings,
+                metrics
+            ],
+        )?;
         Ok(())
     }
 
@@ -474,34 +641,18 @@ impl Journal {
                 })
                 .collect()
         };
-        self.write_with_audit("recording a decision", ts, records, |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "INSERT INTO decisions (id, cycle_id, ts, type, priority, confidence, scale_from, scale_to, verdict, guard, guard_reason, notes, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )
-                .map_err(sql("recording a decision"))?;
+        self.write_with_audit("recording a decision", ts, records, |db| {
             for ((d, v), (body, notes)) in decisions.iter().zip(&rows) {
                 let (from, to) = match d.action {
                     Action::Scale { from, to } => (Some(from), Some(to)),
                     _ => (None, None),
                 };
-                stmt.execute(params![
-                    d.id,
-                    cycle_id,
-                    ts,
-                    d.kind.as_str(),
-                    d.priority,
-                    d.confidence,
-                    from,
-                    to,
-                    v.verdict,
-                    v.guard,
-                    v.reason,
-                    notes,
-                    body.to_string()
-                ])
-                .map_err(sql("recording a decision"))?;
+                db.exec(
+                    "recording a decision",
+                    "INSERT INTO decisions (id, cycle_id, ts, type, priority, confidence, scale_from, scale_to, verdict, guard, guard_reason, notes, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    p![d.id, cycle_id, ts, d.kind.as_str(), d.priority, d.confidence, from, to, v.verdict, v.guard, v.reason, notes, body.to_string()],
+                )?;
             }
             Ok(())
         })
@@ -512,19 +663,19 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn record_outcome(&self, decision_id: &str, ts: UnixMs, o: &Outcome) -> Result<()> {
-        let duration = i64::try_from(o.duration_ms).unwrap_or(i64::MAX);
         let record = || {
             vec![NewRecord::new(
                 "outcome",
                 serde_json::json!({"decision_id": decision_id, "result": o.result.as_str(), "reason": o.reason, "duration_ms": o.duration_ms}),
             )]
         };
-        self.write_with_audit("recording an outcome", ts, record, |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO outcomes (decision_id, ts, result, reason, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![decision_id, ts, o.result.as_str(), o.reason, duration],
-            )
-            .map_err(sql("recording an outcome"))?;
+        self.write_with_audit("recording an outcome", ts, record, |db| {
+            db.exec(
+                "recording an outcome",
+                "INSERT INTO outcomes (decision_id, ts, result, reason, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (decision_id) DO UPDATE SET ts = excluded.ts, result = excluded.result, reason = excluded.reason, duration_ms = excluded.duration_ms",
+                p![decision_id, ts, o.result.as_str(), o.reason, o.duration_ms],
+            )?;
             Ok(())
         })
     }
@@ -537,15 +688,12 @@ impl Journal {
     /// # Errors
     /// The journal cannot be read or written.
     pub fn mark_interrupted(&self, ts: UnixMs) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT d.id FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.id WHERE o.decision_id IS NULL ORDER BY d.id")
-            .map_err(sql("finding interrupted decisions"))?;
-        let ids: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(sql("finding interrupted decisions"))?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(sql("finding interrupted decisions"))?;
+        let ids: Vec<String> = self.db.all(
+            "finding interrupted decisions",
+            "SELECT d.id FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.id WHERE o.decision_id IS NULL ORDER BY d.id",
+            &[],
+            |r| r.get(0),
+        )?;
         let reason =
             "its cycle stopped before the outcome was recorded (steward was stopped mid-action); check whether the action took effect";
         for id in &ids {
@@ -559,7 +707,7 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn finish_cycle(&self, cycle_id: &str, ts: UnixMs) -> Result<()> {
-        self.conn.execute("UPDATE cycles SET finished_ts = ?2 WHERE id = ?1", params![cycle_id, ts]).map_err(sql("finishing a cycle"))?;
+        self.db.exec("finishing a cycle", "UPDATE cycles SET finished_ts = ?2 WHERE id = ?1", p![cycle_id, ts])?;
         Ok(())
     }
 
@@ -570,48 +718,40 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn history(&self, now: UnixMs, max_cycles: usize, since_ms: i64) -> Result<History> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT ts, work_queue_size, in_flight, completed, failed, active_agents, recommended_agents
-                 FROM cycles WHERE ts <= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
-            )
-            .map_err(sql("reading history"))?;
-        let mut cycles = stmt
-            .query_map(params![now, max_cycles as i64], |r| {
+        let nonneg = |v: i64| v.max(0) as u64;
+        let mut cycles = self.db.all(
+            "reading history",
+            "SELECT ts, work_queue_size, in_flight, completed, failed, active_agents, recommended_agents
+             FROM cycles WHERE ts <= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
+            p![now, max_cycles],
+            |r| {
                 Ok(CycleSummary {
                     ts: r.get(0)?,
-                    work_queue_size: r.get::<_, i64>(1)?.max(0) as u64,
-                    in_flight: r.get::<_, i64>(2)?.max(0) as u64,
-                    completed: r.get::<_, i64>(3)?.max(0) as u64,
-                    failed: r.get::<_, i64>(4)?.max(0) as u64,
-                    active_agents: r.get::<_, i64>(5)?.max(0) as u64,
-                    recommended_agents: r.get::<_, Option<i64>>(6)?.and_then(|v| u32::try_from(v).ok()),
+                    work_queue_size: nonneg(r.get(1)?),
+                    in_flight: nonneg(r.get(2)?),
+                    completed: nonneg(r.get(3)?),
+                    failed: nonneg(r.get(4)?),
+                    active_agents: nonneg(r.get(5)?),
+                    recommended_agents: r.get::<Option<i64>>(6)?.and_then(|v| u32::try_from(v).ok()),
                 })
-            })
-            .map_err(sql("reading history"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("reading history"))?;
+            },
+        )?;
         cycles.reverse();
 
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        let actions = self
+            .db
+            .all(
+                "reading outcomes",
                 "SELECT o.ts, d.type, o.result, d.scale_from, d.scale_to FROM outcomes o JOIN decisions d ON d.id = o.decision_id
-                 WHERE o.ts >= ?1 OR o.rowid IN (SELECT rowid FROM outcomes ORDER BY ts DESC LIMIT ?2)
+                 WHERE o.ts >= ?1 OR o.decision_id IN (SELECT decision_id FROM outcomes ORDER BY ts DESC LIMIT ?2)
                  ORDER BY o.ts ASC, d.id ASC",
-            )
-            .map_err(sql("reading outcomes"))?;
-        let actions = stmt
-            .query_map(params![now.saturating_sub(since_ms), steward_core::history::MIN_ACTIONS as i64], |r| {
-                let result: String = r.get(2)?;
-                let from: Option<i64> = r.get(3)?;
-                let to: Option<i64> = r.get(4)?;
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, result, from.zip(to)))
-            })
-            .map_err(sql("reading outcomes"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("reading outcomes"))?
+                p![now.saturating_sub(since_ms), steward_core::history::MIN_ACTIONS],
+                |r| {
+                    let from: Option<i64> = r.get(3)?;
+                    let to: Option<i64> = r.get(4)?;
+                    Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, from.zip(to)))
+                },
+            )?
             .into_iter()
             .filter_map(|(ts, kind, result, scale)| {
                 Some(ActionRecord {
@@ -633,16 +773,16 @@ impl Journal {
         if samples.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(sql("recording samples"))?;
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO samples (ts, component, metric, value) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sql("recording samples"))?;
+        self.db.tx("recording samples", |db| {
             for s in samples {
-                stmt.execute(params![s.ts, s.component, s.metric, s.value]).map_err(sql("recording samples"))?;
+                db.exec(
+                    "recording samples",
+                    "INSERT INTO samples (ts, component, metric, value) VALUES (?1, ?2, ?3, ?4)",
+                    p![s.ts, s.component, s.metric, s.value],
+                )?;
             }
-        }
-        tx.commit().map_err(sql("recording samples"))
+            Ok(())
+        })
     }
 
     /// Readings since `since`, oldest first, at most `limit` (the newest).
@@ -650,16 +790,12 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn samples(&self, since: UnixMs, limit: usize) -> Result<Vec<Sample>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT ts, component, metric, value FROM (SELECT rowid, * FROM samples WHERE ts >= ?1 ORDER BY ts DESC, rowid DESC LIMIT ?2) ORDER BY ts ASC, rowid ASC")
-            .map_err(sql("reading samples"))?;
-        let rows = stmt
-            .query_map(params![since, limit as i64], |r| {
-                Ok(Sample { ts: r.get(0)?, component: r.get(1)?, metric: r.get(2)?, value: r.get(3)? })
-            })
-            .map_err(sql("reading samples"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("reading samples"))
+        self.db.all(
+            "reading samples",
+            "SELECT ts, component, metric, value FROM (SELECT ts, component, metric, value, rowid FROM samples WHERE ts >= ?1 ORDER BY ts DESC, rowid DESC LIMIT ?2) AS s ORDER BY ts ASC, rowid ASC",
+            p![since, limit],
+            |r| Ok(Sample { ts: r.get(0)?, component: r.get(1)?, metric: r.get(2)?, value: r.get(3)? }),
+        )
     }
 
     /// The most recent decisions with their outcomes, newest first.
@@ -667,7 +803,7 @@ impl Journal {
     /// # Errors
     /// A read failed or a stored decision is corrupt.
     pub fn recent_decisions(&self, limit: usize) -> Result<Vec<DecisionEntry>> {
-        self.query_entries("ORDER BY d.ts DESC, d.id DESC LIMIT ?1", params![limit as i64])
+        self.query_entries("ORDER BY d.ts DESC, d.id DESC LIMIT ?1", p![limit])
     }
 
     /// Decisions made since `since`, newest first, at most `limit`.
@@ -675,7 +811,7 @@ impl Journal {
     /// # Errors
     /// A read failed or a stored decision is corrupt.
     pub fn decisions_since(&self, since: UnixMs, limit: usize) -> Result<Vec<DecisionEntry>> {
-        self.query_entries("WHERE d.ts >= ?1 ORDER BY d.ts DESC, d.id DESC LIMIT ?2", params![since, limit as i64])
+        self.query_entries("WHERE d.ts >= ?1 ORDER BY d.ts DESC, d.id DESC LIMIT ?2", p![since, limit])
     }
 
     /// One decision with its outcome.
@@ -683,51 +819,40 @@ impl Journal {
     /// # Errors
     /// A read failed or the stored decision is corrupt.
     pub fn decision(&self, id: &str) -> Result<Option<DecisionEntry>> {
-        Ok(self.query_entries("WHERE d.id = ?1", params![id])?.into_iter().next())
+        Ok(self.query_entries("WHERE d.id = ?1", p![id])?.into_iter().next())
     }
 
-    fn query_entries(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<DecisionEntry>> {
+    fn query_entries(&self, tail: &str, args: &[db::P<'_>]) -> Result<Vec<DecisionEntry>> {
         let q = format!(
             "SELECT d.id, d.cycle_id, d.ts, d.verdict, d.guard, d.notes, d.body, o.result, o.reason, o.duration_ms, o.ts
              FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.id {tail}"
         );
-        let mut stmt = self.conn.prepare(&q).map_err(sql("reading decisions"))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<i64>>(9)?,
-                    r.get::<_, Option<i64>>(10)?,
-                ))
+        self.db.all("reading decisions", &q, args, |r| {
+            let id: String = r.get(0)?;
+            let corrupt = |message: String| JournalError::Corrupt { id: id.clone(), message };
+            let body: String = r.get(6)?;
+            let notes: String = r.get(5)?;
+            let decision: Decision = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+            let notes: Vec<String> = serde_json::from_str(&notes).map_err(|e| corrupt(e.to_string()))?;
+            let outcome = match (r.get::<Option<String>>(7)?, r.get::<Option<i64>>(10)?) {
+                (Some(result), Some(ots)) => Some(OutcomeEntry {
+                    result: result.parse().map_err(corrupt)?,
+                    reason: r.get::<Option<String>>(8)?.unwrap_or_default(),
+                    duration_ms: r.get::<Option<i64>>(9)?.unwrap_or(0).max(0) as u64,
+                    timestamp: format_rfc3339(ots),
+                }),
+                _ => None,
+            };
+            Ok(DecisionEntry {
+                decision,
+                cycle_id: r.get(1)?,
+                timestamp: format_rfc3339(r.get(2)?),
+                verdict: r.get(3)?,
+                guard: r.get(4)?,
+                notes,
+                outcome,
             })
-            .map_err(sql("reading decisions"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("reading decisions"))?;
-        rows.into_iter()
-            .map(|(id, cycle_id, ts, verdict, guard, notes, body, result, reason, duration, ots)| {
-                let corrupt = |message: String| JournalError::Corrupt { id: id.clone(), message };
-                let decision: Decision = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-                let notes: Vec<String> = serde_json::from_str(&notes).map_err(|e| corrupt(e.to_string()))?;
-                let outcome = match (result, ots) {
-                    (Some(result), Some(ots)) => Some(OutcomeEntry {
-                        result: result.parse().map_err(corrupt)?,
-                        reason: reason.unwrap_or_default(),
-                        duration_ms: duration.unwrap_or(0).max(0) as u64,
-                        timestamp: format_rfc3339(ots),
-                    }),
-                    _ => None,
-                };
-                Ok(DecisionEntry { decision, cycle_id, timestamp: format_rfc3339(ts), verdict, guard, notes, outcome })
-            })
-            .collect()
+        })
     }
 
     /// Records a component event (a worker started, crashed, was adopted;
@@ -748,12 +873,12 @@ impl Journal {
                 serde_json::json!({"event": kind, "subject": subject, "message": message, "decision_id": decision_id}),
             )]
         };
-        self.write_with_audit("recording an event", ts, record, |c| {
-            c.execute(
+        self.write_with_audit("recording an event", ts, record, |db| {
+            db.exec(
+                "recording an event",
                 "INSERT INTO events (ts, kind, subject, message, decision_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![ts, kind, subject, message, decision_id],
-            )
-            .map_err(sql("recording an event"))?;
+                p![ts, kind, subject, message, decision_id],
+            )?;
             Ok(())
         })
     }
@@ -763,12 +888,11 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<EventEntry>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT ts, kind, subject, message, decision_id FROM events ORDER BY seq DESC LIMIT ?1")
-            .map_err(sql("reading events"))?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
+        self.db.all(
+            "reading events",
+            "SELECT ts, kind, subject, message, decision_id FROM events ORDER BY seq DESC LIMIT ?1",
+            p![limit],
+            |r| {
                 Ok(EventEntry {
                     timestamp: format_rfc3339(r.get(0)?),
                     kind: r.get(1)?,
@@ -776,9 +900,8 @@ impl Journal {
                     message: r.get(3)?,
                     decision_id: r.get(4)?,
                 })
-            })
-            .map_err(sql("reading events"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("reading events"))
+            },
+        )
     }
 
     /// Retention: removes cycles older than `before` that no decision
@@ -789,31 +912,44 @@ impl Journal {
     /// # Errors
     /// The write failed.
     pub fn prune_history(&self, before: UnixMs) -> Result<u64> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql("pruning the journal"))?;
-        let mut n = tx
-            .execute(
+        self.db.tx("pruning the journal", |db| {
+            let mut n = db.exec(
+                "pruning old cycles",
                 "DELETE FROM cycles WHERE ts < ?1 AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.cycle_id = cycles.id)",
-                params![before],
-            )
-            .map_err(sql("pruning old cycles"))?;
-        n += tx.execute("DELETE FROM samples WHERE ts < ?1", params![before]).map_err(sql("pruning old samples"))?;
-        n += tx
-            .execute("DELETE FROM tasks WHERE state IN ('done', 'resolved') AND finished_at < ?1", params![before])
-            .map_err(sql("pruning finished tasks"))?;
-        tx.commit().map_err(sql("pruning the journal"))?;
-        Ok(n as u64)
+                p![before],
+            )?;
+            n += db.exec("pruning old samples", "DELETE FROM samples WHERE ts < ?1", p![before])?;
+            n += db.exec(
+                "pruning finished tasks",
+                "DELETE FROM tasks WHERE state IN ('done', 'resolved') AND finished_at < ?1",
+                p![before],
+            )?;
+            Ok(n)
+        })
     }
 
-    /// Runs SQLite's integrity check; `Ok(())` when it says "ok".
+    /// Checks the database: SQLite's integrity check on a file; on
+    /// PostgreSQL (which keeps its own pages' checksums) that every table
+    /// of the journal is there and readable. `Ok(())` when all is well.
     ///
     /// # Errors
     /// The check failed or found problems (listed in the message).
     pub fn integrity_check(&self) -> Result<()> {
-        let problems: Vec<String> = {
-            let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(sql("checking integrity"))?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql("checking integrity"))?;
-            rows.collect::<Result<_, _>>().map_err(sql("checking integrity"))?
+        let problems: Vec<String> = if self.db.is_pg() {
+            let mut missing = Vec::new();
+            for t in TABLES {
+                let q = format!("SELECT count(*) FROM {t}");
+                if let Err(e) = self.db.one("checking integrity", &q, &[], |r| r.get::<i64>(0)) {
+                    missing.push(format!("{t}: {e}"));
+                }
+            }
+            if missing.is_empty() {
+                vec!["ok".into()]
+            } else {
+                missing
+            }
+        } else {
+            self.db.all("checking integrity", "PRAGMA integrity_check", &[], |r| r.get(0))?
         };
         if problems == ["ok"] {
             Ok(())
@@ -827,7 +963,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn cycle_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM cycles", [], |r| r.get(0)).map_err(sql("counting cycles"))?;
+        let n: i64 = self.db.one("counting cycles", "SELECT COUNT(*) FROM cycles", &[], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
 
@@ -836,12 +972,26 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn last_cycle_id(&self) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT id FROM cycles ORDER BY ts DESC, id DESC LIMIT 1", [], |r| r.get(0))
-            .optional()
-            .map_err(sql("reading the last cycle"))
+        self.db.opt("reading the last cycle", "SELECT id FROM cycles ORDER BY ts DESC, id DESC LIMIT 1", &[], |r| r.get(0))
     }
 }
+
+/// The journal's tables, in an order that keeps references valid when
+/// copied one after another.
+pub const TABLES: [&str; 12] = [
+    "meta",
+    "cycles",
+    "decisions",
+    "outcomes",
+    "events",
+    "samples",
+    "tasks",
+    "audit",
+    "audit_checkpoint",
+    "incidents",
+    "incident_timeline",
+    "incident_actions",
+];
 
 #[cfg(test)]
 mod tests;

@@ -7,12 +7,12 @@
 //! someone retries it (`retry_dead`), so a collector that keeps failing is
 //! not run again every hour.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::db::{p, Row, ToP, P};
 use serde::Serialize;
 use steward_core::reconcile::{GapKind, Priority};
 use steward_core::time::UnixMs;
 
-use crate::{sql, Journal, Result};
+use crate::{Journal, Result};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -140,16 +140,16 @@ pub struct TaskCounts {
 const COLUMNS: &str =
     "id, dataset, key, partition, kind, priority, state, attempts, created_at, not_before, last_error, owner, started_at, finished_at";
 
-fn task(r: &Row<'_>) -> rusqlite::Result<Task> {
+fn task(r: &Row) -> Result<Task> {
     Ok(Task {
         id: r.get(0)?,
         dataset: r.get(1)?,
         key: r.get(2)?,
         partition: r.get(3)?,
-        kind: GapKind::parse(&r.get::<_, String>(4)?).unwrap_or(GapKind::Missing),
-        priority: Priority::parse(&r.get::<_, String>(5)?).unwrap_or_default(),
-        state: TaskState::parse(&r.get::<_, String>(6)?),
-        attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+        kind: GapKind::parse(&r.get::<String>(4)?).unwrap_or(GapKind::Missing),
+        priority: Priority::parse(&r.get::<String>(5)?).unwrap_or_default(),
+        state: TaskState::parse(&r.get::<String>(6)?),
+        attempts: r.get::<i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
         created_at: r.get(8)?,
         not_before: r.get(9)?,
         last_error: r.get(10)?,
@@ -161,12 +161,17 @@ fn task(r: &Row<'_>) -> rusqlite::Result<Task> {
 
 impl Journal {
     /// Whether the journal has a task queue (journals older than schema 5,
-    /// opened read-only, do not).
+    /// opened read-only, do not; a PostgreSQL journal always has one).
     fn has_tasks(&self) -> Result<bool> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasks'", [], |r| r.get(0))
-            .map_err(sql("looking for the task queue"))?;
+        if self.db.is_pg() {
+            return Ok(true);
+        }
+        let n: i64 = self.db.one(
+            "looking for the task queue",
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasks'",
+            &[],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
 
@@ -176,23 +181,18 @@ impl Journal {
     /// # Errors
     /// A write failed (nothing is queued then).
     pub fn queue_tasks<'a>(&mut self, tasks: impl IntoIterator<Item = &'a NewTask>, now: UnixMs) -> Result<u64> {
-        let tx = self.conn.transaction().map_err(sql("queueing tasks"))?;
-        let mut added = 0;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO tasks (dataset, key, partition, kind, priority, rank, state, attempts, created_at, not_before)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7)",
-                )
-                .map_err(sql("queueing tasks"))?;
+        self.db.tx("queueing tasks", |db| {
+            let mut added = 0;
             for t in tasks {
-                added += stmt
-                    .execute(params![t.dataset, t.key, t.partition, t.kind.as_str(), t.priority.as_str(), t.priority.rank(), now])
-                    .map_err(sql("queueing a task"))? as u64;
+                added += db.exec(
+                    "queueing a task",
+                    "INSERT INTO tasks (dataset, key, partition, kind, priority, rank, state, attempts, created_at, not_before)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7) ON CONFLICT DO NOTHING",
+                    p![t.dataset, t.key, t.partition, t.kind.as_str(), t.priority.as_str(), t.priority.rank(), now],
+                )?;
             }
-        }
-        tx.commit().map_err(sql("queueing tasks"))?;
-        Ok(added)
+            Ok(added)
+        })
     }
 
     /// Open tasks (queued, running, dead) of a dataset: id, key and state.
@@ -203,14 +203,12 @@ impl Journal {
         if !self.has_tasks()? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, key, state FROM tasks WHERE dataset = ?1 AND state IN ('queued', 'running', 'dead')")
-            .map_err(sql("reading open tasks"))?;
-        let rows = stmt
-            .query_map(params![dataset], |r| Ok((r.get(0)?, r.get(1)?, TaskState::parse(&r.get::<_, String>(2)?))))
-            .map_err(sql("reading open tasks"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("reading open tasks"))
+        self.db.all(
+            "reading open tasks",
+            "SELECT id, key, state FROM tasks WHERE dataset = ?1 AND state IN ('queued', 'running', 'dead')",
+            p![dataset],
+            |r| Ok((r.get(0)?, r.get(1)?, TaskState::parse(&r.get::<String>(2)?))),
+        )
     }
 
     /// Marks queued or dead tasks resolved: their gap closed without them.
@@ -219,18 +217,17 @@ impl Journal {
     /// # Errors
     /// A write failed.
     pub fn resolve_tasks(&mut self, ids: &[i64], now: UnixMs) -> Result<u64> {
-        let tx = self.conn.transaction().map_err(sql("resolving tasks"))?;
-        let mut n = 0;
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE tasks SET state = 'resolved', finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'dead')")
-                .map_err(sql("resolving tasks"))?;
+        self.db.tx("resolving tasks", |db| {
+            let mut n = 0;
             for id in ids {
-                n += stmt.execute(params![id, now]).map_err(sql("resolving a task"))? as u64;
+                n += db.exec(
+                    "resolving a task",
+                    "UPDATE tasks SET state = 'resolved', finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'dead')",
+                    p![id, now],
+                )?;
             }
-        }
-        tx.commit().map_err(sql("resolving tasks"))?;
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// Queued tasks ready at `now`: highest priority first, oldest first
@@ -241,7 +238,7 @@ impl Journal {
     pub fn ready_tasks(&self, now: UnixMs, limit: usize) -> Result<Vec<Task>> {
         self.select_tasks(
             &format!("SELECT {COLUMNS} FROM tasks WHERE state = 'queued' AND not_before <= ?1 ORDER BY rank, created_at, id LIMIT ?2"),
-            params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+            p![now, limit],
         )
     }
 
@@ -256,14 +253,14 @@ impl Journal {
             return self.ready_tasks(now, limit);
         }
         let marks = (0..exclude.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
-        let mut p: Vec<rusqlite::types::Value> = vec![now.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
-        p.extend(exclude.iter().map(|d| rusqlite::types::Value::from((*d).to_owned())));
+        let mut ps: Vec<P<'_>> = vec![now.to_p(), limit.to_p()];
+        ps.extend(exclude.iter().map(|d| P::Text(d)));
         self.select_tasks(
             &format!(
                 "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' AND not_before <= ?1 AND dataset NOT IN ({marks})
                  ORDER BY rank, created_at, id LIMIT ?2"
             ),
-            rusqlite::params_from_iter(p),
+            &ps,
         )
     }
 
@@ -275,12 +272,12 @@ impl Journal {
         if !self.has_tasks()? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT dataset, MAX(started_at) FROM tasks WHERE started_at IS NOT NULL GROUP BY dataset")
-            .map_err(sql("reading when tasks started"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("reading when tasks started"))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(sql("reading when tasks started"))
+        self.db.all(
+            "reading when tasks started",
+            "SELECT dataset, MAX(started_at) FROM tasks WHERE started_at IS NOT NULL GROUP BY dataset",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Whether `dataset` has a queued task ready at `now`.
@@ -291,13 +288,12 @@ impl Journal {
         if !self.has_tasks()? {
             return Ok(false);
         }
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' AND dataset = ?1 AND not_before <= ?2)",
-                params![dataset, now],
-                |r| r.get::<_, bool>(0),
-            )
-            .map_err(sql("reading the task queue"))
+        self.db.one(
+            "reading the task queue",
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' AND dataset = ?1 AND not_before <= ?2)",
+            p![dataset, now],
+            |r| r.get::<bool>(0),
+        )
     }
 
     /// Every queued task in the order they would run (for `--dry-run`).
@@ -305,10 +301,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn queued_tasks(&self, limit: usize) -> Result<Vec<Task>> {
-        self.select_tasks(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY rank, created_at, id LIMIT ?1"),
-            params![i64::try_from(limit).unwrap_or(i64::MAX)],
-        )
+        self.select_tasks(&format!("SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY rank, created_at, id LIMIT ?1"), p![limit])
     }
 
     /// Tasks in `states` (all when empty), newest first.
@@ -321,10 +314,7 @@ impl Journal {
         } else {
             format!("WHERE state IN ({})", states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", "))
         };
-        self.select_tasks(
-            &format!("SELECT {COLUMNS} FROM tasks {filter} ORDER BY id DESC LIMIT ?1"),
-            params![i64::try_from(limit).unwrap_or(i64::MAX)],
-        )
+        self.select_tasks(&format!("SELECT {COLUMNS} FROM tasks {filter} ORDER BY id DESC LIMIT ?1"), p![limit])
     }
 
     /// One task.
@@ -332,16 +322,14 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn task(&self, id: i64) -> Result<Option<Task>> {
-        Ok(self.select_tasks(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"), params![id])?.pop())
+        Ok(self.select_tasks(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"), p![id])?.pop())
     }
 
-    fn select_tasks(&self, query: &str, p: impl rusqlite::Params) -> Result<Vec<Task>> {
+    fn select_tasks(&self, query: &str, ps: &[P<'_>]) -> Result<Vec<Task>> {
         if !self.has_tasks()? {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached(query).map_err(sql("reading tasks"))?;
-        let rows = stmt.query_map(p, task).map_err(sql("reading tasks"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("reading tasks"))
+        self.db.all("reading tasks", query, ps, task)
     }
 
     /// When the next queued task becomes ready.
@@ -352,11 +340,7 @@ impl Journal {
         if !self.has_tasks()? {
             return Ok(None);
         }
-        self.conn
-            .query_row("SELECT min(not_before) FROM tasks WHERE state = 'queued'", [], |r| r.get(0))
-            .optional()
-            .map(Option::flatten)
-            .map_err(sql("reading the task queue"))
+        self.db.one("reading the task queue", "SELECT min(not_before) FROM tasks WHERE state = 'queued'", &[], |r| r.get(0))
     }
 
     /// Takes a queued task for a run: `false` if it is no longer queued
@@ -365,13 +349,11 @@ impl Journal {
     /// # Errors
     /// A write failed.
     pub fn start_task(&self, id: i64, owner: &str, now: UnixMs) -> Result<bool> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE tasks SET state = 'running', owner = ?2, started_at = ?3 WHERE id = ?1 AND state = 'queued'",
-                params![id, owner, now],
-            )
-            .map_err(sql("starting a task"))?;
+        let n = self.db.exec(
+            "starting a task",
+            "UPDATE tasks SET state = 'running', owner = ?2, started_at = ?3 WHERE id = ?1 AND state = 'queued'",
+            p![id, owner, now],
+        )?;
         Ok(n == 1)
     }
 
@@ -380,25 +362,29 @@ impl Journal {
     /// # Errors
     /// A write failed.
     pub fn finish_task(&self, id: i64, outcome: &TaskOutcome, now: UnixMs) -> Result<()> {
-        let (query, p): (&str, Vec<rusqlite::types::Value>) = match outcome {
-            TaskOutcome::Done => (
+        let what = "finishing a task";
+        match outcome {
+            TaskOutcome::Done => self.db.exec(
+                what,
                 "UPDATE tasks SET state = 'done', attempts = attempts + 1, finished_at = ?2, last_error = NULL, owner = NULL WHERE id = ?1",
-                vec![id.into(), now.into()],
+                p![id, now],
             ),
-            TaskOutcome::Retry { not_before, error } => (
+            TaskOutcome::Retry { not_before, error } => self.db.exec(
+                what,
                 "UPDATE tasks SET state = 'queued', attempts = attempts + 1, not_before = ?2, last_error = ?3, owner = NULL WHERE id = ?1",
-                vec![id.into(), (*not_before).into(), error.clone().into()],
+                p![id, not_before, error],
             ),
-            TaskOutcome::Dead { error } => (
+            TaskOutcome::Dead { error } => self.db.exec(
+                what,
                 "UPDATE tasks SET state = 'dead', attempts = attempts + 1, finished_at = ?2, last_error = ?3, owner = NULL WHERE id = ?1",
-                vec![id.into(), now.into(), error.clone().into()],
+                p![id, now, error],
             ),
-            TaskOutcome::Requeue { error } => (
+            TaskOutcome::Requeue { error } => self.db.exec(
+                what,
                 "UPDATE tasks SET state = 'queued', not_before = ?2, last_error = ?3, owner = NULL WHERE id = ?1",
-                vec![id.into(), now.into(), error.clone().into()],
+                p![id, now, error],
             ),
-        };
-        self.conn.execute(query, rusqlite::params_from_iter(p)).map_err(sql("finishing a task"))?;
+        }?;
         Ok(())
     }
 
@@ -434,14 +420,12 @@ impl Journal {
         let mut out = Vec::new();
         for t in running.into_iter().filter(|t| t.owner.as_deref() == Some(owner) && !held(t.id)) {
             let why = format!("an earlier run of this orchestrator ({owner}) stopped without finishing it");
-            let n = self
-                .conn
-                .execute(
-                    "UPDATE tasks SET state = 'queued', not_before = ?2, last_error = ?3, owner = NULL
-                     WHERE id = ?1 AND state = 'running' AND owner = ?4",
-                    params![t.id, now, why, owner],
-                )
-                .map_err(sql("requeueing a task"))?;
+            let n = self.db.exec(
+                "requeueing a task",
+                "UPDATE tasks SET state = 'queued', not_before = ?2, last_error = ?3, owner = NULL
+                 WHERE id = ?1 AND state = 'running' AND owner = ?4",
+                p![t.id, now, why, owner],
+            )?;
             if n == 1 {
                 out.push(t.id);
             }
@@ -449,10 +433,10 @@ impl Journal {
         Ok(out)
     }
 
-    /// The journal's file, which tells task ids of two journals apart in
-    /// one process (empty for an in-memory journal).
+    /// The journal's file (or PostgreSQL schema), which tells task ids of
+    /// two journals apart in one process (empty for an in-memory journal).
     pub fn task_queue_path(&self) -> String {
-        self.conn.path().unwrap_or_default().to_owned()
+        self.db.name()
     }
 
     /// Dead-lettered tasks back to the queue with their attempts reset:
@@ -461,18 +445,18 @@ impl Journal {
     /// # Errors
     /// A write failed.
     pub fn retry_dead(&self, id: Option<i64>, now: UnixMs) -> Result<u64> {
-        let n = match id {
-            Some(id) => self.conn.execute(
+        match id {
+            Some(id) => self.db.exec(
+                "retrying dead tasks",
                 "UPDATE tasks SET state = 'queued', attempts = 0, not_before = ?2, finished_at = NULL WHERE id = ?1 AND state = 'dead'",
-                params![id, now],
+                p![id, now],
             ),
-            None => self.conn.execute(
+            None => self.db.exec(
+                "retrying dead tasks",
                 "UPDATE tasks SET state = 'queued', attempts = 0, not_before = ?1, finished_at = NULL WHERE state = 'dead'",
-                params![now],
+                p![now],
             ),
         }
-        .map_err(sql("retrying dead tasks"))?;
-        Ok(n as u64)
     }
 
     /// Counts for `/tasks`, `steward tasks` and `steward_tasks{priority}`.
@@ -484,27 +468,24 @@ impl Journal {
         if !self.has_tasks()? {
             return Ok(c);
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT priority, count(*) FROM tasks WHERE state IN ('queued', 'running') GROUP BY priority")
-            .map_err(sql("counting tasks"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql("counting tasks"))?;
-        for row in rows {
-            let (p, n) = row.map_err(sql("counting tasks"))?;
+        let pair = |r: &Row| Ok((r.get::<String>(0)?, r.get::<i64>(1)?));
+        let rows = self.db.all(
+            "counting tasks",
+            "SELECT priority, count(*) FROM tasks WHERE state IN ('queued', 'running') GROUP BY priority",
+            &[],
+            pair,
+        )?;
+        for (p, n) in rows {
             if let Some(slot) = Priority::parse(&p).and_then(|p| c.by_priority.iter_mut().find(|(q, _)| *q == p)) {
                 slot.1 = n.max(0) as u64;
             }
         }
-        let mut stmt = self.conn.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state").map_err(sql("counting tasks"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql("counting tasks"))?;
-        for row in rows {
-            let (s, n) = row.map_err(sql("counting tasks"))?;
+        for (s, n) in self.db.all("counting tasks", "SELECT state, count(*) FROM tasks GROUP BY state", &[], pair)? {
             c.by_state.push((TaskState::parse(&s), n.max(0) as u64));
         }
         c.ready = self
-            .conn
-            .query_row("SELECT count(*) FROM tasks WHERE state = 'queued' AND not_before <= ?1", params![now], |r| r.get::<_, i64>(0))
-            .map_err(sql("counting tasks"))?
+            .db
+            .one("counting tasks", "SELECT count(*) FROM tasks WHERE state = 'queued' AND not_before <= ?1", p![now], |r| r.get::<i64>(0))?
             .max(0) as u64;
         Ok(c)
     }
