@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use steward_core::time::{format_rfc3339, parse_rfc3339, UnixMs};
 use steward_store::audit::{self, AuditKey};
-use steward_store::{Journal, JOURNAL_FILE};
+use steward_store::{Journal, JournalAt};
 
 use crate::cli::AuditAction;
 use crate::config::Config;
@@ -35,9 +35,8 @@ fn parse_since(text: &str) -> Result<UnixMs> {
     }
 }
 
-fn open_journal(state_dir: &Path) -> Result<Option<Journal>> {
-    let path = state_dir.join(JOURNAL_FILE);
-    Journal::open_existing(&path).with_context(|| format!("opening the journal {}", path.display()))
+fn open_journal(at: &JournalAt) -> Result<Option<Journal>> {
+    Journal::open_existing_at(at).with_context(|| format!("opening the journal {at}"))
 }
 
 /// `steward audit ...`.
@@ -46,6 +45,7 @@ fn open_journal(state_dir: &Path) -> Result<Option<Journal>> {
 /// Bad flags (exit 2), or the journal or key cannot be read.
 pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
     let state_dir = cfg.state_dir();
+    let at = cfg.journal();
     match action {
         AuditAction::Pubkey => {
             let path = state_dir.join(audit::KEY_FILE);
@@ -63,14 +63,14 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditAction::Verify { from, pubkey, no_head } => verify(&state_dir, from, pubkey.as_deref(), no_head, json),
+        AuditAction::Verify { from, pubkey, no_head } => verify(&state_dir, &at, from, pubkey.as_deref(), no_head, json),
         AuditAction::Show { since, kind, limit } => {
             let since = since.as_deref().map(parse_since).transpose()?;
             const KINDS: [&str; 9] = ["decision", "action", "outcome", "rollback", "config", "command", "incident", "event", "prune"];
             if let Some(k) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
                 return Err(usage(format!("--kind {k:?}: one of {}", KINDS.join(", "))));
             }
-            let Some(j) = open_journal(&state_dir)? else {
+            let Some(j) = open_journal(&at)? else {
                 return nothing_yet(&state_dir, json);
             };
             let mut records = j.audit_records(since, kind.as_deref(), 0, usize::MAX)?;
@@ -99,7 +99,7 @@ pub fn run(cfg: &Config, action: AuditAction, json: bool) -> Result<ExitCode> {
         }
         AuditAction::Export { out, since } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            let Some(j) = open_journal(&state_dir)? else {
+            let Some(j) = open_journal(&at)? else {
                 return nothing_yet(&state_dir, json);
             };
             let mut sink: Box<dyn Write> = match &out {
@@ -147,14 +147,14 @@ fn nothing_yet(state_dir: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(state_dir: &Path, from: Option<u64>, pubkey: Option<&str>, no_head: bool, json: bool) -> Result<ExitCode> {
+fn verify(state_dir: &Path, at: &JournalAt, from: Option<u64>, pubkey: Option<&str>, no_head: bool, json: bool) -> Result<ExitCode> {
     let key = match audit::verifying_key(state_dir, pubkey) {
         Ok(k) => k,
         Err(e @ audit::AuditError::BadPublicKey(_)) => return Err(usage(e.to_string())),
         Err(e) => return Err(anyhow::Error::new(e).context("the key to verify with (or give --pubkey)")),
     };
-    let Some(j) = open_journal(state_dir)? else {
-        return Err(usage(format!("no journal in {}: nothing to verify", state_dir.display())));
+    let Some(j) = open_journal(at)? else {
+        return Err(usage(format!("no journal at {at}: nothing to verify")));
     };
     let head_path = state_dir.join(audit::HEAD_FILE);
     let head = audit::read_head(&head_path).map_err(|e| anyhow::anyhow!(e))?;

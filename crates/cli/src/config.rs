@@ -158,6 +158,9 @@ pub struct StateConfig {
     /// The state directory (journal, fleet registry, pidfile). Default `<parent>/.steward/<name>` for the coordination directory `<parent>/<name>`: one per coordination directory.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Where the journal lives: a file (default `<state dir>/journal.db`), or `postgres://USER@HOST/DB?schema=NAME` for one journal that HA replicas share (schema default `steward`; password from the URL or PGPASSWORD, never shown).
+    #[serde(default)]
+    pub journal: Option<String>,
 }
 
 impl Config {
@@ -172,6 +175,27 @@ impl Config {
             // A supervisor runs its own workers: other agents in the
             // directory are not its to scale or restart.
             fleet_owns: if self.fleet.is_supervisor() { Ownership::StewardManaged } else { Ownership::All },
+        }
+    }
+
+    /// The HA settings in effect: with a PostgreSQL journal and `ha.name`,
+    /// the lease lives in the journal's database unless `ha.url` says where.
+    pub fn ha(&self) -> steward_runtime::ha::HaConfig {
+        let mut ha = self.ha.clone();
+        if ha.url.is_none() && ha.name.is_some() {
+            if let Some(j) = self.state.journal.as_deref().filter(|j| steward_store::JournalAt::is_postgres_url(j)) {
+                ha.url = Some(steward_store::JournalAt::split_schema(j).0);
+            }
+        }
+        ha
+    }
+
+    /// Where the journal lives: `state.journal`, else `<state dir>/journal.db`.
+    pub fn journal(&self) -> steward_store::JournalAt {
+        match self.state.journal.as_deref().map(steward_store::JournalAt::parse) {
+            Some(Ok(at)) => at,
+            // Refused when the config loads (validate); never reached there.
+            Some(Err(_)) | None => steward_store::JournalAt::File(self.state_dir().join(steward_store::JOURNAL_FILE)),
         }
     }
 
@@ -221,8 +245,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), InvalidValue> {
         self.source.kind()?;
-        self.ha.validate()?;
-        if self.ha.url.is_some() && self.fleet.is_supervisor() {
+        if let Some(j) = &self.state.journal {
+            steward_store::JournalAt::parse(j).map_err(|message| InvalidValue { key: "state.journal".into(), message })?;
+        }
+        let ha = self.ha();
+        ha.validate()?;
+        if ha.url.is_some() && self.fleet.is_supervisor() {
             return Err(InvalidValue {
                 key: "fleet.kind".into(),
                 message: "supervisor does not go with ha: its workers are processes of one host, which a new leader cannot adopt; \

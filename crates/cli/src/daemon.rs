@@ -186,7 +186,7 @@ fn start_reconciliation(
     stop: &Arc<AtomicBool>,
     metrics: &Arc<Metrics>,
 ) -> Result<(steward_reconcile::Service, steward_runtime::Extras)> {
-    let journal = cfg.state_dir().join(steward_store::JOURNAL_FILE);
+    let journal = cfg.journal();
     let service_cfg = steward_reconcile::ServiceConfig {
         inventory: cfg.inventory.clone(),
         datasets: cfg.datasets.clone(),
@@ -198,7 +198,7 @@ fn start_reconciliation(
     let task_counts = {
         let journal = journal.clone();
         move || -> Option<steward_store::TaskCounts> {
-            steward_store::Journal::open_existing(&journal).ok().flatten().and_then(|j| j.task_counts(steward_runtime::now_ms()).ok())
+            steward_store::Journal::open_existing_at(&journal).ok().flatten().and_then(|j| j.task_counts(steward_runtime::now_ms()).ok())
         }
     };
     let changed: Arc<dyn Fn(&steward_reconcile::Board) + Send + Sync> = {
@@ -217,7 +217,7 @@ fn start_reconciliation(
         components: Box::new(move || board.components()),
         tasks: Box::new(move || {
             let counts = task_counts().unwrap_or_default();
-            let open = steward_store::Journal::open_existing(&journal)
+            let open = steward_store::Journal::open_existing_at(&journal)
                 .ok()
                 .flatten()
                 .and_then(|j| {

@@ -116,7 +116,7 @@ fn demo_config(dir: &Path, interval: Duration) -> Config {
     cfg.coordination.dir = dir.join("coordination");
     cfg.coordination.agent_ttl = Duration::from_secs(6);
     cfg.coordination.claim_ttl = Duration::from_secs(30);
-    cfg.state = StateConfig { dir: Some(dir.join(".steward")) };
+    cfg.state = StateConfig { dir: Some(dir.join(".steward")), journal: None };
     cfg.auto.policy = PolicyName::Adaptive;
     cfg.auto.interval = interval;
     cfg.auto.min_agents = 1;

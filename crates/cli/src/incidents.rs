@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use steward_core::time::format_rfc3339;
 use steward_store::audit::{cli_actor, AuditKey};
-use steward_store::{IncidentDetail, Journal, JOURNAL_FILE};
+use steward_store::{IncidentDetail, Journal};
 
 use crate::cli::IncidentsAction;
 use crate::config::Config;
@@ -23,11 +23,11 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// # Errors
 /// An unknown incident (exit 2), or the journal cannot be read or written.
 pub fn run(cfg: &Config, action: Option<IncidentsAction>, json: bool) -> Result<ExitCode> {
-    let path = cfg.state_dir().join(JOURNAL_FILE);
+    let path = cfg.journal();
     let now = steward_runtime::now_ms();
     match action.unwrap_or(IncidentsAction::List { all: false, limit: 50 }) {
         IncidentsAction::List { all, limit } => {
-            let list = match Journal::open_existing(&path)? {
+            let list = match Journal::open_existing_at(&path)? {
                 Some(j) => j.incidents(all, limit)?,
                 None => Vec::new(),
             };
@@ -58,7 +58,7 @@ pub fn run(cfg: &Config, action: Option<IncidentsAction>, json: bool) -> Result<
             Ok(ExitCode::SUCCESS)
         }
         IncidentsAction::Show { id } => {
-            let j = Journal::open_existing(&path)?.ok_or_else(|| usage(format!("no incident {id}: no journal yet")))?;
+            let j = Journal::open_existing_at(&path)?.ok_or_else(|| usage(format!("no incident {id}: no journal yet")))?;
             let detail = j.incident(id)?.ok_or_else(|| usage(format!("no incident {id} (steward incidents list --all)")))?;
             if json {
                 print_json(&detail);
@@ -69,7 +69,7 @@ pub fn run(cfg: &Config, action: Option<IncidentsAction>, json: bool) -> Result<
             out!("{}", report(&detail, &metrics, now));
             Ok(ExitCode::SUCCESS)
         }
-        IncidentsAction::Ack { id } | IncidentsAction::Resolve { id, .. } if Journal::open_existing(&path)?.is_none() => {
+        IncidentsAction::Ack { id } | IncidentsAction::Resolve { id, .. } if Journal::open_existing_at(&path)?.is_none() => {
             Err(usage(format!("no incident {id}: no journal yet")))
         }
         IncidentsAction::Ack { id } => change(cfg, id, json, |j, who| j.ack_incident(id, who, now), "acknowledged"),
@@ -87,8 +87,8 @@ fn change(
     f: impl FnOnce(&Journal, &str) -> Result<bool, steward_store::JournalError>,
     done: &str,
 ) -> Result<ExitCode> {
-    let path = cfg.state_dir().join(JOURNAL_FILE);
-    let mut j = Journal::open(&path).with_context(|| format!("opening the journal {}", path.display()))?;
+    let path = cfg.journal();
+    let mut j = Journal::open_at(&path).with_context(|| format!("opening the journal {path}"))?;
     let who = cli_actor();
     if cfg.journal.audit {
         let recorded = j.audit_pubkey()?;

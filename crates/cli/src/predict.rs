@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -59,8 +59,8 @@ fn in_file<T>(path: &Path, parsed: Result<T, String>) -> Result<T> {
 }
 
 /// The journal of the state directory.
-fn journal_path(cfg: &Config) -> PathBuf {
-    cfg.state_dir().join(JOURNAL_FILE)
+fn journal_path(cfg: &Config) -> steward_store::JournalAt {
+    cfg.journal()
 }
 
 fn read_series(path: &Path, duplicates: Duplicates) -> Result<(String, Series)> {
@@ -186,7 +186,7 @@ fn run_forecast(a: &ForecastArgs, cfg: &Config, json: bool) -> Result<ExitCode> 
             if rates.len() < 2 {
                 return Err(usage(format!(
                     "the journal {} has {} arrival-rate point(s): run the loop for a while, or pass --input",
-                    cfg.state_dir().join(JOURNAL_FILE).display(),
+                    cfg.journal(),
                     rates.len()
                 )));
             }

@@ -37,7 +37,8 @@ fn open(cfg: &Config) -> Result<(Vec<steward_core::reconcile::Dataset>, Inventor
 fn journal(cfg: &Config) -> Result<Journal> {
     let dir = cfg.state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
-    Journal::open(&dir.join(JOURNAL_FILE)).with_context(|| format!("opening the journal in {}", dir.display()))
+    let at = cfg.journal();
+    Journal::open_at(&at).with_context(|| format!("opening the journal {at}"))
 }
 
 /// A spinner or bar on a terminal; nothing otherwise.

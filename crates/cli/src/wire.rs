@@ -72,7 +72,7 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
             dir = state_dir.join("workers");
         }
     }
-    let mut builder = builder.state_dir(&state_dir).journal_settings(cfg.journal.settings(actor)).incidents(
+    let mut builder = builder.state_dir(&state_dir).journal(cfg.journal()).journal_settings(cfg.journal.settings(actor)).incidents(
         steward_runtime::incidents::Desk::from_config(cfg.incidents.clone(), &cfg.notify)
             .map_err(|e| RuntimeError::BadSetting(format!("{}: {}", e.key, e.message)))?,
     );
@@ -85,9 +85,10 @@ pub fn engine_as(cfg: &Config, actor: &str) -> Result<Engine, RuntimeError> {
         // A command or a webhook has nothing to start: build it now.
         builder.fleet(cfg.fleet.build_for(&dir, &state_dir, items, queue.as_ref())?)
     };
-    if cfg.ha.url.is_some() {
+    let ha = cfg.ha();
+    if ha.url.is_some() {
         // ha.name is required with ha.url (checked when the config loads).
-        let leadership = Leadership::new(&cfg.ha, "", Leadership::holder_id()).map_err(RuntimeError::BadSetting)?;
+        let leadership = Leadership::new(&ha, "", Leadership::holder_id()).map_err(RuntimeError::BadSetting)?;
         builder = builder.leadership(leadership);
     }
     if let Some(exporter) = Exporter::from_env() {

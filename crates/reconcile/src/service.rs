@@ -36,7 +36,7 @@ pub struct ServiceConfig {
     /// The state directory (gaps.json goes in its `inventory/`).
     pub state_dir: PathBuf,
     /// The journal.
-    pub journal: PathBuf,
+    pub journal: steward_store::JournalAt,
     /// Where collectors run.
     pub cwd: Option<PathBuf>,
 }
@@ -225,7 +225,7 @@ fn reconcile_once(cfg: &ServiceConfig, board: &Board, state: &mut Option<(Invent
             board.set("inventory", "failing", e.to_string());
             e.to_string()
         })?;
-        let journal = Journal::open(&cfg.journal).map_err(|e| format!("opening the journal: {e}"))?;
+        let journal = Journal::open_at(&cfg.journal).map_err(|e| format!("opening the journal: {e}"))?;
         *state = Some((inv, journal, Listing::default()));
     }
     let Some((inv, journal, listing)) = state.as_mut() else { return Ok(()) };
@@ -275,8 +275,8 @@ fn orchestrate_if_ready(
     stop: &Arc<AtomicBool>,
     inv: &mut Option<Arc<Inventory>>,
 ) -> Result<bool, String> {
-    let mut journal = match Journal::open_existing(&cfg.journal).map_err(|e| e.to_string())? {
-        Some(_) => Journal::open(&cfg.journal).map_err(|e| format!("opening the journal: {e}"))?,
+    let mut journal = match Journal::open_existing_at(&cfg.journal).map_err(|e| e.to_string())? {
+        Some(_) => Journal::open_at(&cfg.journal).map_err(|e| format!("opening the journal: {e}"))?,
         None => return Ok(false),
     };
     let counts = journal.task_counts(now_ms()).map_err(|e| e.to_string())?;

@@ -33,6 +33,7 @@ fn a_failing_lake_is_reported_then_recovered_from_and_every_gap_filled() {
     let away = lake.lake.with_extension("away");
     std::fs::rename(&lake.lake, &away).unwrap();
     let journal = lake.state.join("steward.db");
+    let journal = steward_store::JournalAt::File(journal);
     let cfg = ServiceConfig {
         inventory: InventoryConfig { url: lake.lake.display().to_string(), rescan: Duration::from_secs(3600) },
         datasets: ["alpha", "beta"].iter().map(|n| dataset(n, &lake.tools, "collect.sh", &from)).collect(),

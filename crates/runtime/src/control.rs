@@ -261,7 +261,7 @@ impl Control for EngineControl {
         };
         let journal_c = match &last {
             Some((_, Err(e))) if e.contains("journal") && failures >= 3 => c("journal", "failing", e.clone()),
-            _ => c("journal", "ok", format!("{}", self.engine.journal_path().display())),
+            _ => c("journal", "ok", self.engine.journal_at().to_string()),
         };
         // A non-empty queue is work, not a failure; a queue that is not
         // there at all (unmounted volume, wrong path) is one.

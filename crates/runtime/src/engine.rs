@@ -26,7 +26,7 @@ use steward_core::time::{format_rfc3339, UnixMs};
 use steward_core::Analysis;
 use steward_sources::Source;
 use steward_store::audit::{self, AuditKey, NewRecord};
-use steward_store::{CycleStart, DecisionEntry, Journal, VerdictRecord, JOURNAL_FILE};
+use steward_store::{CycleStart, DecisionEntry, Journal, JournalAt, VerdictRecord, JOURNAL_FILE};
 
 use crate::clock::{cycle_id, now_ms};
 use crate::error::{error_chain, RuntimeError};
@@ -62,7 +62,7 @@ pub struct Engine {
     actuators: Mutex<Vec<Box<dyn Actuator>>>,
     fleet: Mutex<FleetSlot>,
     state_dir: PathBuf,
-    journal_path: PathBuf,
+    journal_at: JournalAt,
     lock_dir: Option<PathBuf>,
     target: String,
     /// Who the journal belongs to: recorded in it, checked at every open.
@@ -124,7 +124,7 @@ pub struct EngineBuilder {
     actuators: Vec<Box<dyn Actuator>>,
     fleet: FleetSlot,
     state_dir: Option<PathBuf>,
-    journal_path: Option<PathBuf>,
+    journal_at: Option<JournalAt>,
     lock_dir: Option<PathBuf>,
     owner: Option<String>,
     telemetry_window: Duration,
@@ -228,7 +228,15 @@ impl EngineBuilder {
     /// The journal's file. Default `<state_dir>/journal.db`.
     #[must_use]
     pub fn journal_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.journal_path = Some(path.into());
+        self.journal_at = Some(JournalAt::File(path.into()));
+        self
+    }
+
+    /// Where the journal lives: a file, or a PostgreSQL database that
+    /// replicas share (`state.journal: postgres://…`).
+    #[must_use]
+    pub fn journal(mut self, at: JournalAt) -> Self {
+        self.journal_at = Some(at);
         self
     }
 
@@ -267,7 +275,7 @@ impl EngineBuilder {
         Ok(Engine {
             owner: self.owner.unwrap_or_else(|| source.target()),
             target: source.target(),
-            journal_path: self.journal_path.unwrap_or_else(|| state_dir.join(JOURNAL_FILE)),
+            journal_at: self.journal_at.unwrap_or_else(|| JournalAt::File(state_dir.join(JOURNAL_FILE))),
             state_dir,
             lock_dir: self.lock_dir,
             source,
@@ -306,7 +314,7 @@ impl Engine {
             actuators: Vec::new(),
             fleet: FleetSlot::Built(Fleet::None),
             state_dir: None,
-            journal_path: None,
+            journal_at: None,
             lock_dir: None,
             owner: None,
             telemetry_window: Duration::from_secs(900),
@@ -347,9 +355,14 @@ impl Engine {
         &self.state_dir
     }
 
-    /// The journal's path.
-    pub fn journal_path(&self) -> &Path {
-        &self.journal_path
+    /// Where the journal lives.
+    pub fn journal_at(&self) -> &JournalAt {
+        &self.journal_at
+    }
+
+    /// The journal's file, for a SQLite journal.
+    pub fn journal_path(&self) -> Option<&Path> {
+        self.journal_at.file()
     }
 
     /// The policy's name.
@@ -457,10 +470,10 @@ impl Engine {
         let mut guard = lock_ignoring_poison(&self.journal);
         if guard.is_none() {
             fs::create_dir_all(&self.state_dir).map_err(RuntimeError::io("creating the state directory", &self.state_dir))?;
-            if let Some(parent) = self.journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(parent) = self.journal_at.file().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(RuntimeError::io("creating", parent))?;
             }
-            let mut journal = Journal::open(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
+            let mut journal = Journal::open_at(&self.journal_at).map_err(RuntimeError::journal("opening the journal"))?;
             self.check_owner(&journal)?;
             journal.claim(&self.owner).map_err(RuntimeError::journal("recording the journal's owner"))?;
             if self.journal_settings.audit {
@@ -480,7 +493,7 @@ impl Engine {
 
     /// The journal if one exists, opened without creating anything.
     pub(crate) fn existing_journal(&self) -> Result<Option<Journal>, RuntimeError> {
-        let journal = Journal::open_existing(&self.journal_path).map_err(RuntimeError::journal("opening the journal"))?;
+        let journal = Journal::open_existing_at(&self.journal_at).map_err(RuntimeError::journal("opening the journal"))?;
         if let Some(j) = &journal {
             self.check_owner(j)?;
         }
@@ -491,7 +504,7 @@ impl Engine {
     fn check_owner(&self, journal: &Journal) -> Result<(), RuntimeError> {
         match journal.owner().map_err(RuntimeError::journal("reading the journal's owner"))? {
             Some(owner) if owner != self.owner => {
-                Err(RuntimeError::ForeignJournal { journal: self.journal_path.clone(), owner, target: self.owner.clone() })
+                Err(RuntimeError::ForeignJournal { journal: self.journal_at.to_string(), owner, target: self.owner.clone() })
             }
             _ => Ok(()),
         }

@@ -22,10 +22,10 @@ pub enum RuntimeError {
         target: String,
     },
     /// The journal belongs to another target: using it would mix their decisions.
-    #[error("the journal {journal} belongs to {owner}, not {target}: give {target} its own state directory (--state-dir)")]
+    #[error("the journal {journal} belongs to {owner}, not {target}: give {target} its own journal (--state-dir; on PostgreSQL, its own ?schema=)")]
     ForeignJournal {
-        /// The journal.
-        journal: PathBuf,
+        /// The journal (its file, or its URL without the password).
+        journal: String,
         /// The target it records.
         owner: String,
         /// The target asked for.
@@ -81,7 +81,7 @@ pub enum RuntimeError {
         /// The id asked for.
         id: String,
         /// The journal searched.
-        journal: PathBuf,
+        journal: String,
     },
     /// A rollback that must not happen, and why.
     #[error("refusing to roll back {id}: {why}")]

@@ -2,14 +2,13 @@
 //! and service times from the journal's cycles, and a load profile over a
 //! horizon (a forecast when there is enough data).
 
-use std::path::Path;
 
 use steward_core::history::CycleSummary;
 use steward_core::predict::cost::Load;
 use steward_core::predict::forecast::{self, arrival_rates, ForecastConfig};
 use steward_core::predict::series::Series;
 use steward_core::predict::tune;
-use steward_store::Journal;
+use steward_store::{Journal, JournalAt};
 
 use crate::clock::now_ms;
 use crate::error::RuntimeError;
@@ -18,8 +17,8 @@ use crate::error::RuntimeError;
 ///
 /// # Errors
 /// The journal exists but cannot be read.
-pub fn journal_cycles(journal: &Path) -> Result<Vec<CycleSummary>, RuntimeError> {
-    let Some(j) = Journal::open_existing(journal).map_err(RuntimeError::journal(format!("opening the journal {}", journal.display())))?
+pub fn journal_cycles(journal: &JournalAt) -> Result<Vec<CycleSummary>, RuntimeError> {
+    let Some(j) = Journal::open_existing_at(journal).map_err(RuntimeError::journal(format!("opening the journal {journal}")))?
     else {
         return Ok(Vec::new());
     };
@@ -41,7 +40,7 @@ pub struct Measured {
 ///
 /// # Errors
 /// As [`journal_cycles`].
-pub fn measured(journal: &Path) -> Result<Measured, RuntimeError> {
+pub fn measured(journal: &JournalAt) -> Result<Measured, RuntimeError> {
     let cycles = journal_cycles(journal)?;
     let mean_agents = (!cycles.is_empty()).then(|| cycles.iter().map(|c| c.active_agents as f64).sum::<f64>() / cycles.len() as f64);
     Ok(Measured { rates: arrival_rates(&cycles), service_secs: tune::service_secs_from_history(&cycles), mean_agents })

@@ -32,7 +32,7 @@ impl Engine {
 
     fn rollback_under(&self, id: &str, held: Option<&TargetLock>) -> Result<RollbackReport, RuntimeError> {
         self.check_target()?;
-        let unknown = || RuntimeError::UnknownDecision { id: id.to_owned(), journal: self.journal_path().to_owned() };
+        let unknown = || RuntimeError::UnknownDecision { id: id.to_owned(), journal: self.journal_at().to_string() };
         // An unknown id is bad input whether or not another steward holds the lock.
         let known = match self.existing_journal()? {
             Some(j) => j.decision(id).map_err(RuntimeError::journal("reading the journal"))?.is_some(),

@@ -709,7 +709,7 @@ impl Journal {
         self.db.all(
             "reading the audit chain",
             "SELECT seq, ts, actor, kind, payload, prev_hash, hash, signature FROM audit
-             WHERE seq > ?1 AND ts >= ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY seq LIMIT ?4",
+             WHERE seq > ?1 AND ts >= ?2 AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3) ORDER BY seq LIMIT ?4",
             p![after_seq, since.unwrap_or(i64::MIN), kind, limit],
             |r| {
                 Ok(AuditRecord {

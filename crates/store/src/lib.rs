@@ -79,7 +79,7 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
 
 const SCHEMA_VERSION: i64 = 7;
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cycles (
     id TEXT PRIMARY KEY,
     ts INTEGER NOT NULL,
@@ -217,6 +217,7 @@ CREATE TABLE IF NOT EXISTS audit_checkpoint (
 ";
 
 pub mod audit;
+mod copy;
 mod db;
 mod incidents;
 mod tasks;
@@ -364,24 +365,32 @@ impl JournalAt {
             }
             return Ok(Self::File(PathBuf::from(s)));
         }
-        let (base, query) = s.split_once('?').unwrap_or((s, ""));
-        let mut schema = "steward".to_owned();
-        let mut kept = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("schema", v)) => schema = v.to_owned(),
-                _ => kept.push(pair),
-            }
-        }
+        let (rest, schema) = Self::split_schema(s);
+        let schema = schema.unwrap_or_else(|| "steward".to_owned());
         if !steward_queue::url::valid_table(&schema) || schema.contains('.') {
             return Err(format!("schema={schema:?} must be a plain SQL name (letters, digits, _)"));
         }
-        let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
         match steward_queue::QueueUrl::parse(&rest) {
             Ok(steward_queue::QueueUrl::Postgres(url)) => Ok(Self::Postgres { url, schema }),
             Ok(_) => Err("not a postgres:// URL".into()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// A `postgres://` URL without its `schema=` parameter (the connection
+    /// alone, as the HA lease takes it), and that parameter.
+    pub fn split_schema(url: &str) -> (String, Option<String>) {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", v)) => schema = Some(v.to_owned()),
+                _ => kept.push(pair),
+            }
+        }
+        let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        (rest, schema)
     }
 
     /// The file, for a SQLite journal.
