@@ -180,7 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Next::Continue
     })?;
 
-    let journal = steward_store::Journal::open_existing(engine.journal_path())?.ok_or("the journal was not written")?;
+    let journal = steward_store::Journal::open_existing_at(engine.journal_at())?.ok_or("the journal was not written")?;
     let summary = serde_json::json!({
         "cycles": cycles,
         "journal_cycles": journal.cycle_count()?,
