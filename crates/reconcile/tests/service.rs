@@ -87,7 +87,7 @@ fn a_failing_lake_is_reported_then_recovered_from_and_every_gap_filled() {
     service.join();
     assert!(stopping.elapsed() < Duration::from_secs(5), "stops promptly");
 
-    let j = Journal::open(&journal).unwrap();
+    let j = Journal::open_at(&journal).unwrap();
     let done = j.tasks(&[TaskState::Done], usize::MAX).unwrap();
     let planted_gaps: u64 = planted.values().map(|(m, t, s)| m + t + s).sum();
     assert_eq!(done.len() as u64, planted_gaps, "one task per planted gap, each done once");
