@@ -78,7 +78,16 @@ pub fn create(layout: &Layout, out: &Path) -> Result<Created, BackupError> {
     // written after each commit, so read before the journal's copy it never
     // names a record the copy lacks.
     let state_files = read_state_dir(layout, &mut skipped)?;
-    let journal_copy = if layout.journal.exists() {
+    let journal_copy = if let Some(at) = &layout.shared_journal {
+        let copy = work.path().join(JOURNAL_NAME);
+        match copy_shared_journal(at, &copy)? {
+            true => Some(copy),
+            false => {
+                skipped.push(Skipped { path: PathBuf::from(at.to_string()), reason: "no journal yet (steward has not run here)".into() });
+                None
+            }
+        }
+    } else if layout.journal.exists() {
         let copy = work.path().join(JOURNAL_NAME);
         copy_journal(&layout.journal, &copy)?;
         Some(copy)
@@ -91,8 +100,11 @@ pub fn create(layout: &Layout, out: &Path) -> Result<Created, BackupError> {
     let written = (|| {
         let mut writer = ArchiveWriter::new(file, &tmp);
         if let Some(copy) = &journal_copy {
-            // The live journal's mode, not the copy's.
-            let mode = fs::metadata(&layout.journal).map_or(0o600, |m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+            // The live journal's mode, not the copy's (owner only for a shared one).
+            let mode = match &layout.shared_journal {
+                Some(_) => 0o600,
+                None => fs::metadata(&layout.journal).map_or(0o600, |m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())),
+            };
             writer.append_file(&format!("state/{JOURNAL_NAME}"), copy, mode)?;
         }
         for (rel, bytes, mode) in &state_files {
@@ -134,6 +146,22 @@ pub fn create(layout: &Layout, out: &Path) -> Result<Created, BackupError> {
     }
     fsx::sync_dir(&dir)?;
     Ok(Created { path: out.to_owned(), manifest, counts, skipped })
+}
+
+/// Copies a PostgreSQL journal, every row from one snapshot, into a new
+/// SQLite journal at `copy` (the archive's journal, checked like any).
+/// `false` when the database holds no journal yet.
+fn copy_shared_journal(at: &steward_store::JournalAt, copy: &Path) -> Result<bool, BackupError> {
+    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source };
+    let Some(src) = steward_store::Journal::open_existing_at(at).map_err(fail("open"))? else { return Ok(false) };
+    let dst = steward_store::Journal::open(copy).map_err(fail("create the copy of"))?;
+    dst.replace_with(&src).map_err(fail("copy"))?;
+    drop(dst);
+    // The copy stands alone: no -wal beside it in the archive.
+    let c = Connection::open(copy).map_err(|source| BackupError::JournalCopy { path: copy.to_owned(), what: "reopening the copy", source })?;
+    c.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))
+        .map_err(|source| BackupError::JournalCopy { path: copy.to_owned(), what: "leaving WAL mode in the copy", source })?;
+    Ok(true)
 }
 
 /// Copies the live journal to `copy` with SQLite's online backup API, in

@@ -28,6 +28,18 @@ pub enum BackupError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL journal could not be copied out (backup) or loaded
+    /// (restore).
+    #[error("cannot {what} the journal {journal}: {source}")]
+    SharedJournal {
+        /// The journal (its URL without the password, and schema).
+        journal: String,
+        /// Which step failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: steward_store::JournalError,
+    },
     /// The file to write the archive to already exists: a backup never
     /// replaces a file.
     #[error("{path} already exists; a backup never replaces a file (choose another --out or move it away)")]

@@ -64,6 +64,11 @@ pub struct Layout {
     pub coordination_dir: PathBuf,
     /// The config file, if one is used.
     pub config_file: Option<PathBuf>,
+    /// A journal on PostgreSQL (`state.journal: postgres://…`): backed up
+    /// as a SQLite copy of its every row in the archive (read from one
+    /// snapshot), and loaded back into PostgreSQL on restore. `journal`
+    /// then names no file of steward's.
+    pub shared_journal: Option<steward_store::JournalAt>,
 }
 
 impl Layout {
@@ -71,7 +76,27 @@ impl Layout {
     /// directory.
     pub fn new(state_dir: impl Into<PathBuf>, coordination_dir: impl Into<PathBuf>, config_file: Option<PathBuf>) -> Self {
         let state_dir = state_dir.into();
-        Self { journal: state_dir.join(JOURNAL_NAME), state_dir, coordination_dir: coordination_dir.into(), config_file }
+        Self {
+            journal: state_dir.join(JOURNAL_NAME),
+            state_dir,
+            coordination_dir: coordination_dir.into(),
+            config_file,
+            shared_journal: None,
+        }
+    }
+
+    /// The journal where the config keeps it: a file (the default is the
+    /// state directory's `journal.db`), or a PostgreSQL database.
+    #[must_use]
+    pub fn with_journal(mut self, at: steward_store::JournalAt) -> Self {
+        match at {
+            steward_store::JournalAt::File(p) => {
+                self.journal = p;
+                self.shared_journal = None;
+            }
+            shared @ steward_store::JournalAt::Postgres { .. } => self.shared_journal = Some(shared),
+        }
+        self
     }
 
     /// The journal's sidecar files (`-wal`, `-shm`, `-journal`): never

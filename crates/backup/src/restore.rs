@@ -160,8 +160,14 @@ fn restore_into(archive: &Path, layout: &Layout, opts: &RestoreOptions<'_>) -> R
     }
 
     let mut aside = Aside::new(state_dir);
-    let staged_tops: BTreeSet<&str> =
-        manifest.entries.iter().filter_map(|e| e.path.strip_prefix("state/")).filter_map(|r| r.split('/').next()).collect();
+    // A shared journal is loaded into PostgreSQL, not moved into the state directory.
+    let staged_tops: BTreeSet<&str> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| e.path.strip_prefix("state/"))
+        .filter_map(|r| r.split('/').next())
+        .filter(|top| !(*top == JOURNAL_NAME && layout.shared_journal.is_some()))
+        .collect();
     let state_files = manifest.entries.iter().filter(|e| e.path.starts_with("state/")).count();
     let mut moves = Moves::default();
     let swapped = swap_state(layout, &staged_state, &staged_tops, &mut aside, &mut moves);
@@ -206,6 +212,16 @@ fn restore_into(archive: &Path, layout: &Layout, opts: &RestoreOptions<'_>) -> R
         .map_err(|e| failed_after_state("writing the config file", e, &aside))?;
     let coordination = restore_coordination(&manifest, staging.path(), &layout.coordination_dir)
         .map_err(|e| failed_after_state("filling the coordination directory", e, &aside))?;
+    if let (Some(at), true) = (&layout.shared_journal, has_journal) {
+        // Last, in one transaction: on failure the database keeps its journal.
+        load_shared_journal(at, &staged_state.join(JOURNAL_NAME)).map_err(|e| {
+            let mut err = failed_after_state("loading the journal into PostgreSQL", e, &aside);
+            if let BackupError::RestoreFailed { state, .. } = &mut err {
+                state.push_str("; the PostgreSQL journal was left as it was");
+            }
+            err
+        })?;
+    }
 
     let mut warnings = Vec::new();
     if let Some(owner) = journal.as_ref().and_then(|j| j.owner.as_ref()) {
@@ -230,6 +246,21 @@ fn restore_into(archive: &Path, layout: &Layout, opts: &RestoreOptions<'_>) -> R
         coordination,
         warnings,
     })
+}
+
+/// Replaces every row of the PostgreSQL journal with the archived journal's.
+fn load_shared_journal(at: &steward_store::JournalAt, archived: &Path) -> Result<(), BackupError> {
+    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source };
+    let src = steward_store::Journal::open_existing(archived).map_err(fail("read the archived copy of"))?.ok_or_else(|| {
+        BackupError::SharedJournal {
+            journal: at.to_string(),
+            what: "read the archived copy of",
+            source: steward_store::JournalError::Corrupt { id: "journal".into(), message: "the archived journal is empty".into() },
+        }
+    })?;
+    let dst = steward_store::Journal::open_at(at).map_err(fail("open"))?;
+    dst.replace_with(&src).map_err(fail("load"))?;
+    Ok(())
 }
 
 /// The mode a restored file gets: its own without the group's and others'

@@ -24,7 +24,7 @@ use crate::output::{envelope, outln, print_json};
 /// a busy target or an I/O failure (exit 1).
 pub fn run(cfg: &Config, config_file: Option<&Path>, action: BackupAction, json: bool) -> Result<ExitCode> {
     let config_file = config_file.map(Path::to_path_buf).or_else(|| Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()));
-    let layout = Layout::new(cfg.state_dir(), cfg.coordination.dir.clone(), config_file);
+    let layout = Layout::new(cfg.state_dir(), cfg.coordination.dir.clone(), config_file).with_journal(cfg.journal());
     match action {
         BackupAction::Create { out } => create(&layout, out, json),
         BackupAction::Verify { file } => verify(&layout, &file, json),
@@ -251,11 +251,12 @@ fn size(bytes: u64) -> String {
 /// journal's audit chain, when the archive holds its key.
 fn audit_restore(layout: &Layout, file: &Path, created_at: &str) -> Result<()> {
     let key_path = layout.state_dir.join(steward_store::audit::KEY_FILE);
-    if !key_path.exists() || !layout.journal.exists() {
+    let at = layout.shared_journal.clone().unwrap_or_else(|| steward_store::JournalAt::File(layout.journal.clone()));
+    if !key_path.exists() || (layout.shared_journal.is_none() && !layout.journal.exists()) {
         return Ok(());
     }
     let key = steward_store::audit::AuditKey::load(&key_path)?;
-    let mut j = steward_store::Journal::open(&layout.journal)?;
+    let mut j = steward_store::Journal::open_at(&at)?;
     j.enable_audit(key, steward_store::audit::cli_actor(), Some(layout.state_dir.join(steward_store::audit::HEAD_FILE)))?;
     let payload = json!({"command": "backup restore", "archive": file, "archive_created_at": created_at});
     j.audit(steward_runtime::now_ms(), &[steward_store::audit::NewRecord::new("command", payload)])?;

@@ -41,16 +41,18 @@ impl Replica {
     /// A replica named `name` keeping its state in `state-<state>`, with
     /// `rest` of the config after its `ha:` section.
     fn start_with(f: &Fixture, name: &'static str, state: &str, lease: &str, rest: &str) -> Self {
+        let ha = format!(
+            "ha: {{url: \"postgres://steward@127.0.0.1:{pg}/postgres\", lease: {LEASE_MS}ms, renew: 500ms, name: \"{lease}\"}}\n",
+            pg = shared_postgres().port,
+        );
+        Self::start_config(f, name, state, &format!("{ha}{rest}"))
+    }
+
+    /// A replica named `name` keeping its state in `state-<state>`, with this config.
+    fn start_config(f: &Fixture, name: &'static str, state: &str, yaml: &str) -> Self {
         let log = f.tmp.path().join(format!("{name}.scaled"));
         let config = f.tmp.path().join(format!("{name}.yaml"));
-        fs::write(
-            &config,
-            format!(
-                "ha: {{url: \"postgres://steward@127.0.0.1:{pg}/postgres\", lease: {LEASE_MS}ms, renew: 500ms, name: \"{lease}\"}}\n{rest}",
-                pg = shared_postgres().port,
-            ),
-        )
-        .unwrap();
+        fs::write(&config, yaml).unwrap();
         let port = free_port();
         let state = f.tmp.path().join(format!("state-{state}"));
         let child = f
@@ -212,9 +214,8 @@ fn replicas_fail_over_on_kill_pause_and_graceful_stop() {
     drop(b);
 }
 
-/// The executed decisions of a replica's journal: (when, fencing token, what).
-fn executed(state: &std::path::Path) -> Vec<(String, u64, String)> {
-    let Some(j) = steward_store::Journal::open_existing(&state.join("journal.db")).unwrap() else { return Vec::new() };
+/// The executed decisions of a journal: (when, fencing token, what).
+fn executed(j: &steward_store::Journal) -> Vec<(String, u64, String)> {
     j.recent_decisions(100_000)
         .unwrap()
         .into_iter()
@@ -232,28 +233,49 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
     let f = Fixture::new();
     let dir = f.dir();
     let size = f.tmp.path().join("fleet.size");
-    // The fleet: a command that sets N agents (their records in the directory) and writes N down.
+    let calls = f.tmp.path().join("fleet.calls");
+    // The fleet: a command that sets N agents (their records in the
+    // directory), writes N down and logs the call.
     let script = f.tmp.path().join("scale.sh");
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\nset -e\nrm -f {d}/agent_r*.json\ni=1\nwhile [ $i -le $1 ]; do\n  printf '{{\"id\":\"r%s\",\"status\":\"active\",\"heartbeat\":\"%s\"}}' $i $(date -u +%Y-%m-%dT%H:%M:%SZ) > {d}/agent_r$i.json\n  i=$((i+1))\ndone\necho $1 > {s}.tmp && mv {s}.tmp {s}\n",
+            "#!/bin/sh\nset -e\nrm -f {d}/agent_r*.json\ni=1\nwhile [ $i -le $1 ]; do\n  printf '{{\"id\":\"r%s\",\"status\":\"active\",\"heartbeat\":\"%s\"}}' $i $(date -u +%Y-%m-%dT%H:%M:%SZ) > {d}/agent_r$i.json\n  i=$((i+1))\ndone\necho $1 > {s}.tmp && mv {s}.tmp {s}\necho $1 >> {c}\n",
             d = dir.display(),
-            s = size.display()
+            s = size.display(),
+            c = calls.display()
         ),
     )
     .unwrap();
     Command::new("chmod").args(["755", script.to_str().unwrap()]).status().unwrap();
-    let rest = format!(
-        "coordination: {{agent_ttl: 1h}}\n\
+    // One journal both replicas share, on the PostgreSQL that holds the lease.
+    let schema = format!("failovers_{}", std::process::id());
+    let journal = format!("postgres://steward@127.0.0.1:{}/postgres?schema={schema}", shared_postgres().port);
+    let lease = format!("ha-failovers-{}", std::process::id());
+    let yaml = format!(
+        "state: {{journal: \"{journal}\"}}\n\
+         ha: {{name: \"{lease}\", lease: {LEASE_MS}ms, renew: 500ms}}\n\
+         coordination: {{agent_ttl: 1h}}\n\
          auto: {{interval: {INTERVAL_MS}ms, scale_up_cooldown: 0s, scale_down_window: 1s, min_confidence: 0.5, min_agents: 1, max_agents: 12}}\n\
          adaptive: {{target_per_agent: 5}}\n\
          fleet:\n  kind: command\n  scale: [\"{}\", \"{{target}}\"]\n",
         script.display()
     );
-    let lease = format!("ha-failovers-{}", std::process::id());
-    let mut replicas = [Replica::start_with(&f, "x", "x", &lease, &rest), Replica::start_with(&f, "y", "y", &lease, &rest)];
-    assert!(wait_for(30, || replicas.iter().any(|r| r.role().as_deref() == Some("leader"))), "no leader");
+    let x = Replica::start_config(&f, "x", "x", &yaml);
+    until_role(&x, "leader", 30);
+    // Replicas sign one chain with one key: the second gets the first's.
+    let key = f.tmp.path().join("state-x").join("audit.key");
+    assert!(wait_for(10, || key.exists()), "the leader made no audit key");
+    // Without it, the second replica is refused, and says what to do.
+    let keyless = f.run(&["--config", f.tmp.path().join("x.yaml").to_str().unwrap(), "--state-dir", f.tmp.path().join("state-keyless").to_str().unwrap(), "execute"]);
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("audit.key"), "{}", String::from_utf8_lossy(&keyless.stderr));
+    fs::create_dir_all(f.tmp.path().join("state-y")).unwrap();
+    fs::copy(&key, f.tmp.path().join("state-y").join("audit.key")).unwrap();
+    let y = Replica::start_config(&f, "y", "y", &yaml);
+    until_role(&y, "standby", 30);
+    // The standby serves the leader's decisions from the shared journal.
+    assert!(wait_for(20, || get_text(y.port, "/decisions").contains("fencing_token")), "the standby does not show the shared journal");
+    let mut replicas = [x, y];
 
     // The load: bursts of work come and go, so leaders scale both ways.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -294,70 +316,77 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
         replicas[leader].wait_exit();
         // The replica comes back on the same state directory, as a standby.
         let (name, state) = if leader == 0 { ("x", "x") } else { ("y", "y") };
-        replicas[leader] = Replica::start_with(&f, name, state, &lease, &rest);
+        replicas[leader] = Replica::start_config(&f, name, state, &yaml);
         std::thread::sleep(Duration::from_millis(700));
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = load.join();
-    let final_leader = replicas.iter().position(|r| r.role().as_deref() == Some("leader")).unwrap();
     std::thread::sleep(Duration::from_millis(3 * INTERVAL_MS));
     for r in &mut replicas {
         r.signal("-TERM");
         r.wait_exit();
     }
-    let _ = final_leader;
 
-    // Every executed decision of both journals, in time order: the tokens
-    // never go back (no two leaders acted at once), and each token belongs to one replica.
-    let mut all: Vec<(String, u64, String, &str)> = Vec::new();
-    for (name, state) in [("x", "state-x"), ("y", "state-y")] {
-        all.extend(executed(&f.tmp.path().join(state)).into_iter().map(|(t, k, w)| (t, k, w, name)));
-    }
+    // One journal holds every leader's decisions.
+    let at = steward_store::JournalAt::parse(&journal).unwrap();
+    let j = steward_store::Journal::open_existing_at(&at).unwrap().expect("the shared journal");
+    let all = executed(&j);
+    let mut all = all;
     all.sort();
-    if all.len() < 10 {
-        let mut why = std::collections::BTreeMap::new();
-        for state in ["state-x", "state-y"] {
-            if let Some(j) = steward_store::Journal::open_existing(&f.tmp.path().join(state).join("journal.db")).unwrap() {
-                for d in j.recent_decisions(100_000).unwrap() {
-                    let r = d.outcome.map_or("none".to_owned(), |o| o.reason.chars().take(60).collect());
-                    *why.entry(format!("{} {}", d.decision.kind, r)).or_insert(0) += 1;
-                }
-            }
-        }
-        panic!("too few actions to judge: {}; the decisions: {why:#?}", all.len());
-    }
-    let mut owner = std::collections::BTreeMap::new();
+    assert!(all.len() >= 10, "too few actions to judge: {all:?}");
+    // In time order the tokens never go back: no two leaders acted at once.
     for w in all.windows(2) {
         assert!(w[0].1 <= w[1].1, "a decision under token {} came after one under {}: {:?} then {:?}", w[1].1, w[0].1, w[0], w[1]);
     }
-    for (_, token, what, name) in &all {
-        let first = owner.entry(*token).or_insert(*name);
-        assert_eq!(first, name, "token {token} acted from two replicas ({what})");
+    // No cycle ran while another leader's was still running.
+    let cycles = shared_postgres().psql(&format!("SELECT ts, COALESCE(finished_ts, -1) FROM {schema}.cycles ORDER BY ts, id"));
+    let spans: Vec<(i64, i64)> = cycles
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
+        .collect();
+    assert!(spans.len() >= 20, "{cycles}");
+    for w in spans.windows(2) {
+        assert!(w[0].1 < 0 || w[0].1 <= w[1].0, "two cycles at once: one from {} to {}, the next from {}", w[0].0, w[0].1, w[1].0);
     }
-    let ids: std::collections::BTreeSet<&String> = all.iter().map(|a| &a.2).collect();
-    assert_eq!(ids.len(), all.len(), "a decision executed twice");
+    // No decision executed twice: every call of the fleet command is one
+    // executed scale, or one a killed leader left interrupted.
+    let scales = all.iter().filter(|a| a.2.contains("scale_")).count();
+    let interrupted = j
+        .recent_decisions(100_000)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.outcome.as_ref().is_some_and(|o| o.result == steward_core::decision::OutcomeResult::Interrupted))
+        .count();
+    let ran = fs::read_to_string(&calls).unwrap().lines().count();
+    assert!(ran >= scales && ran <= scales + interrupted, "{ran} fleet calls for {scales} executed scales ({interrupted} interrupted)");
     let scaled_up = all.iter().any(|a| a.2.ends_with("scale_up"));
     let scaled_down = all.iter().any(|a| a.2.ends_with("scale_down"));
     assert!(scaled_up && scaled_down, "the load should scale both ways: {all:?}");
     // The fleet ends at the size the last leader chose.
     let last_scale = all.iter().rev().find(|a| a.2.contains("scale_")).unwrap();
     let size_now: u32 = fs::read_to_string(&size).unwrap().trim().parse().unwrap();
-    let (state_of_last, id) = (format!("state-{}", last_scale.3), last_scale.2.split(' ').next().unwrap().to_owned());
-    let j = steward_store::Journal::open_existing(&f.tmp.path().join(&state_of_last).join("journal.db")).unwrap().unwrap();
-    let d = j.decision(&id).unwrap().unwrap();
+    let d = j.decision(last_scale.2.split(' ').next().unwrap()).unwrap().unwrap();
     let steward_core::decision::Action::Scale { to, .. } = d.decision.action else { panic!("{d:?}") };
     assert_eq!(size_now, to, "the fleet is not at the size the last leader chose");
-    // Each replica's audit chain verifies.
-    for state in ["state-x", "state-y"] {
-        let out = f.run(&["--state-dir", f.tmp.path().join(state).to_str().unwrap(), "audit", "verify"]);
-        assert!(out.status.success(), "{state}: {}", String::from_utf8_lossy(&out.stdout));
+    // The one audit chain, written by both, verifies from either replica.
+    for name in ["x", "y"] {
+        let out = f.run(&[
+            "--config",
+            f.tmp.path().join(format!("{name}.yaml")).to_str().unwrap(),
+            "--state-dir",
+            f.tmp.path().join(format!("state-{name}")).to_str().unwrap(),
+            "audit",
+            "verify",
+        ]);
+        assert!(out.status.success(), "{name}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     let mut graceful: Vec<Duration> = times.iter().filter(|t| t.1).map(|t| t.0).collect();
     let mut killed: Vec<Duration> = times.iter().filter(|t| !t.1).map(|t| t.0).collect();
     graceful.sort();
     killed.sort();
     eprintln!(
-        "20 failovers: graceful {} (median {:?}, worst {:?}), SIGKILL {} (median {:?}, worst {:?}); {} executed decisions, tokens {}..{}",
+        "20 failovers on one shared journal: graceful {} (median {:?}, worst {:?}), SIGKILL {} (median {:?}, worst {:?}); {} executed decisions, tokens {}..{}, {} cycles, {ran} fleet calls, {interrupted} interrupted",
         graceful.len(),
         graceful.get(graceful.len() / 2),
         graceful.last(),
@@ -366,7 +395,8 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
         killed.last(),
         all.len(),
         all.first().map_or(0, |a| a.1),
-        all.last().map_or(0, |a| a.1)
+        all.last().map_or(0, |a| a.1),
+        spans.len()
     );
     assert!(killed.last().is_none_or(|w| *w <= Duration::from_millis(LEASE_MS + 2 * INTERVAL_MS + 1000)), "{times:?}");
     assert!(graceful.last().is_none_or(|w| *w < Duration::from_secs(2)), "{times:?}");
