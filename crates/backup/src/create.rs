@@ -152,15 +152,19 @@ pub fn create(layout: &Layout, out: &Path) -> Result<Created, BackupError> {
 /// SQLite journal at `copy` (the archive's journal, checked like any).
 /// `false` when the database holds no journal yet.
 fn copy_shared_journal(at: &steward_store::JournalAt, copy: &Path) -> Result<bool, BackupError> {
-    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source };
+    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source: Box::new(source) };
     let Some(src) = steward_store::Journal::open_existing_at(at).map_err(fail("open"))? else { return Ok(false) };
     let dst = steward_store::Journal::open(copy).map_err(fail("create the copy of"))?;
     dst.replace_with(&src).map_err(fail("copy"))?;
     drop(dst);
     // The copy stands alone: no -wal beside it in the archive.
-    let c = Connection::open(copy).map_err(|source| BackupError::JournalCopy { path: copy.to_owned(), what: "reopening the copy", source })?;
-    c.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))
-        .map_err(|source| BackupError::JournalCopy { path: copy.to_owned(), what: "leaving WAL mode in the copy", source })?;
+    let c =
+        Connection::open(copy).map_err(|source| BackupError::JournalCopy { path: copy.to_owned(), what: "reopening the copy", source })?;
+    c.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0)).map_err(|source| BackupError::JournalCopy {
+        path: copy.to_owned(),
+        what: "leaving WAL mode in the copy",
+        source,
+    })?;
     Ok(true)
 }
 

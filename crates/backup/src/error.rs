@@ -38,7 +38,7 @@ pub enum BackupError {
         what: &'static str,
         /// Why.
         #[source]
-        source: steward_store::JournalError,
+        source: Box<steward_store::JournalError>,
     },
     /// The file to write the archive to already exists: a backup never
     /// replaces a file.

@@ -250,12 +250,15 @@ fn restore_into(archive: &Path, layout: &Layout, opts: &RestoreOptions<'_>) -> R
 
 /// Replaces every row of the PostgreSQL journal with the archived journal's.
 fn load_shared_journal(at: &steward_store::JournalAt, archived: &Path) -> Result<(), BackupError> {
-    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source };
+    let fail = |what: &'static str| move |source| BackupError::SharedJournal { journal: at.to_string(), what, source: Box::new(source) };
     let src = steward_store::Journal::open_existing(archived).map_err(fail("read the archived copy of"))?.ok_or_else(|| {
         BackupError::SharedJournal {
             journal: at.to_string(),
             what: "read the archived copy of",
-            source: steward_store::JournalError::Corrupt { id: "journal".into(), message: "the archived journal is empty".into() },
+            source: Box::new(steward_store::JournalError::Corrupt {
+                id: "journal".into(),
+                message: "the archived journal is empty".into(),
+            }),
         }
     })?;
     let dst = steward_store::Journal::open_at(at).map_err(fail("open"))?;

@@ -110,7 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config { .. } => {
             let mut value = serde_json::to_value(&cfg).context("encoding the config")?;
             // A queue's password is shown as ***.
-            for key in ["/source/url", "/ha/url"] {
+            for key in ["/source/url", "/ha/url", "/state/journal"] {
                 if let Some(Value::String(url)) = value.pointer_mut(key) {
                     *url = steward_queue::url::redact(url);
                 }

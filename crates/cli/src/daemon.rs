@@ -82,6 +82,10 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let dry_run = dry_run || cfg.auto.dry_run;
     // With HA the lease is the exclusion: replicas may share one target on one host.
     let lock = if dry_run || engine.leadership().is_some() { None } else { Some(Arc::new(engine.lock()?)) };
+    if !dry_run {
+        // A replica that could not sign the shared chain is refused now, not when it first leads.
+        engine.check_audit_key()?;
+    }
     // The lease is renewed on its own thread, and released when the daemon stops (a handover).
     let lease_stop = Arc::new(AtomicBool::new(false));
     let lease = match engine.leadership() {

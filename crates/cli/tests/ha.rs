@@ -265,10 +265,20 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
     until_role(&x, "leader", 30);
     // Replicas sign one chain with one key: the second gets the first's.
     let key = f.tmp.path().join("state-x").join("audit.key");
-    assert!(wait_for(10, || key.exists()), "the leader made no audit key");
+    let recorded = || shared_postgres().psql(&format!("SELECT value FROM {schema}.meta WHERE key = 'audit_pubkey'"));
+    assert!(wait_for(10, || key.exists() && !recorded().trim().is_empty()), "the leader made no audit key");
     // Without it, the second replica is refused, and says what to do.
-    let keyless = f.run(&["--config", f.tmp.path().join("x.yaml").to_str().unwrap(), "--state-dir", f.tmp.path().join("state-keyless").to_str().unwrap(), "execute"]);
-    assert!(String::from_utf8_lossy(&keyless.stderr).contains("audit.key"), "{}", String::from_utf8_lossy(&keyless.stderr));
+    let keyless = f.run(&[
+        "--config",
+        f.tmp.path().join("x.yaml").to_str().unwrap(),
+        "--state-dir",
+        f.tmp.path().join("state-keyless").to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let said = String::from_utf8_lossy(&keyless.stderr);
+    assert!(!keyless.status.success() && said.contains("copy audit.key"), "{said}");
     fs::create_dir_all(f.tmp.path().join("state-y")).unwrap();
     fs::copy(&key, f.tmp.path().join("state-y").join("audit.key")).unwrap();
     let y = Replica::start_config(&f, "y", "y", &yaml);
@@ -340,11 +350,8 @@ fn twenty_failovers_under_load_never_let_two_leaders_act() {
     }
     // No cycle ran while another leader's was still running.
     let cycles = shared_postgres().psql(&format!("SELECT ts, COALESCE(finished_ts, -1) FROM {schema}.cycles ORDER BY ts, id"));
-    let spans: Vec<(i64, i64)> = cycles
-        .lines()
-        .filter_map(|l| l.split_once('|'))
-        .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
-        .collect();
+    let spans: Vec<(i64, i64)> =
+        cycles.lines().filter_map(|l| l.split_once('|')).map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())).collect();
     assert!(spans.len() >= 20, "{cycles}");
     for w in spans.windows(2) {
         assert!(w[0].1 < 0 || w[0].1 <= w[1].0, "two cycles at once: one from {} to {}, the next from {}", w[0].0, w[0].1, w[1].0);

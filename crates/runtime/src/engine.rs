@@ -491,6 +491,44 @@ impl Engine {
         Ok(guard)
     }
 
+    /// With a journal replicas share, checks before standing by that this
+    /// replica holds the key the journal's chain is signed with, so a
+    /// replica without it is refused at start rather than failing the
+    /// first cycle it leads. Creates the key when the chain has none yet.
+    ///
+    /// # Errors
+    /// The key is missing or another (the message says what to copy), or
+    /// the journal cannot be read.
+    pub fn check_audit_key(&self) -> Result<(), RuntimeError> {
+        if !self.journal_settings.audit || self.journal_at.file().is_some() {
+            return Ok(());
+        }
+        let journal = Journal::open_at(&self.journal_at).map_err(RuntimeError::journal("opening the journal"))?;
+        self.check_owner(&journal)?;
+        let recorded = journal.audit_pubkey().map_err(RuntimeError::journal("reading the journal's audit key"))?;
+        fs::create_dir_all(&self.state_dir).map_err(RuntimeError::io("creating the state directory", &self.state_dir))?;
+        let copy_it = "Replicas sharing a journal sign one chain: copy audit.key from a replica's state directory (mode 0600)";
+        let (key, _) = AuditKey::load_or_create_for(&self.state_dir, recorded.as_deref()).map_err(|e| match e {
+            audit::AuditError::Key { path, reason } if recorded.is_some() => {
+                RuntimeError::Audit(audit::AuditError::Key { path, reason: format!("{reason}. {copy_it}") })
+            }
+            e => RuntimeError::Audit(e),
+        })?;
+        // A new chain: this key claims it, unless a replica starting at the
+        // same moment claimed it first with its own.
+        let ours = key.public_hex();
+        let chain = journal.claim_audit_key(&ours).map_err(RuntimeError::journal("recording the journal's audit key"))?;
+        match chain {
+            Some(theirs) if theirs != ours => Err(RuntimeError::Audit(audit::AuditError::Key {
+                path: self.state_dir.join(audit::KEY_FILE),
+                reason: format!(
+                    "is not the key this journal's chain was signed with (its public half is {ours}, the journal's {theirs}). {copy_it}"
+                ),
+            })),
+            _ => Ok(()),
+        }
+    }
+
     /// The journal if one exists, opened without creating anything.
     pub(crate) fn existing_journal(&self) -> Result<Option<Journal>, RuntimeError> {
         let journal = Journal::open_existing_at(&self.journal_at).map_err(RuntimeError::journal("opening the journal"))?;

@@ -2,7 +2,6 @@
 //! and service times from the journal's cycles, and a load profile over a
 //! horizon (a forecast when there is enough data).
 
-
 use steward_core::history::CycleSummary;
 use steward_core::predict::cost::Load;
 use steward_core::predict::forecast::{self, arrival_rates, ForecastConfig};
@@ -18,8 +17,7 @@ use crate::error::RuntimeError;
 /// # Errors
 /// The journal exists but cannot be read.
 pub fn journal_cycles(journal: &JournalAt) -> Result<Vec<CycleSummary>, RuntimeError> {
-    let Some(j) = Journal::open_existing_at(journal).map_err(RuntimeError::journal(format!("opening the journal {journal}")))?
-    else {
+    let Some(j) = Journal::open_existing_at(journal).map_err(RuntimeError::journal(format!("opening the journal {journal}")))? else {
         return Ok(Vec::new());
     };
     Ok(j.history(now_ms(), 1_000_000, 0).map_err(RuntimeError::journal("reading the journal's history"))?.cycles)

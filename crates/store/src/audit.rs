@@ -605,6 +605,21 @@ impl Journal {
         Ok(())
     }
 
+    /// Records `public_hex` as the key the chain is signed with unless one
+    /// is recorded; returns the one recorded (first writer wins: replicas
+    /// starting together on a new shared journal agree on one key).
+    ///
+    /// # Errors
+    /// The journal cannot be written.
+    pub fn claim_audit_key(&self, public_hex: &str) -> Result<Option<String>> {
+        self.db.exec(
+            "recording the audit key",
+            "INSERT INTO meta (key, value) VALUES ('audit_pubkey', ?1) ON CONFLICT DO NOTHING",
+            p![public_hex],
+        )?;
+        self.audit_pubkey()
+    }
+
     /// Whether records are signed.
     pub fn audited(&self) -> bool {
         self.audit.is_some()
@@ -750,7 +765,8 @@ impl Journal {
         // hand (to skip records) fails one of these.
         if let Some((cp, h, sig)) = &checkpoint {
             let cp_seq = u64::try_from(*cp).unwrap_or(0);
-            let below: Option<i64> = self.db.one("reading the audit chain", "SELECT MIN(seq) FROM audit WHERE seq <= ?1", p![cp], |r| r.get(0))?;
+            let below: Option<i64> =
+                self.db.one("reading the audit chain", "SELECT MIN(seq) FROM audit WHERE seq <= ?1", p![cp], |r| r.get(0))?;
             if let Some(kept) = below {
                 return brk(
                     u64::try_from(kept).unwrap_or(0),

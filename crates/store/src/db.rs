@@ -182,8 +182,8 @@ impl Pg {
             self.client = None;
         }
         if self.client.is_none() {
-            let mut c = steward_queue::postgres::connect(&self.url, PG_TIMEOUT, "steward-journal")
-                .map_err(|e| pg_err(what, e.to_string()))?;
+            let mut c =
+                steward_queue::postgres::connect(&self.url, PG_TIMEOUT, "steward-journal").map_err(|e| pg_err(what, e.to_string()))?;
             // The journal's tables live in their own schema, so they never
             // meet a table of the same name (`tasks`, `events`) of the
             // database's other users.
@@ -345,7 +345,7 @@ pub(crate) enum Db {
     /// The embedded journal.
     Lite(rusqlite::Connection),
     /// A shared journal.
-    Pg(RefCell<Pg>),
+    Pg(Box<RefCell<Pg>>),
 }
 
 fn lite(what: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {

@@ -397,7 +397,8 @@ impl Journal {
         if !self.has_table("incidents")? {
             return Ok(None);
         }
-        let Some(inc) = self.db.opt("reading an incident", &format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"), p![id], row_to_incident)?
+        let Some(inc) =
+            self.db.opt("reading an incident", &format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"), p![id], row_to_incident)?
         else {
             return Ok(None);
         };

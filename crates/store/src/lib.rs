@@ -434,7 +434,7 @@ impl Journal {
         match at {
             JournalAt::File(p) => Self::open(p),
             JournalAt::Postgres { url, schema } => {
-                let j = Self { db: Db::Pg(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone()))), audit: None };
+                let j = Self { db: Db::Pg(Box::new(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone())))), audit: None };
                 j.init_pg(at)?;
                 Ok(j)
             }
@@ -450,7 +450,7 @@ impl Journal {
         match at {
             JournalAt::File(p) => Self::open_existing(p),
             JournalAt::Postgres { url, schema } => {
-                let j = Self { db: Db::Pg(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone()))), audit: None };
+                let j = Self { db: Db::Pg(Box::new(std::cell::RefCell::new(db::Pg::new(url.clone(), schema.clone())))), audit: None };
                 match j.pg_version()? {
                     None => Ok(None),
                     Some(v) if v > SCHEMA_VERSION => {
@@ -508,12 +508,8 @@ impl Journal {
 
     /// The PostgreSQL journal's schema version; `None` before its tables exist.
     fn pg_version(&self) -> Result<Option<i64>> {
-        let exists: bool = self.db.one(
-            "reading the schema version",
-            "SELECT to_regclass('journal_version') IS NOT NULL",
-            &[],
-            |r| r.get(0),
-        )?;
+        let exists: bool =
+            self.db.one("reading the schema version", "SELECT to_regclass('journal_version') IS NOT NULL", &[], |r| r.get(0))?;
         if !exists {
             return Ok(None);
         }
@@ -525,8 +521,7 @@ impl Journal {
         // takes the writers' lock, the others find it made.
         self.db.tx("creating the schema", |db| {
             db.batch("creating the schema", "CREATE TABLE IF NOT EXISTS journal_version (version BIGINT NOT NULL)")?;
-            let version: Option<i64> =
-                db.opt("reading the schema version", "SELECT version FROM journal_version", &[], |r| r.get(0))?;
+            let version: Option<i64> = db.opt("reading the schema version", "SELECT version FROM journal_version", &[], |r| r.get(0))?;
             let version = version.unwrap_or(0);
             if version > SCHEMA_VERSION {
                 return Err(JournalError::TooNew { path: PathBuf::from(at.to_string()), found: version, supported: SCHEMA_VERSION });

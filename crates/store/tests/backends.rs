@@ -182,13 +182,8 @@ fn the_owner_events_and_samples_come_back_in_order(b: Backend) {
 fn tasks_are_queued_once_and_run_by_priority(b: Backend) {
     let p = Place::new(b);
     let mut j = p.open();
-    let gap = |key: &str, priority| NewTask {
-        dataset: "sales".into(),
-        key: key.into(),
-        partition: key.into(),
-        kind: GapKind::Missing,
-        priority,
-    };
+    let gap =
+        |key: &str, priority| NewTask { dataset: "sales".into(), key: key.into(), partition: key.into(), kind: GapKind::Missing, priority };
     let tasks = [gap("2026-01-01", Priority::Low), gap("2026-01-02", Priority::Critical), gap("2026-01-01", Priority::High)];
     assert_eq!(j.queue_tasks(&tasks, 1000).unwrap(), 2, "an open gap is queued once");
     let ready = j.ready_tasks(1000, 10).unwrap();
