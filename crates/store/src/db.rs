@@ -416,21 +416,10 @@ impl Db {
         }
     }
 
-    /// The first row of a query, if any.
-    pub(crate) fn opt<T>(&self, what: &'static str, q: &str, params: &[P<'_>], mut f: impl FnMut(&Row) -> Result<T>) -> Result<Option<T>> {
-        match self {
-            Self::Lite(c) => {
-                let mut stmt = c.prepare_cached(q).map_err(lite(what))?;
-                let n = stmt.column_count();
-                let bound = lite_params(params);
-                let mut rows = stmt.query(rusqlite::params_from_iter(bound.iter())).map_err(lite(what))?;
-                match rows.next().map_err(lite(what))? {
-                    Some(r) => Ok(Some(f(&lite_row(r, n).map_err(lite(what))?)?)),
-                    None => Ok(None),
-                }
-            }
-            Self::Pg(_) => Ok(self.all(what, q, params, f)?.into_iter().next()),
-        }
+    /// The first row of a query, if any (the journal asks this only of
+    /// queries that return at most one: a key, `LIMIT 1`, an aggregate).
+    pub(crate) fn opt<T>(&self, what: &'static str, q: &str, params: &[P<'_>], f: impl FnMut(&Row) -> Result<T>) -> Result<Option<T>> {
+        Ok(self.all(what, q, params, f)?.into_iter().next())
     }
 
     /// The first row of a query that always returns one (an aggregate).
