@@ -224,6 +224,13 @@ fn restore_into(archive: &Path, layout: &Layout, opts: &RestoreOptions<'_>) -> R
     }
 
     let mut warnings = Vec::new();
+    if layout.shared_journal.is_some() && has_journal {
+        warnings.push(
+            "the journal is shared: other replicas keep an audit.head that names records this restore removed; \
+             remove audit.head from their state directories (their next write makes a new one), or `audit verify` there reports the cut"
+                .to_owned(),
+        );
+    }
     if let Some(owner) = journal.as_ref().and_then(|j| j.owner.as_ref()) {
         let here = fs::canonicalize(&layout.coordination_dir).unwrap_or_else(|_| layout.coordination_dir.clone());
         if Path::new(owner) != here {

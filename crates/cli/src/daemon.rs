@@ -113,16 +113,25 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
         observed.observe_cycle(&r.metrics, &r.decision_results(), r.duration_ms as f64 / 1000.0);
         observed.observe_incidents(counted.open_incidents());
     });
+    // With HA, reconciliation and the collectors run on the leader only:
+    // `halt` is up while this replica stands by (or stops).
+    let halt = engine.leadership().map(|_| Arc::new(AtomicBool::new(true)));
     if let Some(l) = engine.leadership().cloned() {
         // steward_leader follows the lease, cycles or not (a standby runs none).
-        let (gauge, stop) = (metrics.clone(), stop.clone());
+        let (gauge, stop, halt) = (metrics.clone(), stop.clone(), halt.clone());
         std::thread::Builder::new()
             .name("steward-role".into())
-            .spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    gauge.observe_leader(steward_runtime::ha::Fence::is_leader(&l));
-                    std::thread::sleep(Duration::from_millis(200));
+            .spawn(move || loop {
+                let leads = steward_runtime::ha::Fence::is_leader(&l);
+                let stopping = stop.load(Ordering::SeqCst);
+                gauge.observe_leader(leads);
+                if let Some(h) = &halt {
+                    h.store(stopping || !leads, Ordering::SeqCst);
                 }
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             })
             .context("starting the role gauge")?;
     }
@@ -130,7 +139,7 @@ pub fn serve(cfg: &Config, engine: Engine, dry_run: bool, stop: Arc<AtomicBool>)
     let service = if cfg.datasets.is_empty() {
         None
     } else {
-        let (service, extras) = start_reconciliation(cfg, &stop, &metrics)?;
+        let (service, extras) = start_reconciliation(cfg, &stop, &metrics, halt.clone())?;
         // A failing reconciler, orchestrator or inventory raises an incident.
         let board = Arc::clone(&service.board);
         engine.desk().watch(Box::new(move || board.components()));
@@ -189,6 +198,7 @@ fn start_reconciliation(
     cfg: &Config,
     stop: &Arc<AtomicBool>,
     metrics: &Arc<Metrics>,
+    halt: Option<Arc<AtomicBool>>,
 ) -> Result<(steward_reconcile::Service, steward_runtime::Extras)> {
     let journal = cfg.journal();
     let service_cfg = steward_reconcile::ServiceConfig {
@@ -198,6 +208,7 @@ fn start_reconciliation(
         state_dir: cfg.state_dir(),
         journal: journal.clone(),
         cwd: cfg.base_dir.clone(),
+        halt,
     };
     let task_counts = {
         let journal = journal.clone();

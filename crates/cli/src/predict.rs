@@ -24,7 +24,6 @@ use steward_core::predict::tune;
 use steward_core::time::format_rfc3339;
 use steward_runtime::predict::{journal_cycles, load_profile, measured};
 use steward_sources::coordination::telemetry_samples;
-use steward_store::JOURNAL_FILE;
 
 use crate::cli::{CostArgs, DetectArgs, ForecastArgs, PredictArgs, PredictionCommand, TuneArgs};
 use crate::config::Config;
@@ -468,7 +467,7 @@ fn run_cost(a: &CostArgs, cfg: &Config, json: bool) -> Result<ExitCode> {
             let per_sec = Series { ts: s.ts.clone(), values: s.values.iter().map(|v| v / step_s).collect() };
             (per_sec, format!("{} (arrivals per row of {step_s} s, as items/s)", p.display()))
         }
-        None => (m.rates.clone(), format!("journal {} (items/s)", cfg.state_dir().join(JOURNAL_FILE).display())),
+        None => (m.rates.clone(), format!("journal {} (items/s)", cfg.journal())),
     };
     if rates.len() < 2 {
         return Err(usage(format!("{source}: fewer than 2 arrival-rate points: run the loop for a while, or pass --input")));

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use steward_core::time::format_rfc3339;
 use steward_reconcile::{Event, Inventory, Orchestrator, RunOptions};
-use steward_store::{Journal, TaskOutcome, TaskState, JOURNAL_FILE};
+use steward_store::{Journal, TaskOutcome, TaskState};
 
 use crate::cli::TasksAction;
 use crate::config::Config;
@@ -290,12 +290,12 @@ pub fn tasks(cfg: &Config, action: Option<TasksAction>, state: Option<&str>, lim
         None => vec![TaskState::Queued, TaskState::Running, TaskState::Dead],
         Some(s) => vec![parse_state(s)?],
     };
-    let path = cfg.state_dir().join(JOURNAL_FILE);
-    let Some(j) = Journal::open_existing(&path)? else {
+    let path = cfg.journal();
+    let Some(j) = Journal::open_existing_at(&path)? else {
         if json {
             print_json(&json!({"by_priority": {}, "by_state": {}, "tasks": []}));
         } else {
-            outln!("no journal yet at {}: run steward reconcile first", path.display());
+            outln!("no journal yet at {path}: run steward reconcile first");
         }
         return Ok(ExitCode::SUCCESS);
     };

@@ -101,6 +101,13 @@ impl fmt::Debug for RedisUrl {
     }
 }
 
+impl PostgresUrl {
+    /// The URL without its password (and without steward's parameters).
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+}
+
 impl fmt::Display for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (table {})", self.redacted, self.table)

@@ -39,6 +39,19 @@ pub struct ServiceConfig {
     pub journal: steward_store::JournalAt,
     /// Where collectors run.
     pub cwd: Option<PathBuf>,
+    /// With HA: up while this replica stands by. Reconciliation and the
+    /// collectors then wait (the leader runs them), and a run in progress
+    /// stops starting collectors when it goes up.
+    pub halt: Option<Arc<AtomicBool>>,
+}
+
+/// Whether this replica stands by (HA), and says so on the board.
+fn standing_by(cfg: &ServiceConfig, board: &Board, component: &str) -> bool {
+    let by = cfg.halt.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst));
+    if by {
+        board.set(component, "ok", "standing by: the leader runs it");
+    }
+    by
 }
 
 /// One component's last word.
@@ -177,7 +190,14 @@ impl Service {
                     &board,
                     &stop,
                     Some(&board.recheck),
-                    || cfg.orchestrator.reconciliation_interval,
+                    // A standby looks again each second, so it reconciles as soon as it leads.
+                    || {
+                        if cfg.halt.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst)) {
+                            Duration::from_secs(1).min(cfg.orchestrator.reconciliation_interval)
+                        } else {
+                            cfg.orchestrator.reconciliation_interval
+                        }
+                    },
                     || {
                         reconcile_once(&cfg, &board, &mut state)?;
                         changed(&board);
@@ -218,6 +238,9 @@ impl Service {
 }
 
 fn reconcile_once(cfg: &ServiceConfig, board: &Board, state: &mut Option<(Inventory, Journal, Listing)>) -> Result<(), String> {
+    if standing_by(cfg, board, "reconciler") {
+        return Ok(());
+    }
     let now = now_ms();
     let datasets = compile_all(&cfg.datasets, now).map_err(|e| e.to_string())?;
     if state.is_none() {
@@ -275,6 +298,9 @@ fn orchestrate_if_ready(
     stop: &Arc<AtomicBool>,
     inv: &mut Option<Arc<Inventory>>,
 ) -> Result<bool, String> {
+    if standing_by(cfg, board, "orchestrator") {
+        return Ok(false);
+    }
     let mut journal = match Journal::open_existing_at(&cfg.journal).map_err(|e| e.to_string())? {
         Some(_) => Journal::open_at(&cfg.journal).map_err(|e| format!("opening the journal: {e}"))?,
         None => return Ok(false),
@@ -296,7 +322,8 @@ fn orchestrate_if_ready(
     let datasets = compile_all(&cfg.datasets, now_ms()).map_err(|e| e.to_string())?;
     board.set("orchestrator", "ok", format!("running: {} task(s) ready", counts.ready));
     let orch = Orchestrator::new(&cfg.orchestrator, &datasets, Arc::clone(inv)).with_cwd(cfg.cwd.clone());
-    let opts = RunOptions { max_runtime: cfg.orchestrator.max_runtime, stop: Arc::clone(stop) };
+    // A replica that stops leading stops starting collectors.
+    let opts = RunOptions { max_runtime: cfg.orchestrator.max_runtime, stop: cfg.halt.clone().unwrap_or_else(|| Arc::clone(stop)) };
     let summary = orch.run(&mut journal, &opts, &mut |_| {}).map_err(|e| e.to_string())?;
     board.set(
         "orchestrator",

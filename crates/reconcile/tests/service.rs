@@ -50,6 +50,7 @@ fn a_failing_lake_is_reported_then_recovered_from_and_every_gap_filled() {
         state_dir: lake.state.clone(),
         journal: journal.clone(),
         cwd: None,
+        halt: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let changes = Arc::new(AtomicUsize::new(0));
@@ -92,4 +93,48 @@ fn a_failing_lake_is_reported_then_recovered_from_and_every_gap_filled() {
     let planted_gaps: u64 = planted.values().map(|(m, t, s)| m + t + s).sum();
     assert_eq!(done.len() as u64, planted_gaps, "one task per planted gap, each done once");
     assert!(j.tasks(&[TaskState::Queued, TaskState::Running, TaskState::Dead], usize::MAX).unwrap().is_empty());
+}
+
+#[test]
+fn a_standby_neither_reconciles_nor_runs_collectors_until_it_leads() {
+    let now = now_ms();
+    let (lake, _, planted) = lake_with(&[("alpha", "collect.sh")], now, false);
+    let from = steward_core::time::format_rfc3339(now.div_euclid(DAY) * DAY - 59 * DAY)[..10].to_owned();
+    let journal = steward_store::JournalAt::File(lake.state.join("steward.db"));
+    let halt = Arc::new(AtomicBool::new(true));
+    let cfg = ServiceConfig {
+        inventory: InventoryConfig { url: lake.lake.display().to_string(), rescan: Duration::from_secs(3600) },
+        datasets: vec![dataset("alpha", &lake.tools, "collect.sh", &from)],
+        orchestrator: OrchestratorConfig {
+            concurrency: 4,
+            reconciliation_interval: Duration::from_secs(3600),
+            queue_check_interval: Duration::from_millis(100),
+            ..OrchestratorConfig::default()
+        },
+        state_dir: lake.state.clone(),
+        journal: journal.clone(),
+        cwd: None,
+        halt: Some(Arc::clone(&halt)),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let service = Service::start(cfg, Arc::clone(&stop), Arc::new(|_: &Board| {})).unwrap();
+    let board = Arc::clone(&service.board);
+    wait_for("the standby to say so", 10, || status(&board, "reconciler").1.contains("standing by"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!lake.state.join("inventory/gaps.json").exists(), "a standby reconciled");
+    assert!(
+        Journal::open_existing_at(&journal).unwrap().is_none_or(|j| j.tasks(&[], usize::MAX).unwrap().is_empty()),
+        "a standby queued tasks"
+    );
+    // It leads: within the second it reconciles, and its collectors fill the gaps.
+    halt.store(false, Ordering::SeqCst);
+    wait_for("full coverage once leading", 60, || {
+        let c = board.coverage();
+        c.len() == 1 && c.iter().all(|(_, ratio, gaps)| *ratio == 1.0 && *gaps == 0)
+    });
+    stop.store(true, Ordering::SeqCst);
+    service.join();
+    let done = Journal::open_at(&journal).unwrap().tasks(&[TaskState::Done], usize::MAX).unwrap();
+    let planted_gaps: u64 = planted.values().map(|(m, t, s)| m + t + s).sum();
+    assert_eq!(done.len() as u64, planted_gaps);
 }

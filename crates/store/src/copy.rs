@@ -25,12 +25,18 @@ impl Journal {
                 let mut copied = 0u64;
                 for t in TABLES {
                     let Some((_, cols)) = tables.iter().find(|(name, _)| name == t) else { continue };
-                    copied += copy_table(from, to, t, cols)?;
+                    // Tables read in insertion order carry their row ids along.
+                    let mut cols = cols.clone();
+                    if BY_ROWID.contains(&t) {
+                        cols.insert(0, "rowid".to_owned());
+                    }
+                    copied += copy_table(from, to, t, &cols, order_of(t))?;
                 }
                 if to.is_pg() {
                     // Explicit ids do not move an identity's sequence: set
                     // each past the largest id copied.
-                    for (t, col) in [("events", "seq"), ("tasks", "id"), ("incidents", "id")] {
+                    let keys = [("events", "seq"), ("tasks", "id"), ("incidents", "id")];
+                    for (t, col) in keys.into_iter().chain(BY_ROWID.iter().map(|t| (*t, "rowid"))) {
                         to.exec(
                             "moving the identity sequences",
                             &format!(
@@ -46,11 +52,24 @@ impl Journal {
     }
 }
 
-fn copy_table(from: &Db, to: &Db, table: &str, cols: &[String]) -> Result<u64> {
+/// Tables whose readers order rows by insertion (`rowid`): copied with it.
+const BY_ROWID: [&str; 3] = ["outcomes", "samples", "incident_timeline"];
+
+/// The key that orders a table's pages (unique, so pages neither repeat
+/// nor skip rows).
+fn order_of(table: &str) -> &'static str {
+    match table {
+        "meta" => "key",
+        "events" | "audit" => "seq",
+        "incident_actions" => "incident_id, decision_id",
+        t if BY_ROWID.contains(&t) => "rowid",
+        _ => "id",
+    }
+}
+
+fn copy_table(from: &Db, to: &Db, table: &str, cols: &[String], order: &str) -> Result<u64> {
     let list = cols.join(", ");
-    // Ordered by every column: a total order, so pages neither repeat nor
-    // skip rows (rows equal in every column are interchangeable).
-    let select = format!("SELECT {list} FROM {table} ORDER BY {list} LIMIT ?1 OFFSET ?2");
+    let select = format!("SELECT {list} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2");
     let marks = (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let insert = format!("INSERT INTO {table} ({list}) VALUES ({marks})");
     let mut offset = 0usize;

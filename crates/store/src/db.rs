@@ -160,6 +160,9 @@ impl Row {
 pub(crate) struct Pg {
     url: PostgresUrl,
     schema: String,
+    /// The advisory lock of this journal's writers (one per schema, so
+    /// journals of other targets in the database never wait on it).
+    lock_key: i64,
     client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
     in_tx: bool,
@@ -171,7 +174,11 @@ pub(crate) const PG_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Pg {
     pub(crate) fn new(url: PostgresUrl, schema: String) -> Self {
-        Self { url, schema, client: None, statements: HashMap::new(), in_tx: false }
+        // FNV-1a of the schema's name: a stable key per journal.
+        let lock_key = format!("steward-journal:{schema}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) as i64;
+        Self { url, schema, lock_key, client: None, statements: HashMap::new(), in_tx: false }
     }
 
     fn client(&mut self, what: &'static str) -> Result<&mut postgres::Client> {
@@ -186,8 +193,9 @@ impl Pg {
                 steward_queue::postgres::connect(&self.url, PG_TIMEOUT, "steward-journal").map_err(|e| pg_err(what, e.to_string()))?;
             // The journal's tables live in their own schema, so they never
             // meet a table of the same name (`tasks`, `events`) of the
-            // database's other users.
-            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}", self.schema))
+            // database's other users. Created (once, under the lock) by
+            // the first writer; a reader never creates it.
+            c.batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
                 .map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))?;
             self.statements.clear();
             self.client = Some(c);
@@ -218,6 +226,40 @@ impl Pg {
 
     fn batch(&mut self, what: &'static str, q: &str) -> Result<()> {
         self.client(what)?.batch_execute(q).map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))
+    }
+
+    /// Opens a transaction (`begin`), and for a writer takes the journal's
+    /// lock in it. A lock wait that times out ends the transaction again,
+    /// so the connection stays usable.
+    fn begin(&mut self, what: &'static str, begin: &str, writer: bool) -> Result<()> {
+        self.batch(what, begin)?;
+        self.in_tx = true;
+        if writer {
+            if let Err(e) = self.batch(what, &format!("SELECT pg_advisory_xact_lock({})", self.lock_key)) {
+                if self.batch(what, "ROLLBACK").is_err() {
+                    self.client = None;
+                }
+                self.in_tx = false;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the journal's schema unless it exists (a role that may not
+    /// create schemas can still use one made for it).
+    pub(crate) fn ensure_schema(&mut self, what: &'static str) -> Result<()> {
+        let schema = self.schema.clone();
+        let stmt = "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
+        let missing: bool = self
+            .client(what)?
+            .query_one(stmt, &[&schema])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))?;
+        if missing {
+            self.batch(what, &format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+        }
+        Ok(())
     }
 }
 
@@ -437,15 +479,12 @@ impl Db {
 
     /// Runs `f` in one write transaction: both databases let one writer in
     /// at a time (SQLite's `BEGIN IMMEDIATE`; on PostgreSQL a transaction
-    /// advisory lock, so replicas append to the audit chain in turn).
+    /// advisory lock of this journal, so replicas append to the audit chain
+    /// in turn).
     pub(crate) fn tx<T>(&self, what: &'static str, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         match self {
             Self::Lite(_) => self.batch(what, "BEGIN IMMEDIATE")?,
-            Self::Pg(pg) => {
-                let mut pg = pg.borrow_mut();
-                pg.batch(what, &format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))?;
-                pg.in_tx = true;
-            }
+            Self::Pg(pg) => pg.borrow_mut().begin(what, "BEGIN", true)?,
         }
         let out = f(self);
         let end = match &out {
@@ -474,6 +513,15 @@ impl Db {
         }
     }
 
+    /// Creates the PostgreSQL journal's schema unless it exists (in the
+    /// open write transaction).
+    pub(crate) fn ensure_schema(&self, what: &'static str) -> Result<()> {
+        match self {
+            Self::Lite(_) => Ok(()),
+            Self::Pg(pg) => pg.borrow_mut().ensure_schema(what),
+        }
+    }
+
     /// Where this journal lives, for telling two apart (the SQLite file's
     /// path, empty in memory; the PostgreSQL URL and schema).
     pub(crate) fn name(&self) -> String {
@@ -481,14 +529,11 @@ impl Db {
             Self::Lite(c) => c.path().unwrap_or_default().to_owned(),
             Self::Pg(pg) => {
                 let pg = pg.borrow();
-                format!("{} (schema {})", pg.url, pg.schema)
+                format!("{} (schema {})", pg.url.redacted(), pg.schema)
             }
         }
     }
 }
-
-/// The advisory lock key of the journal's writers ("stwd_jnl").
-pub(crate) const WRITER_LOCK: i64 = 0x7374_7764_5f6a_6e6c;
 
 /// The SQLite schema in PostgreSQL's types: 64-bit integers, double
 /// precision reals, identity keys; tables without an integer key get a
@@ -544,11 +589,7 @@ impl Db {
     pub(crate) fn snapshot<T>(&self, what: &'static str, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         match self {
             Self::Lite(_) => self.batch(what, "BEGIN")?,
-            Self::Pg(pg) => {
-                let mut pg = pg.borrow_mut();
-                pg.batch(what, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-                pg.in_tx = true;
-            }
+            Self::Pg(pg) => pg.borrow_mut().begin(what, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false)?,
         }
         let out = f(self);
         let end = self.batch(what, "ROLLBACK");

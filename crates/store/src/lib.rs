@@ -342,7 +342,7 @@ impl std::fmt::Display for JournalAt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(p) => write!(f, "{}", p.display()),
-            Self::Postgres { url, schema } => write!(f, "{url} (schema {schema})"),
+            Self::Postgres { url, schema } => write!(f, "{} (schema {schema})", url.redacted()),
         }
     }
 }
@@ -520,6 +520,7 @@ impl Journal {
         // Replicas starting together create the schema once: the first
         // takes the writers' lock, the others find it made.
         self.db.tx("creating the schema", |db| {
+            db.ensure_schema("creating the schema")?;
             db.batch("creating the schema", "CREATE TABLE IF NOT EXISTS journal_version (version BIGINT NOT NULL)")?;
             let version: Option<i64> = db.opt("reading the schema version", "SELECT version FROM journal_version", &[], |r| r.get(0))?;
             let version = version.unwrap_or(0);

@@ -333,7 +333,10 @@ fn a_newer_schema_is_refused_and_a_missing_journal_is_none(b: Backend) {
 
 fn a_journal_copied_to_the_other_database_and_back_is_the_same(b: Backend) {
     let p = Place::new(b);
-    let j = p.audited("loop");
+    let mut j = p.audited("loop");
+    // Rows read in insertion order keep it (ties in time, names out of order).
+    let s = |c: &str| Sample { ts: 5, component: c.into(), metric: "rss".into(), value: 1.0 };
+    j.record_samples(&[s("z"), s("a"), s("m")]).unwrap();
     j.claim("/srv/queue").unwrap();
     cycle(&j, "c1", 1000, &metrics(10, 0, 2), Some(4));
     let d = Proposal::scale(DecisionType::ScaleUp, 6, 0.8, 2, 4, "why.").into_decision("c1-01".into());
@@ -352,6 +355,14 @@ fn a_journal_copied_to_the_other_database_and_back_is_the_same(b: Backend) {
     assert_eq!(copy.owner().unwrap().as_deref(), Some("/srv/queue"));
     assert_eq!(copy.decision("c1-01").unwrap().unwrap().decision, d);
     assert_eq!(copy.incidents(true, 10).unwrap().len(), 1);
+    let names = |j: &Journal| j.samples(0, 10).unwrap().into_iter().map(|s| s.component).collect::<Vec<_>>();
+    assert_eq!(names(&copy), ["z", "a", "m"]);
+    let timeline = |j: &Journal| {
+        let id = j.incidents(true, 1).unwrap()[0].id;
+        j.incident(id).unwrap().unwrap().timeline.into_iter().map(|e| e.what).collect::<Vec<_>>()
+    };
+    assert_eq!(timeline(&copy), timeline(&j));
+    assert_eq!(timeline(&copy), ["detected", "assessed"]);
     // Back into a journal that already has rows: replaced, not merged, and
     // its keys go on after the copied ones.
     let back = Place::new(b);
@@ -363,6 +374,51 @@ fn a_journal_copied_to_the_other_database_and_back_is_the_same(b: Backend) {
     target.record_event(2000, "started", "w2", "up", None).unwrap();
     assert_eq!(target.recent_events(10).unwrap()[0].subject, "w2", "the new event is the newest");
     back.verify().unwrap();
+    assert_eq!(names(&target), ["z", "a", "m"]);
+    target.record_samples(&[s("n")]).unwrap();
+    assert_eq!(names(&target), ["z", "a", "m", "n"], "new rows go after the copied ones");
+}
+
+#[test]
+fn a_schema_named_like_a_keyword_works_and_looking_creates_nothing() {
+    let pg = servers::shared_postgres();
+    let url = format!("postgres://steward@127.0.0.1:{}/postgres?schema=user", pg.port);
+    let at = JournalAt::parse(&url).unwrap();
+    assert!(Journal::open_existing_at(&at).unwrap().is_none());
+    assert_eq!(pg.int("SELECT count(*) FROM pg_namespace WHERE nspname = 'user'"), 0, "a reader created the schema");
+    let j = Journal::open_at(&at).unwrap();
+    j.record_event(1, "started", "w", "up", None).unwrap();
+    assert_eq!(Journal::open_existing_at(&at).unwrap().unwrap().recent_events(5).unwrap().len(), 1);
+}
+
+#[test]
+fn a_lock_wait_that_times_out_leaves_the_journal_usable() {
+    let p = Place::new(Backend::Postgres);
+    let j = p.audited("loop");
+    j.record_event(1, "first", "w", "ok", None).unwrap();
+    // Another session holds the journal's writer lock past the statement timeout (10 s).
+    let key = {
+        let schema = p.schema.clone().unwrap();
+        format!("steward-journal:{schema}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) as i64
+    };
+    let port = servers::shared_postgres().port;
+    let holder = std::thread::spawn(move || {
+        std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "steward", "-d", "postgres", "-Atqc"])
+            .arg(format!("BEGIN; SELECT pg_advisory_xact_lock({key}); SELECT pg_sleep(11); COMMIT;"))
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let err = j.record_event(2, "second", "w", "waits", None).unwrap_err();
+    assert!(err.to_string().contains("timeout") || err.to_string().contains("57014"), "{err}");
+    let _ = holder.join();
+    // The connection was not left in an aborted transaction.
+    j.record_event(3, "third", "w", "ok", None).unwrap();
+    assert_eq!(j.recent_events(10).unwrap().len(), 2);
+    p.verify().unwrap();
 }
 
 macro_rules! on_both {
