@@ -95,3 +95,65 @@ fn a_flat_lined_sensor_alarms_once_and_a_constant_series_never() {
     let constant = score_series(&ts, &vec![7.0; 2000], DetectorConfig::default());
     assert!(constant.iter().all(|s| *s < 0.5), "a series that never moved is not flat-lining");
 }
+
+/// Poisson counts around a daily cycle from 4 (night) to 400 (noon) per
+/// 5 minutes: two weeks, seeded.
+fn daily_counts() -> (Vec<i64>, Vec<f64>) {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let n = 4032;
+    let ts = (0..n as i64).map(|i| 1_400_000_000_000 + i * 300_000).collect();
+    let v = (0..n)
+        .map(|i| {
+            let hour = (i % 288) as f64 / 12.0;
+            let mean = 4.0 + 396.0 * (0.5 - 0.5 * (std::f64::consts::TAU * hour / 24.0).cos()).powi(2);
+            // Poisson by inversion (mean up to 400: sum of the log-uniform steps).
+            let (mut k, mut p, target) = (0.0, 0.0, mean);
+            loop {
+                p -= uniform().ln();
+                if p > target {
+                    break k;
+                }
+                k += 1.0;
+            }
+        })
+        .collect();
+    (ts, v)
+}
+
+/// A count series is judged after Anscombe's transform: the busy hours'
+/// ordinary Poisson spread (20 around 400) does not set the bar for the
+/// quiet night (2 around 4), so a night-time surge of 40 stands out, where
+/// the same values read as measurements (shifted off the integers) hide it
+/// inside the daytime noise. A value that is not a count hands the series
+/// to the detector on raw values, which has scored it alongside.
+#[test]
+fn counts_are_judged_on_a_stable_noise_level() {
+    let (ts, mut counts) = daily_counts();
+    // Day 10, 2 a.m.: a surge of 40 for 15 minutes.
+    let at = 10 * 288 + 24;
+    for c in &mut counts[at..at + 3] {
+        *c = 40.0;
+    }
+    let cfg = DetectorConfig::default();
+    let as_counts = score_series(&ts, &counts, cfg);
+    let anscombe: Vec<f64> = counts.iter().map(|v| (v + 0.375).sqrt()).collect();
+    assert_eq!(as_counts, score_series(&ts, &anscombe, cfg), "counts are scored on √(x + 3/8)");
+    let shifted: Vec<f64> = counts.iter().map(|v| v + 0.5).collect();
+    let as_measurements = score_series(&ts, &shifted, cfg);
+    let peak = |s: &[f64]| s[at..at + 3].iter().copied().fold(0.0, f64::max);
+    assert!(peak(&as_counts) >= 0.85, "the night surge scores {}", peak(&as_counts));
+    assert!(peak(&as_measurements) < 0.5, "read as measurements, the surge scores {}", peak(&as_measurements));
+    // The first non-count: the same scores up to it, the raw path's after.
+    let mut mixed = counts.clone();
+    mixed[3000] = 17.25;
+    let switched = score_series(&ts, &mixed, cfg);
+    assert_eq!(switched[..3000], as_counts[..3000]);
+    assert_ne!(switched[3001..], as_counts[3001..]);
+    assert!(switched[3000..].iter().all(|s| (0.0..=1.0).contains(s)));
+}

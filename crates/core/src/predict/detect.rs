@@ -2,6 +2,12 @@
 //! every series, online, no look-ahead: the score of a point uses only that
 //! point and the points before it.
 //!
+//! A **count series** (every value so far a non-negative integer: requests,
+//! events, keystrokes) is read through Anscombe's transform `√(x + 3/8)`,
+//! under which Poisson-like counts have about the same noise at every
+//! level; a detector on the raw values runs alongside and takes over at the
+//! first value that is not a count (see [`Detector`]).
+//!
 //! Per point:
 //! 1. **Predict** the value three ways: the local level (an exponentially
 //!    weighted mean), the value one day before, and the value one week
@@ -110,8 +116,45 @@ const QUANTILE_EVERY: u64 = 8;
 pub const MAX_SURPRISE: f64 = 1e300;
 
 /// A streaming anomaly detector for one series.
+///
+/// While every value so far is a non-negative integer (a count: requests,
+/// events, keystrokes), the series is scored after Anscombe's transform
+/// `√(x + 3/8)`, under which Poisson-like counts have about the same noise
+/// at every level, so a busy hour's ordinary spread is not judged against a
+/// quiet night's. A detector on the raw values runs alongside and takes over
+/// for good at the first value that is not a count.
 #[derive(Debug, Clone)]
 pub struct Detector {
+    raw: Core,
+    counts: Option<Box<Core>>,
+}
+
+impl Detector {
+    /// A detector with no history.
+    pub fn new(cfg: DetectorConfig) -> Self {
+        Self { raw: Core::new(cfg), counts: Some(Box::new(Core::new(cfg))) }
+    }
+
+    /// Scores the next point (timestamps must increase): 0..1, higher is
+    /// more anomalous. A value that is not finite scores 0 and is skipped.
+    pub fn update(&mut self, ts: UnixMs, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        if value < 0.0 || value.fract() != 0.0 {
+            self.counts = None;
+        }
+        let raw = self.raw.update(ts, value);
+        match &mut self.counts {
+            Some(c) => c.update(ts, (value + 0.375).sqrt()),
+            None => raw,
+        }
+    }
+}
+
+/// The detector proper, on one series of values.
+#[derive(Debug, Clone)]
+struct Core {
     cfg: DetectorConfig,
     /// Ring buffer of past (timestamp, value).
     ts: Vec<UnixMs>,
@@ -142,9 +185,8 @@ pub struct Detector {
     flat_reported: bool,
 }
 
-impl Detector {
-    /// A detector with no history.
-    pub fn new(cfg: DetectorConfig) -> Self {
+impl Core {
+    fn new(cfg: DetectorConfig) -> Self {
         let cap = cfg.max_history.max(2);
         Self {
             cfg,
@@ -234,9 +276,7 @@ impl Detector {
         }
     }
 
-    /// Scores the next point (timestamps must increase): 0..1, higher is
-    /// more anomalous. A value that is not finite scores 0 and is skipped.
-    pub fn update(&mut self, ts: UnixMs, value: f64) -> f64 {
+    fn update(&mut self, ts: UnixMs, value: f64) -> f64 {
         if !value.is_finite() {
             return 0.0;
         }
