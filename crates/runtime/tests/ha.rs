@@ -4,21 +4,19 @@
 //! longer current (paused past its lease, its own clock not yet aware)
 //! refuses its actions and journals the refusal.
 
+#[path = "support/fakes.rs"]
+mod fakes;
 #[path = "../../queue/tests/support/servers.rs"]
 mod servers;
+use fakes::{Queue, Replicas};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use steward_actuators::{Actuator, ActuatorError};
 use steward_core::config::EngineConfig;
-use steward_core::decision::Action;
-use steward_core::snapshot::Snapshot;
-use steward_core::time::UnixMs;
 use steward_runtime::ha::{Fence, HaConfig, Leadership};
 use steward_runtime::{Engine, RunOptions};
-use steward_sources::{Source, SourceError};
 
 fn ha(lease_ms: u64) -> HaConfig {
     HaConfig {
@@ -60,39 +58,11 @@ fn an_expired_lease_is_taken_over_and_the_old_leader_cannot_renew() {
     assert!(a.check().unwrap_err().contains("not the leader"));
 }
 
-struct Queue;
-
-impl Source for Queue {
-    fn target(&self) -> String {
-        "a test queue".into()
-    }
-    fn snapshot(&self, now: UnixMs) -> Result<Snapshot, SourceError> {
-        Ok(Snapshot { taken_at: now, target_exists: true, work_queue_size: 100, ..Snapshot::default() })
-    }
-}
-
-struct Replicas(Arc<AtomicU32>);
-
-impl Actuator for Replicas {
-    fn name(&self) -> &'static str {
-        "replicas"
-    }
-    fn handles(&self, action: &Action) -> bool {
-        matches!(action, Action::Scale { .. })
-    }
-    fn apply(&mut self, action: &Action, _now: UnixMs) -> Result<String, ActuatorError> {
-        if let Action::Scale { to, .. } = action {
-            self.0.store(*to, Ordering::SeqCst);
-        }
-        Ok("scaled".into())
-    }
-}
-
 fn engine(leadership: Leadership, dir: &std::path::Path, replicas: Arc<AtomicU32>) -> Engine {
     let mut cfg = EngineConfig::default();
     cfg.auto.scale_up_cooldown = Duration::ZERO;
     cfg.auto.max_agents = 20;
-    Engine::builder(cfg).source(Queue).fleet_actuator(Replicas(replicas)).state_dir(dir).leadership(leadership).build().unwrap()
+    Engine::builder(cfg).source(Queue(100)).fleet_actuator(Replicas(replicas)).state_dir(dir).leadership(leadership).build().unwrap()
 }
 
 #[test]

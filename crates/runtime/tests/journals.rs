@@ -4,20 +4,19 @@
 //! audit chain, interrupted decisions, rollbacks and a foreign journal must
 //! behave the same on both.
 
+#[path = "support/fakes.rs"]
+mod fakes;
 #[path = "../../queue/tests/support/servers.rs"]
 mod servers;
+use fakes::{Queue, Replicas};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use steward_actuators::{Actuator, ActuatorError};
 use steward_core::config::EngineConfig;
-use steward_core::decision::{Action, DecisionType, OutcomeResult, Proposal};
-use steward_core::snapshot::Snapshot;
-use steward_core::time::UnixMs;
+use steward_core::decision::{DecisionType, OutcomeResult, Proposal};
 use steward_runtime::{Engine, RunOptions, RuntimeError};
-use steward_sources::{Source, SourceError};
 use steward_store::audit;
 use steward_store::{Journal, JournalAt, VerdictRecord};
 
@@ -64,34 +63,6 @@ impl Place {
 
     fn journal(&self) -> Journal {
         Journal::open_existing_at(&self.at).unwrap().expect("a journal")
-    }
-}
-
-struct Queue(u64);
-
-impl Source for Queue {
-    fn target(&self) -> String {
-        "a test queue".into()
-    }
-    fn snapshot(&self, now: UnixMs) -> Result<Snapshot, SourceError> {
-        Ok(Snapshot { taken_at: now, target_exists: true, work_queue_size: self.0, ..Snapshot::default() })
-    }
-}
-
-struct Replicas(Arc<AtomicU32>);
-
-impl Actuator for Replicas {
-    fn name(&self) -> &'static str {
-        "replicas"
-    }
-    fn handles(&self, action: &Action) -> bool {
-        matches!(action, Action::Scale { .. })
-    }
-    fn apply(&mut self, action: &Action, _now: UnixMs) -> Result<String, ActuatorError> {
-        if let Action::Scale { to, .. } = action {
-            self.0.store(*to, Ordering::SeqCst);
-        }
-        Ok("scaled".into())
     }
 }
 
