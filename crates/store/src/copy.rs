@@ -69,13 +69,26 @@ fn order_of(table: &str) -> &'static str {
 
 fn copy_table(from: &Db, to: &Db, table: &str, cols: &[String], order: &str) -> Result<u64> {
     let list = cols.join(", ");
-    let select = format!("SELECT {list} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2");
     let marks = (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let insert = format!("INSERT INTO {table} ({list}) VALUES ({marks})");
-    let mut offset = 0usize;
-    let mut copied = 0u64;
+    // Pages follow the key (each starts after the last row of the one
+    // before), so a table of millions of rows is read once; a two-column
+    // key (a small table) pages by offset.
+    let key_at = cols.iter().position(|c| c == order);
+    let first = format!("SELECT {list} FROM {table} ORDER BY {order} LIMIT ?1");
+    let after = format!("SELECT {list} FROM {table} WHERE {order} > ?2 ORDER BY {order} LIMIT ?1");
+    let by_offset = format!("SELECT {list} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2");
+    let what = "reading the journal to copy";
+    let (mut last, mut offset, mut copied) = (None::<crate::db::Row>, 0usize, 0u64);
     loop {
-        let rows = from.all("reading the journal to copy", &select, p![PAGE, offset], |r| Ok(r.clone()))?;
+        let rows = match (key_at, &last) {
+            (Some(k), Some(prev)) => {
+                let key = prev.params()[k];
+                from.all(what, &after, &[P::Int(PAGE as i64), key], |r| Ok(r.clone()))?
+            }
+            (Some(_), None) => from.all(what, &first, p![PAGE], |r| Ok(r.clone()))?,
+            (None, _) => from.all(what, &by_offset, p![PAGE, offset], |r| Ok(r.clone()))?,
+        };
         for r in &rows {
             let ps: Vec<P<'_>> = r.params();
             to.exec("copying the journal", &insert, &ps)?;
@@ -85,5 +98,6 @@ fn copy_table(from: &Db, to: &Db, table: &str, cols: &[String], order: &str) -> 
             return Ok(copied);
         }
         offset += PAGE;
+        last = rows.into_iter().last();
     }
 }

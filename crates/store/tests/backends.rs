@@ -379,6 +379,25 @@ fn a_journal_copied_to_the_other_database_and_back_is_the_same(b: Backend) {
     assert_eq!(names(&target), ["z", "a", "m", "n"], "new rows go after the copied ones");
 }
 
+fn a_journal_of_several_pages_copies_whole_and_in_order(b: Backend) {
+    let p = Place::new(b);
+    let mut j = p.open();
+    // 12,001 samples (three pages and one row), ties in time, names out of order.
+    let samples: Vec<Sample> = (0..12_001)
+        .map(|i| Sample { ts: i / 3, component: format!("c{}", (i * 7919) % 12_001), metric: "m".into(), value: i as f64 })
+        .collect();
+    j.record_samples(&samples).unwrap();
+    let other = Place::new(match b {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    });
+    let copy = other.open();
+    assert_eq!(copy.replace_with(&j).unwrap(), 12_001);
+    let back = copy.samples(0, 20_000).unwrap();
+    assert_eq!(back.len(), 12_001);
+    assert!(back.iter().zip(&samples).all(|(a, b)| a.component == b.component && a.value == b.value), "order or rows differ");
+}
+
 #[test]
 fn a_schema_named_like_a_keyword_works_and_looking_creates_nothing() {
     let pg = servers::shared_postgres();
@@ -443,4 +462,5 @@ on_both!(
     two_writers_on_one_journal_make_one_chain,
     a_newer_schema_is_refused_and_a_missing_journal_is_none,
     a_journal_copied_to_the_other_database_and_back_is_the_same,
+    a_journal_of_several_pages_copies_whole_and_in_order,
 );
