@@ -102,8 +102,11 @@ fn the_dashboard_shows_what_the_api_says_live_and_rolls_back() {
     eprintln!("first render (charts drawn) at {first_render_ms} ms after navigation start");
 
     // What the page shows is what /status and /decisions say (same cycle).
+    // The page and the API are read one after the other while cycles run
+    // every second, so a match needs a moment when neither moved: on a
+    // loaded machine that can take several cycles.
     let mut matched = false;
-    for _ in 0..20 {
+    for _ in 0..80 {
         let dom = page.eval(
             "({cycle: document.querySelector('#cycle').dataset.id, score: document.querySelector('#health-score').dataset.value,
               agents: document.querySelector('#agents').dataset.value, last: document.querySelector('#last-decision').dataset.id})",
