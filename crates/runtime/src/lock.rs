@@ -108,7 +108,20 @@ mod tests {
         let e = TargetLock::acquire(tmp.path(), "t").unwrap_err();
         assert!(matches!(&e, RuntimeError::LockBusy { holder, .. } if holder.contains(&std::process::id().to_string())), "{e}");
         drop(first);
-        TargetLock::acquire(tmp.path(), "t").unwrap();
+        // Another test of this binary forking a child at that moment holds a
+        // copy of the descriptor until the child execs (the lock is the open
+        // file's): give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match TargetLock::acquire(tmp.path(), "t") {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(matches!(e, RuntimeError::LockBusy { .. }), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("the lock stayed busy after it was dropped: {e}"),
+            }
+        }
     }
 
     /// Regression (issue 9): a lock file planted as a link to the journal
