@@ -45,9 +45,14 @@ pub struct ServiceConfig {
     pub halt: Option<Arc<AtomicBool>>,
 }
 
+/// Whether this replica stands by (HA).
+fn halted(cfg: &ServiceConfig) -> bool {
+    cfg.halt.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst))
+}
+
 /// Whether this replica stands by (HA), and says so on the board.
 fn standing_by(cfg: &ServiceConfig, board: &Board, component: &str) -> bool {
-    let by = cfg.halt.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst));
+    let by = halted(cfg);
     if by {
         board.set(component, "ok", "standing by: the leader runs it");
     }
@@ -192,7 +197,7 @@ impl Service {
                     Some(&board.recheck),
                     // A standby looks again each second, so it reconciles as soon as it leads.
                     || {
-                        if cfg.halt.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst)) {
+                        if halted(&cfg) {
                             Duration::from_secs(1).min(cfg.orchestrator.reconciliation_interval)
                         } else {
                             cfg.orchestrator.reconciliation_interval

@@ -596,11 +596,7 @@ impl Journal {
     /// # Errors
     /// The journal cannot be written.
     pub fn enable_audit(&mut self, key: AuditKey, actor: impl Into<Actor>, head: Option<PathBuf>) -> Result<()> {
-        self.db.exec(
-            "recording the audit key",
-            "INSERT INTO meta (key, value) VALUES ('audit_pubkey', ?1) ON CONFLICT DO NOTHING",
-            p![key.public_hex()],
-        )?;
+        self.claim_audit_key(&key.public_hex())?;
         self.audit = Some(Auditor { key, actor: actor.into(), head });
         Ok(())
     }

@@ -8,7 +8,6 @@
 //! stores (integers, reals, text, NULL). The few statements that differ
 //! between the two pick their text with [`Db::pick`].
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -195,8 +194,7 @@ impl Pg {
             // meet a table of the same name (`tasks`, `events`) of the
             // database's other users. Created (once, under the lock) by
             // the first writer; a reader never creates it.
-            c.batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
-                .map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))?;
+            c.batch_execute(&format!("SET search_path TO \"{}\"", self.schema)).map_err(pg_fail(what))?;
             self.statements.clear();
             self.client = Some(c);
         }
@@ -207,7 +205,7 @@ impl Pg {
         if let Some(s) = self.statements.get(q) {
             return Ok(s.clone());
         }
-        let s = self.client(what)?.prepare(q).map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))?;
+        let s = self.client(what)?.prepare(q).map_err(pg_fail(what))?;
         // Bounded: the journal's statements are a few dozen texts.
         if self.statements.len() > 256 {
             self.statements.clear();
@@ -216,16 +214,23 @@ impl Pg {
         Ok(s)
     }
 
-    fn run(&mut self, what: &'static str, q: &str, params: &[P<'_>]) -> Result<Vec<postgres::Row>> {
-        let stmt = self.statement(what, q)?;
+    /// Prepares `q` (in SQLite's `?N` form) and runs it with `params`
+    /// through `run` (a query or an execute).
+    fn with_bound<T>(
+        &mut self,
+        what: &'static str,
+        q: &str,
+        params: &[P<'_>],
+        run: impl FnOnce(&mut postgres::Client, &postgres::Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let stmt = self.statement(what, &to_dollars(q))?;
         let bound = bind(what, stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
-        let client = self.client(what)?;
-        client.query(&stmt, &refs).map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))
+        run(self.client(what)?, &stmt, &refs).map_err(pg_fail(what))
     }
 
     fn batch(&mut self, what: &'static str, q: &str) -> Result<()> {
-        self.client(what)?.batch_execute(q).map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))
+        self.client(what)?.batch_execute(q).map_err(pg_fail(what))
     }
 
     /// Opens a transaction (`begin`), and for a writer takes the journal's
@@ -251,11 +256,7 @@ impl Pg {
     pub(crate) fn ensure_schema(&mut self, what: &'static str) -> Result<()> {
         let schema = self.schema.clone();
         let stmt = "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
-        let missing: bool = self
-            .client(what)?
-            .query_one(stmt, &[&schema])
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))?;
+        let missing: bool = self.client(what)?.query_one(stmt, &[&schema]).and_then(|r| r.try_get(0)).map_err(pg_fail(what))?;
         if missing {
             self.batch(what, &format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
         }
@@ -265,6 +266,10 @@ impl Pg {
 
 fn pg_err(what: &'static str, message: String) -> JournalError {
     JournalError::Postgres { what, message }
+}
+
+fn pg_fail(what: &'static str) -> impl FnOnce(postgres::Error) -> JournalError {
+    move |e| pg_err(what, steward_queue::postgres::pg_message(&e))
 }
 
 /// Binds each value as the type the server inferred for its parameter.
@@ -409,13 +414,6 @@ impl Db {
         }
     }
 
-    fn text<'a>(&self, q: &'a str) -> Cow<'a, str> {
-        match self {
-            Self::Lite(_) => Cow::Borrowed(q),
-            Self::Pg(_) => Cow::Owned(to_dollars(q)),
-        }
-    }
-
     /// Runs a statement; returns the rows it changed (or returned).
     pub(crate) fn exec(&self, what: &'static str, q: &str, params: &[P<'_>]) -> Result<u64> {
         match self {
@@ -425,14 +423,7 @@ impl Db {
                 let n = stmt.execute(rusqlite::params_from_iter(bound.iter())).map_err(lite(what))?;
                 Ok(n as u64)
             }
-            Self::Pg(pg) => {
-                let q = self.text(q);
-                let mut pg = pg.borrow_mut();
-                let stmt = pg.statement(what, &q)?;
-                let bound = bind(what, stmt.params(), params)?;
-                let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
-                pg.client(what)?.execute(&stmt, &refs).map_err(|e| pg_err(what, steward_queue::postgres::pg_message(&e)))
-            }
+            Self::Pg(pg) => pg.borrow_mut().with_bound(what, q, params, |c, stmt, refs| c.execute(stmt, refs)),
         }
     }
 
@@ -451,8 +442,7 @@ impl Db {
                 Ok(out)
             }
             Self::Pg(pg) => {
-                let q = self.text(q);
-                let rows = pg.borrow_mut().run(what, &q, params)?;
+                let rows = pg.borrow_mut().with_bound(what, q, params, |c, stmt, refs| c.query(stmt, refs))?;
                 rows.iter().map(|r| f(&pg_row(what, r)?)).collect()
             }
         }
@@ -482,15 +472,23 @@ impl Db {
     /// advisory lock of this journal, so replicas append to the audit chain
     /// in turn).
     pub(crate) fn tx<T>(&self, what: &'static str, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
-        match self {
-            Self::Lite(_) => self.batch(what, "BEGIN IMMEDIATE")?,
-            Self::Pg(pg) => pg.borrow_mut().begin(what, "BEGIN", true)?,
+        self.transaction(what, true, f)
+    }
+
+    /// Runs `f` on one consistent snapshot of the database (read only).
+    pub(crate) fn snapshot<T>(&self, what: &'static str, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        self.transaction(what, false, f)
+    }
+
+    fn transaction<T>(&self, what: &'static str, write: bool, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        match (self, write) {
+            (Self::Lite(_), true) => self.batch(what, "BEGIN IMMEDIATE")?,
+            (Self::Lite(_), false) => self.batch(what, "BEGIN")?,
+            (Self::Pg(pg), true) => pg.borrow_mut().begin(what, "BEGIN", true)?,
+            (Self::Pg(pg), false) => pg.borrow_mut().begin(what, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false)?,
         }
         let out = f(self);
-        let end = match &out {
-            Ok(_) => self.batch(what, "COMMIT"),
-            Err(_) => self.batch(what, "ROLLBACK"),
-        };
+        let end = self.batch(what, if write && out.is_ok() { "COMMIT" } else { "ROLLBACK" });
         if let Self::Pg(pg) = self {
             let mut pg = pg.borrow_mut();
             pg.in_tx = false;
@@ -581,28 +579,6 @@ impl Row {
                 Cell::Text(s) => P::Text(s),
             })
             .collect()
-    }
-}
-
-impl Db {
-    /// Runs `f` on one consistent snapshot of the database (read only).
-    pub(crate) fn snapshot<T>(&self, what: &'static str, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
-        match self {
-            Self::Lite(_) => self.batch(what, "BEGIN")?,
-            Self::Pg(pg) => pg.borrow_mut().begin(what, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false)?,
-        }
-        let out = f(self);
-        let end = self.batch(what, "ROLLBACK");
-        if let Self::Pg(pg) = self {
-            let mut pg = pg.borrow_mut();
-            pg.in_tx = false;
-            if end.is_err() {
-                pg.client = None;
-            }
-        }
-        let v = out?;
-        end?;
-        Ok(v)
     }
 }
 
