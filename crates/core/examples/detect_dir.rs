@@ -2,7 +2,8 @@
 //! writes `timestamp,value,anomaly_score` files mirroring it (for scoring
 //! a corpus quickly: `cargo run --release -p steward-core --example
 //! detect_dir -- IN_DIR OUT_DIR`). Settings from the default config; for
-//! experiments TAIL_Q, SMOOTH_W, SHARP and REST override theirs. A
+//! experiments TAIL_Q, RARE_Q, SMOOTH_W, SMOOTH_CAP, SHARP, FLAT_F, FLAT_MIN
+//! and REST override theirs. A
 //! timestamp that goes back is fed as the previous one (scored in order).
 
 use std::path::Path;
@@ -45,6 +46,12 @@ fn main() {
         let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
         if let Some(v) = env("TAIL_Q") {
             cfg.tail_quantile = v;
+        }
+        if let Some(v) = env("RARE_Q") {
+            cfg.rare_quantile = v;
+        }
+        if let Some(v) = env("SMOOTH_CAP") {
+            cfg.smooth_cap = v;
         }
         if let Some(v) = env("SMOOTH_W") {
             cfg.smooth_weight = v;

@@ -20,10 +20,17 @@
 //!    random walk against its recent level (so a jump shows).
 //! 3. **Calibrate** `z` against the series' own history of surprises: the
 //!    ratio `r = z / q` to their 98th percentile `q` (a log-binned
-//!    histogram), mapped to `r⁴ / (1 + r⁴)`. The same is done for an
-//!    exponentially smoothed `z` (a burst of moderate surprises, such as
-//!    denser spikes), and the score is the larger of the two. Heavy-tailed
-//!    series so raise their own bar, and one threshold serves every series.
+//!    histogram), mapped to `r⁴ / (1 + r⁴)`. Once a thousand surprises are
+//!    known, `q` is at least their 99.9th percentile over 1.41, the ratio
+//!    of the two percentiles in Gaussian noise: a series whose own
+//!    one-in-a-thousand surprise lies further out (slow requests, bursts,
+//!    retry storms) is judged by it, so its ordinary extremes do not page,
+//!    and a Gaussian-like series is judged as before. The same is done for
+//!    an exponentially smoothed `z`, each `z` capped at twice `q` before it
+//!    enters (a run of moderate surprises: a level shift, a ramp, denser
+//!    spikes; not one outlier's echo), and the score is the larger of the
+//!    two. Heavy-tailed series so raise their own bar, and one threshold
+//!    serves every series.
 //! 4. **A flat-lined sensor**: the same value repeated longer than
 //!    [`DetectorConfig::flat_factor`] times the longest repeat the series
 //!    made before (at least [`DetectorConfig::flat_min_run`]) scores on the
@@ -45,6 +52,7 @@
 //! learned from. None of these guards is reached by ordinary data, whose
 //! scores are exactly those of the plain formulas.
 
+use super::stats::normal_quantile;
 use crate::time::UnixMs;
 
 /// The detector's settings (one set for all series; see the module doc).
@@ -60,9 +68,24 @@ pub struct DetectorConfig {
     pub tail_quantile: f64,
     /// Exponent of the ratio to that percentile in the score.
     pub sharpness: f64,
+    /// The rarer percentile of past surprises (a one-in-a-thousand event by
+    /// default) that keeps a heavy-tailed series from paging on its own
+    /// ordinary extremes: a single point's surprise is judged against the
+    /// larger of the `tail_quantile` percentile and this one scaled by the
+    /// ratio the two have for Gaussian noise, once the history holds
+    /// `1 / (1 - rare_quantile)` surprises (before, the rare percentile is
+    /// not known). For Gaussian-like noise the two agree and nothing
+    /// changes; 1 turns it off.
+    pub rare_quantile: f64,
     /// Weight of each new surprise in the smoothed surprise (0..1), which
     /// catches a burst of moderate surprises that no single point shows.
     pub smooth_weight: f64,
+    /// Each surprise enters the smoothed surprise capped at this many times
+    /// the `tail_quantile` percentile, so one huge spike cannot carry it: it
+    /// stands for many moderate surprises in a row (a level shift, a
+    /// ramp, a denser burst), which a series' isolated outliers are not.
+    /// 0 turns the cap off.
+    pub smooth_cap: f64,
     /// Points after an alarm during which weaker scores are damped.
     pub rest_points: usize,
     /// Samples either side of a seasonal match that bound the expected value.
@@ -90,7 +113,9 @@ impl Default for DetectorConfig {
             seasons_ms: [86_400_000, 7 * 86_400_000],
             tail_quantile: 0.98,
             sharpness: 4.0,
+            rare_quantile: 0.999,
             smooth_weight: 0.1,
+            smooth_cap: 2.0,
             rest_points: 100,
             damping: 0.5,
             flat_factor: 2.0,
@@ -199,8 +224,8 @@ impl Core {
             level: 0.0,
             mae: [f64::NAN; N_PRED],
             seen: [0; N_PRED],
-            point: Tail::new(),
-            smoothed: Tail::new(),
+            point: Tail::new(rare_ratio(&cfg)),
+            smoothed: Tail::new(0.0),
             smooth: f64::NAN,
             peak: 0.0,
             since_peak: usize::MAX,
@@ -319,15 +344,21 @@ impl Core {
                 _ => 1e-9 * value.abs() + 1e-9 * self.level.abs(),
             };
             let z = (err(preds[b]) / (self.mae[b] + floor).min(f64::MAX)).min(MAX_SURPRISE);
-            self.smooth = if self.smooth.is_nan() { z } else { self.smooth + self.cfg.smooth_weight * (z - self.smooth) };
+            // Capped, so the smoothed surprise stands for many moderate
+            // surprises in a row, never for one outlier.
+            let capped = match self.point.quantile {
+                q if self.cfg.smooth_cap > 0.0 && q.is_finite() => z.min(self.cfg.smooth_cap * q),
+                _ => z,
+            };
+            self.smooth = if self.smooth.is_nan() { capped } else { self.smooth + self.cfg.smooth_weight * (capped - self.smooth) };
             let warm = self.point.total() >= 30;
             let s_point = self.point.score(z, &self.cfg);
             let s_smooth = self.smoothed.score(self.smooth, &self.cfg);
             if warm {
                 score = if self.cfg.smooth_weight > 0.0 { s_point.max(s_smooth) } else { s_point };
             }
-            self.point.record(z, self.n, self.cfg.tail_quantile);
-            self.smoothed.record(self.smooth, self.n, self.cfg.tail_quantile);
+            self.point.record(z, self.n, &self.cfg);
+            self.smoothed.record(self.smooth, self.n, &self.cfg);
         }
         // A flat-lined sensor: a repeat far longer than the series has made.
         if value == self.last_value {
@@ -393,29 +424,63 @@ impl Core {
     }
 }
 
-/// A log-binned histogram of past surprises and its upper percentile.
+/// How far above the `tail_quantile` percentile the `rare_quantile` one
+/// lies for Gaussian noise (of absolute errors): 1.41 for the 99.9th over the
+/// 98th. A series whose rare percentile lies further out than that has
+/// heavier tails than Gaussian noise. 0 when the rare percentile is off.
+fn rare_ratio(cfg: &DetectorConfig) -> f64 {
+    let (q, rare) = (cfg.tail_quantile, cfg.rare_quantile);
+    if !(rare < 1.0 && rare > q && q > 0.0) {
+        return 0.0;
+    }
+    let ratio = normal_quantile(1.0 - (1.0 - rare) / 2.0) / normal_quantile(1.0 - (1.0 - q) / 2.0);
+    if ratio.is_finite() && ratio > 0.0 {
+        ratio
+    } else {
+        0.0
+    }
+}
+
+/// A log-binned histogram of past surprises and its upper percentiles.
 #[derive(Debug, Clone)]
 struct Tail {
     hist: Vec<u32>,
     total: u32,
+    /// The `tail_quantile` percentile.
     quantile: f64,
+    /// The `rare_quantile` percentile, once the history is long enough to
+    /// hold such an event (NaN before, and when `rare_ratio` is 0).
+    rare: f64,
+    /// The rare percentile over this is the least the reference can be.
+    rare_ratio: f64,
 }
 
 impl Tail {
-    fn new() -> Self {
-        Self { hist: vec![0; N_BINS], total: 0, quantile: f64::NAN }
+    fn new(rare_ratio: f64) -> Self {
+        Self { hist: vec![0; N_BINS], total: 0, quantile: f64::NAN, rare: f64::NAN, rare_ratio }
     }
 
     fn total(&self) -> u32 {
         self.total
     }
 
-    /// `r⁴ / (1 + r⁴)` with `r` = the surprise over the percentile.
+    /// What a surprise is measured against: the percentile, raised for a
+    /// series whose rare surprises lie further out than Gaussian noise's.
+    fn reference(&self) -> f64 {
+        let q = self.quantile.max(1e-6);
+        if self.rare.is_finite() {
+            q.max(self.rare / self.rare_ratio)
+        } else {
+            q
+        }
+    }
+
+    /// `r⁴ / (1 + r⁴)` with `r` = the surprise over the reference.
     fn score(&self, z: f64, cfg: &DetectorConfig) -> f64 {
         if !self.quantile.is_finite() {
             return 0.0;
         }
-        let r = z / self.quantile.max(1e-6);
+        let r = z / self.reference();
         let rk = r.powf(cfg.sharpness);
         if rk.is_finite() {
             rk / (1.0 + rk)
@@ -424,7 +489,7 @@ impl Tail {
         }
     }
 
-    fn record(&mut self, z: f64, n: u64, q: f64) {
+    fn record(&mut self, z: f64, n: u64, cfg: &DetectorConfig) {
         self.hist[bin_of(z)] += 1;
         self.total += 1;
         if self.total >= HIST_CAP {
@@ -435,11 +500,19 @@ impl Tail {
             }
         }
         if n.is_multiple_of(QUANTILE_EVERY) || self.quantile.is_nan() {
-            let tail = ((1.0 - q) * f64::from(self.total)).max(1.0);
+            let total = f64::from(self.total);
+            let tail = ((1.0 - cfg.tail_quantile) * total).max(1.0);
+            // The rare percentile exists once the history holds one such event.
+            let rare_tail = (1.0 - cfg.rare_quantile) * total;
+            let rare_known = self.rare_ratio > 0.0 && rare_tail >= 1.0 - 1e-9;
             let mut acc = 0.0;
             self.quantile = bin_floor(0);
+            self.rare = f64::NAN;
             for b in (0..N_BINS).rev() {
                 acc += f64::from(self.hist[b]);
+                if rare_known && self.rare.is_nan() && acc >= rare_tail.max(1.0) {
+                    self.rare = bin_floor(b);
+                }
                 if acc >= tail {
                     self.quantile = bin_floor(b);
                     break;
