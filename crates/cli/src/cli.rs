@@ -600,9 +600,9 @@ pub enum PredictionCommand {
     ///
     /// Where to page: 0.82 is the threshold NAB's standard profile chooses
     /// on its development data (about 1.5–2 false alarms per 1,000 points
-    /// of bursty, heavy-tailed server metrics); 0.9 pages about a third
-    /// less often and misses more of the subtle changes. docs/prediction.md
-    /// has the measurements.
+    /// of bursty, heavy-tailed server metrics); 0.9 gives about 30 % fewer
+    /// false alarms and misses more of the subtle changes.
+    /// docs/prediction.md has the measurements.
     Detect(DetectArgs),
     /// Predict failures: per component and metric, the trend extrapolated to
     /// its limit.

@@ -235,3 +235,15 @@ fn a_lasting_shift_shows_through_a_heavy_tailed_series() {
     assert_eq!(before, None, "uncapped, the doubling is found at row {before:?}");
     assert_eq!(first(&score_series(&ts, &calm, cfg)), None);
 }
+
+/// The history of surprises is halved when it grows large (memory stays
+/// bounded); halving must keep its percentiles where they were, or a long
+/// heavy-tailed series would page more and more after each halving.
+#[test]
+fn a_long_history_keeps_its_rare_percentile() {
+    let (ts, v) = heavy_tailed_latency(140_000);
+    let s = score_series(&ts, &v, DetectorConfig::default());
+    let before = alarms(&s[10_000..65_000], 0.82);
+    let after = alarms(&s[75_000..130_000], 0.82);
+    assert!(after <= before + before / 2 + 5, "{before} alarms in 55,000 rows before the history was halved, {after} after");
+}

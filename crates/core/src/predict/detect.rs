@@ -25,12 +25,14 @@
 //!    of the two percentiles in Gaussian noise: a series whose own
 //!    one-in-a-thousand surprise lies further out (slow requests, bursts,
 //!    retry storms) is judged by it, so its ordinary extremes do not page,
-//!    and a Gaussian-like series is judged as before. The same is done for
-//!    an exponentially smoothed `z`, each `z` capped at twice `q` before it
-//!    enters (a run of moderate surprises: a level shift, a ramp, denser
-//!    spikes; not one outlier's echo), and the score is the larger of the
-//!    two. Heavy-tailed series so raise their own bar, and one threshold
-//!    serves every series.
+//!    and a Gaussian-like series is judged about as before (the
+//!    percentiles are read to an eighth of an octave). An exponentially
+//!    smoothed `z` is calibrated the same way against its own 98th
+//!    percentile alone, each `z` entering it capped at twice the point
+//!    path's 98th percentile (it stands for a run of moderate surprises: a
+//!    level shift, a ramp, denser spikes; not one outlier's echo), and the
+//!    score is the larger of the two. Heavy-tailed series so raise their
+//!    own bar, and one threshold serves every series.
 //! 4. **A flat-lined sensor**: the same value repeated longer than
 //!    [`DetectorConfig::flat_factor`] times the longest repeat the series
 //!    made before (at least [`DetectorConfig::flat_min_run`]) scores on the
@@ -74,8 +76,9 @@ pub struct DetectorConfig {
     /// larger of the `tail_quantile` percentile and this one scaled by the
     /// ratio the two have for Gaussian noise, once the history holds
     /// `1 / (1 - rare_quantile)` surprises (before, the rare percentile is
-    /// not known). For Gaussian-like noise the two agree and nothing
-    /// changes; 1 turns it off.
+    /// not known). For Gaussian-like noise the two agree (to the
+    /// histogram's eighth of an octave) and the reference stays the
+    /// percentile; 1, or any value not above `tail_quantile`, turns it off.
     pub rare_quantile: f64,
     /// Weight of each new surprise in the smoothed surprise (0..1), which
     /// catches a burst of moderate surprises that no single point shows.
@@ -493,24 +496,32 @@ impl Tail {
         self.hist[bin_of(z)] += 1;
         self.total += 1;
         if self.total >= HIST_CAP {
+            // Halved from the top with the odd one carried down, so the
+            // count above every bin is halved too (rounding each bin down
+            // would empty the rare tail, where bins hold one event each).
             self.total = 0;
-            for h in &mut self.hist {
-                *h /= 2;
+            let mut carry = 0;
+            for h in self.hist.iter_mut().rev() {
+                let x = *h + carry;
+                *h = x / 2;
+                carry = x % 2;
                 self.total += *h;
             }
         }
         if n.is_multiple_of(QUANTILE_EVERY) || self.quantile.is_nan() {
             let total = f64::from(self.total);
             let tail = ((1.0 - cfg.tail_quantile) * total).max(1.0);
-            // The rare percentile exists once the history holds one such event.
-            let rare_tail = (1.0 - cfg.rare_quantile) * total;
-            let rare_known = self.rare_ratio > 0.0 && rare_tail >= 1.0 - 1e-9;
+            // The rare percentile is known once the history is long enough
+            // to hold one such event (1,000 surprises for the 99.9th): it is
+            // then the bin of the largest, later of the top 0.1 %.
+            let rare_tail = ((1.0 - cfg.rare_quantile) * total).max(1.0);
+            let rare_known = self.rare_ratio > 0.0 && (1.0 - cfg.rare_quantile) * total >= 1.0 - 1e-9;
             let mut acc = 0.0;
             self.quantile = bin_floor(0);
             self.rare = f64::NAN;
             for b in (0..N_BINS).rev() {
                 acc += f64::from(self.hist[b]);
-                if rare_known && self.rare.is_nan() && acc >= rare_tail.max(1.0) {
+                if rare_known && self.rare.is_nan() && acc >= rare_tail - 1e-9 {
                     self.rare = bin_floor(b);
                 }
                 if acc >= tail {
