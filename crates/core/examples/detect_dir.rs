@@ -2,8 +2,8 @@
 //! writes `timestamp,value,anomaly_score` files mirroring it (for scoring
 //! a corpus quickly: `cargo run --release -p steward-core --example
 //! detect_dir -- IN_DIR OUT_DIR`). Settings from the default config; for
-//! experiments TAIL_Q, RARE_Q, SMOOTH_W, SMOOTH_CAP, SHARP, FLAT_F, FLAT_MIN
-//! and REST override theirs. A
+//! experiments TAIL_Q, RARE_Q, SMOOTH_W, SMOOTH_CAP, SHARP, FLAT_F, FLAT_MIN,
+//! NEIGH and REST override theirs. A
 //! timestamp that goes back is fed as the previous one (scored in order).
 
 use std::path::Path;
@@ -64,6 +64,9 @@ fn main() {
         }
         if let Some(v) = env("FLAT_MIN") {
             cfg.flat_min_run = v as usize;
+        }
+        if let Some(v) = env("NEIGH") {
+            cfg.neighbours = v as usize;
         }
         if let Some(v) = env("REST") {
             cfg.rest_points = v as usize;
