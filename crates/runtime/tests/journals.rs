@@ -8,7 +8,11 @@
 mod fakes;
 #[path = "../../queue/tests/support/servers.rs"]
 mod servers;
+#[macro_use]
+#[path = "../../store/tests/support/journal_backends.rs"]
+mod journal_backends;
 use fakes::{Queue, Replicas};
+use journal_backends::{fresh_journal, Backend};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -20,14 +24,6 @@ use steward_runtime::{Engine, RunOptions, RuntimeError};
 use steward_store::audit;
 use steward_store::{Journal, JournalAt, VerdictRecord};
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-
 /// A state directory and a journal location of one backend.
 struct Place {
     at: JournalAt,
@@ -37,14 +33,7 @@ struct Place {
 impl Place {
     fn new(b: Backend) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let at = match b {
-            Backend::Sqlite => JournalAt::File(tmp.path().join("journal.db")),
-            Backend::Postgres => {
-                let port = servers::shared_postgres().port;
-                let schema = format!("e_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-                JournalAt::parse(&format!("postgres://steward@127.0.0.1:{port}/postgres?schema={schema}")).unwrap()
-            }
-        };
+        let (at, _) = fresh_journal(b, tmp.path(), "e");
         Self { at, tmp }
     }
 
@@ -146,17 +135,6 @@ fn a_journal_of_another_target_is_refused(b: Backend) {
         other => panic!("a foreign journal was used: {other:?}"),
     }
     assert_eq!(replicas.load(Ordering::SeqCst), 1, "nothing acted");
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
 }
 
 on_both!(

@@ -6,8 +6,10 @@
 
 #[path = "../../queue/tests/support/servers.rs"]
 mod servers;
-
-use std::sync::atomic::{AtomicU32, Ordering};
+#[macro_use]
+#[path = "support/journal_backends.rs"]
+mod journal_backends;
+use journal_backends::{fresh_journal, Backend};
 
 use serde_json::json;
 use steward_core::assess::Metrics;
@@ -21,12 +23,6 @@ use steward_store::{CycleAction, CycleStart, Journal, JournalAt, JournalError, N
 
 const KEY: [u8; 32] = [5; 32];
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A fresh, empty journal location of one backend (its own file, or its
 /// own schema on the shared server), kept alive by the fixture.
 struct Place {
@@ -35,20 +31,11 @@ struct Place {
     _tmp: tempfile::TempDir,
 }
 
-static N: AtomicU32 = AtomicU32::new(0);
-
 impl Place {
     fn new(b: Backend) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        match b {
-            Backend::Sqlite => Self { at: JournalAt::File(tmp.path().join("journal.db")), schema: None, _tmp: tmp },
-            Backend::Postgres => {
-                let pg = servers::shared_postgres();
-                let schema = format!("j_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-                let url = format!("postgres://steward@127.0.0.1:{}/postgres?schema={schema}", pg.port);
-                Self { at: JournalAt::parse(&url).unwrap(), schema: Some(schema), _tmp: tmp }
-            }
-        }
+        let (at, schema) = fresh_journal(b, tmp.path(), "j");
+        Self { at, schema, _tmp: tmp }
     }
 
     fn open(&self) -> Journal {
@@ -438,17 +425,6 @@ fn a_lock_wait_that_times_out_leaves_the_journal_usable() {
     j.record_event(3, "third", "w", "ok", None).unwrap();
     assert_eq!(j.recent_events(10).unwrap().len(), 2);
     p.verify().unwrap();
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
 }
 
 on_both!(
