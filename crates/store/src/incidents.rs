@@ -616,16 +616,6 @@ impl Journal {
             },
         )
     }
-
-    pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
-        if self.db.is_pg() {
-            // A PostgreSQL journal is created whole.
-            return Ok(true);
-        }
-        Ok(self.db.one("reading the schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", p![name], |r| {
-            r.get::<i64>(0)
-        })? > 0)
-    }
 }
 
 const NOTHING: &str = "nothing to change";

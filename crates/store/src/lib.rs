@@ -548,18 +548,24 @@ impl Journal {
     /// # Errors
     /// The journal cannot be read.
     pub fn owner(&self) -> Result<Option<String>> {
-        if !self.db.is_pg() {
-            let has_meta: i64 = self.db.one(
-                "reading the journal's owner",
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                &[],
-                |r| r.get(0),
-            )?;
-            if has_meta == 0 {
-                return Ok(None);
-            }
+        if !self.has_table("meta")? {
+            return Ok(None);
         }
         self.db.opt("reading the journal's owner", "SELECT value FROM meta WHERE key = 'target'", &[], |r| r.get(0))
+    }
+
+    /// Whether the journal has table `name`: an SQLite journal of an older
+    /// schema, opened read-only, may lack the newer tables; a PostgreSQL
+    /// journal is created whole.
+    pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
+        if self.db.is_pg() {
+            return Ok(true);
+        }
+        let n: i64 =
+            self.db.one("reading the schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", p![name], |r| {
+                r.get(0)
+            })?;
+        Ok(n > 0)
     }
 
     /// Records the target this journal belongs to, unless one is recorded.

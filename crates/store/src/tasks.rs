@@ -160,21 +160,6 @@ fn task(r: &Row) -> Result<Task> {
 }
 
 impl Journal {
-    /// Whether the journal has a task queue (journals older than schema 5,
-    /// opened read-only, do not; a PostgreSQL journal always has one).
-    fn has_tasks(&self) -> Result<bool> {
-        if self.db.is_pg() {
-            return Ok(true);
-        }
-        let n: i64 = self.db.one(
-            "looking for the task queue",
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasks'",
-            &[],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
-    }
-
     /// Queues gaps; a gap already open (queued, running or dead) is left as
     /// it is. Returns how many were queued. One transaction.
     ///
@@ -200,7 +185,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn open_tasks_of(&self, dataset: &str) -> Result<Vec<(i64, String, TaskState)>> {
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(Vec::new());
         }
         self.db.all(
@@ -269,7 +254,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn last_starts(&self) -> Result<Vec<(String, UnixMs)>> {
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(Vec::new());
         }
         self.db.all(
@@ -285,7 +270,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn has_ready_task(&self, dataset: &str, now: UnixMs) -> Result<bool> {
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(false);
         }
         self.db.one(
@@ -326,7 +311,7 @@ impl Journal {
     }
 
     fn select_tasks(&self, query: &str, ps: &[P<'_>]) -> Result<Vec<Task>> {
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(Vec::new());
         }
         self.db.all("reading tasks", query, ps, task)
@@ -337,7 +322,7 @@ impl Journal {
     /// # Errors
     /// A read failed.
     pub fn next_ready_at(&self) -> Result<Option<UnixMs>> {
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(None);
         }
         self.db.one("reading the task queue", "SELECT min(not_before) FROM tasks WHERE state = 'queued'", &[], |r| r.get(0))
@@ -465,7 +450,7 @@ impl Journal {
     /// A read failed.
     pub fn task_counts(&self, now: UnixMs) -> Result<TaskCounts> {
         let mut c = TaskCounts { by_priority: Priority::ALL.iter().map(|p| (*p, 0)).collect(), ..TaskCounts::default() };
-        if !self.has_tasks()? {
+        if !self.has_table("tasks")? {
             return Ok(c);
         }
         let pair = |r: &Row| Ok((r.get::<String>(0)?, r.get::<i64>(1)?));
