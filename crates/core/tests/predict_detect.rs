@@ -247,3 +247,25 @@ fn a_long_history_keeps_its_rare_percentile() {
     let after = alarms(&s[75_000..130_000], 0.82);
     assert!(after <= before + before / 2 + 5, "{before} alarms in 55,000 rows before the history was halved, {after} after");
 }
+
+/// Yesterday's outlier is not today's surprise: a spike in a daily cycle
+/// alarms, and a day later, at the same time of day, an ordinary value does
+/// not alarm because yesterday held the spike (the prediction is the mean
+/// of one and two days back, so the spike's echo is halved). Judged against
+/// one day back alone (`season_cycles: 1`), it does.
+#[test]
+fn yesterdays_outlier_does_not_return_as_todays_alarm() {
+    let thr = 0.82;
+    let (ts, mut v) = daily(10 * 288);
+    let spike = 7 * 288 + 150; // day 7, on the plateau
+    v[spike] += 60.0;
+    let echo = spike + 288;
+    let two = score_series(&ts, &v, DetectorConfig::default());
+    let one = score_series(&ts, &v, DetectorConfig { season_cycles: 1, ..DetectorConfig::default() });
+    assert!(two[spike] >= thr, "the spike scores {}", two[spike]);
+    assert!(one[echo] >= thr, "one cycle back, the day after scores {} (the premise)", one[echo]);
+    assert!(two[echo] < thr, "two cycles back, the day after scores {}", two[echo]);
+    // And the rest of the last day stays quiet too.
+    let rest = two[8 * 288..].iter().copied().fold(0.0, f64::max);
+    assert!(rest < thr, "the day after the spike peaks at {rest}");
+}

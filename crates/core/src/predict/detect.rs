@@ -10,10 +10,14 @@
 //!
 //! Per point:
 //! 1. **Predict** the value three ways: the local level (an exponentially
-//!    weighted mean), the value one day before, and the value one week
-//!    before (the nearest earlier sample, when the history reaches back
-//!    that far and it lies within half a sampling gap). Each predictor keeps
-//!    a running mean absolute error.
+//!    weighted mean), the mean of the values one and two days before, and
+//!    the mean of the values one and two weeks before (each the nearest
+//!    sample to its time, when the history reaches back that far and it
+//!    lies within half a sampling gap; one cycle alone while the history
+//!    holds one). Averaging two cycles halves the weight of any one past
+//!    outlier, so yesterday's spike does not return as today's surprise,
+//!    and the prediction's own noise is lower than one sample's. Each
+//!    predictor keeps a running mean absolute error.
 //! 2. **Trust** the predictor with the lowest running error: its error,
 //!    divided by its own typical error, is the point's surprise `z`. A daily
 //!    cycle is then judged against yesterday (so a missing peak shows) and a
@@ -66,6 +70,11 @@ pub struct DetectorConfig {
     pub error_weight: f64,
     /// The seasons tried, in milliseconds (0 = unused).
     pub seasons_ms: [i64; 2],
+    /// How many past cycles of each season its prediction averages (the
+    /// value one season back, two seasons back, ...; 1 to
+    /// [`MAX_SEASON_CYCLES`]). The nearer cycles are used while the history
+    /// does not reach the farther ones.
+    pub season_cycles: usize,
     /// The percentile of past surprises a surprise is compared with.
     pub tail_quantile: f64,
     /// Exponent of the ratio to that percentile in the score.
@@ -114,6 +123,7 @@ impl Default for DetectorConfig {
             level_weight: 0.05,
             error_weight: 0.003,
             seasons_ms: [86_400_000, 7 * 86_400_000],
+            season_cycles: 2,
             tail_quantile: 0.98,
             sharpness: 4.0,
             rare_quantile: 0.999,
@@ -131,6 +141,8 @@ impl Default for DetectorConfig {
 }
 
 const N_PRED: usize = 3;
+/// The most past cycles a seasonal prediction averages.
+pub const MAX_SEASON_CYCLES: usize = 4;
 /// Log2-spaced histogram bins per octave, and the octave range covered.
 const BINS_PER_OCTAVE: f64 = 8.0;
 const MIN_LOG2: f64 = -20.0;
@@ -189,8 +201,9 @@ struct Core {
     vals: Vec<f64>,
     head: usize,
     len: usize,
-    /// For each season, the ring offset (from the oldest) where the last lookup landed.
-    cursor: [usize; 2],
+    /// For each season and cycle back, the ring offset (from the oldest)
+    /// where the last lookup landed.
+    cursor: [usize; 2 * MAX_SEASON_CYCLES],
     n: u64,
     level: f64,
     /// Running mean absolute error per predictor (NaN until first seen).
@@ -222,7 +235,7 @@ impl Core {
             vals: vec![0.0; cap],
             head: 0,
             len: 0,
-            cursor: [0; 2],
+            cursor: [0; 2 * MAX_SEASON_CYCLES],
             n: 0,
             level: 0.0,
             mae: [f64::NAN; N_PRED],
@@ -247,9 +260,9 @@ impl Core {
         (self.ts[j], self.vals[j])
     }
 
-    /// The range of the samples around the one nearest to `target` (two
-    /// either side: a cycle may drift by a sample or two), if the nearest is
-    /// within half the local sampling gap. Moves the season's cursor forward.
+    /// The range of the samples around the one nearest to `target`
+    /// ([`DetectorConfig::neighbours`] either side), if the nearest is
+    /// within half the local sampling gap. Moves cursor `k` forward.
     fn lookup(&mut self, k: usize, target: UnixMs) -> Option<(f64, f64)> {
         if self.len < 2 {
             return None;
@@ -314,12 +327,27 @@ impl Core {
         if self.n > 0 {
             preds[0] = (self.level, self.level);
         }
+        let cycles = self.cfg.season_cycles.clamp(1, MAX_SEASON_CYCLES);
         for k in 0..2 {
-            if self.cfg.seasons_ms[k] > 0 {
-                // A target before the earliest time has no history either.
-                if let Some(r) = ts.checked_sub(self.cfg.seasons_ms[k]).and_then(|t| self.lookup(k, t)) {
-                    preds[k + 1] = r;
-                }
+            let season = self.cfg.seasons_ms[k];
+            if season <= 0 {
+                continue;
+            }
+            // The mean of the cycles the history reaches, nearest first. A
+            // target before the earliest time has no history either.
+            let mut got = [(0.0, 0.0); MAX_SEASON_CYCLES];
+            let mut n = 0;
+            for (m, slot) in got.iter_mut().enumerate().take(cycles) {
+                let target = season.checked_mul(m as i64 + 1).and_then(|back| ts.checked_sub(back));
+                let Some(r) = target.and_then(|t| self.lookup(k * MAX_SEASON_CYCLES + m, t)) else { break };
+                *slot = r;
+                n += 1;
+            }
+            if n > 0 {
+                // Each part divided first, so the mean of values near
+                // ±f64::MAX stays finite.
+                let w = 1.0 / n as f64;
+                preds[k + 1] = got[..n].iter().fold((0.0, 0.0), |(lo, hi), r| (lo + w * r.0, hi + w * r.1));
             }
         }
         // The distance saturates: ±1e308 apart is as far as f64 goes.
