@@ -3,7 +3,7 @@
 //! a corpus quickly: `cargo run --release -p steward-core --example
 //! detect_dir -- IN_DIR OUT_DIR`). Settings from the default config; for
 //! experiments TAIL_Q, RARE_Q, SMOOTH_W, SMOOTH_CAP, SHARP, FLAT_F, FLAT_MIN,
-//! NEIGH and REST override theirs. A
+//! NEIGH, LEVEL_W, ERR_W, WARMUP, DAMP, CYCLES and REST override theirs. A
 //! timestamp that goes back is fed as the previous one (scored in order).
 
 use std::path::Path;
@@ -25,7 +25,11 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (input, output) = (Path::new(&args[1]), Path::new(&args[2]));
+    let [_, input, output] = args.as_slice() else {
+        eprintln!("usage: detect_dir IN_DIR OUT_DIR");
+        std::process::exit(2);
+    };
+    let (input, output) = (Path::new(input), Path::new(output));
     let mut files = Vec::new();
     walk(input, &mut files);
     for f in files {
@@ -67,6 +71,21 @@ fn main() {
         }
         if let Some(v) = env("NEIGH") {
             cfg.neighbours = v as usize;
+        }
+        if let Some(v) = env("LEVEL_W") {
+            cfg.level_weight = v;
+        }
+        if let Some(v) = env("ERR_W") {
+            cfg.error_weight = v;
+        }
+        if let Some(v) = env("WARMUP") {
+            cfg.warmup_points = v as usize;
+        }
+        if let Some(v) = env("DAMP") {
+            cfg.damping = v;
+        }
+        if let Some(v) = env("CYCLES") {
+            cfg.season_cycles = v as usize;
         }
         if let Some(v) = env("REST") {
             cfg.rest_points = v as usize;
