@@ -248,12 +248,21 @@ fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
     let mut detector = Detector::new(DetectorConfig::default());
     let mut out = String::with_capacity(text.len() + rows.len() * 12);
     out.push_str("timestamp,value,anomaly_score\n");
-    let (mut high, mut peak) = (0usize, (0.0f64, ""));
+    // Alarms at the threshold: rows at or above it after one below (a run
+    // of such rows is one alarm), the first few named.
+    const NAMED: usize = 3;
+    let (mut alarms, mut first_alarms, mut above) = (0usize, Vec::with_capacity(NAMED), false);
+    let mut peak = (0.0f64, "");
     for (row, (&t, &v)) in rows.iter().zip(scoring_ts.iter().zip(&values)) {
         let score = detector.update(t, v);
-        if score >= 0.5 {
-            high += 1;
+        let now_above = score >= a.threshold;
+        if now_above && !above {
+            alarms += 1;
+            if first_alarms.len() < NAMED {
+                first_alarms.push(row.timestamp);
+            }
         }
+        above = now_above;
         if score > peak.0 {
             peak = (score, row.timestamp);
         }
@@ -268,9 +277,15 @@ fn run_detect(a: &DetectArgs) -> Result<ExitCode> {
         a.output.display().to_string()
     };
     // The scores went to `to`; a line for the person who ran it.
+    let named = match alarms {
+        0 => String::new(),
+        n if n <= NAMED => format!(": {}", first_alarms.join(", ")),
+        _ => format!(", the first at {}", first_alarms.join(", ")),
+    };
     eprintln!(
-        "steward detect: {} rows scored to {to}; {high} scored 0.5 or more; highest {:.2} at {}",
+        "steward detect: {} rows scored to {to}; {alarms} alarm(s) at {}{named}; highest score {:.2} at {}",
         rows.len(),
+        a.threshold,
         peak.0,
         if peak.1.is_empty() { "-" } else { peak.1 }
     );

@@ -400,3 +400,30 @@ fn tune_and_cost_show_their_arithmetic() {
     assert!(v["recommended"].is_string(), "{v}");
     assert_eq!(f.run(&["cost", "--budget-per-month", "500", "--sla-ms", "1000"]).status.code(), Some(2));
 }
+
+/// The closing summary counts the alarms at the threshold one pages on
+/// (0.82 unless --threshold) and names them; the output is the same
+/// whatever the threshold, and a threshold outside 0..1 is exit 2.
+#[test]
+fn detect_summarises_the_alarms_at_the_threshold() {
+    let f = Fixture::new();
+    let mut body = String::from("timestamp,value\n");
+    for i in 0..600 {
+        let v = if i == 450 { 60.0 } else { 10.0 + ((i * 7919) % 13) as f64 * 0.1 };
+        let m = i * 5;
+        body.push_str(&format!("2024-01-{:02} {:02}:{:02}:00,{v}\n", 1 + m / 1440, (m / 60) % 24, m % 60));
+    }
+    let input = f.file("in.csv", &body);
+    let i = input.to_str().unwrap();
+    let default = f.run(&["detect", "--input", i]);
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert!(default.status.success(), "{stderr}");
+    assert!(stderr.contains("1 alarm(s) at 0.82: 2024-01-02 13:30:00;"), "{stderr}");
+    let strict = f.run(&["detect", "--input", i, "--threshold", "1"]);
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert!(stderr.contains("0 alarm(s) at 1;"), "{stderr}");
+    assert_eq!(strict.stdout, default.stdout, "the scores do not depend on the threshold");
+    let bad = f.run(&["detect", "--input", i, "--threshold", "1.5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1.5 is not between 0 and 1"));
+}
