@@ -47,48 +47,28 @@ fn main() {
             vs.push(vv);
         }
         let mut cfg = DetectorConfig::default();
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
-        if let Some(v) = env("TAIL_Q") {
-            cfg.tail_quantile = v;
-        }
-        if let Some(v) = env("RARE_Q") {
-            cfg.rare_quantile = v;
-        }
-        if let Some(v) = env("SMOOTH_CAP") {
-            cfg.smooth_cap = v;
-        }
-        if let Some(v) = env("SMOOTH_W") {
-            cfg.smooth_weight = v;
-        }
-        if let Some(v) = env("SHARP") {
-            cfg.sharpness = v;
-        }
-        if let Some(v) = env("FLAT_F") {
-            cfg.flat_factor = v;
-        }
-        if let Some(v) = env("FLAT_MIN") {
-            cfg.flat_min_run = v as usize;
-        }
-        if let Some(v) = env("NEIGH") {
-            cfg.neighbours = v as usize;
-        }
-        if let Some(v) = env("LEVEL_W") {
-            cfg.level_weight = v;
-        }
-        if let Some(v) = env("ERR_W") {
-            cfg.error_weight = v;
-        }
-        if let Some(v) = env("WARMUP") {
-            cfg.warmup_points = v as usize;
-        }
-        if let Some(v) = env("DAMP") {
-            cfg.damping = v;
-        }
-        if let Some(v) = env("CYCLES") {
-            cfg.season_cycles = v as usize;
-        }
-        if let Some(v) = env("REST") {
-            cfg.rest_points = v as usize;
+        // Each override: its variable and the setting it writes.
+        type Set = fn(&mut DetectorConfig, f64);
+        let overrides: [(&str, Set); 14] = [
+            ("TAIL_Q", |c, v| c.tail_quantile = v),
+            ("RARE_Q", |c, v| c.rare_quantile = v),
+            ("SMOOTH_CAP", |c, v| c.smooth_cap = v),
+            ("SMOOTH_W", |c, v| c.smooth_weight = v),
+            ("SHARP", |c, v| c.sharpness = v),
+            ("FLAT_F", |c, v| c.flat_factor = v),
+            ("FLAT_MIN", |c, v| c.flat_min_run = v as usize),
+            ("NEIGH", |c, v| c.neighbours = v as usize),
+            ("LEVEL_W", |c, v| c.level_weight = v),
+            ("ERR_W", |c, v| c.error_weight = v),
+            ("WARMUP", |c, v| c.warmup_points = v as usize),
+            ("DAMP", |c, v| c.damping = v),
+            ("CYCLES", |c, v| c.season_cycles = v as usize),
+            ("REST", |c, v| c.rest_points = v as usize),
+        ];
+        for (name, set) in overrides {
+            if let Some(v) = std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok()) {
+                set(&mut cfg, v);
+            }
         }
         let scores = score_series(&ts, &vs, cfg);
         let rel = f.strip_prefix(input).unwrap_or(&f);
