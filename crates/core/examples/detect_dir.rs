@@ -2,8 +2,9 @@
 //! writes `timestamp,value,anomaly_score` files mirroring it (for scoring
 //! a corpus quickly: `cargo run --release -p steward-core --example
 //! detect_dir -- IN_DIR OUT_DIR`). Settings from the default config; for
-//! experiments TAIL_Q, RARE_Q, SMOOTH_W, SMOOTH_CAP, SHARP, FLAT_F, FLAT_MIN,
-//! NEIGH, LEVEL_W, ERR_W, WARMUP, DAMP, CYCLES and REST override theirs. A
+//! experiments TAIL_Q, RARE_Q, FIT_Q, PAGE_DAYS, SMOOTH_W, SMOOTH_CAP,
+//! DRIFT_W, SHARP, FLAT_F, FLAT_MIN, NEIGH, LEVEL_W, ERR_W, WARMUP, DAMP,
+//! CYCLES and REST override theirs. A
 //! timestamp that goes back is fed as the previous one (scored in order).
 
 use std::path::Path;
@@ -49,9 +50,12 @@ fn main() {
         let mut cfg = DetectorConfig::default();
         // Each override: its variable and the setting it writes.
         type Set = fn(&mut DetectorConfig, f64);
-        let overrides: [(&str, Set); 14] = [
+        let overrides: [(&str, Set); 17] = [
             ("TAIL_Q", |c, v| c.tail_quantile = v),
             ("RARE_Q", |c, v| c.rare_quantile = v),
+            ("FIT_Q", |c, v| c.fit_quantile = v),
+            ("PAGE_DAYS", |c, v| c.page_interval_ms = (v * 86_400_000.0) as i64),
+            ("DRIFT_W", |c, v| c.drift_weight = v),
             ("SMOOTH_CAP", |c, v| c.smooth_cap = v),
             ("SMOOTH_W", |c, v| c.smooth_weight = v),
             ("SHARP", |c, v| c.sharpness = v),

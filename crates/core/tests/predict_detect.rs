@@ -187,14 +187,15 @@ fn alarms(scores: &[f64], threshold: f64) -> usize {
 
 /// A heavy-tailed series pages on what is rare for it, not on its ordinary
 /// extremes: its slow requests (1 row in 50, some 10–30× the median) are
-/// judged against its own one-in-a-thousand surprise, where the 98th
-/// percentile alone lets them through by the dozen. A burst of timeouts is
-/// still caught at once.
+/// judged against the surprise its own tail, extrapolated, exceeds once in
+/// 28 days, where the 98th percentile alone lets them through by the dozen.
+/// A burst of timeouts, beyond anything the series did before, is still
+/// caught at once.
 #[test]
 fn a_heavy_tailed_series_pages_on_its_rare_events_not_its_ordinary_ones() {
     let (ts, v) = heavy_tailed_latency(6000);
     let cfg = DetectorConfig::default();
-    let percentile_only = DetectorConfig { rare_quantile: 1.0, ..cfg };
+    let percentile_only = DetectorConfig { page_interval_ms: 0, rare_quantile: 1.0, ..cfg };
     // About the threshold nab-dev chooses (docs/prediction.md).
     let thr = 0.82;
     let rare = alarms(&score_series(&ts, &v, cfg)[1000..], thr);
@@ -268,4 +269,46 @@ fn yesterdays_outlier_does_not_return_as_todays_alarm() {
     // And the rest of the last day stays quiet too.
     let rest = two[8 * 288..].iter().copied().fold(0.0, f64::max);
     assert!(rest < thr, "the day after the spike peaks at {rest}");
+}
+
+/// Near-Gaussian noise (the sum of four uniforms), 5-minute points.
+fn gaussian_noise(n: usize) -> (Vec<i64>, Vec<f64>) {
+    let ts = (0..n as i64).map(|i| 1_400_000_000_000 + i * 300_000).collect();
+    let v = (0..n).map(|i| 50.0 + (0..4).map(|k| noise(i * 4 + k + 100_000)).sum::<f64>() / 0.577).collect();
+    (ts, v)
+}
+
+/// A level shift of one standard deviation shows in no single point, but
+/// its surprises share a sign: the drift adds them up and alarms within
+/// an hour and a half, where the unsigned smoothed surprise alone never
+/// does. The same noise without the shift stays quiet (at most one alarm
+/// in 3,500 rows).
+#[test]
+fn a_small_lasting_shift_adds_up_in_the_drift() {
+    let thr = 0.88;
+    let (ts, calm) = gaussian_noise(4000);
+    let shifted: Vec<f64> = calm.iter().enumerate().map(|(i, v)| if i >= 3000 { v + 1.0 } else { *v }).collect();
+    let cfg = DetectorConfig::default();
+    let undrifted = DetectorConfig { drift_weight: 0.0, ..cfg };
+    let first = |s: &[f64]| s[3000..].iter().position(|x| *x >= thr);
+    let caught = first(&score_series(&ts, &shifted, cfg));
+    assert!(caught.is_some_and(|i| i <= 18), "the shift first alarms {caught:?} rows after it began");
+    let without = first(&score_series(&ts, &shifted, undrifted));
+    assert_eq!(without, None, "without the drift the shift alarms at {without:?} (the premise)");
+    let quiet = alarms(&score_series(&ts, &calm, cfg)[500..], thr);
+    assert!(quiet <= 1, "{quiet} alarms in plain noise");
+}
+
+/// False pages cost per day: the same heavy-tailed values sampled every
+/// minute are held to a rarer surprise (once in 28 days is one point in
+/// 40,000) than sampled every hour (one in 1,000, the most lenient), so
+/// the minute series pages less often on the same ordinary extremes.
+#[test]
+fn a_minute_metric_is_held_to_a_rarer_surprise_than_an_hourly_one() {
+    let thr = 0.88;
+    let (minute, v) = heavy_tailed_latency(6000);
+    let hourly: Vec<i64> = (0..6000i64).map(|i| 1_400_000_000_000 + i * 3_600_000).collect();
+    let m = alarms(&score_series(&minute, &v, DetectorConfig::default())[1000..], thr);
+    let h = alarms(&score_series(&hourly, &v, DetectorConfig::default())[1000..], thr);
+    assert!(m + 3 <= h, "{m} alarms a minute apart, {h} an hour apart");
 }
