@@ -402,7 +402,7 @@ fn tune_and_cost_show_their_arithmetic() {
 }
 
 /// The closing summary counts the alarms at the threshold one pages on
-/// (0.82 unless --threshold) and names them; the output is the same
+/// (0.88 unless --threshold) and names them; the output is the same
 /// whatever the threshold, and a threshold outside 0..1 is exit 2.
 #[test]
 fn detect_summarises_the_alarms_at_the_threshold() {
@@ -418,7 +418,7 @@ fn detect_summarises_the_alarms_at_the_threshold() {
     let default = f.run(&["detect", "--input", i]);
     let stderr = String::from_utf8_lossy(&default.stderr);
     assert!(default.status.success(), "{stderr}");
-    assert!(stderr.contains("1 alarm(s) at 0.82: 2024-01-02 13:30:00;"), "{stderr}");
+    assert!(stderr.contains("1 alarm(s) at 0.88: 2024-01-02 13:30:00;"), "{stderr}");
     let strict = f.run(&["detect", "--input", i, "--threshold", "1"]);
     let stderr = String::from_utf8_lossy(&strict.stderr);
     assert!(stderr.contains("0 alarm(s) at 1;"), "{stderr}");
