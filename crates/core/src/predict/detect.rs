@@ -276,6 +276,8 @@ struct Core {
     /// and the last timestamp: the sampling interval, for the point's risk.
     log_gap: f64,
     last_ts: Option<UnixMs>,
+    /// The last gap and its log (most gaps repeat the one before).
+    gap: (i64, f64),
     peak: f64,
     since_peak: usize,
     /// The last value, how many times in a row it came, and the longest
@@ -318,6 +320,7 @@ impl Core {
             drift: 0.0,
             log_gap: f64::NAN,
             last_ts: None,
+            gap: (0, f64::NAN),
             peak: 0.0,
             since_peak: usize::MAX,
             last_value: f64::NAN,
@@ -446,7 +449,10 @@ impl Core {
         let mut score = 0.0;
         // The sampling interval: a geometric mean of the gaps, slow to move.
         if let Some(gap) = self.last_ts.and_then(|last| ts.checked_sub(last)).filter(|g| *g > 0) {
-            let g = (gap as f64).ln();
+            if gap != self.gap.0 {
+                self.gap = (gap, (gap as f64).ln());
+            }
+            let g = self.gap.1;
             self.log_gap = if self.log_gap.is_nan() { g } else { self.log_gap + GAP_WEIGHT * (g - self.log_gap) };
         }
         self.last_ts = Some(ts);
@@ -489,11 +495,15 @@ impl Core {
             }
             // How rare a point's surprise must be to page: once per
             // `page_interval_ms` at the series' sampling interval.
-            let risk = (self.log_gap.exp() / self.cfg.page_interval_ms as f64).clamp(MIN_RISK, MAX_RISK);
-            self.point.record(z, self.n, &self.cfg, risk);
-            self.smoothed.record(self.smooth, self.n, &self.cfg, f64::NAN);
-            if self.cfg.drift_weight > 0.0 {
-                self.drifted.record(self.drift.abs(), self.n, &self.cfg, f64::NAN);
+            if self.point.record(z, self.n) {
+                let risk = (self.log_gap.exp() / self.cfg.page_interval_ms as f64).clamp(MIN_RISK, MAX_RISK);
+                self.point.refit(&self.cfg, risk);
+            }
+            if self.smoothed.record(self.smooth, self.n) {
+                self.smoothed.refit(&self.cfg, f64::NAN);
+            }
+            if self.cfg.drift_weight > 0.0 && self.drifted.record(self.drift.abs(), self.n) {
+                self.drifted.refit(&self.cfg, f64::NAN);
             }
         }
         // A flat-lined sensor: a repeat far longer than the series has made.
@@ -620,11 +630,15 @@ struct Tail {
     /// unknown).
     floor: f64,
     rare: Rare,
+    /// The last risk extrapolated to and its Gaussian ratio.
+    ratio: (f64, f64),
+    /// No bin above this one holds a surprise (where scans start).
+    top: usize,
 }
 
 impl Tail {
     fn new(rare: Rare) -> Self {
-        Self { hist: vec![0; N_BINS], total: 0, quantile: f64::NAN, floor: f64::NAN, rare }
+        Self { hist: vec![0; N_BINS], total: 0, quantile: f64::NAN, floor: f64::NAN, rare, ratio: (f64::NAN, 0.0), top: 0 }
     }
 
     fn total(&self) -> u32 {
@@ -656,10 +670,12 @@ impl Tail {
         }
     }
 
-    /// Learns a surprise. `risk` is how rare a surprise the extrapolated
-    /// floor stands for (unused by the other kinds).
-    fn record(&mut self, z: f64, n: u64, cfg: &DetectorConfig, risk: f64) {
-        self.hist[bin_of(z)] += 1;
+    /// Learns a surprise; true when the percentiles are due to be read
+    /// again ([`Tail::refit`]: every few points, and until known).
+    fn record(&mut self, z: f64, n: u64) -> bool {
+        let b = bin_of(z);
+        self.hist[b] += 1;
+        self.top = self.top.max(b);
         self.total += 1;
         if self.total >= HIST_CAP {
             // Halved from the top with the odd one carried down, so the
@@ -674,9 +690,12 @@ impl Tail {
                 self.total += *h;
             }
         }
-        if !(n.is_multiple_of(QUANTILE_EVERY) || self.quantile.is_nan()) {
-            return;
-        }
+        n.is_multiple_of(QUANTILE_EVERY) || self.quantile.is_nan()
+    }
+
+    /// Reads the percentile and the floor again. `risk` is how rare a
+    /// surprise the extrapolated floor stands for (unused by the other kinds).
+    fn refit(&mut self, cfg: &DetectorConfig, risk: f64) {
         let total = f64::from(self.total);
         self.quantile = bin_floor(self.percentile_bin(cfg.tail_quantile, 0.0));
         self.floor = match self.rare {
@@ -691,7 +710,12 @@ impl Tail {
             }
             Rare::Observed { .. } => f64::NAN,
             Rare::Extrapolated => {
-                let ratio = gaussian_ratio(cfg.tail_quantile, risk);
+                // The ratio changes only with the risk, which settles with
+                // the sampling interval.
+                if risk != self.ratio.0 {
+                    self.ratio = (risk, gaussian_ratio(cfg.tail_quantile, risk));
+                }
+                let ratio = self.ratio.1;
                 match self.extrapolate(cfg.fit_quantile, risk) {
                     Some(z) if ratio > 0.0 => z / ratio,
                     _ => f64::NAN,
@@ -705,7 +729,7 @@ impl Tail {
     fn percentile_bin(&self, p: f64, slack: f64) -> usize {
         let tail = ((1.0 - p) * f64::from(self.total)).max(1.0);
         let mut acc = 0.0;
-        for b in (0..N_BINS).rev() {
+        for b in (0..=self.top).rev() {
             acc += f64::from(self.hist[b]);
             if acc >= tail - slack {
                 return b;
@@ -725,13 +749,13 @@ impl Tail {
         // its bin's geometric centre.
         let t = bin_floor(ub + 1);
         let centre = (0.5 / BINS_PER_OCTAVE).exp2();
-        let nt: f64 = self.hist[ub + 1..].iter().map(|&c| f64::from(c)).sum();
+        let nt: f64 = self.hist[ub + 1..=self.top.max(ub)].iter().map(|&c| f64::from(c)).sum();
         if nt < MIN_EXCEEDANCES || risk.is_nan() || risk <= 0.0 {
             return None;
         }
         // a0 = E[Y], a1 = E[Y (1 - F(Y))] over the excesses Y above t.
         let (mut a0, mut a1, mut above) = (0.0, 0.0, 0.0);
-        for b in (ub + 1..N_BINS).rev() {
+        for b in (ub + 1..=self.top).rev() {
             let c = f64::from(self.hist[b]);
             if c == 0.0 {
                 continue;
