@@ -196,8 +196,8 @@ fn a_heavy_tailed_series_pages_on_its_rare_events_not_its_ordinary_ones() {
     let (ts, v) = heavy_tailed_latency(6000);
     let cfg = DetectorConfig::default();
     let percentile_only = DetectorConfig { page_interval_ms: 0, rare_quantile: 1.0, ..cfg };
-    // About the threshold nab-dev chooses (docs/prediction.md).
-    let thr = 0.82;
+    // The threshold nab-dev chooses (docs/prediction.md).
+    let thr = 0.88;
     let rare = alarms(&score_series(&ts, &v, cfg)[1000..], thr);
     let plain = alarms(&score_series(&ts, &v, percentile_only)[1000..], thr);
     assert!(rare <= 10, "{rare} alarms in 5,000 ordinary rows");
@@ -214,9 +214,13 @@ fn a_heavy_tailed_series_pages_on_its_rare_events_not_its_ordinary_ones() {
 /// The smoothed surprise takes each surprise capped at twice the 98th
 /// percentile, so in a heavy-tailed series its history is not made of the
 /// slow requests' echoes: a doubling of the latency that stays (its slow
-/// requests gone, so no single point stands out) is caught within minutes,
-/// where uncapped it never reaches the threshold; the same rows without the
-/// doubling raise nothing.
+/// requests gone, so no single point stands out) is caught within minutes
+/// at 0.82, where uncapped it never reaches it; the same rows without the
+/// doubling raise nothing. It peaks at 0.84, under the default paging
+/// threshold 0.88 (docs/prediction.md says so): the level follows the
+/// doubling within a few rows, and the drift, which would see it, is
+/// judged against its own rare excursions, which the slow requests make
+/// large. That floor is what keeps bursty disks and keystrokes quiet.
 #[test]
 fn a_lasting_shift_shows_through_a_heavy_tailed_series() {
     let (ts, v) = heavy_tailed_latency(6000);
@@ -244,8 +248,8 @@ fn a_lasting_shift_shows_through_a_heavy_tailed_series() {
 fn a_long_history_keeps_its_rare_percentile() {
     let (ts, v) = heavy_tailed_latency(140_000);
     let s = score_series(&ts, &v, DetectorConfig::default());
-    let before = alarms(&s[10_000..65_000], 0.82);
-    let after = alarms(&s[75_000..130_000], 0.82);
+    let before = alarms(&s[10_000..65_000], 0.88);
+    let after = alarms(&s[75_000..130_000], 0.88);
     assert!(after <= before + before / 2 + 5, "{before} alarms in 55,000 rows before the history was halved, {after} after");
 }
 
@@ -256,7 +260,7 @@ fn a_long_history_keeps_its_rare_percentile() {
 /// one day back alone (`season_cycles: 1`), it does.
 #[test]
 fn yesterdays_outlier_does_not_return_as_todays_alarm() {
-    let thr = 0.82;
+    let thr = 0.88;
     let (ts, mut v) = daily(10 * 288);
     let spike = 7 * 288 + 150; // day 7, on the plateau
     v[spike] += 60.0;
