@@ -115,8 +115,8 @@ pub struct DetectorConfig {
     /// How rarely a single point may page, as time: a point's surprise is
     /// judged against the larger of the `tail_quantile` percentile and the
     /// surprise the series itself exceeds once in this long (its risk per
-    /// point is the sampling interval over it, at most `1 - rare_quantile`
-    /// and at least one in 100,000), scaled down by the ratio the two have
+    /// point is the sampling interval over it, at most one in 1,000 and at
+    /// least one in 100,000), scaled down by the ratio the two have
     /// for Gaussian noise. That surprise is extrapolated from the series'
     /// own tail (see `fit_quantile`), so a heavy-tailed series (slow
     /// requests, bursts, retry storms) raises its own bar until its
@@ -133,9 +133,9 @@ pub struct DetectorConfig {
     /// keeps a series whose drifts are heavy-tailed (bursty counts, retry
     /// storms) from paging on its ordinary ones, read from the history once
     /// it holds `1 / (1 - rare_quantile)` of them and scaled by its ratio
-    /// to the `tail_quantile` percentile for Gaussian noise. Also the most
-    /// lenient risk `page_interval_ms` allows. 1, or any value not above
-    /// `tail_quantile`, turns the drift's rare percentile off.
+    /// to the `tail_quantile` percentile for Gaussian noise (also a single
+    /// point's, when `page_interval_ms` is 0). 1, or any value not above
+    /// `tail_quantile`, turns it off.
     pub rare_quantile: f64,
     /// Weight of each new surprise in the smoothed surprise (0..1), which
     /// catches a burst of moderate surprises that no single point shows.
@@ -272,10 +272,9 @@ struct Core {
     smooth: f64,
     drifted: Tail,
     drift: f64,
-    /// The mean log of the gaps between timestamps (NaN until one is seen),
-    /// and the last timestamp: the sampling interval, for the point's risk.
+    /// The mean log of the gaps between timestamps (NaN until one is
+    /// seen): the sampling interval, for the point's risk.
     log_gap: f64,
-    last_ts: Option<UnixMs>,
     /// The last gap and its log (most gaps repeat the one before).
     gap: (i64, f64),
     peak: f64,
@@ -306,20 +305,12 @@ impl Core {
             level: 0.0,
             mae: [f64::NAN; N_PRED],
             seen: [0; N_PRED],
-            point: Tail::new(match rare_ratio(&cfg) {
-                _ if cfg.page_interval_ms > 0 => Rare::Extrapolated,
-                r if r > 0.0 => Rare::Observed { ratio: r },
-                _ => Rare::Off,
-            }),
+            point: Tail::new(if cfg.page_interval_ms > 0 { Rare::Extrapolated } else { Rare::observed(&cfg) }),
             smoothed: Tail::new(Rare::Off),
             smooth: f64::NAN,
-            drifted: Tail::new(match rare_ratio(&cfg) {
-                r if r > 0.0 => Rare::Observed { ratio: r },
-                _ => Rare::Off,
-            }),
+            drifted: Tail::new(Rare::observed(&cfg)),
             drift: 0.0,
             log_gap: f64::NAN,
-            last_ts: None,
             gap: (0, f64::NAN),
             peak: 0.0,
             since_peak: usize::MAX,
@@ -448,14 +439,15 @@ impl Core {
         }
         let mut score = 0.0;
         // The sampling interval: a geometric mean of the gaps, slow to move.
-        if let Some(gap) = self.last_ts.and_then(|last| ts.checked_sub(last)).filter(|g| *g > 0) {
+        // The newest point in the ring is the previous one learned from.
+        let last = (self.len > 0).then(|| self.at(self.len - 1).0);
+        if let Some(gap) = last.and_then(|last| ts.checked_sub(last)).filter(|g| *g > 0) {
             if gap != self.gap.0 {
                 self.gap = (gap, (gap as f64).ln());
             }
             let g = self.gap.1;
             self.log_gap = if self.log_gap.is_nan() { g } else { self.log_gap + GAP_WEIGHT * (g - self.log_gap) };
         }
-        self.last_ts = Some(ts);
         if let Some(b) = best {
             let floor = match 1e-9 * (value.abs() + self.level.abs()) + 1e-12 {
                 f if f.is_finite() => f,
@@ -570,14 +562,6 @@ impl Core {
     }
 }
 
-/// How far above the `tail_quantile` percentile the `rare_quantile` one
-/// lies for Gaussian noise (of absolute errors): 1.41 for the 99.9th over the
-/// 98th. A series whose rare percentile lies further out than that has
-/// heavier tails than Gaussian noise. 0 when the rare percentile is off.
-fn rare_ratio(cfg: &DetectorConfig) -> f64 {
-    gaussian_ratio(cfg.tail_quantile, 1.0 - cfg.rare_quantile)
-}
-
 /// How far out the surprise exceeded with probability `risk` lies, over the
 /// `q` percentile, for Gaussian noise (of absolute errors). 0 when it does
 /// not lie further out (or either is out of range).
@@ -617,6 +601,19 @@ enum Rare {
     /// generalized Pareto distribution fitted to the surprises above the
     /// `fit_quantile` percentile, over its Gaussian ratio to the percentile.
     Extrapolated,
+}
+
+impl Rare {
+    /// The `rare_quantile` percentile over its Gaussian ratio to the
+    /// `tail_quantile` one (1.41 for the 99.9th over the 98th: a series
+    /// whose rare percentile lies further out has heavier tails than
+    /// Gaussian noise); off when the rare percentile is.
+    fn observed(cfg: &DetectorConfig) -> Self {
+        match gaussian_ratio(cfg.tail_quantile, 1.0 - cfg.rare_quantile) {
+            r if r > 0.0 => Rare::Observed { ratio: r },
+            _ => Rare::Off,
+        }
+    }
 }
 
 /// A log-binned histogram of past surprises and its upper percentiles.
