@@ -2,7 +2,7 @@
 //! writes `timestamp,value,anomaly_score` files mirroring it (for scoring
 //! a corpus quickly: `cargo run --release -p steward-core --example
 //! detect_dir -- IN_DIR OUT_DIR`). Settings from the default config; for
-//! experiments TAIL_Q, RARE_Q, FIT_Q, PAGE_DAYS, SMOOTH_W, SMOOTH_CAP,
+//! experiments TAIL_Q, RARE_Q, FIT_Q, HORIZON, LEARN_H (hours), PAGE_DAYS, SMOOTH_W, SMOOTH_CAP,
 //! DRIFT_W, SHARP, FLAT_F, FLAT_MIN, NEIGH, LEVEL_W, ERR_W, WARMUP, DAMP,
 //! CYCLES and REST override theirs. A
 //! timestamp that goes back is fed as the previous one (scored in order).
@@ -50,10 +50,12 @@ fn main() {
         let mut cfg = DetectorConfig::default();
         // Each override: its variable and the setting it writes.
         type Set = fn(&mut DetectorConfig, f64);
-        let overrides: [(&str, Set); 17] = [
+        let overrides: [(&str, Set); 19] = [
             ("TAIL_Q", |c, v| c.tail_quantile = v),
             ("RARE_Q", |c, v| c.rare_quantile = v),
             ("FIT_Q", |c, v| c.fit_quantile = v),
+            ("HORIZON", |c, v| c.fit_horizon = v),
+            ("LEARN_H", |c, v| c.learning_ms = (v * 3_600_000.0) as i64),
             ("PAGE_DAYS", |c, v| c.page_interval_ms = (v * 86_400_000.0) as i64),
             ("DRIFT_W", |c, v| c.drift_weight = v),
             ("SMOOTH_CAP", |c, v| c.smooth_cap = v),

@@ -63,8 +63,10 @@ fn a_missing_peak_stands_out_and_noise_does_not() {
     let s = score_series(&ts, &v, DetectorConfig::default());
     let in_event = s[11 * 288 + 108..11 * 288 + 120].iter().copied().fold(0.0, f64::max);
     let elsewhere = s[600..11 * 288].iter().copied().fold(0.0, f64::max);
-    assert!(in_event > 0.95, "missing peak scores {in_event}");
-    assert!(in_event > elsewhere, "{in_event} vs normal days {elsewhere}");
+    // It pages at the default threshold, and the normal days stay far
+    // below it.
+    assert!(in_event >= 0.88, "missing peak scores {in_event}");
+    assert!(elsewhere < 0.5, "normal days peak at {elsewhere}");
 }
 
 /// A sensor that stops moving: the same value far longer than the series
@@ -263,7 +265,7 @@ fn yesterdays_outlier_does_not_return_as_todays_alarm() {
     let thr = 0.88;
     let (ts, mut v) = daily(10 * 288);
     let spike = 7 * 288 + 150; // day 7, on the plateau
-    v[spike] += 60.0;
+    v[spike] += 100.0;
     let echo = spike + 288;
     let two = score_series(&ts, &v, DetectorConfig::default());
     let one = score_series(&ts, &v, DetectorConfig { season_cycles: 1, ..DetectorConfig::default() });
@@ -315,4 +317,78 @@ fn a_minute_metric_is_held_to_a_rarer_surprise_than_an_hourly_one() {
     let m = alarms(&score_series(&minute, &v, DetectorConfig::default())[1000..], thr);
     let h = alarms(&score_series(&hourly, &v, DetectorConfig::default())[1000..], thr);
     assert!(m + 3 <= h, "{m} alarms a minute apart, {h} an hour apart");
+}
+
+/// Student-t noise with 3 degrees of freedom (a CPU's heavy-tailed
+/// jitter), one point a minute, from a seeded generator.
+fn t3_noise(n: usize, seed: u64) -> (Vec<i64>, Vec<f64>) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    let mut uniform = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut gauss = move || (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+    let ts = (0..n as i64).map(|i| 1_400_000_000_000 + i * 60_000).collect();
+    let v = (0..n)
+        .map(|_| {
+            let z = gauss();
+            let chi2 = gauss().powi(2) + gauss().powi(2) + gauss().powi(2);
+            50.0 + 2.0 * z / (chi2 / 3.0).sqrt()
+        })
+        .collect();
+    (ts, v)
+}
+
+/// A young heavy-tailed series keeps making new records: capped at its
+/// second-largest surprise, its once-in-28-days bar pages on about two
+/// points in every `n`. Believed only to twice the history's length, the
+/// fitted tail pages on at least a quarter fewer of them over five seeded
+/// series of 6,000 points (19 against 28), and a spike well beyond the
+/// tail is still caught in each.
+#[test]
+fn a_heavy_tailed_series_does_not_page_on_each_new_record() {
+    let thr = 0.88;
+    let cfg = DetectorConfig::default();
+    let capped = DetectorConfig { fit_horizon: 0.0, ..cfg };
+    let (mut with, mut without) = (0, 0);
+    for seed in 1..=5 {
+        let (ts, v) = t3_noise(6000, seed);
+        with += alarms(&score_series(&ts, &v, cfg), thr);
+        without += alarms(&score_series(&ts, &v, capped), thr);
+        let mut spiked = v.clone();
+        spiked[4000] += 100.0;
+        let s = score_series(&ts, &spiked, cfg)[4000];
+        assert!(s >= thr, "seed {seed}: a spike 50 scales out scores {s}");
+    }
+    assert!(with <= 25, "{with} alarms in 30,000 points of plain t(3) noise");
+    // At least a quarter fewer.
+    assert!(4 * with <= 3 * without, "{with} alarms believed to twice the history, {without} capped at the second-largest");
+}
+
+/// For its first two days a series' single points are held to a higher
+/// bar (halved at the start, less and less): a 4σ spike 17 hours in pages
+/// without it and not with it, an 8σ one pages with it, and after two days
+/// (and one rest period) the scores are those of a detector without it,
+/// since what is learned is the same.
+#[test]
+fn a_new_series_is_held_to_a_higher_bar_for_its_first_two_days() {
+    let thr = 0.88;
+    let (ts, v) = gaussian_noise(2000);
+    let cfg = DetectorConfig::default();
+    let unlearned = DetectorConfig { learning_ms: 0, ..cfg };
+    let spike = |size: f64| {
+        let mut s = v.clone();
+        s[200] += size;
+        s
+    };
+    assert!(score_series(&ts, &spike(4.0), unlearned)[200] >= thr, "the premise: 4σ pages without it");
+    let moderate = score_series(&ts, &spike(4.0), cfg)[200];
+    assert!(moderate < thr, "a 4σ spike 17 hours in scores {moderate}");
+    let large = score_series(&ts, &spike(8.0), cfg)[200];
+    assert!(large >= thr, "an 8σ spike 17 hours in scores {large}");
+    // Two days are 576 points; the rest after an alarm is 100.
+    let later = 576 + cfg.rest_points;
+    assert_eq!(score_series(&ts, &v, cfg)[later..], score_series(&ts, &v, unlearned)[later..]);
 }

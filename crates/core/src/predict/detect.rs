@@ -129,6 +129,23 @@ pub struct DetectorConfig {
     /// fitted (a generalized Pareto distribution, once 20 surprises lie
     /// above it) to extrapolate the once-per-`page_interval_ms` surprise.
     pub fit_quantile: f64,
+    /// How far past its history a fitted tail is believed: the
+    /// extrapolated surprise is at most the one the fit expects once in
+    /// this many times as many points as it has seen, or the second-largest
+    /// surprise seen when that is larger. A young history cannot show what
+    /// happens once in 28 days; judged against its own records instead, a
+    /// heavy-tailed series (a t-distributed CPU, bursts, slow requests)
+    /// pages on each new record, about two in every `n` points. 0 caps the
+    /// extrapolation at the second-largest surprise.
+    pub fit_horizon: f64,
+    /// For this long after a series' first point, a single point's surprise
+    /// is discounted: halved at the start, less and less, not at all at
+    /// the end. The daily predictor needs two days to average two cycles,
+    /// and a young history cannot yet tell the series' ordinary extremes
+    /// from its rare ones. A surprise twice the bar still pages on the first
+    /// day; runs of surprises (a level shift, a ramp) are not discounted.
+    /// 0 turns it off.
+    pub learning_ms: i64,
     /// The rarer percentile of past drift values (see `drift_weight`) that
     /// keeps a series whose drifts are heavy-tailed (bursty counts, retry
     /// storms) from paging on its ordinary ones, read from the history once
@@ -183,6 +200,8 @@ impl Default for DetectorConfig {
             sharpness: 4.0,
             page_interval_ms: 28 * 86_400_000,
             fit_quantile: 0.95,
+            fit_horizon: 2.0,
+            learning_ms: 2 * 86_400_000,
             rare_quantile: 0.999,
             smooth_weight: 0.1,
             smooth_cap: 2.0,
@@ -277,8 +296,7 @@ struct Core {
     log_gap: f64,
     /// The last gap and its log (most gaps repeat the one before).
     gap: (i64, f64),
-    peak: f64,
-    since_peak: usize,
+    once: Once,
     /// The last value, how many times in a row it came, and the longest
     /// such repeat before the current one.
     last_value: f64,
@@ -289,6 +307,8 @@ struct Core {
     changes: u64,
     /// This repeat has been reported (one alarm per flat line).
     flat_reported: bool,
+    /// The first timestamp (the learning period runs from it).
+    start: Option<UnixMs>,
 }
 
 impl Core {
@@ -312,13 +332,13 @@ impl Core {
             drift: 0.0,
             log_gap: f64::NAN,
             gap: (0, f64::NAN),
-            peak: 0.0,
-            since_peak: usize::MAX,
+            once: Once::new(),
             last_value: f64::NAN,
             run: 0,
             longest_run: 0,
             changes: 0,
             flat_reported: false,
+            start: None,
         }
     }
 
@@ -384,6 +404,19 @@ impl Core {
                 *c = c.saturating_sub(1);
             }
         }
+    }
+
+    /// What a point's surprise is divided by at `ts` during the learning
+    /// period: 2 at the first point, falling linearly to 1 at its end (time
+    /// stepping back counts as no time passed).
+    fn learning(&mut self, ts: UnixMs) -> f64 {
+        let start = *self.start.get_or_insert(ts);
+        if self.cfg.learning_ms <= 0 {
+            return 1.0;
+        }
+        // In i128: the difference of any two i64 timestamps is exact.
+        let elapsed = (i128::from(ts) - i128::from(start)).max(0) as f64;
+        2.0 - (elapsed / self.cfg.learning_ms as f64).min(1.0)
     }
 
     fn update(&mut self, ts: UnixMs, value: f64) -> f64 {
@@ -473,7 +506,8 @@ impl Core {
             };
             self.drift += self.cfg.drift_weight * (signed - self.drift);
             let warm = self.point.total() >= 30;
-            let s_point = self.point.score(z, &self.cfg);
+            let learning = self.learning(ts);
+            let s_point = self.point.score(z / learning, &self.cfg);
             let s_smooth = self.smoothed.score(self.smooth, &self.cfg);
             let s_drift = self.drifted.score(self.drift.abs(), &self.cfg);
             if warm {
@@ -521,15 +555,7 @@ impl Core {
         // Learning weight at the start.
         let warm = (self.n as f64 / self.cfg.warmup_points.max(1) as f64).min(1.0);
         score *= warm;
-        // One alarm per event.
-        self.since_peak = self.since_peak.saturating_add(1);
-        let out = if score > self.peak || self.since_peak > self.cfg.rest_points {
-            self.peak = score;
-            self.since_peak = 0;
-            score
-        } else {
-            score * self.cfg.damping
-        };
+        let out = self.once.report(score, &self.cfg);
         // Learn from the point.
         for (k, &pred) in preds.iter().enumerate() {
             if pred.0.is_finite() {
@@ -558,6 +584,43 @@ impl Core {
             0.0
         } else {
             out.clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// One alarm per event: a score that does not exceed the highest of the
+/// last [`DetectorConfig::rest_points`] points is damped, so an incident is
+/// one alarm, yet a stronger one still surfaces.
+#[derive(Debug, Clone)]
+struct Once {
+    peak: f64,
+    since_peak: usize,
+    /// How many points in a row, ending at the peak, were peaks.
+    rising: u32,
+}
+
+impl Once {
+    fn new() -> Self {
+        Self { peak: 0.0, since_peak: usize::MAX, rising: 0 }
+    }
+
+    /// The score reported for a point that scored `score`.
+    fn report(&mut self, score: f64, cfg: &DetectorConfig) -> f64 {
+        self.since_peak = self.since_peak.saturating_add(1);
+        if score > self.peak || self.since_peak > cfg.rest_points {
+            self.rising = if self.since_peak == 1 { self.rising.saturating_add(1) } else { 1 };
+            self.peak = score;
+            self.since_peak = 0;
+            score
+        } else if self.since_peak == 1 && self.rising >= 2 {
+            // An event still rising (0.80, 0.90, 0.95, then 0.92, 0.96)
+            // would dip between its peaks and alarm twice: the point right
+            // after two or more peaks in a row keeps its score. After a
+            // lone peak (a spike) it is damped, so a spike's echo is not a
+            // second row over the threshold.
+            score
+        } else {
+            score * cfg.damping
         }
     }
 }
@@ -713,7 +776,7 @@ impl Tail {
                     self.ratio = (risk, gaussian_ratio(cfg.tail_quantile, risk));
                 }
                 let ratio = self.ratio.1;
-                match self.extrapolate(cfg.fit_quantile, risk) {
+                match self.extrapolate(cfg.fit_quantile, risk, cfg.fit_horizon) {
                     Some(z) if ratio > 0.0 => z / ratio,
                     _ => f64::NAN,
                 }
@@ -740,7 +803,7 @@ impl Tail {
     /// and Wallis 1987) to the surprises in the bins above the one holding
     /// the `fit` percentile. `None` until [`MIN_EXCEEDANCES`] lie there, or
     /// when the fit is degenerate.
-    fn extrapolate(&self, fit: f64, risk: f64) -> Option<f64> {
+    fn extrapolate(&self, fit: f64, risk: f64, horizon: f64) -> Option<f64> {
         let ub = self.percentile_bin(fit, 0.0);
         // The exceedances start at the upper edge of that bin; each counts at
         // its bin's geometric centre.
@@ -772,17 +835,28 @@ impl Tail {
         // noisy, so it is kept within what server metrics show.
         let xi = (2.0 - a0 / d).clamp(-0.5, 0.9);
         let sigma = 2.0 * a0 * a1 / d;
-        // How many times rarer than an exceedance the risk is.
-        let x = (nt / (risk * f64::from(self.total))).max(1.0);
-        let z = if xi.abs() < 1e-6 { t + sigma * x.ln() } else { t + sigma / xi * (x.powf(xi) - 1.0) };
-        // Never beyond the second-largest surprise seen (the upper edge of
-        // its bin): a fitted heavy tail runs on where the series' own is cut
-        // off (a timeout, a full disk), and what exceeds all the series has
-        // done but once is news whatever the fit says. Not the largest: one
-        // past event alone (the first time a daily cycle was seen, an old
-        // incident) must not set the bar.
-        let second = bin_floor(self.percentile_bin(1.0 - 2.0 / f64::from(self.total), 0.0) + 1);
-        let z = z.min(second);
+        let total = f64::from(self.total);
+        let exceeded = |risk: f64| {
+            // How many times rarer than an exceedance the risk is.
+            let x = (nt / (risk * total)).max(1.0);
+            if xi.abs() < 1e-6 {
+                t + sigma * x.ln()
+            } else {
+                t + sigma / xi * (x.powf(xi) - 1.0)
+            }
+        };
+        // Believed only to `horizon` times the history's length: a young
+        // history's fit says little about a once-in-28-days event, and a
+        // fitted heavy tail runs on where the series' own is cut off (a
+        // timeout, a full disk).
+        let believed = if horizon > 0.0 { exceeded(risk.max(1.0 / (horizon * total))) } else { 0.0 };
+        // Nor below the second-largest surprise seen (the upper edge of its
+        // bin): what exceeds all the series has done but once is news
+        // whatever the fit says. Not the largest: one past event alone (the
+        // first time a daily cycle was seen, an old incident) must not set
+        // the bar.
+        let second = bin_floor(self.percentile_bin(1.0 - 2.0 / total, 0.0) + 1);
+        let z = exceeded(risk).min(believed.max(second));
         z.is_finite().then_some(z)
     }
 }
@@ -808,4 +882,46 @@ fn bin_floor(b: usize) -> f64 {
 pub fn score_series(ts: &[UnixMs], values: &[f64], cfg: DetectorConfig) -> Vec<f64> {
     let mut d = Detector::new(cfg);
     ts.iter().zip(values).map(|(&t, &v)| d.update(t, v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rising edges at 0.88 in what [`Once`] reports for `scores`.
+    fn alarms(scores: &[f64]) -> (Vec<f64>, usize) {
+        let cfg = DetectorConfig::default();
+        let mut once = Once::new();
+        let out: Vec<f64> = scores.iter().map(|&s| once.report(s, &cfg)).collect();
+        let edges = out.windows(2).filter(|w| w[1] >= 0.88 && w[0] < 0.88).count();
+        (out, edges)
+    }
+
+    #[test]
+    fn an_event_still_rising_is_one_alarm() {
+        // Three peaks in a row, a dip of one point, higher again.
+        let (out, edges) = alarms(&[0.1, 0.80, 0.90, 0.95, 0.92, 0.96, 0.97, 0.5, 0.3]);
+        assert_eq!(edges, 1, "{out:?}");
+        assert_eq!(out[4], 0.92);
+        // The point right after it keeps its score too (0.5, under the
+        // threshold); what follows is damped as before.
+        assert_eq!(out[7], 0.5);
+        assert_eq!(out[8], 0.15);
+    }
+
+    #[test]
+    fn a_spikes_echo_is_damped_and_a_stronger_spike_still_surfaces() {
+        // A lone peak: the point after it is not a second row over the
+        // threshold; a clearly stronger one later is a new alarm.
+        let (out, edges) = alarms(&[0.1, 0.2, 0.1, 0.95, 0.93, 0.1, 0.1, 0.97, 0.1]);
+        assert_eq!(out[4], 0.465);
+        assert_eq!(out[7], 0.97);
+        assert_eq!(edges, 2, "{out:?}");
+        // After the rest, any score stands for itself again.
+        let mut scores = vec![0.1, 0.95];
+        scores.extend(std::iter::repeat_n(0.1, DetectorConfig::default().rest_points));
+        scores.push(0.9);
+        let (out, edges) = alarms(&scores);
+        assert_eq!(edges, 2, "{out:?}");
+    }
 }
