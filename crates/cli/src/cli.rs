@@ -599,11 +599,13 @@ pub enum PredictionCommand {
     /// repeated and backward timestamps instead (exit 2).
     ///
     /// Where to page: 0.88 (the default --threshold of the closing summary)
-    /// is the threshold NAB's standard profile chooses on its development
-    /// data (about 1 false alarm per 1,000 points of bursty, heavy-tailed
-    /// server metrics, most of them in a series' first 2,000 points); 0.95
-    /// gives about half as many and misses more of the subtle changes.
-    /// docs/prediction.md has the measurements.
+    /// is about where NAB's standard profile puts it on its development
+    /// data (0.874), on the quieter side: about 0.9 false alarms per 1,000
+    /// points of bursty, heavy-tailed server metrics. A series' first two
+    /// days are a learning period: a single point must be up to twice as
+    /// surprising to page. 0.95 gives under half as many false alarms and
+    /// misses far more of the subtle changes. docs/prediction.md has the
+    /// measurements.
     Detect(DetectArgs),
     /// Predict failures: per component and metric, the trend extrapolated to
     /// its limit.

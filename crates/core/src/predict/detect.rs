@@ -31,13 +31,18 @@
 //!    (28 days; its risk per point is the sampling interval over that, at
 //!    most one in 1,000) is extrapolated from a generalized Pareto
 //!    distribution fitted to its surprises above their 95th percentile
-//!    (by probability-weighted moments, once 20 lie there), never beyond
-//!    its second-largest surprise, and `q` is at least that surprise over
-//!    its ratio to the 98th percentile in Gaussian noise. Slow requests,
-//!    bursts and retry storms so stop paging as ordinary extremes, a
-//!    Gaussian-like series is judged by its percentile as before, and a
-//!    minute's metric is held to a rarer surprise than an hourly one:
-//!    false pages cost per day, not per point.
+//!    (by probability-weighted moments, once 20 lie there), believed only
+//!    to twice the history's length (further out it is capped at what the
+//!    fit expects once in twice as many points as seen, or the
+//!    second-largest surprise when that is larger), and `q` is at least
+//!    that surprise over its ratio to the 98th percentile in Gaussian
+//!    noise. Slow requests, bursts and retry storms so stop paging as
+//!    ordinary extremes, a young heavy-tailed series does not page on each
+//!    new record, a Gaussian-like series is judged by its percentile as
+//!    before, and a minute's metric is held to a rarer surprise than an
+//!    hourly one: false pages cost per day, not per point. For the first
+//!    [`DetectorConfig::learning_ms`] (two days: the daily predictor's two
+//!    cycles) a point's surprise is discounted, halved at the start.
 //! 4. **Runs of surprises**: two exponentially weighted means of `z`,
 //!    each `z` entering capped at twice the 98th percentile (they stand
 //!    for many moderate surprises, not one outlier's echo), are calibrated
@@ -56,7 +61,9 @@
 //!    same curve, once per flat line; a series that never moved does not.
 //! 6. **Report each event once**: a score that does not exceed the highest
 //!    score of the last [`DetectorConfig::rest_points`] points is damped,
-//!    so an incident is one alarm, yet a stronger one still surfaces.
+//!    so an incident is one alarm, yet a stronger one still surfaces. An
+//!    event still rising is not cut in two: the point right after two or
+//!    more peaks in a row keeps its score.
 //!
 //! The defaults were chosen on the NAB development set (nab-dev) by a small
 //! grid over the level weight, the error weight and the percentile, for one
@@ -82,6 +89,21 @@
 //! `yesterdays_outlier_does_not_return_as_todays_alarm` needs: the first
 //! day's transitions of a square wave, surprising while the cycle was
 //! unknown, would otherwise hide a spike a week later.
+//!
+//! The last three rules (the fit believed to twice the history, the
+//! two-day learning period, an event still rising kept whole) were judged
+//! the same way, each against the design without it over 30 to 40 random
+//! settings of the other knobs. The learning period changed nothing on
+//! nab-dev in any of them (its first two days lie in NAB's probation) and
+//! lowered the generated series' false alarms in all 30 (median -0.15 per
+//! 1,000 points for the worst kind). The horizon lowered them in 29 of 40
+//! (median -0.15) at a cost on nab-dev in most (in-sample median -2, held
+//! out -1.7); keeping a rising event whole lowered them in 29 of 30
+//! (median -0.04; -0.15 at the defaults, where one series flapped) for
+//! about one nab-dev point (the extra row over the threshold is a false
+//! positive to NAB when no anomaly is labelled there). At the defaults
+//! nab-dev rose (in-sample 82.1 from 81.1, held out 81.0 from 78.1) and
+//! the worst kind's false alarms fell from 1.30 to 0.93 per 1,000 points.
 //!
 //! Everything is O(1) per point (amortized), with a bounded history.
 //!
