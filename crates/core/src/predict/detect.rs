@@ -431,8 +431,8 @@ impl Core {
     /// What a point's surprise is divided by at `ts` during the learning
     /// period: 2 at the first point, falling linearly to 1 at its end (time
     /// stepping back counts as no time passed).
-    fn learning(&mut self, ts: UnixMs) -> f64 {
-        let start = *self.start.get_or_insert(ts);
+    fn learning(&self, ts: UnixMs) -> f64 {
+        let Some(start) = self.start else { return 2.0 };
         if self.cfg.learning_ms <= 0 {
             return 1.0;
         }
@@ -445,6 +445,7 @@ impl Core {
         if !value.is_finite() {
             return 0.0;
         }
+        self.start.get_or_insert(ts);
         // Each predictor gives an expected range; the error is the distance
         // from the value to it.
         let mut preds = [(f64::NAN, f64::NAN); N_PRED];
@@ -528,8 +529,7 @@ impl Core {
             };
             self.drift += self.cfg.drift_weight * (signed - self.drift);
             let warm = self.point.total() >= 30;
-            let learning = self.learning(ts);
-            let s_point = self.point.score(z / learning, &self.cfg);
+            let s_point = self.point.score(z / self.learning(ts), &self.cfg);
             let s_smooth = self.smoothed.score(self.smooth, &self.cfg);
             let s_drift = self.drifted.score(self.drift.abs(), &self.cfg);
             if warm {
