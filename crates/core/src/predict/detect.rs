@@ -330,7 +330,7 @@ struct Core {
     /// This repeat has been reported (one alarm per flat line).
     flat_reported: bool,
     /// The first timestamp (the learning period runs from it).
-    start: Option<UnixMs>,
+    start: UnixMs,
 }
 
 impl Core {
@@ -360,7 +360,7 @@ impl Core {
             longest_run: 0,
             changes: 0,
             flat_reported: false,
-            start: None,
+            start: 0,
         }
     }
 
@@ -432,12 +432,11 @@ impl Core {
     /// period: 2 at the first point, falling linearly to 1 at its end (time
     /// stepping back counts as no time passed).
     fn learning(&self, ts: UnixMs) -> f64 {
-        let Some(start) = self.start else { return 2.0 };
         if self.cfg.learning_ms <= 0 {
             return 1.0;
         }
         // In i128: the difference of any two i64 timestamps is exact.
-        let elapsed = (i128::from(ts) - i128::from(start)).max(0) as f64;
+        let elapsed = (i128::from(ts) - i128::from(self.start)).max(0) as f64;
         2.0 - (elapsed / self.cfg.learning_ms as f64).min(1.0)
     }
 
@@ -445,7 +444,9 @@ impl Core {
         if !value.is_finite() {
             return 0.0;
         }
-        self.start.get_or_insert(ts);
+        if self.n == 0 {
+            self.start = ts;
+        }
         // Each predictor gives an expected range; the error is the distance
         // from the value to it.
         let mut preds = [(f64::NAN, f64::NAN); N_PRED];
